@@ -1,0 +1,283 @@
+//! The merged, precomputed view of everything the plugins provide.
+//!
+//! Built once per registry change and shared behind an `Arc`, so the request path only
+//! does hash lookups and slice copies. Tool definitions are pre-shaped per revision
+//! (2025-03-26 knows no `title`/`outputSchema`, …) and kept in a deterministic order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use serde_json::{Map, Value};
+use waygate_protocol::{ErrorObject, ProtocolVersion};
+
+use crate::plugin::{Manifest, Plugin};
+use crate::uri_template::match_template;
+
+/// Where a name in the catalog leads.
+#[derive(Clone)]
+pub struct Route {
+    pub plugin: Arc<dyn Plugin>,
+    /// The name the plugin knows the item by (before any collision prefix).
+    pub local_name: String,
+}
+
+pub struct CatalogTool {
+    pub name: String,
+    pub route: Route,
+    modern: Value,
+    legacy_1125: Value,
+    legacy_0618: Value,
+    legacy_0326: Value,
+    /// `(lower-case header suffix, property name)` for `x-mcp-header` properties.
+    pub header_params: Vec<(String, String)>,
+    pub task_support: TaskSupport,
+}
+
+/// Whether a tool may run as a task (declared as `execution.taskSupport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskSupport {
+    Forbidden,
+    Optional,
+    Required,
+}
+
+#[derive(Default)]
+pub struct Catalog {
+    tools: Vec<CatalogTool>,
+    tool_index: HashMap<String, usize>,
+    resources: Vec<(Value, Route)>,
+    resource_index: HashMap<String, usize>,
+    templates: Vec<(String, Value, Route)>,
+    prompts: Vec<(String, Value, Route)>,
+    prompt_index: HashMap<String, usize>,
+    completers: Vec<Arc<dyn Plugin>>,
+    page_size: usize,
+}
+
+/// One page of a list.
+pub struct Page {
+    pub items: Vec<Value>,
+    pub next_cursor: Option<String>,
+}
+
+impl Catalog {
+    /// Merge manifests in registration order. A name taken by an earlier plugin is exposed
+    /// as `<plugin>__<name>` so both stay callable.
+    pub fn build(entries: &[(Arc<dyn Plugin>, Manifest)], page_size: usize) -> Catalog {
+        let mut c = Catalog { page_size: page_size.max(1), ..Default::default() };
+        for (plugin, m) in entries {
+            for t in &m.tools {
+                let local = t.name().to_string();
+                let name = if c.tool_index.contains_key(&local) {
+                    let n = format!("{}__{}", plugin.name(), local);
+                    tracing::warn!(plugin = plugin.name(), tool = %local, exposed = %n, "tool name collision; prefixed");
+                    n
+                } else {
+                    local.clone()
+                };
+                let mut modern = t.definition.clone();
+                modern["name"] = Value::String(name.clone());
+                let task_support = match modern.pointer("/execution/taskSupport").and_then(Value::as_str) {
+                    Some("optional") => TaskSupport::Optional,
+                    Some("required") => TaskSupport::Required,
+                    _ => TaskSupport::Forbidden,
+                };
+                let legacy_1125 = downlevel_tool(&modern, ProtocolVersion::V2025_11_25);
+                let legacy_0618 = downlevel_tool(&modern, ProtocolVersion::V2025_06_18);
+                let legacy_0326 = downlevel_tool(&modern, ProtocolVersion::V2025_03_26);
+                if let Some(o) = modern.as_object_mut() {
+                    // 2026-07-28 has no `execution`; the server alone decides on tasks.
+                    o.remove("execution");
+                }
+                let header_params = header_params(&modern);
+                c.tool_index.insert(name.clone(), usize::MAX);
+                c.tools.push(CatalogTool {
+                    name,
+                    route: Route { plugin: plugin.clone(), local_name: local },
+                    modern,
+                    legacy_1125,
+                    legacy_0618,
+                    legacy_0326,
+                    header_params,
+                    task_support,
+                });
+            }
+            for r in &m.resources {
+                let uri = r.uri().to_string();
+                if c.resource_index.contains_key(&uri) {
+                    tracing::warn!(plugin = plugin.name(), %uri, "resource URI already provided; ignored");
+                    continue;
+                }
+                c.resource_index.insert(uri.clone(), c.resources.len());
+                c.resources.push((r.definition.clone(), Route { plugin: plugin.clone(), local_name: uri }));
+            }
+            for t in &m.resource_templates {
+                let tpl = t.uri_template().to_string();
+                c.templates.push((tpl.clone(), t.definition.clone(), Route { plugin: plugin.clone(), local_name: tpl }));
+            }
+            for p in &m.prompts {
+                let local = p.name().to_string();
+                let name = if c.prompt_index.contains_key(&local) {
+                    format!("{}__{}", plugin.name(), local)
+                } else {
+                    local.clone()
+                };
+                let mut def = p.definition.clone();
+                def["name"] = Value::String(name.clone());
+                c.prompt_index.insert(name.clone(), c.prompts.len());
+                c.prompts.push((name, def, Route { plugin: plugin.clone(), local_name: local }));
+            }
+            if m.completions {
+                c.completers.push(plugin.clone());
+            }
+        }
+        // Deterministic order for an unchanged set, whatever the load order was.
+        c.tools.sort_by(|a, b| a.name.cmp(&b.name));
+        c.tool_index = c.tools.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        c
+    }
+
+    pub fn tool(&self, name: &str) -> Option<&CatalogTool> {
+        self.tool_index.get(name).map(|&i| &self.tools[i])
+    }
+
+    pub fn tool_count(&self) -> usize {
+        self.tools.len()
+    }
+
+    pub fn prompt(&self, name: &str) -> Option<&Route> {
+        self.prompt_index.get(name).map(|&i| &self.prompts[i].2)
+    }
+
+    /// The route for a URI: an exact resource first, then the first matching template.
+    pub fn resource(&self, uri: &str) -> Option<(&Route, Option<Map<String, Value>>)> {
+        if let Some(&i) = self.resource_index.get(uri) {
+            return Some((&self.resources[i].1, None));
+        }
+        self.templates
+            .iter()
+            .find_map(|(tpl, _, route)| match_template(tpl, uri).map(|vars| (route, Some(vars))))
+    }
+
+    pub fn completers(&self) -> &[Arc<dyn Plugin>] {
+        &self.completers
+    }
+
+    pub fn tools_page(&self, version: ProtocolVersion, cursor: Option<&str>) -> Result<Page, ErrorObject> {
+        self.page(self.tools.len(), cursor, |i| {
+            let t = &self.tools[i];
+            match version {
+                v if v.is_modern() => t.modern.clone(),
+                ProtocolVersion::V2025_11_25 => t.legacy_1125.clone(),
+                ProtocolVersion::V2025_06_18 => t.legacy_0618.clone(),
+                _ => t.legacy_0326.clone(),
+            }
+        })
+    }
+
+    pub fn resources_page(&self, cursor: Option<&str>) -> Result<Page, ErrorObject> {
+        self.page(self.resources.len(), cursor, |i| self.resources[i].0.clone())
+    }
+
+    pub fn templates_page(&self, cursor: Option<&str>) -> Result<Page, ErrorObject> {
+        self.page(self.templates.len(), cursor, |i| self.templates[i].1.clone())
+    }
+
+    pub fn prompts_page(&self, cursor: Option<&str>) -> Result<Page, ErrorObject> {
+        self.page(self.prompts.len(), cursor, |i| self.prompts[i].1.clone())
+    }
+
+    fn page(&self, len: usize, cursor: Option<&str>, item: impl Fn(usize) -> Value) -> Result<Page, ErrorObject> {
+        let start = match cursor {
+            None | Some("") => 0,
+            Some(c) => decode_cursor(c).filter(|&o| o <= len).ok_or_else(|| {
+                ErrorObject::invalid_params(format!("Invalid cursor {c:?}: not issued by this server"))
+            })?,
+        };
+        let end = (start + self.page_size).min(len);
+        Ok(Page {
+            items: (start..end).map(item).collect(),
+            next_cursor: (end < len).then(|| encode_cursor(end)),
+        })
+    }
+}
+
+fn encode_cursor(offset: usize) -> String {
+    B64.encode(format!("o:{offset}"))
+}
+
+fn decode_cursor(c: &str) -> Option<usize> {
+    let raw = B64.decode(c).ok()?;
+    std::str::from_utf8(&raw).ok()?.strip_prefix("o:")?.parse().ok()
+}
+
+/// Shape a tool definition for an older revision.
+fn downlevel_tool(def: &Value, v: ProtocolVersion) -> Value {
+    let mut d = def.clone();
+    if let Some(o) = d.as_object_mut() {
+        if v < ProtocolVersion::V2025_11_25 {
+            o.remove("icons");
+            o.remove("execution");
+        }
+        // 2025-06-18/11-25 require an object-rooted outputSchema.
+        let object_rooted = o
+            .get("outputSchema")
+            .map(|s| s.get("type").and_then(Value::as_str) == Some("object"))
+            .unwrap_or(true);
+        if !object_rooted || v < ProtocolVersion::V2025_06_18 {
+            o.remove("outputSchema");
+        }
+        if v < ProtocolVersion::V2025_06_18 {
+            o.remove("title");
+            o.remove("_meta");
+        }
+    }
+    d
+}
+
+/// `x-mcp-header` annotations on top-level properties (the only place they are valid).
+fn header_params(def: &Value) -> Vec<(String, String)> {
+    let Some(props) = def.pointer("/inputSchema/properties").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    props
+        .iter()
+        .filter_map(|(prop, schema)| {
+            let h = schema.get("x-mcp-header")?.as_str()?;
+            let ok = !h.is_empty()
+                && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            ok.then(|| (h.to_ascii_lowercase(), prop.clone()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trip_and_rejection() {
+        assert_eq!(decode_cursor(&encode_cursor(42)), Some(42));
+        assert_eq!(decode_cursor("nope!"), None);
+    }
+
+    #[test]
+    fn downlevel_strips_new_fields() {
+        let d = serde_json::json!({"name":"a","title":"A","inputSchema":{"type":"object"},
+            "outputSchema":{"type":"string"},"icons":[]});
+        let l = downlevel_tool(&d, ProtocolVersion::V2025_06_18);
+        assert!(l.get("outputSchema").is_none() && l.get("icons").is_none() && l.get("title").is_some());
+        assert!(downlevel_tool(&d, ProtocolVersion::V2025_11_25).get("icons").is_some());
+        let o = downlevel_tool(&d, ProtocolVersion::V2025_03_26);
+        assert!(o.get("title").is_none());
+    }
+
+    #[test]
+    fn finds_header_params() {
+        let d = serde_json::json!({"inputSchema":{"type":"object","properties":{
+            "region":{"type":"string","x-mcp-header":"Region"},"bad":{"type":"string","x-mcp-header":"a b"}}}});
+        assert_eq!(header_params(&d), vec![("region".to_string(), "region".to_string())]);
+    }
+}

@@ -1,0 +1,111 @@
+//! Per-request context: which revision the client speaks, what it declared, and the
+//! channel that carries request-scoped notifications back to it.
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use waygate_protocol::jsonrpc::encode_message;
+use waygate_protocol::{meta, methods, Id, ProtocolVersion};
+
+use crate::session::Session;
+
+/// Encoded JSON-RPC messages on their way to the client (one per element, no framing).
+pub type OutTx = mpsc::UnboundedSender<Vec<u8>>;
+
+/// How the request reached us; recorded for logs and later for audit rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    StreamableHttp,
+    LegacySse,
+    Stdio,
+}
+
+impl TransportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StreamableHttp => "streamable-http",
+            Self::LegacySse => "sse",
+            Self::Stdio => "stdio",
+        }
+    }
+}
+
+pub struct CallContext {
+    pub version: ProtocolVersion,
+    pub transport: TransportKind,
+    /// Capabilities valid for this request (legacy: from `initialize`; modern: `_meta`).
+    pub client_caps: Arc<Value>,
+    pub client_info: Option<Arc<Value>>,
+    pub session: Option<Arc<Session>>,
+    /// Request-scoped stream (the POST's SSE response, or stdout). `None` when the
+    /// response is plain JSON and notifications have nowhere to go.
+    pub out: Option<OutTx>,
+    pub progress_token: Option<Value>,
+    /// Minimum severity rank of `notifications/message` to emit; `None` emits none.
+    pub log_level: Option<u8>,
+    pub cancel: CancellationToken,
+    pub request_id: Option<Id>,
+}
+
+impl CallContext {
+    /// A context with no client channel, for tests and internal calls.
+    pub fn detached(version: ProtocolVersion) -> Self {
+        CallContext {
+            version,
+            transport: TransportKind::Stdio,
+            client_caps: Arc::new(Value::Object(Map::new())),
+            client_info: None,
+            session: None,
+            out: None,
+            progress_token: None,
+            log_level: None,
+            cancel: CancellationToken::new(),
+            request_id: None,
+        }
+    }
+
+    pub fn is_modern(&self) -> bool {
+        self.version.is_modern()
+    }
+
+    /// Whether the client declared a top-level capability (`sampling`, `elicitation`, …).
+    pub fn has_capability(&self, name: &str) -> bool {
+        self.client_caps.get(name).is_some_and(|v| !v.is_null())
+    }
+
+    /// Send a notification on the request's stream. Returns false when nothing carries it.
+    pub fn notify(&self, method: &str, params: Value) -> bool {
+        match &self.out {
+            Some(out) => out.send(encode_message(None, method, &params)).is_ok(),
+            None => false,
+        }
+    }
+
+    /// `notifications/progress`, only when the client asked for it with a progress token.
+    pub fn progress(&self, progress: f64, total: Option<f64>, message: Option<&str>) {
+        let Some(token) = &self.progress_token else { return };
+        let mut p = json!({ "progressToken": token, "progress": progress });
+        if let Some(t) = total {
+            p["total"] = json!(t);
+        }
+        if let Some(m) = message {
+            p["message"] = json!(m);
+        }
+        self.notify(methods::N_PROGRESS, p);
+    }
+
+    /// `notifications/message` at `level`, when the client opted in at or below it.
+    pub fn log(&self, level: &str, logger: Option<&str>, data: Value) {
+        let (Some(min), Some(rank)) = (self.log_level, meta::log_level_rank(level)) else { return };
+        if rank < min {
+            return;
+        }
+        let mut p = json!({ "level": level, "data": data });
+        if let Some(l) = logger {
+            p["logger"] = json!(l);
+        }
+        self.notify(methods::N_MESSAGE, p);
+    }
+}

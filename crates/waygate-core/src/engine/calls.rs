@@ -1,0 +1,390 @@
+//! `tools/call`, `resources/read`, `prompts/get`, `completion/complete`: routing to the
+//! owning plugin, MRTR in both eras, and mapping plugin errors to what each revision expects.
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+use waygate_protocol::{codes, meta, methods, ErrorObject, ProtocolVersion};
+
+use super::Engine;
+use crate::catalog::TaskSupport;
+use crate::context::CallContext;
+use crate::plugin::{Invocation, Outcome, Plugin, PluginError, Target};
+use crate::util::error_result;
+
+/// Which kind of primitive a call addresses; decides the error mapping.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Tool,
+    Resource,
+    Prompt,
+}
+
+impl Engine {
+    pub(super) async fn call_tool(
+        self: &Arc<Self>,
+        params: Option<Map<String, Value>>,
+        ctx: &CallContext,
+    ) -> Result<Value, ErrorObject> {
+        let mut params = params.unwrap_or_default();
+        let name = required_str(&params, "name")?;
+        let arguments = match params.remove("arguments") {
+            None | Some(Value::Null) => Value::Object(Map::new()),
+            Some(v @ Value::Object(_)) => v,
+            Some(other) => {
+                return Err(ErrorObject::invalid_params(format!(
+                    "Invalid params: \"arguments\" must be an object, got {other}"
+                )))
+            }
+        };
+        let catalog = self.registry.catalog();
+        let tool = catalog
+            .tool(&name)
+            .ok_or_else(|| ErrorObject::invalid_params(format!("Unknown tool: {name}")).with_data(json!({ "name": name })))?;
+        let plugin = tool.route.plugin.clone();
+        let invocation = self.invocation(Target::Tool(tool.route.local_name.clone()), arguments, &params, methods::TOOLS_CALL, &name, ctx)?;
+
+        if let Some(created) = self.maybe_task(tool.task_support, &params, &plugin, &invocation, ctx)? {
+            return Ok(created);
+        }
+        drop(catalog);
+        self.run(Kind::Tool, &plugin, invocation, methods::TOOLS_CALL, &name, ctx).await
+    }
+
+    pub(super) async fn read_resource(
+        self: &Arc<Self>,
+        params: Option<Map<String, Value>>,
+        ctx: &CallContext,
+    ) -> Result<Value, ErrorObject> {
+        let params = params.unwrap_or_default();
+        let uri = required_str(&params, "uri")?;
+        let catalog = self.registry.catalog();
+        let Some((route, vars)) = catalog.resource(&uri) else {
+            return Err(not_found_resource(&uri, ctx.version));
+        };
+        let plugin = route.plugin.clone();
+        let args = vars.map(Value::Object).unwrap_or_else(|| json!({}));
+        let invocation = self.invocation(Target::Resource(uri.clone()), args, &params, methods::RESOURCES_READ, &uri, ctx)?;
+        drop(catalog);
+        self.run(Kind::Resource, &plugin, invocation, methods::RESOURCES_READ, &uri, ctx).await
+    }
+
+    pub(super) async fn get_prompt(
+        self: &Arc<Self>,
+        params: Option<Map<String, Value>>,
+        ctx: &CallContext,
+    ) -> Result<Value, ErrorObject> {
+        let params = params.unwrap_or_default();
+        let name = required_str(&params, "name")?;
+        let arguments = match params.get("arguments") {
+            None | Some(Value::Null) => Value::Object(Map::new()),
+            Some(Value::Object(m)) if m.values().all(Value::is_string) => Value::Object(m.clone()),
+            Some(_) => {
+                return Err(ErrorObject::invalid_params(
+                    "Invalid params: prompt \"arguments\" must be an object of string values",
+                ))
+            }
+        };
+        let catalog = self.registry.catalog();
+        let route = catalog
+            .prompt(&name)
+            .ok_or_else(|| ErrorObject::invalid_params(format!("Unknown prompt: {name}")))?;
+        let plugin = route.plugin.clone();
+        let invocation = self.invocation(Target::Prompt(route.local_name.clone()), arguments, &params, methods::PROMPTS_GET, &name, ctx)?;
+        drop(catalog);
+        self.run(Kind::Prompt, &plugin, invocation, methods::PROMPTS_GET, &name, ctx).await
+    }
+
+    pub(super) async fn complete(
+        self: &Arc<Self>,
+        params: Option<Map<String, Value>>,
+        ctx: &CallContext,
+    ) -> Result<Value, ErrorObject> {
+        let params = params.unwrap_or_default();
+        let reference = params
+            .get("ref")
+            .filter(|r| r.is_object())
+            .cloned()
+            .ok_or_else(|| ErrorObject::invalid_params("Invalid params: completion needs a \"ref\" object"))?;
+        if !params.get("argument").is_some_and(|a| a.get("name").is_some_and(Value::is_string)) {
+            return Err(ErrorObject::invalid_params("Invalid params: completion needs \"argument\": {name, value}"));
+        }
+        let catalog = self.registry.catalog();
+        match reference.get("type").and_then(Value::as_str) {
+            Some("ref/prompt") => {
+                let name = reference.get("name").and_then(Value::as_str).unwrap_or_default();
+                if catalog.prompt(name).is_none() {
+                    return Err(ErrorObject::invalid_params(format!("Unknown prompt: {name}")));
+                }
+            }
+            Some("ref/resource") => {}
+            other => {
+                return Err(ErrorObject::invalid_params(format!(
+                    "Invalid params: ref.type must be \"ref/prompt\" or \"ref/resource\", got {other:?}"
+                )))
+            }
+        }
+        let invocation = Invocation {
+            target: Target::Complete { reference },
+            arguments: Value::Object(params),
+            input_responses: None,
+            state: None,
+        };
+        for plugin in catalog.completers() {
+            match plugin.execute(&invocation, ctx).await {
+                Ok(Outcome::Complete(v)) => return Ok(v),
+                Err(PluginError::NotFound(_)) | Ok(Outcome::InputRequired { .. }) => continue,
+                Err(e) => return Err(map_error(Kind::Prompt, e, ctx.version, "")),
+            }
+        }
+        Ok(json!({ "completion": { "values": [], "total": 0, "hasMore": false } }))
+    }
+
+    /// Build the invocation, verifying a returned `requestState`.
+    fn invocation(
+        &self,
+        target: Target,
+        arguments: Value,
+        params: &Map<String, Value>,
+        method: &str,
+        name: &str,
+        ctx: &CallContext,
+    ) -> Result<Invocation, ErrorObject> {
+        let input_responses = match params.get("inputResponses") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) => Some(m.clone()),
+            Some(_) => return Err(ErrorObject::invalid_params("Invalid params: \"inputResponses\" must be an object")),
+        };
+        let state = match params.get("requestState") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if ctx.is_modern() => Some(
+                self.sealer
+                    .open(s, method, name)
+                    .map_err(|e| ErrorObject::invalid_params(format!("Invalid params: {e}")))?,
+            ),
+            Some(Value::String(_)) => None,
+            Some(_) => return Err(ErrorObject::invalid_params("Invalid params: \"requestState\" must be a string")),
+        };
+        Ok(Invocation { target, arguments, input_responses, state })
+    }
+
+    /// Execute, resolving input requests: as an `input_required` result for 2026-07-28, or
+    /// for a legacy session by asking the client over the request's stream and running the
+    /// handler again with the answers.
+    pub(crate) async fn run(
+        &self,
+        kind: Kind,
+        plugin: &Arc<dyn Plugin>,
+        mut invocation: Invocation,
+        method: &str,
+        name: &str,
+        ctx: &CallContext,
+    ) -> Result<Value, ErrorObject> {
+        let mut rounds = 0usize;
+        loop {
+            let outcome = match plugin.execute(&invocation, ctx).await {
+                Ok(o) => o,
+                Err(e) => return tool_error_or(kind, e, ctx.version, name),
+            };
+            let (requests, state) = match outcome {
+                Outcome::Complete(v) => return Ok(v),
+                Outcome::InputRequired { requests, state } => (requests, state),
+            };
+            if let Some(missing) = missing_capabilities(&ctx.client_caps, &requests) {
+                return tool_error_or(kind, PluginError::MissingCapability(missing), ctx.version, name);
+            }
+            if ctx.is_modern() {
+                let mut r = Map::new();
+                r.insert("resultType".into(), json!("input_required"));
+                if !requests.is_empty() {
+                    r.insert("inputRequests".into(), Value::Object(requests));
+                }
+                let sealed = self.sealer.seal(method, name, &state.unwrap_or(Value::Null));
+                r.insert("requestState".into(), Value::String(sealed));
+                return Ok(Value::Object(r));
+            }
+            rounds += 1;
+            if rounds > self.cfg.max_input_rounds {
+                return tool_error_or(
+                    kind,
+                    PluginError::Internal(format!("gave up after {} rounds of client input", self.cfg.max_input_rounds)),
+                    ctx.version,
+                    name,
+                );
+            }
+            let Some(session) = ctx.session.as_ref() else {
+                return tool_error_or(
+                    kind,
+                    PluginError::ToolFailed(
+                        "this call needs input from the client (elicitation, sampling or roots), which needs an initialized session with a streaming response".into(),
+                    ),
+                    ctx.version,
+                    name,
+                );
+            };
+            let mut answers = Map::new();
+            for (key, req) in requests {
+                let m = req.get("method").and_then(Value::as_str).unwrap_or_default().to_string();
+                let p = req.get("params").cloned().unwrap_or(json!({}));
+                match session.request(ctx.out.as_ref(), &m, &p, self.cfg.client_request_timeout, &ctx.cancel).await {
+                    Ok(v) => {
+                        answers.insert(key, v);
+                    }
+                    Err(e) if e.code == codes::REQUEST_CANCELLED => return Err(e),
+                    Err(e) => {
+                        return tool_error_or(kind, PluginError::ToolFailed(format!("client could not answer {m}: {}", e.message)), ctx.version, name)
+                    }
+                }
+            }
+            invocation.input_responses = Some(answers);
+            invocation.state = state;
+        }
+    }
+
+    /// Decide whether a tool call becomes a task (tasks extension / 2025-11-25 tasks).
+    fn maybe_task(
+        self: &Arc<Self>,
+        support: TaskSupport,
+        params: &Map<String, Value>,
+        plugin: &Arc<dyn Plugin>,
+        invocation: &Invocation,
+        ctx: &CallContext,
+    ) -> Result<Option<Value>, ErrorObject> {
+        if support == TaskSupport::Forbidden || invocation.input_responses.is_some() {
+            if ctx.version == ProtocolVersion::V2025_11_25 && params.get("task").is_some_and(Value::is_object) {
+                return Err(ErrorObject::method_not_found("tools/call with task: this tool does not support tasks"));
+            }
+            return Ok(None);
+        }
+        let wants = if ctx.is_modern() {
+            ctx.client_caps.pointer("/extensions").and_then(|e| e.get(meta::TASKS_EXTENSION)).is_some()
+        } else {
+            ctx.version >= ProtocolVersion::V2025_11_25 && params.get("task").is_some_and(Value::is_object)
+        };
+        if !wants {
+            if support == TaskSupport::Required {
+                return Err(if ctx.is_modern() {
+                    ErrorObject::missing_capability(json!({ "extensions": { meta::TASKS_EXTENSION: {} } }))
+                } else {
+                    ErrorObject::method_not_found("tools/call without task: this tool must run as a task")
+                });
+            }
+            return Ok(None);
+        }
+        let task = self.tasks.spawn(self.clone(), plugin.clone(), invocation.clone(), ctx);
+        Ok(Some(if ctx.is_modern() {
+            let mut t = task;
+            t["resultType"] = json!("task");
+            t
+        } else {
+            json!({ "task": task })
+        }))
+    }
+}
+
+fn required_str(params: &Map<String, Value>, key: &str) -> Result<String, ErrorObject> {
+    match params.get(key) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => Err(ErrorObject::invalid_params(format!("Invalid params: \"{key}\" must be a string, got {other}"))),
+        None => Err(ErrorObject::invalid_params(format!("Invalid params: missing \"{key}\""))),
+    }
+}
+
+fn not_found_resource(uri: &str, version: ProtocolVersion) -> ErrorObject {
+    let code = if version.is_modern() { codes::INVALID_PARAMS } else { codes::RESOURCE_NOT_FOUND };
+    ErrorObject::new(code, format!("Resource not found: {uri}")).with_data(json!({ "uri": uri }))
+}
+
+/// A tool failure the model can read becomes an `isError` result; everything else an error.
+fn tool_error_or(kind: Kind, e: PluginError, version: ProtocolVersion, name: &str) -> Result<Value, ErrorObject> {
+    match (kind, e) {
+        (Kind::Tool, PluginError::ToolFailed(msg)) => Ok(error_result(msg)),
+        (Kind::Tool, PluginError::MissingCapability(c)) if !version.is_modern() => Ok(error_result(format!(
+            "this tool needs a client capability the client did not declare: {c}"
+        ))),
+        (kind, e) => Err(map_error(kind, e, version, name)),
+    }
+}
+
+pub(crate) fn map_error(kind: Kind, e: PluginError, version: ProtocolVersion, name: &str) -> ErrorObject {
+    match e {
+        PluginError::NotFound(what) if kind == Kind::Resource => {
+            let mut err = not_found_resource(name, version);
+            if !what.is_empty() && what != name {
+                err.message = format!("Resource not found: {name} ({what})");
+            }
+            err
+        }
+        PluginError::NotFound(what) => ErrorObject::invalid_params(format!("Not found: {what}")),
+        PluginError::InvalidParams(m) => ErrorObject::invalid_params(format!("Invalid params: {m}")),
+        PluginError::MissingCapability(c) => {
+            if version.is_modern() {
+                ErrorObject::missing_capability(c)
+            } else {
+                ErrorObject::invalid_request(format!("the client did not declare a required capability: {c}"))
+            }
+        }
+        PluginError::ToolFailed(m) | PluginError::Internal(m) => ErrorObject::internal(m),
+    }
+}
+
+/// The capabilities the embedded input requests need that the client did not declare.
+fn missing_capabilities(caps: &Value, requests: &Map<String, Value>) -> Option<Value> {
+    let mut missing = Map::new();
+    for req in requests.values() {
+        let m = req.get("method").and_then(Value::as_str).unwrap_or_default();
+        let p = req.get("params");
+        match m {
+            methods::ELICITATION_CREATE => {
+                let url_mode = p.and_then(|p| p.get("mode")).and_then(Value::as_str) == Some("url");
+                let e = caps.get("elicitation");
+                let ok = match (e, url_mode) {
+                    (None, _) => false,
+                    (Some(e), true) => e.get("url").is_some(),
+                    // `elicitation: {}` means form only; `{url: {}}` alone means URL only.
+                    (Some(e), false) => e.get("form").is_some() || e.get("url").is_none(),
+                };
+                if !ok {
+                    missing.insert("elicitation".into(), if url_mode { json!({"url": {}}) } else { json!({"form": {}}) });
+                }
+            }
+            methods::SAMPLING_CREATE => {
+                let needs_tools = p.is_some_and(|p| p.get("tools").is_some());
+                match caps.get("sampling") {
+                    None => {
+                        missing.insert("sampling".into(), if needs_tools { json!({"tools": {}}) } else { json!({}) });
+                    }
+                    Some(s) if needs_tools && s.get("tools").is_none() => {
+                        missing.insert("sampling".into(), json!({"tools": {}}));
+                    }
+                    _ => {}
+                }
+            }
+            methods::ROOTS_LIST if caps.get("roots").is_none() => {
+                missing.insert("roots".into(), json!({}));
+            }
+            _ => {}
+        }
+    }
+    (!missing.is_empty()).then_some(Value::Object(missing))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_checks() {
+        let reqs: Map<String, Value> = serde_json::from_value(json!({
+            "a": {"method": "elicitation/create", "params": {"message": "x"}},
+            "b": {"method": "roots/list"}
+        }))
+        .unwrap();
+        assert_eq!(missing_capabilities(&json!({"elicitation": {}, "roots": {}}), &reqs), None);
+        assert_eq!(missing_capabilities(&json!({"elicitation": {}}), &reqs), Some(json!({"roots": {}})));
+        assert_eq!(
+            missing_capabilities(&json!({"elicitation": {"url": {}}, "roots": {}}), &reqs),
+            Some(json!({"elicitation": {"form": {}}}))
+        );
+    }
+}

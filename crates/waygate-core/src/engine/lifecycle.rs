@@ -1,0 +1,90 @@
+//! `initialize` (handshake era) and `server/discover` (2026-07-28): what this server is and
+//! can do.
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+use waygate_protocol::{meta, ErrorObject, ProtocolVersion};
+
+use super::Engine;
+use crate::context::TransportKind;
+use crate::session::Session;
+
+impl Engine {
+    /// Capabilities as the given revision spells them.
+    pub fn capabilities(&self, version: ProtocolVersion) -> Value {
+        let mut caps = json!({
+            "tools": { "listChanged": true },
+            "resources": { "subscribe": true, "listChanged": true },
+            "prompts": { "listChanged": true },
+            "completions": {},
+            "logging": {},
+        });
+        if version.is_modern() {
+            caps["extensions"] = json!({ meta::TASKS_EXTENSION: {} });
+        } else if version >= ProtocolVersion::V2025_11_25 {
+            caps["tasks"] = json!({ "list": {}, "cancel": {}, "requests": { "tools": { "call": {} } } });
+        }
+        if version < ProtocolVersion::V2025_03_26 {
+            if let Some(o) = caps.as_object_mut() {
+                o.remove("completions");
+            }
+        }
+        caps
+    }
+
+    /// Handle `initialize`: negotiate the revision and open a session. `register` puts the
+    /// session in the shared store (HTTP); a stdio connection keeps its own.
+    pub fn initialize(
+        &self,
+        params: Option<&Map<String, Value>>,
+        transport: TransportKind,
+        register: bool,
+    ) -> Result<(Arc<Session>, Value), ErrorObject> {
+        let requested = params
+            .and_then(|p| p.get("protocolVersion"))
+            .ok_or_else(|| ErrorObject::invalid_params("Invalid params: initialize requires \"protocolVersion\""))?
+            .as_str()
+            .ok_or_else(|| ErrorObject::invalid_params("Invalid params: \"protocolVersion\" must be a string"))?;
+        let caps = match params.and_then(|p| p.get("capabilities")) {
+            None | Some(Value::Null) => json!({}),
+            Some(c @ Value::Object(_)) => c.clone(),
+            Some(_) => return Err(ErrorObject::invalid_params("Invalid params: \"capabilities\" must be an object")),
+        };
+        let client_info = params.and_then(|p| p.get("clientInfo")).cloned();
+        let version = ProtocolVersion::negotiate_legacy(requested);
+        let session = Arc::new(Session::new(version, transport, caps, client_info));
+        if register {
+            self.sessions.insert(session.clone())?;
+        }
+        let mut server_info = self.server_info.clone();
+        if version >= ProtocolVersion::V2025_06_18 {
+            server_info["title"] = json!("Waygate MCP gateway");
+        }
+        let mut result = json!({
+            "protocolVersion": version.as_str(),
+            "capabilities": self.capabilities(version),
+            "serverInfo": server_info,
+        });
+        if let Some(i) = &self.cfg.instructions {
+            result["instructions"] = json!(i);
+        }
+        tracing::info!(session = %session.id, version = %version, requested, transport = transport.as_str(), "session opened");
+        Ok((session, result))
+    }
+
+    /// `server/discover`: every revision we serve, newest first (handshake-era entries
+    /// mean "use initialize"), our capabilities and identity.
+    pub fn discover(&self) -> Value {
+        let mut r = json!({
+            "supportedVersions": ProtocolVersion::supported_strings(),
+            "capabilities": self.capabilities(ProtocolVersion::LATEST_MODERN),
+            "ttlMs": self.cfg.list_ttl_ms,
+            "cacheScope": "public",
+        });
+        if let Some(i) = &self.cfg.instructions {
+            r["instructions"] = json!(i);
+        }
+        r
+    }
+}

@@ -1,0 +1,134 @@
+//! `subscriptions/listen` (2026-07-28): one long-lived request per subscription, whose
+//! stream carries only the notification kinds the client opted into, each tagged with the
+//! subscription id (the listen request's JSON-RPC id).
+
+use serde_json::{json, Map, Value};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+use waygate_protocol::jsonrpc::{encode_message, encode_response};
+use waygate_protocol::{meta, methods, ErrorObject, Id};
+
+use super::Engine;
+use crate::context::{CallContext, OutTx};
+use crate::events::Event;
+
+/// What a listen request asked for, reduced to what this server honours.
+#[derive(Debug, Clone, Default)]
+pub struct ListenFilter {
+    tools: bool,
+    prompts: bool,
+    resources: bool,
+    uris: Vec<String>,
+    task_ids: Vec<String>,
+}
+
+impl ListenFilter {
+    fn granted(&self) -> Value {
+        let mut g = Map::new();
+        if self.tools {
+            g.insert("toolsListChanged".into(), json!(true));
+        }
+        if self.prompts {
+            g.insert("promptsListChanged".into(), json!(true));
+        }
+        if self.resources {
+            g.insert("resourcesListChanged".into(), json!(true));
+        }
+        if !self.uris.is_empty() {
+            g.insert("resourceSubscriptions".into(), json!(self.uris));
+        }
+        if !self.task_ids.is_empty() {
+            g.insert("taskIds".into(), json!(self.task_ids));
+        }
+        Value::Object(g)
+    }
+}
+
+impl Engine {
+    /// Validate a listen request before any stream is opened, so errors can still be
+    /// plain JSON-RPC errors.
+    pub fn listen_filter(&self, params: Option<&Map<String, Value>>, ctx: &CallContext) -> Result<ListenFilter, ErrorObject> {
+        let n = params
+            .and_then(|p| p.get("notifications"))
+            .and_then(Value::as_object)
+            .ok_or_else(|| ErrorObject::invalid_params("Invalid params: subscriptions/listen requires a \"notifications\" filter object"))?;
+        let flag = |k: &str| n.get(k).and_then(Value::as_bool).unwrap_or(false);
+        let strings = |k: &str| -> Result<Vec<String>, ErrorObject> {
+            match n.get(k) {
+                None | Some(Value::Null) => Ok(Vec::new()),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| ErrorObject::invalid_params(format!("Invalid params: notifications.{k} must be an array of strings"))),
+                Some(_) => Err(ErrorObject::invalid_params(format!("Invalid params: notifications.{k} must be an array of strings"))),
+            }
+        };
+        let task_ids = strings("taskIds")?;
+        if !task_ids.is_empty() && ctx.client_caps.pointer("/extensions").and_then(|e| e.get(meta::TASKS_EXTENSION)).is_none() {
+            return Err(ErrorObject::missing_capability(json!({ "extensions": { meta::TASKS_EXTENSION: {} } })));
+        }
+        Ok(ListenFilter {
+            tools: flag("toolsListChanged"),
+            prompts: flag("promptsListChanged"),
+            resources: flag("resourcesListChanged"),
+            uris: strings("resourceSubscriptions")?,
+            task_ids,
+        })
+    }
+
+    /// Run a subscription until the client goes away (`out` closes or `cancel` fires) or the
+    /// server shuts down, in which case the closing result is sent.
+    pub async fn run_listen(&self, id: Id, filter: ListenFilter, out: OutTx, cancel: CancellationToken) {
+        // Subscribe before acknowledging so no change between the two is lost.
+        let mut rx = self.events.subscribe();
+        let sub_meta = || json!({ meta::SUBSCRIPTION_ID: id.to_value() });
+        let ack = json!({ "_meta": sub_meta(), "notifications": filter.granted() });
+        if out.send(encode_message(None, methods::N_SUBSCRIPTIONS_ACK, &ack)).is_err() {
+            return;
+        }
+        loop {
+            let ev = tokio::select! {
+                ev = rx.recv() => ev,
+                _ = cancel.cancelled() => return,
+                _ = out.closed() => return,
+                _ = self.shutdown.cancelled() => {
+                    let done = json!({ "resultType": "complete", "_meta": sub_meta() });
+                    let _ = out.send(encode_response(Some(&id), Ok(&done)));
+                    return;
+                }
+            };
+            let ev = match ev {
+                Ok(ev) => ev,
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(skipped = n, "listen stream lagged; sending list_changed for everything it asked for");
+                    for (on, m) in [(filter.tools, methods::N_TOOLS_CHANGED), (filter.prompts, methods::N_PROMPTS_CHANGED), (filter.resources, methods::N_RESOURCES_CHANGED)] {
+                        if on {
+                            let _ = out.send(encode_message(None, m, &json!({ "_meta": sub_meta() })));
+                        }
+                    }
+                    continue;
+                }
+                Err(RecvError::Closed) => return,
+            };
+            let msg = match &ev {
+                Event::ToolsChanged if filter.tools => Some((methods::N_TOOLS_CHANGED, json!({ "_meta": sub_meta() }))),
+                Event::PromptsChanged if filter.prompts => Some((methods::N_PROMPTS_CHANGED, json!({ "_meta": sub_meta() }))),
+                Event::ResourcesChanged if filter.resources => Some((methods::N_RESOURCES_CHANGED, json!({ "_meta": sub_meta() }))),
+                Event::ResourceUpdated(uri) if filter.uris.iter().any(|u| uri == u || uri.starts_with(&format!("{}/", u.trim_end_matches('/')))) => {
+                    Some((methods::N_RESOURCE_UPDATED, json!({ "uri": uri, "_meta": sub_meta() })))
+                }
+                Event::TaskUpdated(task_id) if filter.task_ids.contains(task_id) => self.tasks.snapshot(task_id).map(|mut t| {
+                    t["_meta"] = sub_meta();
+                    (methods::N_TASKS, t)
+                }),
+                _ => None,
+            };
+            if let Some((m, p)) = msg {
+                if out.send(encode_message(None, m, &p)).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

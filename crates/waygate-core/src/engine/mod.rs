@@ -1,0 +1,267 @@
+//! The dispatcher: one place that maps a method to its handler and shapes the result
+//! for the revision of the request.
+
+mod calls;
+mod lifecycle;
+mod listen;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
+use waygate_protocol::{meta, methods, ErrorObject, Id, ProtocolVersion};
+
+use crate::context::CallContext;
+use crate::events::Events;
+use crate::mrtr::StateSealer;
+use crate::registry::PluginRegistry;
+use crate::session::{Session, SessionStore};
+use crate::tasks::TaskStore;
+use crate::util::str_field;
+
+pub use listen::ListenFilter;
+
+/// Map a plugin failure to a JSON-RPC error for a tool call of the given revision.
+pub fn map_plugin_error(e: crate::plugin::PluginError, version: ProtocolVersion) -> ErrorObject {
+    calls::map_error(calls::Kind::Tool, e, version, "")
+}
+
+/// Engine settings; plain data, filled from the config file.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub server_name: String,
+    pub server_version: String,
+    pub instructions: Option<String>,
+    /// HMAC key for MRTR `requestState`; replicas that share it accept each other's state.
+    pub state_key: Vec<u8>,
+    pub state_ttl: Duration,
+    pub page_size: usize,
+    pub session_idle: Duration,
+    pub max_sessions: usize,
+    /// `ttlMs` on list results (2026-07-28 cache hints).
+    pub list_ttl_ms: u64,
+    /// How long a legacy server→client request (sampling, elicitation, roots) may wait.
+    pub client_request_timeout: Duration,
+    /// Upper bound of input rounds one legacy call may take.
+    pub max_input_rounds: usize,
+    /// How long a finished task stays readable.
+    pub task_ttl: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            server_name: "waygate".into(),
+            server_version: env!("CARGO_PKG_VERSION").into(),
+            instructions: None,
+            state_key: crate::util::random_hex(32).into_bytes(),
+            state_ttl: Duration::from_secs(600),
+            page_size: 100,
+            session_idle: Duration::from_secs(1800),
+            max_sessions: 10_000,
+            list_ttl_ms: 60_000,
+            client_request_timeout: Duration::from_secs(120),
+            max_input_rounds: 8,
+            task_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+pub struct Engine {
+    pub cfg: EngineConfig,
+    pub registry: Arc<PluginRegistry>,
+    pub sessions: SessionStore,
+    pub events: Events,
+    pub tasks: TaskStore,
+    sealer: StateSealer,
+    server_info: Value,
+    /// Cancelled on graceful shutdown: listen streams send their closing result.
+    pub shutdown: CancellationToken,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig, registry: Arc<PluginRegistry>) -> Arc<Engine> {
+        let events = registry.events().clone();
+        let server_info = json!({ "name": cfg.server_name, "version": cfg.server_version });
+        Arc::new(Engine {
+            sessions: SessionStore::new(cfg.session_idle, cfg.max_sessions),
+            sealer: StateSealer::new(cfg.state_key.clone(), cfg.state_ttl.as_secs()),
+            tasks: TaskStore::new(cfg.task_ttl),
+            events,
+            server_info,
+            registry,
+            cfg,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// Session expiry and the fan-out of catalog events to legacy sessions.
+    pub fn start_background(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        let mut rx = self.events.subscribe();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    ev = rx.recv() => match (ev, me.upgrade()) {
+                        (Ok(ev), Some(e)) => e.sessions.broadcast(&ev),
+                        (Err(tokio::sync::broadcast::error::RecvError::Lagged(_)), Some(_)) => continue,
+                        _ => break,
+                    },
+                    _ = tick.tick() => match me.upgrade() {
+                        Some(e) => {
+                            let n = e.sessions.expire_idle();
+                            if n > 0 {
+                                tracing::debug!(expired = n, "idle sessions ended");
+                            }
+                            e.tasks.expire();
+                        }
+                        None => break,
+                    },
+                }
+            }
+        });
+    }
+
+    pub fn server_info(&self) -> &Value {
+        &self.server_info
+    }
+
+    /// Serve one request and shape the result for the request's revision.
+    pub async fn handle(
+        self: &Arc<Self>,
+        method: &str,
+        params: Option<Map<String, Value>>,
+        ctx: &CallContext,
+    ) -> Result<Value, ErrorObject> {
+        let result = self.dispatch(method, params, ctx).await?;
+        Ok(self.finalize(method, result, ctx.version))
+    }
+
+    async fn dispatch(
+        self: &Arc<Self>,
+        method: &str,
+        params: Option<Map<String, Value>>,
+        ctx: &CallContext,
+    ) -> Result<Value, ErrorObject> {
+        let modern = ctx.is_modern();
+        let p = params.as_ref();
+        match method {
+            methods::TOOLS_CALL => self.call_tool(params, ctx).await,
+            methods::TOOLS_LIST => {
+                let page = self.registry.catalog().tools_page(ctx.version, cursor(p)?)?;
+                Ok(list_result("tools", page))
+            }
+            methods::RESOURCES_READ => self.read_resource(params, ctx).await,
+            methods::RESOURCES_LIST => Ok(list_result("resources", self.registry.catalog().resources_page(cursor(p)?)?)),
+            methods::RESOURCES_TEMPLATES_LIST => {
+                Ok(list_result("resourceTemplates", self.registry.catalog().templates_page(cursor(p)?)?))
+            }
+            methods::PROMPTS_LIST => Ok(list_result("prompts", self.registry.catalog().prompts_page(cursor(p)?)?)),
+            methods::PROMPTS_GET => self.get_prompt(params, ctx).await,
+            methods::COMPLETE => self.complete(params, ctx).await,
+            methods::DISCOVER => Ok(self.discover()),
+            methods::PING if !modern => Ok(json!({})),
+            methods::SET_LEVEL if !modern => self.set_level(p, ctx),
+            methods::RESOURCES_SUBSCRIBE | methods::RESOURCES_UNSUBSCRIBE if !modern => {
+                let uri = str_field(p, "uri").ok_or_else(|| ErrorObject::invalid_params("Invalid params: missing \"uri\""))?;
+                let session = ctx
+                    .session
+                    .as_ref()
+                    .ok_or_else(|| ErrorObject::invalid_request("resource subscriptions need a session (initialize first)"))?;
+                if method == methods::RESOURCES_SUBSCRIBE {
+                    session.subscribe(uri);
+                } else {
+                    session.unsubscribe(uri);
+                }
+                Ok(json!({}))
+            }
+            methods::TASKS_GET | methods::TASKS_CANCEL | methods::TASKS_UPDATE | methods::TASKS_RESULT | methods::TASKS_LIST => {
+                self.tasks.handle(method, p, ctx).await
+            }
+            methods::INITIALIZE if !modern => {
+                Err(ErrorObject::invalid_request("initialize was already performed for this session"))
+            }
+            methods::SUBSCRIPTIONS_LISTEN => Err(ErrorObject::invalid_request(
+                "subscriptions/listen needs a streaming transport (Streamable HTTP or stdio)",
+            )),
+            other => Err(ErrorObject::method_not_found(other)),
+        }
+    }
+
+    /// Add what the revision requires to a successful result: `resultType`, cache hints
+    /// and the server identity for 2026-07-28; nothing for the handshake era.
+    fn finalize(&self, method: &str, mut result: Value, version: ProtocolVersion) -> Value {
+        if !version.is_modern() {
+            if let Some(o) = result.as_object_mut() {
+                o.remove("resultType");
+            }
+            return result;
+        }
+        let Some(o) = result.as_object_mut() else { return result };
+        let complete = !o.contains_key("resultType");
+        if complete {
+            o.insert("resultType".into(), Value::from("complete"));
+        }
+        let is_complete = o.get("resultType").and_then(Value::as_str) == Some("complete");
+        if is_complete && methods::is_cacheable(method) {
+            o.entry("ttlMs").or_insert_with(|| Value::from(self.cfg.list_ttl_ms));
+            o.entry("cacheScope").or_insert_with(|| Value::from("public"));
+        }
+        let meta = o.entry("_meta").or_insert_with(|| Value::Object(Map::new()));
+        if let Some(m) = meta.as_object_mut() {
+            m.entry(meta::SERVER_INFO).or_insert_with(|| self.server_info.clone());
+        }
+        result
+    }
+
+    /// A notification from the client.
+    pub fn notification(&self, method: &str, params: Option<&Map<String, Value>>, session: Option<&Arc<Session>>) {
+        match method {
+            methods::INITIALIZED => {
+                if let Some(s) = session {
+                    s.mark_initialized();
+                }
+            }
+            methods::N_CANCELLED => {
+                let id = params.and_then(|p| p.get("requestId")).and_then(Id::from_value);
+                if let (Some(id), Some(s)) = (id, session) {
+                    s.cancel_inflight(&id);
+                }
+            }
+            _ => tracing::debug!(%method, "notification ignored"),
+        }
+    }
+
+    fn set_level(&self, p: Option<&Map<String, Value>>, ctx: &CallContext) -> Result<Value, ErrorObject> {
+        let level = str_field(p, "level").ok_or_else(|| ErrorObject::invalid_params("Invalid params: missing \"level\""))?;
+        let rank = meta::log_level_rank(level).ok_or_else(|| {
+            ErrorObject::invalid_params(format!(
+                "Invalid params: unknown log level {level:?}; expected one of {}",
+                meta::LOG_LEVELS.join(", ")
+            ))
+        })?;
+        if let Some(s) = &ctx.session {
+            s.set_log_level(rank);
+        }
+        Ok(json!({}))
+    }
+}
+
+fn cursor(p: Option<&Map<String, Value>>) -> Result<Option<&str>, ErrorObject> {
+    match p.and_then(|p| p.get("cursor")) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(ErrorObject::invalid_params(format!("Invalid params: cursor must be a string, got {other}"))),
+    }
+}
+
+fn list_result(key: &str, page: crate::catalog::Page) -> Value {
+    let mut o = Map::with_capacity(2);
+    o.insert(key.into(), Value::Array(page.items));
+    if let Some(c) = page.next_cursor {
+        o.insert("nextCursor".into(), Value::String(c));
+    }
+    Value::Object(o)
+}

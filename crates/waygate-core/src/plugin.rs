@@ -1,0 +1,167 @@
+//! The plugin contract shared by every tier (native Rust now; WASM and out-of-process
+//! servers plug in behind the same trait, so the catalog never cares where a tool lives).
+//!
+//! Lifecycle: [`Plugin::initialize`] declares what the plugin provides (its [`Manifest`]),
+//! [`Plugin::execute`] serves calls, [`Plugin::shutdown`] releases resources. Handlers are
+//! written once in the stateless (MRTR) style: when they need input from the user or the
+//! client they return [`Outcome::InputRequired`]; the engine turns that into a
+//! 2026-07-28 `input_required` result or, for a legacy session, into real server→client
+//! requests, and calls the handler again with the answers.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::{Map, Value};
+
+use crate::context::CallContext;
+use crate::events::Events;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a plugin is asked to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Tool(String),
+    Resource(String),
+    Prompt(String),
+    /// `completion/complete` for a prompt (`ref/prompt`) or resource template (`ref/resource`).
+    Complete { reference: Value },
+}
+
+/// One call, with the answers of earlier rounds when the handler asked for input.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub target: Target,
+    /// Tool arguments, prompt arguments or completion params; `{}` when absent.
+    pub arguments: Value,
+    /// Answers keyed like the `requests` of the previous [`Outcome::InputRequired`].
+    pub input_responses: Option<Map<String, Value>>,
+    /// The state the handler attached to its previous `InputRequired`, verified by the engine.
+    pub state: Option<Value>,
+}
+
+impl Invocation {
+    pub fn input(&self, key: &str) -> Option<&Value> {
+        self.input_responses.as_ref().and_then(|m| m.get(key))
+    }
+    pub fn arg_str(&self, key: &str) -> Option<&str> {
+        self.arguments.get(key).and_then(Value::as_str)
+    }
+}
+
+/// The answer of a handler.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The result object (`CallToolResult`, `ReadResourceResult`, …) without `resultType`.
+    Complete(Value),
+    /// More input is needed. `requests` maps keys to `{method, params}` input requests
+    /// (`elicitation/create`, `sampling/createMessage`, `roots/list`); `state` comes back
+    /// in [`Invocation::state`], integrity-protected by the engine.
+    InputRequired { requests: Map<String, Value>, state: Option<Value> },
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PluginError {
+    /// The tool ran and failed in a way the model can read (`isError: true` result).
+    #[error("{0}")]
+    ToolFailed(String),
+    /// Arguments are wrong (JSON-RPC -32602).
+    #[error("invalid params: {0}")]
+    InvalidParams(String),
+    /// The named tool, prompt or resource does not exist in this plugin.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The handler needs a client capability this request did not declare (-32021 in
+    /// 2026-07-28); the value is the `ClientCapabilities` object that is missing.
+    #[error("missing client capability {0}")]
+    MissingCapability(Value),
+    /// The plugin itself is broken (JSON-RPC -32603); the message is safe to show.
+    #[error("plugin failure: {0}")]
+    Internal(String),
+}
+
+/// A tool as the plugin declares it. `definition` is the full MCP `Tool` object
+/// (name, description, inputSchema, …) as the newest revision shapes it.
+#[derive(Debug, Clone)]
+pub struct ToolDef {
+    pub definition: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct ResourceDef {
+    pub definition: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct ResourceTemplateDef {
+    pub definition: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct PromptDef {
+    pub definition: Value,
+}
+
+/// Everything a plugin provides, declared at initialization.
+#[derive(Debug, Clone, Default)]
+pub struct Manifest {
+    pub tools: Vec<ToolDef>,
+    pub resources: Vec<ResourceDef>,
+    pub resource_templates: Vec<ResourceTemplateDef>,
+    pub prompts: Vec<PromptDef>,
+    /// The plugin answers `completion/complete` for its prompts/templates.
+    pub completions: bool,
+}
+
+impl ToolDef {
+    pub fn name(&self) -> &str {
+        self.definition.get("name").and_then(Value::as_str).unwrap_or_default()
+    }
+}
+impl PromptDef {
+    pub fn name(&self) -> &str {
+        self.definition.get("name").and_then(Value::as_str).unwrap_or_default()
+    }
+}
+impl ResourceDef {
+    pub fn uri(&self) -> &str {
+        self.definition.get("uri").and_then(Value::as_str).unwrap_or_default()
+    }
+}
+impl ResourceTemplateDef {
+    pub fn uri_template(&self) -> &str {
+        self.definition.get("uriTemplate").and_then(Value::as_str).unwrap_or_default()
+    }
+}
+
+/// Handed to [`Plugin::initialize`].
+#[derive(Clone)]
+pub struct PluginInit {
+    /// Plugin-specific settings from the config file (`[plugins.<name>]`), `{}` if none.
+    pub settings: Value,
+    /// Announce catalog changes and resource updates to subscribed clients.
+    pub events: Events,
+}
+
+/// A source of tools, resources and prompts.
+pub trait Plugin: Send + Sync + 'static {
+    /// Stable identifier, used in config, logs and collision prefixes.
+    fn name(&self) -> &str;
+
+    /// Prepare and declare what the plugin provides. Called once per load/reload.
+    fn initialize<'a>(&'a self, init: &'a PluginInit) -> BoxFuture<'a, Result<Manifest, PluginError>>;
+
+    /// Serve one call.
+    fn execute<'a>(
+        &'a self,
+        invocation: &'a Invocation,
+        ctx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<Outcome, PluginError>>;
+
+    /// Release resources; in-flight calls have drained when this runs.
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}

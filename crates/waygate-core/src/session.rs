@@ -1,0 +1,353 @@
+//! Legacy (handshake-era) sessions: what `initialize` negotiated, the standalone GET
+//! stream, server→client requests awaiting answers, resource subscriptions.
+//!
+//! Sessions live in memory on the replica that minted them; idle ones expire because
+//! clients rarely send DELETE.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use waygate_protocol::jsonrpc::encode_message;
+use waygate_protocol::{methods, ErrorObject, Id, ProtocolVersion};
+
+use crate::context::{OutTx, TransportKind};
+use crate::events::Event;
+use crate::util::{random_hex, unix_now};
+
+type Pending = oneshot::Sender<Result<Value, ErrorObject>>;
+
+/// Lock a mutex even if a panicking thread poisoned it: the guarded maps stay consistent
+/// because every critical section is a single insert/remove.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub struct Session {
+    pub id: String,
+    pub version: ProtocolVersion,
+    pub transport: TransportKind,
+    pub client_caps: Arc<Value>,
+    pub client_info: Option<Arc<Value>>,
+    /// Rank set by `logging/setLevel`; `u8::MAX` = never set (emit everything).
+    log_level: AtomicU8,
+    initialized: AtomicBool,
+    last_seen: AtomicU64,
+    stream: Mutex<Option<OutTx>>,
+    pending: Mutex<HashMap<String, Pending>>,
+    next_request: AtomicU64,
+    subscriptions: Mutex<HashSet<String>>,
+    inflight: Mutex<HashMap<Id, CancellationToken>>,
+    pub closed: CancellationToken,
+}
+
+impl Session {
+    pub fn new(
+        version: ProtocolVersion,
+        transport: TransportKind,
+        client_caps: Value,
+        client_info: Option<Value>,
+    ) -> Self {
+        Session {
+            id: random_hex(16),
+            version,
+            transport,
+            client_caps: Arc::new(client_caps),
+            client_info: client_info.map(Arc::new),
+            log_level: AtomicU8::new(u8::MAX),
+            initialized: AtomicBool::new(false),
+            last_seen: AtomicU64::new(unix_now()),
+            stream: Mutex::new(None),
+            pending: Mutex::new(HashMap::new()),
+            next_request: AtomicU64::new(1),
+            subscriptions: Mutex::new(HashSet::new()),
+            inflight: Mutex::new(HashMap::new()),
+            closed: CancellationToken::new(),
+        }
+    }
+
+    pub fn touch(&self) {
+        self.last_seen.store(unix_now(), Ordering::Relaxed);
+    }
+
+    pub fn mark_initialized(&self) {
+        self.initialized.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        self.initialized.load(Ordering::Relaxed)
+    }
+
+    pub fn set_log_level(&self, rank: u8) {
+        self.log_level.store(rank, Ordering::Relaxed);
+    }
+
+    /// Rank to hand to [`crate::CallContext::log_level`]: everything until the client
+    /// chose a level, as the reference SDKs do.
+    pub fn log_level(&self) -> Option<u8> {
+        match self.log_level.load(Ordering::Relaxed) {
+            u8::MAX => Some(0),
+            r => Some(r),
+        }
+    }
+
+    /// Attach the standalone stream (GET on the MCP endpoint, or the legacy SSE stream).
+    /// A newer stream replaces an older one; the old one ends.
+    pub fn attach_stream(&self, tx: OutTx) {
+        *lock(&self.stream) = Some(tx);
+    }
+
+    pub fn has_stream(&self) -> bool {
+        lock(&self.stream).as_ref().is_some_and(|s| !s.is_closed())
+    }
+
+    /// Send on the standalone stream; false when none is open.
+    pub fn send_on_stream(&self, bytes: Vec<u8>) -> bool {
+        match lock(&self.stream).as_ref() {
+            Some(tx) => tx.send(bytes).is_ok(),
+            None => false,
+        }
+    }
+
+    pub fn subscribe(&self, uri: &str) {
+        lock(&self.subscriptions).insert(uri.to_string());
+    }
+
+    pub fn unsubscribe(&self, uri: &str) {
+        lock(&self.subscriptions).remove(uri);
+    }
+
+    pub fn is_subscribed(&self, uri: &str) -> bool {
+        lock(&self.subscriptions).contains(uri)
+    }
+
+    pub fn track_inflight(&self, id: Id, token: CancellationToken) {
+        lock(&self.inflight).insert(id, token);
+    }
+
+    pub fn finish_inflight(&self, id: &Id) {
+        lock(&self.inflight).remove(id);
+    }
+
+    /// `notifications/cancelled` from the client: stop that request if it is running.
+    pub fn cancel_inflight(&self, id: &Id) {
+        if let Some(t) = lock(&self.inflight).remove(id) {
+            t.cancel();
+        }
+    }
+
+    /// Send a server→client request on `out` (or the standalone stream) and wait for the
+    /// client's answer, the timeout, cancellation, or the session closing.
+    pub async fn request(
+        &self,
+        out: Option<&OutTx>,
+        method: &str,
+        params: &Value,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<Value, ErrorObject> {
+        let n = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let key = format!("waygate-{n}");
+        let id = Id::Str(Arc::from(key.as_str()));
+        let (tx, rx) = oneshot::channel();
+        lock(&self.pending).insert(key.clone(), tx);
+        let bytes = encode_message(Some(&id), method, params);
+        let sent = match out {
+            Some(o) => o.send(bytes).is_ok(),
+            None => self.send_on_stream(bytes),
+        };
+        if !sent {
+            lock(&self.pending).remove(&key);
+            return Err(ErrorObject::internal(format!(
+                "cannot send {method} to the client: no open stream on this session"
+            )));
+        }
+        let result = tokio::select! {
+            r = rx => r.unwrap_or_else(|_| Err(ErrorObject::internal("session closed while waiting for the client"))),
+            _ = tokio::time::sleep(timeout) => Err(ErrorObject::internal(format!(
+                "client did not answer {method} within {} s", timeout.as_secs()
+            ))),
+            _ = cancel.cancelled() => Err(ErrorObject::new(waygate_protocol::codes::REQUEST_CANCELLED, "request cancelled")),
+            _ = self.closed.cancelled() => Err(ErrorObject::internal("session closed")),
+        };
+        lock(&self.pending).remove(&key);
+        result
+    }
+
+    /// A JSON-RPC response from the client. False when nothing was waiting for it.
+    pub fn deliver_response(&self, id: &Id, outcome: Result<Value, ErrorObject>) -> bool {
+        let key = match id {
+            Id::Str(s) => s.to_string(),
+            Id::Num(n) => n.to_string(),
+        };
+        match lock(&self.pending).remove(&key) {
+            Some(tx) => tx.send(outcome).is_ok(),
+            None => false,
+        }
+    }
+
+    fn idle_secs(&self, now: u64) -> u64 {
+        now.saturating_sub(self.last_seen.load(Ordering::Relaxed))
+    }
+
+    fn close(&self) {
+        self.closed.cancel();
+        *lock(&self.stream) = None;
+        for (_, t) in lock(&self.inflight).drain() {
+            t.cancel();
+        }
+    }
+}
+
+/// All live sessions of this process.
+pub struct SessionStore {
+    sessions: RwLock<HashMap<String, Arc<Session>>>,
+    idle: Duration,
+    max: usize,
+}
+
+impl SessionStore {
+    pub fn new(idle: Duration, max: usize) -> Self {
+        SessionStore { sessions: RwLock::new(HashMap::new()), idle, max }
+    }
+
+    /// Register a session; refuses when the store is full even after evicting idle ones.
+    pub fn insert(&self, s: Arc<Session>) -> Result<(), ErrorObject> {
+        let mut map = self.sessions.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= self.max {
+            let now = unix_now();
+            let idle = self.idle.as_secs();
+            map.retain(|_, s| {
+                let keep = s.idle_secs(now) < idle;
+                if !keep {
+                    s.close();
+                }
+                keep
+            });
+            if map.len() >= self.max {
+                return Err(ErrorObject::internal(format!(
+                    "session limit reached ({} open sessions); retry later",
+                    self.max
+                )));
+            }
+        }
+        map.insert(s.id.clone(), s);
+        Ok(())
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+        let s = self.sessions.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned();
+        if let Some(s) = &s {
+            s.touch();
+        }
+        s
+    }
+
+    pub fn remove(&self, id: &str) -> bool {
+        let s = self.sessions.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+        match s {
+            Some(s) => {
+                s.close();
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drop sessions idle longer than the limit; returns how many ended.
+    pub fn expire_idle(&self) -> usize {
+        let now = unix_now();
+        let idle = self.idle.as_secs();
+        let mut map = self.sessions.write().unwrap_or_else(|e| e.into_inner());
+        let before = map.len();
+        map.retain(|_, s| {
+            // A session with an open stream is in use even when it sends nothing.
+            let keep = s.idle_secs(now) < idle || s.has_stream();
+            if !keep {
+                s.close();
+            }
+            keep
+        });
+        before - map.len()
+    }
+
+    /// Fan a catalog event out to every session's standalone stream.
+    pub fn broadcast(&self, event: &Event) {
+        let (method, params) = match event {
+            Event::ToolsChanged => (methods::N_TOOLS_CHANGED, Value::Null),
+            Event::PromptsChanged => (methods::N_PROMPTS_CHANGED, Value::Null),
+            Event::ResourcesChanged => (methods::N_RESOURCES_CHANGED, Value::Null),
+            Event::ResourceUpdated(uri) => (methods::N_RESOURCE_UPDATED, serde_json::json!({ "uri": uri })),
+            Event::TaskUpdated(_) => return,
+        };
+        let bytes = encode_message(None, method, &params);
+        let map = self.sessions.read().unwrap_or_else(|e| e.into_inner());
+        for s in map.values() {
+            if let Event::ResourceUpdated(uri) = event {
+                if !s.is_subscribed(uri) {
+                    continue;
+                }
+            }
+            s.send_on_stream(bytes.clone());
+        }
+    }
+
+    pub fn close_all(&self) {
+        let mut map = self.sessions.write().unwrap_or_else(|e| e.into_inner());
+        for (_, s) in map.drain() {
+            s.close();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Arc<Session> {
+        Arc::new(Session::new(
+            ProtocolVersion::V2025_11_25,
+            TransportKind::StreamableHttp,
+            serde_json::json!({}),
+            None,
+        ))
+    }
+
+    #[tokio::test]
+    async fn request_round_trip_through_stream() {
+        let s = session();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let s2 = s.clone();
+        let waiter = tokio::spawn(async move {
+            s2.request(Some(&tx), "roots/list", &Value::Null, Duration::from_secs(5), &CancellationToken::new())
+                .await
+        });
+        let sent: Value = serde_json::from_slice(&rx.recv().await.unwrap()).unwrap();
+        let id = Id::from_value(&sent["id"]).unwrap();
+        assert!(s.deliver_response(&id, Ok(serde_json::json!({"roots": []}))));
+        assert_eq!(waiter.await.unwrap().unwrap()["roots"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn store_limits_and_expiry() {
+        let store = SessionStore::new(Duration::from_secs(0), 1);
+        store.insert(session()).unwrap();
+        // Idle limit 0: the first session is evicted to make room.
+        store.insert(session()).unwrap();
+        assert_eq!(store.len(), 1);
+        assert_eq!(store.expire_idle(), 1);
+        assert!(store.is_empty());
+    }
+}

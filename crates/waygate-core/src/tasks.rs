@@ -1,0 +1,285 @@
+//! Long-running tool calls as tasks: the `io.modelcontextprotocol/tasks` extension for
+//! 2026-07-28 and the experimental core tasks of 2025-11-25.
+//!
+//! A task runs the same plugin handler in the background with a detached context. When
+//! the handler needs input, the task waits in `input_required` until `tasks/update`
+//! supplies the answers. Finished tasks stay readable for the configured TTL.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use waygate_protocol::{methods, ErrorObject, ProtocolVersion};
+
+use crate::context::CallContext;
+use crate::engine::Engine;
+use crate::events::Event;
+use crate::plugin::{Invocation, Outcome, Plugin, PluginError};
+use crate::util::{error_result, random_hex, rfc3339_now};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct State {
+    status: &'static str,
+    message: Option<String>,
+    updated: String,
+    result: Option<Value>,
+    error: Option<ErrorObject>,
+    input_requests: Option<Map<String, Value>>,
+    answers: Option<Map<String, Value>>,
+    finished: Option<Instant>,
+}
+
+struct Task {
+    id: String,
+    created: String,
+    state: Mutex<State>,
+    cancel: CancellationToken,
+    changed: Notify,
+}
+
+impl Task {
+    fn is_terminal(&self) -> bool {
+        matches!(lock(&self.state).status, "completed" | "failed" | "cancelled")
+    }
+
+    fn json(&self, ttl_ms: u64, modern: bool) -> Value {
+        let s = lock(&self.state);
+        let mut t = json!({
+            "taskId": self.id,
+            "status": s.status,
+            "createdAt": self.created,
+            "lastUpdatedAt": s.updated,
+            "pollIntervalMs": 200,
+        });
+        if modern {
+            t["ttlMs"] = json!(ttl_ms);
+        } else {
+            t["ttl"] = json!(ttl_ms);
+            t["pollInterval"] = json!(200);
+            if let Some(o) = t.as_object_mut() {
+                o.remove("pollIntervalMs");
+            }
+        }
+        if let Some(m) = &s.message {
+            t["statusMessage"] = json!(m);
+        }
+        if modern {
+            if let Some(r) = &s.input_requests {
+                t["inputRequests"] = Value::Object(r.clone());
+            }
+            if let Some(r) = &s.result {
+                t["result"] = r.clone();
+            }
+            if let Some(e) = &s.error {
+                t["error"] = json!(e);
+            }
+        }
+        t
+    }
+}
+
+pub struct TaskStore {
+    tasks: Mutex<HashMap<String, Arc<Task>>>,
+    ttl: Duration,
+}
+
+impl TaskStore {
+    pub fn new(ttl: Duration) -> Self {
+        TaskStore { tasks: Mutex::new(HashMap::new()), ttl }
+    }
+
+    fn ttl_ms(&self) -> u64 {
+        self.ttl.as_millis() as u64
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Task>> {
+        lock(&self.tasks).get(id).cloned()
+    }
+
+    /// The full task state as `notifications/tasks` carries it.
+    pub fn snapshot(&self, id: &str) -> Option<Value> {
+        self.get(id).map(|t| t.json(self.ttl_ms(), true))
+    }
+
+    /// Drop finished tasks older than the TTL.
+    pub fn expire(&self) {
+        let ttl = self.ttl;
+        lock(&self.tasks).retain(|_, t| lock(&t.state).finished.is_none_or(|f| f.elapsed() < ttl));
+    }
+
+    /// Create a task for `invocation` and start it; returns the task object.
+    pub fn spawn(&self, engine: Arc<Engine>, plugin: Arc<dyn Plugin>, mut invocation: Invocation, ctx: &CallContext) -> Value {
+        let now = rfc3339_now();
+        let task = Arc::new(Task {
+            id: random_hex(16),
+            created: now.clone(),
+            state: Mutex::new(State {
+                status: "working",
+                message: None,
+                updated: now,
+                result: None,
+                error: None,
+                input_requests: None,
+                answers: None,
+                finished: None,
+            }),
+            cancel: CancellationToken::new(),
+            changed: Notify::new(),
+        });
+        lock(&self.tasks).insert(task.id.clone(), task.clone());
+        let mut bg = CallContext::detached(ctx.version);
+        bg.transport = ctx.transport;
+        bg.client_caps = ctx.client_caps.clone();
+        bg.client_info = ctx.client_info.clone();
+        bg.cancel = task.cancel.clone();
+        let modern = ctx.version.is_modern();
+        let view = task.json(self.ttl_ms(), modern);
+        let t = task.clone();
+        tokio::spawn(async move {
+            let events = engine.events.clone();
+            let set = |status: &'static str, f: &dyn Fn(&mut State)| {
+                let mut s = lock(&t.state);
+                if matches!(s.status, "completed" | "failed" | "cancelled") {
+                    return;
+                }
+                s.status = status;
+                s.updated = rfc3339_now();
+                f(&mut s);
+                if matches!(status, "completed" | "failed" | "cancelled") {
+                    s.finished = Some(Instant::now());
+                }
+                drop(s);
+                t.changed.notify_waiters();
+                events.emit(Event::TaskUpdated(t.id.clone()));
+            };
+            loop {
+                let outcome = tokio::select! {
+                    o = plugin.execute(&invocation, &bg) => o,
+                    _ = t.cancel.cancelled() => { set("cancelled", &|_| {}); return; }
+                };
+                match outcome {
+                    Ok(Outcome::Complete(v)) => {
+                        set("completed", &|s| s.result = Some(v.clone()));
+                        return;
+                    }
+                    Err(PluginError::ToolFailed(m)) => {
+                        set("completed", &|s| s.result = Some(error_result(m.clone())));
+                        return;
+                    }
+                    Err(e) => {
+                        let err = crate::engine::map_plugin_error(e, bg.version);
+                        set("failed", &|s| {
+                            s.message = Some(err.message.clone());
+                            s.error = Some(err.clone());
+                        });
+                        return;
+                    }
+                    Ok(Outcome::InputRequired { requests, state }) => {
+                        set("input_required", &|s| s.input_requests = Some(requests.clone()));
+                        let answers = loop {
+                            let notified = t.changed.notified();
+                            if let Some(a) = lock(&t.state).answers.take() {
+                                break a;
+                            }
+                            tokio::select! {
+                                _ = notified => {}
+                                _ = t.cancel.cancelled() => { set("cancelled", &|_| {}); return; }
+                            }
+                        };
+                        set("working", &|s| s.input_requests = None);
+                        invocation.input_responses = Some(answers);
+                        invocation.state = state;
+                    }
+                }
+            }
+        });
+        view
+    }
+
+    /// `tasks/get`, `tasks/update`, `tasks/cancel` (both eras), `tasks/result` and
+    /// `tasks/list` (2025-11-25 only).
+    pub async fn handle(&self, method: &str, p: Option<&Map<String, Value>>, ctx: &CallContext) -> Result<Value, ErrorObject> {
+        let modern = ctx.is_modern();
+        if !modern && ctx.version < ProtocolVersion::V2025_11_25 {
+            return Err(ErrorObject::method_not_found(method));
+        }
+        if modern && matches!(method, methods::TASKS_RESULT | methods::TASKS_LIST) {
+            return Err(ErrorObject::method_not_found(method));
+        }
+        if !modern && method == methods::TASKS_UPDATE {
+            return Err(ErrorObject::method_not_found(method));
+        }
+        if method == methods::TASKS_LIST {
+            let tasks: Vec<Value> = lock(&self.tasks).values().map(|t| t.json(self.ttl_ms(), false)).collect();
+            return Ok(json!({ "tasks": tasks }));
+        }
+        let id = p
+            .and_then(|p| p.get("taskId"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| ErrorObject::invalid_params("Invalid params: missing \"taskId\""))?;
+        let task = self
+            .get(id)
+            .ok_or_else(|| ErrorObject::invalid_params(format!("Unknown task: {id}")).with_data(json!({ "taskId": id })))?;
+        match method {
+            methods::TASKS_GET => Ok(task.json(self.ttl_ms(), modern)),
+            methods::TASKS_CANCEL => {
+                if task.is_terminal() {
+                    if modern {
+                        return Ok(json!({}));
+                    }
+                    return Err(ErrorObject::invalid_params(format!("Task {id} is already in a terminal state")));
+                }
+                task.cancel.cancel();
+                {
+                    let mut s = lock(&task.state);
+                    s.status = "cancelled";
+                    s.updated = rfc3339_now();
+                    s.finished = Some(Instant::now());
+                }
+                task.changed.notify_waiters();
+                Ok(if modern { json!({}) } else { task.json(self.ttl_ms(), false) })
+            }
+            methods::TASKS_UPDATE => {
+                let answers = p
+                    .and_then(|p| p.get("inputResponses"))
+                    .and_then(Value::as_object)
+                    .ok_or_else(|| ErrorObject::invalid_params("Invalid params: tasks/update requires \"inputResponses\""))?;
+                let mut s = lock(&task.state);
+                if s.status == "input_required" {
+                    // Keep only answers to keys that were asked; ignore the rest.
+                    let asked = s.input_requests.clone().unwrap_or_default();
+                    let a: Map<String, Value> = answers.iter().filter(|(k, _)| asked.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+                    if !a.is_empty() {
+                        s.answers = Some(a);
+                    }
+                }
+                drop(s);
+                task.changed.notify_waiters();
+                Ok(json!({}))
+            }
+            methods::TASKS_RESULT => loop {
+                let notified = task.changed.notified();
+                {
+                    let s = lock(&task.state);
+                    match s.status {
+                        "completed" => return Ok(s.result.clone().unwrap_or_else(|| json!({ "content": [] }))),
+                        "failed" => return Err(s.error.clone().unwrap_or_else(|| ErrorObject::internal("task failed"))),
+                        "cancelled" => return Err(ErrorObject::internal(format!("task {id} was cancelled"))),
+                        _ => {}
+                    }
+                }
+                tokio::select! {
+                    _ = notified => {}
+                    _ = ctx.cancel.cancelled() => return Err(ErrorObject::new(waygate_protocol::codes::REQUEST_CANCELLED, "request cancelled")),
+                }
+            },
+            other => Err(ErrorObject::method_not_found(other)),
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Value encoding of the 2026-07-28 mirrored headers (`Mcp-Name`, `Mcp-Param-*`).
+//!
+//! A value that is not plain visible ASCII travels as `=?base64?<base64 of UTF-8>?=`;
+//! servers decode before comparing with the body.
+
+use base64::Engine;
+
+const PREFIX: &str = "=?base64?";
+const SUFFIX: &str = "?=";
+
+/// Decode a mirrored header value. `None` when the sentinel form is malformed or the
+/// value contains characters a client may not send raw.
+pub fn decode_value(raw: &str) -> Option<String> {
+    if let Some(inner) = raw.strip_prefix(PREFIX).and_then(|r| r.strip_suffix(SUFFIX)) {
+        let bytes = base64::engine::general_purpose::STANDARD.decode(inner).ok()?;
+        return String::from_utf8(bytes).ok();
+    }
+    if raw.bytes().any(|b| !(b == b'\t' || (0x20..=0x7e).contains(&b))) {
+        return None;
+    }
+    Some(raw.to_string())
+}
+
+/// Compare a header value with the JSON value of the body it mirrors. Integers compare
+/// numerically (`42` == `42.0`), booleans as `true`/`false`, strings exactly.
+pub fn matches_json(header: &str, body: &serde_json::Value) -> bool {
+    match body {
+        serde_json::Value::String(s) => header == s,
+        serde_json::Value::Bool(b) => header == if *b { "true" } else { "false" },
+        serde_json::Value::Number(n) => match (header.parse::<f64>(), n.as_f64()) {
+            (Ok(h), Some(b)) => h == b,
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_sentinel_and_plain() {
+        assert_eq!(decode_value("echo").as_deref(), Some("echo"));
+        assert_eq!(decode_value("=?base64?w6l0w6k=?=").as_deref(), Some("été"));
+        assert_eq!(decode_value("=?base64?!!?="), None);
+        assert_eq!(decode_value("a\u{1}b"), None);
+    }
+
+    #[test]
+    fn numeric_comparison() {
+        assert!(matches_json("42", &serde_json::json!(42.0)));
+        assert!(matches_json("true", &serde_json::json!(true)));
+        assert!(!matches_json("x", &serde_json::json!("y")));
+    }
+}

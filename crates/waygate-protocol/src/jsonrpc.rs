@@ -1,0 +1,264 @@
+//! JSON-RPC 2.0 framing: classify one decoded value into a request, notification or
+//! response, and write responses. Batches are recognised here; whether a revision allows
+//! them is the caller's decision.
+
+use std::sync::Arc;
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value};
+
+use crate::error::ErrorObject;
+
+/// A request id: string or integer, never null or fractional.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Id {
+    Num(i64),
+    Str(Arc<str>),
+}
+
+impl Id {
+    pub fn from_value(v: &Value) -> Option<Id> {
+        match v {
+            Value::Number(n) => n.as_i64().map(Id::Num),
+            Value::String(s) => Some(Id::Str(Arc::from(s.as_str()))),
+            _ => None,
+        }
+    }
+    pub fn to_value(&self) -> Value {
+        match self {
+            Id::Num(n) => Value::from(*n),
+            Id::Str(s) => Value::String(s.to_string()),
+        }
+    }
+}
+
+impl Serialize for Id {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Id::Num(n) => s.serialize_i64(*n),
+            Id::Str(v) => s.serialize_str(v),
+        }
+    }
+}
+
+impl std::fmt::Display for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Id::Num(n) => write!(f, "{n}"),
+            Id::Str(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+/// One JSON-RPC message.
+#[derive(Debug, Clone)]
+pub enum Message {
+    Request { id: Id, method: String, params: Option<Map<String, Value>> },
+    Notification { method: String, params: Option<Map<String, Value>> },
+    Response { id: Id, outcome: Result<Value, ErrorObject> },
+}
+
+/// What arrived in one body or line.
+#[derive(Debug)]
+pub enum Incoming {
+    Single(Message),
+    Batch(Vec<Result<Message, ParseError>>),
+}
+
+/// A message that could not be understood, with the id to answer to when one was legible.
+#[derive(Debug, Clone)]
+pub struct ParseError {
+    pub id: Option<Id>,
+    pub error: ErrorObject,
+}
+
+impl ParseError {
+    fn invalid(id: Option<Id>, msg: impl Into<String>) -> Self {
+        ParseError { id, error: ErrorObject::invalid_request(msg) }
+    }
+}
+
+impl Message {
+    pub fn method(&self) -> Option<&str> {
+        match self {
+            Message::Request { method, .. } | Message::Notification { method, .. } => Some(method),
+            Message::Response { .. } => None,
+        }
+    }
+
+    /// Classify one decoded JSON value.
+    pub fn from_value(v: Value) -> Result<Message, ParseError> {
+        let Value::Object(mut obj) = v else {
+            return Err(ParseError::invalid(None, "a JSON-RPC message must be a JSON object"));
+        };
+        let id = match obj.remove("id") {
+            None => None,
+            Some(raw) => match Id::from_value(&raw) {
+                Some(id) => Some(id),
+                None => {
+                    return Err(ParseError::invalid(
+                        None,
+                        format!("\"id\" must be a string or an integer, got {}", kind_of(&raw)),
+                    ))
+                }
+            },
+        };
+        match obj.get("jsonrpc") {
+            Some(Value::String(s)) if s == "2.0" => {}
+            Some(other) => {
+                return Err(ParseError::invalid(id, format!("\"jsonrpc\" must be \"2.0\", got {other}")))
+            }
+            None => return Err(ParseError::invalid(id, "missing \"jsonrpc\": \"2.0\"")),
+        }
+        if let Some(method) = obj.remove("method") {
+            let Value::String(method) = method else {
+                return Err(ParseError::invalid(id, "\"method\" must be a string"));
+            };
+            let params = match obj.remove("params") {
+                None | Some(Value::Null) => None,
+                Some(Value::Object(p)) => Some(p),
+                Some(other) => {
+                    return Err(ParseError::invalid(
+                        id,
+                        format!("\"params\" must be an object, got {}", kind_of(&other)),
+                    ))
+                }
+            };
+            return Ok(match id {
+                Some(id) => Message::Request { id, method, params },
+                None => Message::Notification { method, params },
+            });
+        }
+        let Some(id) = id else {
+            return Err(ParseError::invalid(None, "message has neither \"method\" nor \"id\""));
+        };
+        if let Some(result) = obj.remove("result") {
+            return Ok(Message::Response { id, outcome: Ok(result) });
+        }
+        if let Some(err) = obj.remove("error") {
+            let err = serde_json::from_value::<ErrorObject>(err)
+                .unwrap_or_else(|e| ErrorObject::internal(format!("malformed error object: {e}")));
+            return Ok(Message::Response { id, outcome: Err(err) });
+        }
+        Err(ParseError::invalid(Some(id), "message has an \"id\" but no \"method\", \"result\" or \"error\""))
+    }
+}
+
+/// Decode a body or line. A JSON syntax error is a parse error (-32700); an empty batch or
+/// a non-object is an invalid request (-32600).
+pub fn decode(bytes: &[u8]) -> Result<Incoming, ParseError> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| ParseError {
+        id: None,
+        error: ErrorObject::parse(format!("Parse error: invalid JSON: {e}")),
+    })?;
+    match v {
+        Value::Array(items) => {
+            if items.is_empty() {
+                return Err(ParseError::invalid(None, "empty JSON-RPC batch"));
+            }
+            Ok(Incoming::Batch(items.into_iter().map(Message::from_value).collect()))
+        }
+        other => Message::from_value(other).map(Incoming::Single),
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "an out-of-range integer",
+        Value::Number(_) => "a fractional number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Serializes `{"jsonrpc":"2.0","id":…,"result"|"error":…}` without building a `Value`.
+pub struct ResponseRef<'a> {
+    pub id: Option<&'a Id>,
+    pub outcome: Result<&'a Value, &'a ErrorObject>,
+}
+
+impl Serialize for ResponseRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("jsonrpc", "2.0")?;
+        match self.id {
+            Some(id) => m.serialize_entry("id", id)?,
+            None => m.serialize_entry("id", &Value::Null)?,
+        }
+        match self.outcome {
+            Ok(r) => m.serialize_entry("result", r)?,
+            Err(e) => m.serialize_entry("error", e)?,
+        }
+        m.end()
+    }
+}
+
+/// Encode a response as compact JSON bytes (never contains a raw newline).
+pub fn encode_response(id: Option<&Id>, outcome: Result<&Value, &ErrorObject>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    // Serializing a Value/ErrorObject into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, &ResponseRef { id, outcome });
+    out
+}
+
+/// Encode a notification or server→client request.
+pub fn encode_message(id: Option<&Id>, method: &str, params: &Value) -> Vec<u8> {
+    let mut obj = Map::with_capacity(4);
+    obj.insert("jsonrpc".into(), Value::from("2.0"));
+    if let Some(id) = id {
+        obj.insert("id".into(), id.to_value());
+    }
+    obj.insert("method".into(), Value::from(method));
+    if !params.is_null() {
+        obj.insert("params".into(), params.clone());
+    }
+    serde_json::to_vec(&Value::Object(obj)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codes;
+
+    fn one(s: &str) -> Result<Message, ParseError> {
+        match decode(s.as_bytes())? {
+            Incoming::Single(m) => Ok(m),
+            Incoming::Batch(_) => panic!("batch"),
+        }
+    }
+
+    #[test]
+    fn classifies_messages() {
+        assert!(matches!(one(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#), Ok(Message::Request { .. })));
+        assert!(matches!(one(r#"{"jsonrpc":"2.0","method":"x"}"#), Ok(Message::Notification { .. })));
+        assert!(matches!(one(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#), Ok(Message::Response { .. })));
+    }
+
+    #[test]
+    fn rejects_bad_shapes_with_named_problem() {
+        let e = one("{").unwrap_err();
+        assert_eq!(e.error.code, codes::PARSE_ERROR);
+        let e = one(r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#).unwrap_err();
+        assert_eq!(e.error.code, codes::INVALID_REQUEST);
+        assert!(e.error.message.contains("fractional"));
+        let e = one(r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#).unwrap_err();
+        assert_eq!(e.id, Some(Id::Num(1)));
+        let e = one(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#).unwrap_err();
+        assert!(e.error.message.contains("params"));
+        let e = one(r#"[]"#).unwrap_err();
+        assert_eq!(e.error.code, codes::INVALID_REQUEST);
+        let e = one(r#"{"jsonrpc":"2.0","id":null,"method":"x"}"#).unwrap_err();
+        assert_eq!(e.error.code, codes::INVALID_REQUEST);
+    }
+
+    #[test]
+    fn response_encoding_is_compact() {
+        let v = serde_json::json!({"text": "a\nb"});
+        let out = encode_response(Some(&Id::Num(7)), Ok(&v));
+        assert!(!out.contains(&b'\n'));
+        assert_eq!(out, br#"{"jsonrpc":"2.0","id":7,"result":{"text":"a\nb"}}"#);
+    }
+}
