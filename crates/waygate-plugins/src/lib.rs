@@ -1,0 +1,22 @@
+//! Built-in native plugins, and the table that turns a plugin name from the config or the
+//! command line into an instance.
+
+pub mod defs;
+pub mod demo;
+pub mod everything;
+
+use std::sync::Arc;
+
+use waygate_core::Plugin;
+
+/// Names accepted by `--plugin` / `[plugins]`.
+pub const BUILTIN: [&str; 2] = ["demo", "everything"];
+
+/// Instantiate a built-in plugin by name.
+pub fn builtin(name: &str) -> Option<Arc<dyn Plugin>> {
+    match name {
+        "demo" => Some(Arc::new(demo::Demo)),
+        "everything" => Some(Arc::new(everything::Everything::default())),
+        _ => None,
+    }
+}

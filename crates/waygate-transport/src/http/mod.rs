@@ -1,0 +1,171 @@
+//! HTTP listener: one hyper HTTP/1.1 server routing `/mcp` (Streamable HTTP, both eras),
+//! `/sse` + `/messages` (2024-11-05 HTTP+SSE), and `/health`.
+//!
+//! Order of checks on every request, outermost first: Host/Origin (403) → route →
+//! method → media types (415/406) → body limit (413) → JSON-RPC decode → era
+//! classification → the engine. Authentication will sit right after the Host/Origin check.
+
+pub mod body;
+pub mod guard;
+mod mcp;
+mod sse;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use waygate_core::Engine;
+use waygate_protocol::jsonrpc::encode_response;
+use waygate_protocol::{ErrorObject, Id};
+
+pub use body::Body;
+pub use guard::OriginPolicy;
+
+/// HTTP settings; plain data from the config file.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub max_body_bytes: usize,
+    pub origins: OriginPolicy,
+    pub keepalive: Duration,
+    /// Time allowed for a client to send its request headers (slow-client guard).
+    pub header_timeout: Duration,
+}
+
+impl HttpConfig {
+    pub fn for_addr(addr: SocketAddr) -> Self {
+        HttpConfig {
+            max_body_bytes: 4 * 1024 * 1024,
+            origins: OriginPolicy { loopback_only: addr.ip().is_loopback(), allowed_hosts: vec![], allowed_origins: vec![] },
+            keepalive: Duration::from_secs(15),
+            header_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub engine: Arc<Engine>,
+    pub cfg: HttpConfig,
+    pub sse: sse::SseConnections,
+}
+
+/// Serve until `shutdown` fires; in-flight connections get a graceful close.
+pub async fn serve(listener: TcpListener, engine: Arc<Engine>, cfg: HttpConfig, shutdown: CancellationToken) -> std::io::Result<()> {
+    let shared = Arc::new(Shared { engine, cfg, sse: sse::SseConnections::default() });
+    let tracker = tokio_util::task::TaskTracker::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        let header_timeout = shared.cfg.header_timeout;
+        tracker.spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(route(shared, req).await) }
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(Some(header_timeout));
+            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "connection ended with error");
+                },
+                _ = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
+                }
+            }
+        });
+    }
+    tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
+    Ok(())
+}
+
+async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    if let Err(reason) = shared.cfg.origins.check(req.headers()) {
+        return error_response(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(reason));
+    }
+    match req.uri().path() {
+        "/mcp" | "/mcp/" => mcp::handle(shared, req).await,
+        "/sse" => sse::open(shared, req).await,
+        "/messages" | "/message" => sse::post(shared, req).await,
+        "/health" | "/healthz" => json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec()),
+        path => {
+            let msg = format!("no such endpoint {path:?}; the MCP endpoint is /mcp (legacy SSE: /sse)");
+            error_response(StatusCode::NOT_FOUND, None, &ErrorObject::invalid_request(msg))
+        }
+    }
+}
+
+/// Read the body up to the configured limit.
+pub(crate) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Response<Body>> {
+    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
+        if len > limit as u64 {
+            return Err(too_large(limit));
+        }
+    }
+    match http_body_util::Limited::new(req.into_body(), limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large(limit)),
+        Err(e) => Err(error_response(
+            StatusCode::BAD_REQUEST,
+            None,
+            &ErrorObject::invalid_request(format!("could not read request body: {e}")),
+        )),
+    }
+}
+
+fn too_large(limit: usize) -> Response<Body> {
+    let msg = format!(
+        "request body exceeds the limit of {limit} bytes ({} MiB); raise http.max_body_bytes to accept larger requests",
+        limit / (1024 * 1024)
+    );
+    error_response(StatusCode::PAYLOAD_TOO_LARGE, None, &ErrorObject::invalid_request(msg))
+}
+
+pub(crate) fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(Body::bytes(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+pub(crate) fn error_response(status: StatusCode, id: Option<&Id>, e: &ErrorObject) -> Response<Body> {
+    json_response(status, encode_response(id, Err(e)))
+}
+
+pub(crate) fn empty(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = status;
+    r
+}
+
+pub(crate) fn sse_response(body: Body) -> Response<Body> {
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    r
+}

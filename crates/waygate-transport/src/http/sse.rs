@@ -1,0 +1,137 @@
+//! The 2024-11-05 HTTP+SSE transport, for clients that predate Streamable HTTP:
+//! `GET /sse` opens a stream whose first event (`endpoint`) names the POST URL; every
+//! response and server message then travels on that stream, and POSTs answer 202.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use waygate_core::context::{OutTx, TransportKind};
+use waygate_core::{util::random_hex, Session};
+use waygate_protocol::jsonrpc::{decode, encode_response, Incoming as Decoded};
+use waygate_protocol::{methods, ErrorObject, Message, ProtocolVersion};
+
+use super::body::Body;
+use super::mcp::legacy_context;
+use super::{empty, error_response, guard, read_body, sse_response, Shared};
+
+struct Conn {
+    tx: OutTx,
+    session: OnceLock<Arc<Session>>,
+}
+
+/// Open SSE connections by the id handed out in the `endpoint` event.
+#[derive(Default)]
+pub(crate) struct SseConnections {
+    conns: Mutex<HashMap<String, Arc<Conn>>>,
+}
+
+impl SseConnections {
+    fn get(&self, id: &str) -> Option<Arc<Conn>> {
+        let mut map = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, c| !c.tx.is_closed());
+        map.get(id).cloned()
+    }
+}
+
+pub(super) async fn open(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    if req.method() != Method::GET {
+        return error_response(StatusCode::METHOD_NOT_ALLOWED, None, &ErrorObject::invalid_request("use GET /sse to open the legacy SSE stream"));
+    }
+    if !guard::accepts(req.headers(), "text/event-stream") {
+        return error_response(StatusCode::NOT_ACCEPTABLE, None, &ErrorObject::invalid_request("GET /sse needs Accept: text/event-stream"));
+    }
+    let id = random_hex(16);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    shared
+        .sse
+        .conns
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id.clone(), Arc::new(Conn { tx, session: OnceLock::new() }));
+    let preamble = Bytes::from(format!("event: endpoint\ndata: /messages?sessionId={id}\n\n"));
+    sse_response(Body::sse(rx, Some(shared.cfg.keepalive), Some(preamble)))
+}
+
+pub(super) async fn post(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    if req.method() != Method::POST {
+        return error_response(StatusCode::METHOD_NOT_ALLOWED, None, &ErrorObject::invalid_request("use POST /messages?sessionId=…"));
+    }
+    let sid = req
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("sessionId=").or_else(|| kv.strip_prefix("session_id="))))
+        .map(str::to_string);
+    let Some(conn) = sid.as_deref().and_then(|s| shared.sse.get(s)) else {
+        return error_response(StatusCode::NOT_FOUND, None, &ErrorObject::invalid_request("unknown or closed SSE session; open GET /sse first"));
+    };
+    if !guard::is_json(req.headers()) {
+        return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, None, &ErrorObject::invalid_request("Content-Type must be application/json"));
+    }
+    let bytes = match read_body(req, shared.cfg.max_body_bytes).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let msgs = match decode(&bytes) {
+        Ok(Decoded::Single(m)) => vec![Ok(m)],
+        Ok(Decoded::Batch(b)) => b,
+        Err(e) => {
+            let _ = conn.tx.send(encode_response(e.id.as_ref(), Err(&e.error)));
+            return error_response(StatusCode::BAD_REQUEST, e.id.as_ref(), &e.error);
+        }
+    };
+    for m in msgs {
+        dispatch(&shared, &conn, m);
+    }
+    empty(StatusCode::ACCEPTED)
+}
+
+fn dispatch(shared: &Arc<Shared>, conn: &Arc<Conn>, m: Result<Message, waygate_protocol::ParseError>) {
+    let msg = match m {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = conn.tx.send(encode_response(e.id.as_ref(), Err(&e.error)));
+            return;
+        }
+    };
+    let session = conn.session.get().cloned();
+    match msg {
+        Message::Request { id, method, params } if method == methods::INITIALIZE => {
+            let r = match shared.engine.initialize(params.as_ref(), TransportKind::LegacySse, true) {
+                Ok((s, result)) => {
+                    s.attach_stream(conn.tx.clone());
+                    if conn.session.set(s).is_err() {
+                        Err(ErrorObject::invalid_request("this connection is already initialized"))
+                    } else {
+                        Ok(result)
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            let _ = conn.tx.send(encode_response(Some(&id), r.as_ref()));
+        }
+        Message::Request { id, method, params } => {
+            let version = session.as_ref().map_or(ProtocolVersion::V2024_11_05, |s| s.version);
+            let mut ctx = legacy_context(version, session.as_ref(), params.as_ref(), &id);
+            ctx.transport = TransportKind::LegacySse;
+            ctx.out = Some(conn.tx.clone());
+            let engine = shared.engine.clone();
+            let tx = conn.tx.clone();
+            tokio::spawn(async move {
+                let r = engine.handle(&method, params, &ctx).await;
+                if let Some(s) = &ctx.session {
+                    s.finish_inflight(&id);
+                }
+                let _ = tx.send(encode_response(Some(&id), r.as_ref()));
+            });
+        }
+        Message::Notification { method, params } => shared.engine.notification(&method, params.as_ref(), session.as_ref()),
+        Message::Response { id, outcome } => {
+            if let Some(s) = &session {
+                s.deliver_response(&id, outcome);
+            }
+        }
+    }
+}

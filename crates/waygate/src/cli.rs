@@ -1,0 +1,90 @@
+//! Command-line definition. `--config` and `--data-dir` are global so every subcommand
+//! finds the same configuration and store as `serve`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "waygate",
+    version,
+    about = "Waygate: MCP server framework and gateway (every MCP revision, one endpoint)",
+    long_about = "Waygate serves the Model Context Protocol to clients of every revision \
+        (2025-03-26, 2025-06-18, 2025-11-25 with sessions; 2026-07-28 stateless) over \
+        Streamable HTTP at /mcp, the legacy HTTP+SSE transport at /sse, and stdio. Tools, \
+        resources and prompts come from plugins.\n\nConfiguration levels, lowest first: \
+        built-in defaults < config file < WAYGATE_* environment < command-line flags."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Configuration file (TOML). Default: <data-dir>/waygate.toml when it exists.
+    #[arg(long, global = true, env = "WAYGATE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory for persistent state (store, keys). Created if missing.
+    #[arg(long, global = true, env = "WAYGATE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log filter, e.g. `info`, `debug`, `waygate_core=trace` (logs go to stderr).
+    #[arg(long, global = true, env = "WAYGATE_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the MCP server (HTTP by default, or --stdio).
+    Serve(ServeArgs),
+    /// Inspect plugins.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+    /// Inspect and check configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// Address to listen on (loopback by default). Port 0 picks a free port.
+    #[arg(long, env = "WAYGATE_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// Serve MCP on stdin/stdout instead of HTTP (logs go to stderr).
+    #[arg(long)]
+    pub stdio: bool,
+    /// Enable a plugin (repeatable): demo, everything. Adds to the config file's list.
+    #[arg(long = "plugin", value_name = "NAME")]
+    pub plugins: Vec<String>,
+    /// Do not load the default `demo` plugin.
+    #[arg(long)]
+    pub no_demo: bool,
+    /// Disable authentication (loopback listeners only). Logs a warning on every start.
+    #[arg(long)]
+    pub no_auth: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PluginsCommand {
+    /// List the built-in plugins and which ones the configuration enables.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Validate a configuration file (exit 1 with the file, key and reason on error).
+    Validate {
+        /// File to check; defaults to --config.
+        file: Option<PathBuf>,
+    },
+    /// Print the effective configuration (secrets redacted).
+    Show,
+}

@@ -1,0 +1,21 @@
+//! Command-line front end: `waygate serve`, `waygate plugins`, `waygate config`.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Parse arguments and run the chosen command; errors print one clear line and exit 1.
+pub fn run() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match commands::dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("waygate: error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
