@@ -12,12 +12,16 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use waygate_protocol::{methods, ErrorObject, ProtocolVersion};
+use waygate_protocol::{meta, methods, ErrorObject, ProtocolVersion};
 
 use crate::context::CallContext;
-use crate::engine::Engine;
-use crate::events::Event;
+use crate::events::{Event, Events};
 use crate::plugin::{Invocation, Outcome, Plugin, PluginError};
+
+/// The first round of a task's handler, owning what it borrows.
+pub type TaskFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (Result<Outcome, PluginError>, Invocation, CallContext)> + Send>,
+>;
 use crate::util::{error_result, random_hex, rfc3339_now};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -113,8 +117,10 @@ impl TaskStore {
         lock(&self.tasks).retain(|_, t| lock(&t.state).finished.is_none_or(|f| f.elapsed() < ttl));
     }
 
-    /// Create a task for `invocation` and start it; returns the task object.
-    pub fn spawn(&self, engine: Arc<Engine>, plugin: Arc<dyn Plugin>, mut invocation: Invocation, ctx: &CallContext) -> Value {
+    /// Register a task around `first` (the handler's first round, possibly already
+    /// polled once) and drive it to a terminal state in the background. Returns the task
+    /// object as the revision of `version` shapes it.
+    pub fn spawn(&self, events: Events, plugin: Arc<dyn Plugin>, first: TaskFuture, cancel: CancellationToken, version: ProtocolVersion) -> Value {
         let now = rfc3339_now();
         let task = Arc::new(Task {
             id: random_hex(16),
@@ -129,20 +135,13 @@ impl TaskStore {
                 answers: None,
                 finished: None,
             }),
-            cancel: CancellationToken::new(),
+            cancel,
             changed: Notify::new(),
         });
         lock(&self.tasks).insert(task.id.clone(), task.clone());
-        let mut bg = CallContext::detached(ctx.version);
-        bg.transport = ctx.transport;
-        bg.client_caps = ctx.client_caps.clone();
-        bg.client_info = ctx.client_info.clone();
-        bg.cancel = task.cancel.clone();
-        let modern = ctx.version.is_modern();
-        let view = task.json(self.ttl_ms(), modern);
+        let view = task.json(self.ttl_ms(), version.is_modern());
         let t = task.clone();
         tokio::spawn(async move {
-            let events = engine.events.clone();
             let set = |status: &'static str, f: &dyn Fn(&mut State)| {
                 let mut s = lock(&t.state);
                 if matches!(s.status, "completed" | "failed" | "cancelled") {
@@ -158,17 +157,17 @@ impl TaskStore {
                 t.changed.notify_waiters();
                 events.emit(Event::TaskUpdated(t.id.clone()));
             };
+            let (mut outcome, mut invocation, bg) = tokio::select! {
+                r = first => r,
+                _ = t.cancel.cancelled() => { set("cancelled", &|_| {}); return; }
+            };
             loop {
-                let outcome = tokio::select! {
-                    o = plugin.execute(&invocation, &bg) => o,
-                    _ = t.cancel.cancelled() => { set("cancelled", &|_| {}); return; }
-                };
                 match outcome {
                     Ok(Outcome::Complete(v)) => {
                         set("completed", &|s| s.result = Some(v.clone()));
                         return;
                     }
-                    Err(PluginError::ToolFailed(m)) => {
+                    Err(PluginError::ToolFailed(m)) | Err(PluginError::InvalidParams(m)) => {
                         set("completed", &|s| s.result = Some(error_result(m.clone())));
                         return;
                     }
@@ -181,11 +180,19 @@ impl TaskStore {
                         return;
                     }
                     Ok(Outcome::InputRequired { requests, state }) => {
-                        set("input_required", &|s| s.input_requests = Some(requests.clone()));
+                        set("input_required", &|s| {
+                            s.input_requests = Some(requests.clone());
+                            s.answers = None;
+                        });
+                        // Wait until every pending request has an answer (answers may
+                        // arrive in several tasks/update calls).
                         let answers = loop {
                             let notified = t.changed.notified();
-                            if let Some(a) = lock(&t.state).answers.take() {
-                                break a;
+                            {
+                                let mut s = lock(&t.state);
+                                if s.input_requests.as_ref().is_none_or(Map::is_empty) {
+                                    break s.answers.take().unwrap_or_default();
+                                }
                             }
                             tokio::select! {
                                 _ = notified => {}
@@ -197,6 +204,10 @@ impl TaskStore {
                         invocation.state = state;
                     }
                 }
+                outcome = tokio::select! {
+                    o = plugin.execute(&invocation, &bg) => o,
+                    _ = t.cancel.cancelled() => { set("cancelled", &|_| {}); return; }
+                };
             }
         });
         view
@@ -214,6 +225,9 @@ impl TaskStore {
         }
         if !modern && method == methods::TASKS_UPDATE {
             return Err(ErrorObject::method_not_found(method));
+        }
+        if modern && ctx.client_caps.pointer("/extensions").and_then(|e| e.get(meta::TASKS_EXTENSION)).is_none() {
+            return Err(ErrorObject::missing_capability(json!({ "extensions": { meta::TASKS_EXTENSION: {} } })));
         }
         if method == methods::TASKS_LIST {
             let tasks: Vec<Value> = lock(&self.tasks).values().map(|t| t.json(self.ttl_ms(), false)).collect();
@@ -252,12 +266,14 @@ impl TaskStore {
                     .ok_or_else(|| ErrorObject::invalid_params("Invalid params: tasks/update requires \"inputResponses\""))?;
                 let mut s = lock(&task.state);
                 if s.status == "input_required" {
-                    // Keep only answers to keys that were asked; ignore the rest.
-                    let asked = s.input_requests.clone().unwrap_or_default();
-                    let a: Map<String, Value> = answers.iter().filter(|(k, _)| asked.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())).collect();
-                    if !a.is_empty() {
-                        s.answers = Some(a);
+                    // Answers to keys that are not pending are ignored; answered keys
+                    // leave `inputRequests` so tasks/get shows what is still missing.
+                    for (k, v) in answers {
+                        if s.input_requests.as_mut().and_then(|r| r.remove(k)).is_some() {
+                            s.answers.get_or_insert_with(Map::new).insert(k.clone(), v.clone());
+                        }
                     }
+                    s.updated = rfc3339_now();
                 }
                 drop(s);
                 task.changed.notify_waiters();

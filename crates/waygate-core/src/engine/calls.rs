@@ -242,6 +242,10 @@ impl Engine {
     }
 
     /// Decide whether a tool call becomes a task (tasks extension / 2025-11-25 tasks).
+    ///
+    /// The handler's first round is polled once right here: input it needs before doing
+    /// any asynchronous work is resolved synchronously (MRTR before task creation), so
+    /// `Ok(None)` sends the call down the ordinary path; anything else becomes a task.
     fn maybe_task(
         self: &Arc<Self>,
         support: TaskSupport,
@@ -250,8 +254,9 @@ impl Engine {
         invocation: &Invocation,
         ctx: &CallContext,
     ) -> Result<Option<Value>, ErrorObject> {
-        if support == TaskSupport::Forbidden || invocation.input_responses.is_some() {
-            if ctx.version == ProtocolVersion::V2025_11_25 && params.get("task").is_some_and(Value::is_object) {
+        let legacy_task_param = params.get("task").is_some_and(Value::is_object);
+        if support == TaskSupport::Forbidden {
+            if ctx.version == ProtocolVersion::V2025_11_25 && legacy_task_param {
                 return Err(ErrorObject::method_not_found("tools/call with task: this tool does not support tasks"));
             }
             return Ok(None);
@@ -259,7 +264,7 @@ impl Engine {
         let wants = if ctx.is_modern() {
             ctx.client_caps.pointer("/extensions").and_then(|e| e.get(meta::TASKS_EXTENSION)).is_some()
         } else {
-            ctx.version >= ProtocolVersion::V2025_11_25 && params.get("task").is_some_and(Value::is_object)
+            ctx.version >= ProtocolVersion::V2025_11_25 && legacy_task_param
         };
         if !wants {
             if support == TaskSupport::Required {
@@ -271,7 +276,24 @@ impl Engine {
             }
             return Ok(None);
         }
-        let task = self.tasks.spawn(self.clone(), plugin.clone(), invocation.clone(), ctx);
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let mut bg = CallContext::detached(ctx.version);
+        bg.transport = ctx.transport;
+        bg.client_caps = ctx.client_caps.clone();
+        bg.client_info = ctx.client_info.clone();
+        bg.cancel = cancel.clone();
+        let (p, inv) = (plugin.clone(), invocation.clone());
+        let mut first: crate::tasks::TaskFuture = Box::pin(async move {
+            let r = p.execute(&inv, &bg).await;
+            (r, inv, bg)
+        });
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let first = match first.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready((Ok(Outcome::InputRequired { .. }), _, _)) => return Ok(None),
+            std::task::Poll::Ready(done) => Box::pin(std::future::ready(done)),
+            std::task::Poll::Pending => first,
+        };
+        let task = self.tasks.spawn(self.events.clone(), plugin.clone(), first, cancel, ctx.version);
         Ok(Some(if ctx.is_modern() {
             let mut t = task;
             t["resultType"] = json!("task");
@@ -298,7 +320,8 @@ fn not_found_resource(uri: &str, version: ProtocolVersion) -> ErrorObject {
 /// A tool failure the model can read becomes an `isError` result; everything else an error.
 fn tool_error_or(kind: Kind, e: PluginError, version: ProtocolVersion, name: &str) -> Result<Value, ErrorObject> {
     match (kind, e) {
-        (Kind::Tool, PluginError::ToolFailed(msg)) => Ok(error_result(msg)),
+        // Since 2025-11-25 argument validation failures are tool errors the model can fix.
+        (Kind::Tool, PluginError::ToolFailed(msg)) | (Kind::Tool, PluginError::InvalidParams(msg)) => Ok(error_result(msg)),
         (Kind::Tool, PluginError::MissingCapability(c)) if !version.is_modern() => Ok(error_result(format!(
             "this tool needs a client capability the client did not declare: {c}"
         ))),

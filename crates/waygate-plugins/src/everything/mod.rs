@@ -4,6 +4,7 @@
 
 mod fixtures;
 mod mrtr;
+mod tasks;
 
 use std::time::Duration;
 
@@ -43,6 +44,7 @@ impl Plugin for Everything {
             }
             let mut tools = fixtures::tools();
             tools.extend(mrtr::tools());
+            tools.extend(tasks::tools());
             Ok(Manifest {
                 tools,
                 resources: vec![
@@ -85,6 +87,9 @@ impl Plugin for Everything {
             match &inv.target {
                 Target::Tool(name) => {
                     if let Some(r) = mrtr::call(name, inv, ctx, self.events.get()) {
+                        return r;
+                    }
+                    if let Some(r) = tasks::call(name, inv, ctx).await {
                         return r;
                     }
                     fixtures::call(name, inv, ctx).await
