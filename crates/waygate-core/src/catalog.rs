@@ -66,7 +66,10 @@ impl Catalog {
     /// Merge manifests in registration order. A name taken by an earlier plugin is exposed
     /// as `<plugin>__<name>` so both stay callable.
     pub fn build(entries: &[(Arc<dyn Plugin>, Manifest)], page_size: usize) -> Catalog {
-        let mut c = Catalog { page_size: page_size.max(1), ..Default::default() };
+        let mut c = Catalog {
+            page_size: page_size.max(1),
+            ..Default::default()
+        };
         for (plugin, m) in entries {
             for t in &m.tools {
                 let local = t.name().to_string();
@@ -95,7 +98,10 @@ impl Catalog {
                 c.tool_index.insert(name.clone(), usize::MAX);
                 c.tools.push(CatalogTool {
                     name,
-                    route: Route { plugin: plugin.clone(), local_name: local },
+                    route: Route {
+                        plugin: plugin.clone(),
+                        local_name: local,
+                    },
                     modern,
                     legacy_1125,
                     legacy_0618,
@@ -111,11 +117,24 @@ impl Catalog {
                     continue;
                 }
                 c.resource_index.insert(uri.clone(), c.resources.len());
-                c.resources.push((r.definition.clone(), Route { plugin: plugin.clone(), local_name: uri }));
+                c.resources.push((
+                    r.definition.clone(),
+                    Route {
+                        plugin: plugin.clone(),
+                        local_name: uri,
+                    },
+                ));
             }
             for t in &m.resource_templates {
                 let tpl = t.uri_template().to_string();
-                c.templates.push((tpl.clone(), t.definition.clone(), Route { plugin: plugin.clone(), local_name: tpl }));
+                c.templates.push((
+                    tpl.clone(),
+                    t.definition.clone(),
+                    Route {
+                        plugin: plugin.clone(),
+                        local_name: tpl,
+                    },
+                ));
             }
             for p in &m.prompts {
                 let local = p.name().to_string();
@@ -127,7 +146,14 @@ impl Catalog {
                 let mut def = p.definition.clone();
                 def["name"] = Value::String(name.clone());
                 c.prompt_index.insert(name.clone(), c.prompts.len());
-                c.prompts.push((name, def, Route { plugin: plugin.clone(), local_name: local }));
+                c.prompts.push((
+                    name,
+                    def,
+                    Route {
+                        plugin: plugin.clone(),
+                        local_name: local,
+                    },
+                ));
             }
             if m.completions {
                 c.completers.push(plugin.clone());
@@ -247,7 +273,8 @@ fn header_params(def: &Value) -> Vec<(String, String)> {
         .filter_map(|(prop, schema)| {
             let h = schema.get("x-mcp-header")?.as_str()?;
             let ok = !h.is_empty()
-                && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
             ok.then(|| (h.to_ascii_lowercase(), prop.clone()))
         })
         .collect()

@@ -98,7 +98,9 @@ impl CallContext {
 
     /// `notifications/message` at `level`, when the client opted in at or below it.
     pub fn log(&self, level: &str, logger: Option<&str>, data: Value) {
-        let (Some(min), Some(rank)) = (self.log_level, meta::log_level_rank(level)) else { return };
+        let (Some(min), Some(rank)) = (self.log_level, meta::log_level_rank(level)) else {
+            return;
+        };
         if rank < min {
             return;
         }

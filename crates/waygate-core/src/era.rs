@@ -48,7 +48,10 @@ pub fn parse_envelope(params: Option<&Map<String, Value>>) -> Result<Envelope, E
         .ok_or_else(|| missing(&format!("params._meta[\"{}\"]", meta::PROTOCOL_VERSION)))?
         .as_str()
         .ok_or_else(|| {
-            ErrorObject::invalid_params(format!("Invalid params: _meta[\"{}\"] must be a string", meta::PROTOCOL_VERSION))
+            ErrorObject::invalid_params(format!(
+                "Invalid params: _meta[\"{}\"] must be a string",
+                meta::PROTOCOL_VERSION
+            ))
         })?;
     let caps = m
         .get(meta::CLIENT_CAPABILITIES)
@@ -62,7 +65,10 @@ pub fn parse_envelope(params: Option<&Map<String, Value>>) -> Result<Envelope, E
     let version = match ProtocolVersion::parse(version_str) {
         Some(v) if v.is_modern() => v,
         _ => {
-            return Err(ErrorObject::unsupported_version(version_str, &ProtocolVersion::supported_strings()));
+            return Err(ErrorObject::unsupported_version(
+                version_str,
+                &ProtocolVersion::supported_strings(),
+            ));
         }
     };
     let log_level = match m.get(meta::LOG_LEVEL) {
@@ -74,7 +80,9 @@ pub fn parse_envelope(params: Option<&Map<String, Value>>) -> Result<Envelope, E
             ))
         })?),
         Some(other) => {
-            return Err(ErrorObject::invalid_params(format!("Invalid params: log level must be a string, got {other}")))
+            return Err(ErrorObject::invalid_params(format!(
+                "Invalid params: log level must be a string, got {other}"
+            )))
         }
     };
     Ok(Envelope {
@@ -82,17 +90,26 @@ pub fn parse_envelope(params: Option<&Map<String, Value>>) -> Result<Envelope, E
         client_caps: caps.clone(),
         client_info: m.get(meta::CLIENT_INFO).cloned(),
         log_level,
-        progress_token: m.get(meta::PROGRESS_TOKEN).filter(|t| t.is_string() || t.is_i64()).cloned(),
+        progress_token: m
+            .get(meta::PROGRESS_TOKEN)
+            .filter(|t| t.is_string() || t.is_i64())
+            .cloned(),
     })
 }
 
 fn missing(what: &str) -> ErrorObject {
-    ErrorObject::invalid_params(format!("Invalid params: missing required {what} of the 2026-07-28 request envelope"))
+    ErrorObject::invalid_params(format!(
+        "Invalid params: missing required {what} of the 2026-07-28 request envelope"
+    ))
 }
 
 /// The progress token of a legacy request (`params._meta.progressToken`).
 pub fn legacy_progress_token(params: Option<&Map<String, Value>>) -> Option<Value> {
-    params?.get("_meta")?.get(meta::PROGRESS_TOKEN).filter(|t| t.is_string() || t.is_i64()).cloned()
+    params?
+        .get("_meta")?
+        .get(meta::PROGRESS_TOKEN)
+        .filter(|t| t.is_string() || t.is_i64())
+        .cloned()
 }
 
 #[cfg(test)]
@@ -115,7 +132,9 @@ mod tests {
         let e = parse_envelope(Some(&old)).unwrap_err();
         assert_eq!(e.code, codes::UNSUPPORTED_PROTOCOL_VERSION);
         assert_eq!(e.data.unwrap()["requested"], "2025-11-25");
-        let lvl = p(json!({"_meta": {meta::PROTOCOL_VERSION: "2026-07-28", meta::CLIENT_CAPABILITIES: {}, meta::LOG_LEVEL: "loud"}}));
+        let lvl = p(
+            json!({"_meta": {meta::PROTOCOL_VERSION: "2026-07-28", meta::CLIENT_CAPABILITIES: {}, meta::LOG_LEVEL: "loud"}}),
+        );
         assert_eq!(parse_envelope(Some(&lvl)).unwrap_err().code, codes::INVALID_PARAMS);
         assert_eq!(parse_envelope(None).unwrap_err().code, codes::INVALID_PARAMS);
     }

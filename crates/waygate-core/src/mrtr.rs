@@ -63,7 +63,9 @@ impl StateSealer {
     pub fn open(&self, sealed: &str, method: &str, target: &str) -> Result<Value, StateError> {
         let (body, sig) = sealed.split_once('.').ok_or(StateError::Malformed)?;
         let sig = B64.decode(sig).map_err(|_| StateError::BadSignature)?;
-        self.mac(body.as_bytes()).verify_slice(&sig).map_err(|_| StateError::BadSignature)?;
+        self.mac(body.as_bytes())
+            .verify_slice(&sig)
+            .map_err(|_| StateError::BadSignature)?;
         let raw = B64.decode(body).map_err(|_| StateError::Malformed)?;
         let mut payload: Value = serde_json::from_slice(&raw).map_err(|_| StateError::Malformed)?;
         if payload["m"] != method || payload["t"] != target {

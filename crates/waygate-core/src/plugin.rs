@@ -25,7 +25,9 @@ pub enum Target {
     Resource(String),
     Prompt(String),
     /// `completion/complete` for a prompt (`ref/prompt`) or resource template (`ref/resource`).
-    Complete { reference: Value },
+    Complete {
+        reference: Value,
+    },
 }
 
 /// One call, with the answers of earlier rounds when the handler asked for input.
@@ -57,7 +59,10 @@ pub enum Outcome {
     /// More input is needed. `requests` maps keys to `{method, params}` input requests
     /// (`elicitation/create`, `sampling/createMessage`, `roots/list`); `state` comes back
     /// in [`Invocation::state`], integrity-protected by the engine.
-    InputRequired { requests: Map<String, Value>, state: Option<Value> },
+    InputRequired {
+        requests: Map<String, Value>,
+        state: Option<Value>,
+    },
 }
 
 /// Why a call failed.
@@ -132,7 +137,10 @@ impl ResourceDef {
 }
 impl ResourceTemplateDef {
     pub fn uri_template(&self) -> &str {
-        self.definition.get("uriTemplate").and_then(Value::as_str).unwrap_or_default()
+        self.definition
+            .get("uriTemplate")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
 }
 

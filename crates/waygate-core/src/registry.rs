@@ -82,9 +82,20 @@ impl PluginRegistry {
     pub async fn load(&self, plugin: Arc<dyn Plugin>, settings: Value) -> Result<(), PluginError> {
         let name = plugin.name().to_string();
         let mut entries = self.entries.lock().await;
-        let old = entries.iter().position(|e| e.plugin.name() == name).map(|i| entries.remove(i));
-        let init = PluginInit { settings: settings.clone(), events: self.events.clone() };
-        let mut entry = Entry { plugin: plugin.clone(), settings, state: PluginState::Loaded, manifest: None };
+        let old = entries
+            .iter()
+            .position(|e| e.plugin.name() == name)
+            .map(|i| entries.remove(i));
+        let init = PluginInit {
+            settings: settings.clone(),
+            events: self.events.clone(),
+        };
+        let mut entry = Entry {
+            plugin: plugin.clone(),
+            settings,
+            state: PluginState::Loaded,
+            manifest: None,
+        };
         let result = plugin.initialize(&init).await;
         let outcome = match result {
             Ok(m) => {
@@ -125,7 +136,9 @@ impl PluginRegistry {
     /// Remove a plugin from the catalog and shut it down. False when it was not loaded.
     pub async fn unload(&self, name: &str) -> bool {
         let mut entries = self.entries.lock().await;
-        let Some(i) = entries.iter().position(|e| e.plugin.name() == name) else { return false };
+        let Some(i) = entries.iter().position(|e| e.plugin.name() == name) else {
+            return false;
+        };
         let e = entries.remove(i);
         self.publish(&entries);
         drop(entries);
@@ -143,7 +156,10 @@ impl PluginRegistry {
                 name: e.plugin.name().to_string(),
                 state: e.state.clone(),
                 tools: e.manifest.as_ref().map_or(0, |m| m.tools.len()),
-                resources: e.manifest.as_ref().map_or(0, |m| m.resources.len() + m.resource_templates.len()),
+                resources: e
+                    .manifest
+                    .as_ref()
+                    .map_or(0, |m| m.resources.len() + m.resource_templates.len()),
                 prompts: e.manifest.as_ref().map_or(0, |m| m.prompts.len()),
             })
             .collect()

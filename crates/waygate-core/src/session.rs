@@ -212,7 +212,11 @@ pub struct SessionStore {
 
 impl SessionStore {
     pub fn new(idle: Duration, max: usize) -> Self {
-        SessionStore { sessions: RwLock::new(HashMap::new()), idle, max }
+        SessionStore {
+            sessions: RwLock::new(HashMap::new()),
+            idle,
+            max,
+        }
     }
 
     /// Register a session; refuses when the store is full even after evicting idle ones.
@@ -331,8 +335,14 @@ mod tests {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let s2 = s.clone();
         let waiter = tokio::spawn(async move {
-            s2.request(Some(&tx), "roots/list", &Value::Null, Duration::from_secs(5), &CancellationToken::new())
-                .await
+            s2.request(
+                Some(&tx),
+                "roots/list",
+                &Value::Null,
+                Duration::from_secs(5),
+                &CancellationToken::new(),
+            )
+            .await
         });
         let sent: Value = serde_json::from_slice(&rx.recv().await.unwrap()).unwrap();
         let id = Id::from_value(&sent["id"]).unwrap();

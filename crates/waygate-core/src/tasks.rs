@@ -95,7 +95,10 @@ pub struct TaskStore {
 
 impl TaskStore {
     pub fn new(ttl: Duration) -> Self {
-        TaskStore { tasks: Mutex::new(HashMap::new()), ttl }
+        TaskStore {
+            tasks: Mutex::new(HashMap::new()),
+            ttl,
+        }
     }
 
     fn ttl_ms(&self) -> u64 {
@@ -120,7 +123,14 @@ impl TaskStore {
     /// Register a task around `first` (the handler's first round, possibly already
     /// polled once) and drive it to a terminal state in the background. Returns the task
     /// object as the revision of `version` shapes it.
-    pub fn spawn(&self, events: Events, plugin: Arc<dyn Plugin>, first: TaskFuture, cancel: CancellationToken, version: ProtocolVersion) -> Value {
+    pub fn spawn(
+        &self,
+        events: Events,
+        plugin: Arc<dyn Plugin>,
+        first: TaskFuture,
+        cancel: CancellationToken,
+        version: ProtocolVersion,
+    ) -> Value {
         let now = rfc3339_now();
         let task = Arc::new(Task {
             id: random_hex(16),
@@ -215,7 +225,12 @@ impl TaskStore {
 
     /// `tasks/get`, `tasks/update`, `tasks/cancel` (both eras), `tasks/result` and
     /// `tasks/list` (2025-11-25 only).
-    pub async fn handle(&self, method: &str, p: Option<&Map<String, Value>>, ctx: &CallContext) -> Result<Value, ErrorObject> {
+    pub async fn handle(
+        &self,
+        method: &str,
+        p: Option<&Map<String, Value>>,
+        ctx: &CallContext,
+    ) -> Result<Value, ErrorObject> {
         let modern = ctx.is_modern();
         if !modern && ctx.version < ProtocolVersion::V2025_11_25 {
             return Err(ErrorObject::method_not_found(method));
@@ -226,20 +241,31 @@ impl TaskStore {
         if !modern && method == methods::TASKS_UPDATE {
             return Err(ErrorObject::method_not_found(method));
         }
-        if modern && ctx.client_caps.pointer("/extensions").and_then(|e| e.get(meta::TASKS_EXTENSION)).is_none() {
-            return Err(ErrorObject::missing_capability(json!({ "extensions": { meta::TASKS_EXTENSION: {} } })));
+        if modern
+            && ctx
+                .client_caps
+                .pointer("/extensions")
+                .and_then(|e| e.get(meta::TASKS_EXTENSION))
+                .is_none()
+        {
+            return Err(ErrorObject::missing_capability(
+                json!({ "extensions": { meta::TASKS_EXTENSION: {} } }),
+            ));
         }
         if method == methods::TASKS_LIST {
-            let tasks: Vec<Value> = lock(&self.tasks).values().map(|t| t.json(self.ttl_ms(), false)).collect();
+            let tasks: Vec<Value> = lock(&self.tasks)
+                .values()
+                .map(|t| t.json(self.ttl_ms(), false))
+                .collect();
             return Ok(json!({ "tasks": tasks }));
         }
         let id = p
             .and_then(|p| p.get("taskId"))
             .and_then(Value::as_str)
             .ok_or_else(|| ErrorObject::invalid_params("Invalid params: missing \"taskId\""))?;
-        let task = self
-            .get(id)
-            .ok_or_else(|| ErrorObject::invalid_params(format!("Unknown task: {id}")).with_data(json!({ "taskId": id })))?;
+        let task = self.get(id).ok_or_else(|| {
+            ErrorObject::invalid_params(format!("Unknown task: {id}")).with_data(json!({ "taskId": id }))
+        })?;
         match method {
             methods::TASKS_GET => Ok(task.json(self.ttl_ms(), modern)),
             methods::TASKS_CANCEL => {
@@ -247,7 +273,9 @@ impl TaskStore {
                     if modern {
                         return Ok(json!({}));
                     }
-                    return Err(ErrorObject::invalid_params(format!("Task {id} is already in a terminal state")));
+                    return Err(ErrorObject::invalid_params(format!(
+                        "Task {id} is already in a terminal state"
+                    )));
                 }
                 task.cancel.cancel();
                 {
@@ -257,13 +285,19 @@ impl TaskStore {
                     s.finished = Some(Instant::now());
                 }
                 task.changed.notify_waiters();
-                Ok(if modern { json!({}) } else { task.json(self.ttl_ms(), false) })
+                Ok(if modern {
+                    json!({})
+                } else {
+                    task.json(self.ttl_ms(), false)
+                })
             }
             methods::TASKS_UPDATE => {
                 let answers = p
                     .and_then(|p| p.get("inputResponses"))
                     .and_then(Value::as_object)
-                    .ok_or_else(|| ErrorObject::invalid_params("Invalid params: tasks/update requires \"inputResponses\""))?;
+                    .ok_or_else(|| {
+                        ErrorObject::invalid_params("Invalid params: tasks/update requires \"inputResponses\"")
+                    })?;
                 let mut s = lock(&task.state);
                 if s.status == "input_required" {
                     // Answers to keys that are not pending are ignored; answered keys
@@ -285,7 +319,9 @@ impl TaskStore {
                     let s = lock(&task.state);
                     match s.status {
                         "completed" => return Ok(s.result.clone().unwrap_or_else(|| json!({ "content": [] }))),
-                        "failed" => return Err(s.error.clone().unwrap_or_else(|| ErrorObject::internal("task failed"))),
+                        "failed" => {
+                            return Err(s.error.clone().unwrap_or_else(|| ErrorObject::internal("task failed")))
+                        }
                         "cancelled" => return Err(ErrorObject::internal(format!("task {id} was cancelled"))),
                         _ => {}
                     }

@@ -17,11 +17,7 @@ pub fn match_template(template: &str, uri: &str) -> Option<Map<String, Value>> {
             // The literal that follows bounds the variable.
             let next_lit_end = tpl.find('{').unwrap_or(tpl.len());
             let lit = &tpl[..next_lit_end];
-            let value_end = if lit.is_empty() {
-                rest.len()
-            } else {
-                rest.find(lit)?
-            };
+            let value_end = if lit.is_empty() { rest.len() } else { rest.find(lit)? };
             let value = &rest[..value_end];
             if value.is_empty() {
                 return None;

@@ -9,7 +9,9 @@ pub fn tool(name: &str, description: &str) -> ToolDef {
 }
 
 pub fn tool_with(name: &str, description: &str, input_schema: Value) -> ToolDef {
-    ToolDef { definition: json!({ "name": name, "description": description, "inputSchema": input_schema }) }
+    ToolDef {
+        definition: json!({ "name": name, "description": description, "inputSchema": input_schema }),
+    }
 }
 
 /// Add fields (title, annotations, outputSchema, execution, …) to a tool.

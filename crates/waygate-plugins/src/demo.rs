@@ -71,9 +71,13 @@ impl Plugin for Demo {
         Box::pin(async move {
             match &inv.target {
                 Target::Tool(t) => tool(t, inv, ctx).await,
-                Target::Resource(uri) if uri == "demo://readme" => Ok(Outcome::Complete(text_contents(uri, "text/plain", README))),
+                Target::Resource(uri) if uri == "demo://readme" => {
+                    Ok(Outcome::Complete(text_contents(uri, "text/plain", README)))
+                }
                 Target::Prompt(p) if p == "greet" => {
-                    let name = inv.arg_str("name").ok_or_else(|| PluginError::InvalidParams("missing required argument \"name\"".into()))?;
+                    let name = inv
+                        .arg_str("name")
+                        .ok_or_else(|| PluginError::InvalidParams("missing required argument \"name\"".into()))?;
                     Ok(Outcome::Complete(json!({
                         "description": "A short greeting",
                         "messages": [user_text(&format!("Write a short, friendly greeting for {name}."))]
@@ -89,11 +93,18 @@ async fn tool(name: &str, inv: &Invocation, ctx: &CallContext) -> Result<Outcome
     let a = &inv.arguments;
     match name {
         "echo" => {
-            let text = a.get("text").and_then(Value::as_str).ok_or_else(|| PluginError::InvalidParams("\"text\" (string) is required".into()))?;
+            let text = a
+                .get("text")
+                .and_then(Value::as_str)
+                .ok_or_else(|| PluginError::InvalidParams("\"text\" (string) is required".into()))?;
             Ok(Outcome::Complete(text_result(text)))
         }
         "add" => {
-            let num = |k: &str| a.get(k).and_then(Value::as_f64).ok_or_else(|| PluginError::InvalidParams(format!("\"{k}\" (number) is required")));
+            let num = |k: &str| {
+                a.get(k)
+                    .and_then(Value::as_f64)
+                    .ok_or_else(|| PluginError::InvalidParams(format!("\"{k}\" (number) is required")))
+            };
             let sum = num("a")? + num("b")?;
             let structured = json!({ "sum": sum });
             Ok(Outcome::Complete(json!({
@@ -103,7 +114,11 @@ async fn tool(name: &str, inv: &Invocation, ctx: &CallContext) -> Result<Outcome
         }
         "now" => Ok(Outcome::Complete(text_result(rfc3339_now()))),
         "countdown" => {
-            let n = a.get("n").and_then(Value::as_u64).filter(|n| *n <= 60).ok_or_else(|| PluginError::InvalidParams("\"n\" must be an integer from 0 to 60".into()))?;
+            let n = a
+                .get("n")
+                .and_then(Value::as_u64)
+                .filter(|n| *n <= 60)
+                .ok_or_else(|| PluginError::InvalidParams("\"n\" must be an integer from 0 to 60".into()))?;
             for i in 0..n {
                 if ctx.cancel.is_cancelled() {
                     return Err(PluginError::ToolFailed("cancelled".into()));
@@ -128,8 +143,18 @@ async fn tool(name: &str, inv: &Invocation, ctx: &CallContext) -> Result<Outcome
             }
             None => {
                 let mut r = Map::new();
-                r.insert("name".into(), elicit("What is your name?", json!({"name": {"type": "string", "title": "Name"}}), &["name"]));
-                Ok(Outcome::InputRequired { requests: r, state: None })
+                r.insert(
+                    "name".into(),
+                    elicit(
+                        "What is your name?",
+                        json!({"name": {"type": "string", "title": "Name"}}),
+                        &["name"],
+                    ),
+                );
+                Ok(Outcome::InputRequired {
+                    requests: r,
+                    state: None,
+                })
             }
         },
         other => Err(PluginError::NotFound(format!("tool {other}"))),

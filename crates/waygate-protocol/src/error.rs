@@ -30,7 +30,11 @@ pub struct ErrorObject {
 
 impl ErrorObject {
     pub fn new(code: i32, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), data: None }
+        Self {
+            code,
+            message: message.into(),
+            data: None,
+        }
     }
     pub fn with_data(mut self, data: Value) -> Self {
         self.data = Some(data);
@@ -58,7 +62,10 @@ impl ErrorObject {
     pub fn unsupported_version(requested: &str, supported: &[&str]) -> Self {
         Self::new(
             codes::UNSUPPORTED_PROTOCOL_VERSION,
-            format!("Unsupported protocol version {requested:?}; supported: {}", supported.join(", ")),
+            format!(
+                "Unsupported protocol version {requested:?}; supported: {}",
+                supported.join(", ")
+            ),
         )
         .with_data(serde_json::json!({ "supported": supported, "requested": requested }))
     }

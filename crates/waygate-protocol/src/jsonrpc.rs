@@ -53,9 +53,19 @@ impl std::fmt::Display for Id {
 /// One JSON-RPC message.
 #[derive(Debug, Clone)]
 pub enum Message {
-    Request { id: Id, method: String, params: Option<Map<String, Value>> },
-    Notification { method: String, params: Option<Map<String, Value>> },
-    Response { id: Id, outcome: Result<Value, ErrorObject> },
+    Request {
+        id: Id,
+        method: String,
+        params: Option<Map<String, Value>>,
+    },
+    Notification {
+        method: String,
+        params: Option<Map<String, Value>>,
+    },
+    Response {
+        id: Id,
+        outcome: Result<Value, ErrorObject>,
+    },
 }
 
 /// What arrived in one body or line.
@@ -74,7 +84,10 @@ pub struct ParseError {
 
 impl ParseError {
     fn invalid(id: Option<Id>, msg: impl Into<String>) -> Self {
-        ParseError { id, error: ErrorObject::invalid_request(msg) }
+        ParseError {
+            id,
+            error: ErrorObject::invalid_request(msg),
+        }
     }
 }
 
@@ -106,7 +119,10 @@ impl Message {
         match obj.get("jsonrpc") {
             Some(Value::String(s)) if s == "2.0" => {}
             Some(other) => {
-                return Err(ParseError::invalid(id, format!("\"jsonrpc\" must be \"2.0\", got {other}")))
+                return Err(ParseError::invalid(
+                    id,
+                    format!("\"jsonrpc\" must be \"2.0\", got {other}"),
+                ))
             }
             None => return Err(ParseError::invalid(id, "missing \"jsonrpc\": \"2.0\"")),
         }
@@ -133,14 +149,20 @@ impl Message {
             return Err(ParseError::invalid(None, "message has neither \"method\" nor \"id\""));
         };
         if let Some(result) = obj.remove("result") {
-            return Ok(Message::Response { id, outcome: Ok(result) });
+            return Ok(Message::Response {
+                id,
+                outcome: Ok(result),
+            });
         }
         if let Some(err) = obj.remove("error") {
             let err = serde_json::from_value::<ErrorObject>(err)
                 .unwrap_or_else(|e| ErrorObject::internal(format!("malformed error object: {e}")));
             return Ok(Message::Response { id, outcome: Err(err) });
         }
-        Err(ParseError::invalid(Some(id), "message has an \"id\" but no \"method\", \"result\" or \"error\""))
+        Err(ParseError::invalid(
+            Some(id),
+            "message has an \"id\" but no \"method\", \"result\" or \"error\"",
+        ))
     }
 }
 
@@ -232,9 +254,18 @@ mod tests {
 
     #[test]
     fn classifies_messages() {
-        assert!(matches!(one(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#), Ok(Message::Request { .. })));
-        assert!(matches!(one(r#"{"jsonrpc":"2.0","method":"x"}"#), Ok(Message::Notification { .. })));
-        assert!(matches!(one(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#), Ok(Message::Response { .. })));
+        assert!(matches!(
+            one(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
+            Ok(Message::Request { .. })
+        ));
+        assert!(matches!(
+            one(r#"{"jsonrpc":"2.0","method":"x"}"#),
+            Ok(Message::Notification { .. })
+        ));
+        assert!(matches!(
+            one(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#),
+            Ok(Message::Response { .. })
+        ));
     }
 
     #[test]

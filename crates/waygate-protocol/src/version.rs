@@ -111,9 +111,18 @@ mod tests {
 
     #[test]
     fn legacy_negotiation_never_picks_modern() {
-        assert_eq!(ProtocolVersion::negotiate_legacy("2026-07-28"), ProtocolVersion::V2025_11_25);
-        assert_eq!(ProtocolVersion::negotiate_legacy("2025-06-18"), ProtocolVersion::V2025_06_18);
-        assert_eq!(ProtocolVersion::negotiate_legacy("1999-01-01"), ProtocolVersion::V2025_11_25);
+        assert_eq!(
+            ProtocolVersion::negotiate_legacy("2026-07-28"),
+            ProtocolVersion::V2025_11_25
+        );
+        assert_eq!(
+            ProtocolVersion::negotiate_legacy("2025-06-18"),
+            ProtocolVersion::V2025_06_18
+        );
+        assert_eq!(
+            ProtocolVersion::negotiate_legacy("1999-01-01"),
+            ProtocolVersion::V2025_11_25
+        );
     }
 
     #[test]

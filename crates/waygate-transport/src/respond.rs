@@ -20,7 +20,13 @@ pub enum Answer {
 
 /// Run `method` with `ctx`, switching to streaming the moment the handler emits a message.
 /// When the stream's receiver is dropped (client gone), the request is cancelled.
-pub async fn run(engine: Arc<Engine>, id: Id, method: String, params: Option<Map<String, Value>>, mut ctx: CallContext) -> Answer {
+pub async fn run(
+    engine: Arc<Engine>,
+    id: Id,
+    method: String,
+    params: Option<Map<String, Value>>,
+    mut ctx: CallContext,
+) -> Answer {
     let (tx, mut rx) = mpsc::unbounded_channel();
     ctx.out = Some(tx);
     let cancel = ctx.cancel.clone();

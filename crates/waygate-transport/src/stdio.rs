@@ -62,7 +62,10 @@ where
     let mut line = Vec::with_capacity(4096);
     loop {
         line.clear();
-        let n = (&mut reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut line).await?;
+        let n = (&mut reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .await?;
         if n == 0 {
             break;
         }
@@ -82,9 +85,16 @@ where
             Err(e) => reply_err(&conn, e),
             Ok(Incoming::Single(m)) => on_message(&conn, m),
             Ok(Incoming::Batch(items)) => {
-                let allowed = conn.session.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|s| s.version.allows_batches());
+                let allowed = conn
+                    .session
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                    .is_some_and(|s| s.version.allows_batches());
                 if !allowed {
-                    let e = ErrorObject::invalid_request("JSON-RPC batches are only allowed in protocol revision 2025-03-26");
+                    let e = ErrorObject::invalid_request(
+                        "JSON-RPC batches are only allowed in protocol revision 2025-03-26",
+                    );
                     let _ = conn.out.send(encode_response(None, Err(&e)));
                     continue;
                 }
@@ -107,10 +117,18 @@ where
 fn trim(line: &[u8]) -> &[u8] {
     let mut s = line;
     while let [first, rest @ ..] = s {
-        if first.is_ascii_whitespace() { s = rest } else { break }
+        if first.is_ascii_whitespace() {
+            s = rest
+        } else {
+            break;
+        }
     }
     while let [rest @ .., last] = s {
-        if last.is_ascii_whitespace() { s = rest } else { break }
+        if last.is_ascii_whitespace() {
+            s = rest
+        } else {
+            break;
+        }
     }
     s
 }
@@ -125,7 +143,11 @@ fn on_message(conn: &Arc<Conn>, m: Message) {
         Message::Request { id, method, params } => on_request(conn, session, id, method, params),
         Message::Notification { method, params } => {
             if method == methods::N_CANCELLED {
-                if let Some(id) = params.as_ref().and_then(|p| p.get("requestId")).and_then(Id::from_value) {
+                if let Some(id) = params
+                    .as_ref()
+                    .and_then(|p| p.get("requestId"))
+                    .and_then(Id::from_value)
+                {
                     if let Some(t) = conn.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
                         t.cancel();
                     }
@@ -141,7 +163,13 @@ fn on_message(conn: &Arc<Conn>, m: Message) {
     }
 }
 
-fn on_request(conn: &Arc<Conn>, session: Option<Arc<Session>>, id: Id, method: String, params: Option<Map<String, Value>>) {
+fn on_request(
+    conn: &Arc<Conn>,
+    session: Option<Arc<Session>>,
+    id: Id,
+    method: String,
+    params: Option<Map<String, Value>>,
+) {
     let send = |r: Result<Value, ErrorObject>| {
         let _ = conn.out.send(encode_response(Some(&id), r.as_ref()));
     };
@@ -159,7 +187,9 @@ fn on_request(conn: &Arc<Conn>, session: Option<Arc<Session>>, id: Id, method: S
         }
     } else if method == methods::INITIALIZE {
         if session.is_some() {
-            return send(Err(ErrorObject::invalid_request("this connection is already initialized")));
+            return send(Err(ErrorObject::invalid_request(
+                "this connection is already initialized",
+            )));
         }
         return match conn.engine.initialize(params.as_ref(), TransportKind::Stdio, false) {
             Ok((s, result)) => {
@@ -186,7 +216,10 @@ fn on_request(conn: &Arc<Conn>, session: Option<Arc<Session>>, id: Id, method: S
     ctx.request_id = Some(id.clone());
     ctx.out = Some(conn.out.clone());
     let token = ctx.cancel.clone();
-    conn.inflight.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), token.clone());
+    conn.inflight
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id.clone(), token.clone());
     let c = conn.clone();
     conn.tasks.spawn(async move {
         if method == methods::SUBSCRIPTIONS_LISTEN && ctx.is_modern() {

@@ -38,17 +38,25 @@ impl Engine {
             }
         };
         let catalog = self.registry.catalog();
-        let tool = catalog
-            .tool(&name)
-            .ok_or_else(|| ErrorObject::invalid_params(format!("Unknown tool: {name}")).with_data(json!({ "name": name })))?;
+        let tool = catalog.tool(&name).ok_or_else(|| {
+            ErrorObject::invalid_params(format!("Unknown tool: {name}")).with_data(json!({ "name": name }))
+        })?;
         let plugin = tool.route.plugin.clone();
-        let invocation = self.invocation(Target::Tool(tool.route.local_name.clone()), arguments, &params, methods::TOOLS_CALL, &name, ctx)?;
+        let invocation = self.invocation(
+            Target::Tool(tool.route.local_name.clone()),
+            arguments,
+            &params,
+            methods::TOOLS_CALL,
+            &name,
+            ctx,
+        )?;
 
         if let Some(created) = self.maybe_task(tool.task_support, &params, &plugin, &invocation, ctx)? {
             return Ok(created);
         }
         drop(catalog);
-        self.run(Kind::Tool, &plugin, invocation, methods::TOOLS_CALL, &name, ctx).await
+        self.run(Kind::Tool, &plugin, invocation, methods::TOOLS_CALL, &name, ctx)
+            .await
     }
 
     pub(super) async fn read_resource(
@@ -64,9 +72,17 @@ impl Engine {
         };
         let plugin = route.plugin.clone();
         let args = vars.map(Value::Object).unwrap_or_else(|| json!({}));
-        let invocation = self.invocation(Target::Resource(uri.clone()), args, &params, methods::RESOURCES_READ, &uri, ctx)?;
+        let invocation = self.invocation(
+            Target::Resource(uri.clone()),
+            args,
+            &params,
+            methods::RESOURCES_READ,
+            &uri,
+            ctx,
+        )?;
         drop(catalog);
-        self.run(Kind::Resource, &plugin, invocation, methods::RESOURCES_READ, &uri, ctx).await
+        self.run(Kind::Resource, &plugin, invocation, methods::RESOURCES_READ, &uri, ctx)
+            .await
     }
 
     pub(super) async fn get_prompt(
@@ -90,9 +106,17 @@ impl Engine {
             .prompt(&name)
             .ok_or_else(|| ErrorObject::invalid_params(format!("Unknown prompt: {name}")))?;
         let plugin = route.plugin.clone();
-        let invocation = self.invocation(Target::Prompt(route.local_name.clone()), arguments, &params, methods::PROMPTS_GET, &name, ctx)?;
+        let invocation = self.invocation(
+            Target::Prompt(route.local_name.clone()),
+            arguments,
+            &params,
+            methods::PROMPTS_GET,
+            &name,
+            ctx,
+        )?;
         drop(catalog);
-        self.run(Kind::Prompt, &plugin, invocation, methods::PROMPTS_GET, &name, ctx).await
+        self.run(Kind::Prompt, &plugin, invocation, methods::PROMPTS_GET, &name, ctx)
+            .await
     }
 
     pub(super) async fn complete(
@@ -106,8 +130,13 @@ impl Engine {
             .filter(|r| r.is_object())
             .cloned()
             .ok_or_else(|| ErrorObject::invalid_params("Invalid params: completion needs a \"ref\" object"))?;
-        if !params.get("argument").is_some_and(|a| a.get("name").is_some_and(Value::is_string)) {
-            return Err(ErrorObject::invalid_params("Invalid params: completion needs \"argument\": {name, value}"));
+        if !params
+            .get("argument")
+            .is_some_and(|a| a.get("name").is_some_and(Value::is_string))
+        {
+            return Err(ErrorObject::invalid_params(
+                "Invalid params: completion needs \"argument\": {name, value}",
+            ));
         }
         let catalog = self.registry.catalog();
         match reference.get("type").and_then(Value::as_str) {
@@ -153,7 +182,11 @@ impl Engine {
         let input_responses = match params.get("inputResponses") {
             None | Some(Value::Null) => None,
             Some(Value::Object(m)) => Some(m.clone()),
-            Some(_) => return Err(ErrorObject::invalid_params("Invalid params: \"inputResponses\" must be an object")),
+            Some(_) => {
+                return Err(ErrorObject::invalid_params(
+                    "Invalid params: \"inputResponses\" must be an object",
+                ))
+            }
         };
         let state = match params.get("requestState") {
             None | Some(Value::Null) => None,
@@ -163,9 +196,18 @@ impl Engine {
                     .map_err(|e| ErrorObject::invalid_params(format!("Invalid params: {e}")))?,
             ),
             Some(Value::String(_)) => None,
-            Some(_) => return Err(ErrorObject::invalid_params("Invalid params: \"requestState\" must be a string")),
+            Some(_) => {
+                return Err(ErrorObject::invalid_params(
+                    "Invalid params: \"requestState\" must be a string",
+                ))
+            }
         };
-        Ok(Invocation { target, arguments, input_responses, state })
+        Ok(Invocation {
+            target,
+            arguments,
+            input_responses,
+            state,
+        })
     }
 
     /// Execute, resolving input requests: as an `input_required` result for 2026-07-28, or
@@ -207,7 +249,10 @@ impl Engine {
             if rounds > self.cfg.max_input_rounds {
                 return tool_error_or(
                     kind,
-                    PluginError::Internal(format!("gave up after {} rounds of client input", self.cfg.max_input_rounds)),
+                    PluginError::Internal(format!(
+                        "gave up after {} rounds of client input",
+                        self.cfg.max_input_rounds
+                    )),
                     ctx.version,
                     name,
                 );
@@ -224,15 +269,27 @@ impl Engine {
             };
             let mut answers = Map::new();
             for (key, req) in requests {
-                let m = req.get("method").and_then(Value::as_str).unwrap_or_default().to_string();
+                let m = req
+                    .get("method")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 let p = req.get("params").cloned().unwrap_or(json!({}));
-                match session.request(ctx.out.as_ref(), &m, &p, self.cfg.client_request_timeout, &ctx.cancel).await {
+                match session
+                    .request(ctx.out.as_ref(), &m, &p, self.cfg.client_request_timeout, &ctx.cancel)
+                    .await
+                {
                     Ok(v) => {
                         answers.insert(key, v);
                     }
                     Err(e) if e.code == codes::REQUEST_CANCELLED => return Err(e),
                     Err(e) => {
-                        return tool_error_or(kind, PluginError::ToolFailed(format!("client could not answer {m}: {}", e.message)), ctx.version, name)
+                        return tool_error_or(
+                            kind,
+                            PluginError::ToolFailed(format!("client could not answer {m}: {}", e.message)),
+                            ctx.version,
+                            name,
+                        )
                     }
                 }
             }
@@ -257,12 +314,17 @@ impl Engine {
         let legacy_task_param = params.get("task").is_some_and(Value::is_object);
         if support == TaskSupport::Forbidden {
             if ctx.version == ProtocolVersion::V2025_11_25 && legacy_task_param {
-                return Err(ErrorObject::method_not_found("tools/call with task: this tool does not support tasks"));
+                return Err(ErrorObject::method_not_found(
+                    "tools/call with task: this tool does not support tasks",
+                ));
             }
             return Ok(None);
         }
         let wants = if ctx.is_modern() {
-            ctx.client_caps.pointer("/extensions").and_then(|e| e.get(meta::TASKS_EXTENSION)).is_some()
+            ctx.client_caps
+                .pointer("/extensions")
+                .and_then(|e| e.get(meta::TASKS_EXTENSION))
+                .is_some()
         } else {
             ctx.version >= ProtocolVersion::V2025_11_25 && legacy_task_param
         };
@@ -293,7 +355,9 @@ impl Engine {
             std::task::Poll::Ready(done) => Box::pin(std::future::ready(done)),
             std::task::Poll::Pending => first,
         };
-        let task = self.tasks.spawn(self.events.clone(), plugin.clone(), first, cancel, ctx.version);
+        let task = self
+            .tasks
+            .spawn(self.events.clone(), plugin.clone(), first, cancel, ctx.version);
         Ok(Some(if ctx.is_modern() {
             let mut t = task;
             t["resultType"] = json!("task");
@@ -307,13 +371,21 @@ impl Engine {
 fn required_str(params: &Map<String, Value>, key: &str) -> Result<String, ErrorObject> {
     match params.get(key) {
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(other) => Err(ErrorObject::invalid_params(format!("Invalid params: \"{key}\" must be a string, got {other}"))),
-        None => Err(ErrorObject::invalid_params(format!("Invalid params: missing \"{key}\""))),
+        Some(other) => Err(ErrorObject::invalid_params(format!(
+            "Invalid params: \"{key}\" must be a string, got {other}"
+        ))),
+        None => Err(ErrorObject::invalid_params(format!(
+            "Invalid params: missing \"{key}\""
+        ))),
     }
 }
 
 fn not_found_resource(uri: &str, version: ProtocolVersion) -> ErrorObject {
-    let code = if version.is_modern() { codes::INVALID_PARAMS } else { codes::RESOURCE_NOT_FOUND };
+    let code = if version.is_modern() {
+        codes::INVALID_PARAMS
+    } else {
+        codes::RESOURCE_NOT_FOUND
+    };
     ErrorObject::new(code, format!("Resource not found: {uri}")).with_data(json!({ "uri": uri }))
 }
 
@@ -321,7 +393,9 @@ fn not_found_resource(uri: &str, version: ProtocolVersion) -> ErrorObject {
 fn tool_error_or(kind: Kind, e: PluginError, version: ProtocolVersion, name: &str) -> Result<Value, ErrorObject> {
     match (kind, e) {
         // Since 2025-11-25 argument validation failures are tool errors the model can fix.
-        (Kind::Tool, PluginError::ToolFailed(msg)) | (Kind::Tool, PluginError::InvalidParams(msg)) => Ok(error_result(msg)),
+        (Kind::Tool, PluginError::ToolFailed(msg)) | (Kind::Tool, PluginError::InvalidParams(msg)) => {
+            Ok(error_result(msg))
+        }
         (Kind::Tool, PluginError::MissingCapability(c)) if !version.is_modern() => Ok(error_result(format!(
             "this tool needs a client capability the client did not declare: {c}"
         ))),
@@ -368,14 +442,24 @@ fn missing_capabilities(caps: &Value, requests: &Map<String, Value>) -> Option<V
                     (Some(e), false) => e.get("form").is_some() || e.get("url").is_none(),
                 };
                 if !ok {
-                    missing.insert("elicitation".into(), if url_mode { json!({"url": {}}) } else { json!({"form": {}}) });
+                    missing.insert(
+                        "elicitation".into(),
+                        if url_mode {
+                            json!({"url": {}})
+                        } else {
+                            json!({"form": {}})
+                        },
+                    );
                 }
             }
             methods::SAMPLING_CREATE => {
                 let needs_tools = p.is_some_and(|p| p.get("tools").is_some());
                 match caps.get("sampling") {
                     None => {
-                        missing.insert("sampling".into(), if needs_tools { json!({"tools": {}}) } else { json!({}) });
+                        missing.insert(
+                            "sampling".into(),
+                            if needs_tools { json!({"tools": {}}) } else { json!({}) },
+                        );
                     }
                     Some(s) if needs_tools && s.get("tools").is_none() => {
                         missing.insert("sampling".into(), json!({"tools": {}}));
@@ -403,8 +487,14 @@ mod tests {
             "b": {"method": "roots/list"}
         }))
         .unwrap();
-        assert_eq!(missing_capabilities(&json!({"elicitation": {}, "roots": {}}), &reqs), None);
-        assert_eq!(missing_capabilities(&json!({"elicitation": {}}), &reqs), Some(json!({"roots": {}})));
+        assert_eq!(
+            missing_capabilities(&json!({"elicitation": {}, "roots": {}}), &reqs),
+            None
+        );
+        assert_eq!(
+            missing_capabilities(&json!({"elicitation": {}}), &reqs),
+            Some(json!({"roots": {}}))
+        );
         assert_eq!(
             missing_capabilities(&json!({"elicitation": {"url": {}}, "roots": {}}), &reqs),
             Some(json!({"elicitation": {"form": {}}}))

@@ -49,7 +49,11 @@ impl Engine {
         let caps = match params.and_then(|p| p.get("capabilities")) {
             None | Some(Value::Null) => json!({}),
             Some(c @ Value::Object(_)) => c.clone(),
-            Some(_) => return Err(ErrorObject::invalid_params("Invalid params: \"capabilities\" must be an object")),
+            Some(_) => {
+                return Err(ErrorObject::invalid_params(
+                    "Invalid params: \"capabilities\" must be an object",
+                ))
+            }
         };
         let client_info = params.and_then(|p| p.get("clientInfo")).cloned();
         let version = ProtocolVersion::negotiate_legacy(requested);

@@ -47,11 +47,19 @@ impl ListenFilter {
 impl Engine {
     /// Validate a listen request before any stream is opened, so errors can still be
     /// plain JSON-RPC errors.
-    pub fn listen_filter(&self, params: Option<&Map<String, Value>>, ctx: &CallContext) -> Result<ListenFilter, ErrorObject> {
+    pub fn listen_filter(
+        &self,
+        params: Option<&Map<String, Value>>,
+        ctx: &CallContext,
+    ) -> Result<ListenFilter, ErrorObject> {
         let n = params
             .and_then(|p| p.get("notifications"))
             .and_then(Value::as_object)
-            .ok_or_else(|| ErrorObject::invalid_params("Invalid params: subscriptions/listen requires a \"notifications\" filter object"))?;
+            .ok_or_else(|| {
+                ErrorObject::invalid_params(
+                    "Invalid params: subscriptions/listen requires a \"notifications\" filter object",
+                )
+            })?;
         let flag = |k: &str| n.get(k).and_then(Value::as_bool).unwrap_or(false);
         let strings = |k: &str| -> Result<Vec<String>, ErrorObject> {
             match n.get(k) {
@@ -60,13 +68,27 @@ impl Engine {
                     .iter()
                     .map(|v| v.as_str().map(str::to_string))
                     .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| ErrorObject::invalid_params(format!("Invalid params: notifications.{k} must be an array of strings"))),
-                Some(_) => Err(ErrorObject::invalid_params(format!("Invalid params: notifications.{k} must be an array of strings"))),
+                    .ok_or_else(|| {
+                        ErrorObject::invalid_params(format!(
+                            "Invalid params: notifications.{k} must be an array of strings"
+                        ))
+                    }),
+                Some(_) => Err(ErrorObject::invalid_params(format!(
+                    "Invalid params: notifications.{k} must be an array of strings"
+                ))),
             }
         };
         let task_ids = strings("taskIds")?;
-        if !task_ids.is_empty() && ctx.client_caps.pointer("/extensions").and_then(|e| e.get(meta::TASKS_EXTENSION)).is_none() {
-            return Err(ErrorObject::missing_capability(json!({ "extensions": { meta::TASKS_EXTENSION: {} } })));
+        if !task_ids.is_empty()
+            && ctx
+                .client_caps
+                .pointer("/extensions")
+                .and_then(|e| e.get(meta::TASKS_EXTENSION))
+                .is_none()
+        {
+            return Err(ErrorObject::missing_capability(
+                json!({ "extensions": { meta::TASKS_EXTENSION: {} } }),
+            ));
         }
         Ok(ListenFilter {
             tools: flag("toolsListChanged"),
@@ -84,7 +106,10 @@ impl Engine {
         let mut rx = self.events.subscribe();
         let sub_meta = || json!({ meta::SUBSCRIPTION_ID: id.to_value() });
         let ack = json!({ "_meta": sub_meta(), "notifications": filter.granted() });
-        if out.send(encode_message(None, methods::N_SUBSCRIPTIONS_ACK, &ack)).is_err() {
+        if out
+            .send(encode_message(None, methods::N_SUBSCRIPTIONS_ACK, &ack))
+            .is_err()
+        {
             return;
         }
         loop {
@@ -101,8 +126,15 @@ impl Engine {
             let ev = match ev {
                 Ok(ev) => ev,
                 Err(RecvError::Lagged(n)) => {
-                    tracing::warn!(skipped = n, "listen stream lagged; sending list_changed for everything it asked for");
-                    for (on, m) in [(filter.tools, methods::N_TOOLS_CHANGED), (filter.prompts, methods::N_PROMPTS_CHANGED), (filter.resources, methods::N_RESOURCES_CHANGED)] {
+                    tracing::warn!(
+                        skipped = n,
+                        "listen stream lagged; sending list_changed for everything it asked for"
+                    );
+                    for (on, m) in [
+                        (filter.tools, methods::N_TOOLS_CHANGED),
+                        (filter.prompts, methods::N_PROMPTS_CHANGED),
+                        (filter.resources, methods::N_RESOURCES_CHANGED),
+                    ] {
                         if on {
                             let _ = out.send(encode_message(None, m, &json!({ "_meta": sub_meta() })));
                         }
@@ -113,15 +145,26 @@ impl Engine {
             };
             let msg = match &ev {
                 Event::ToolsChanged if filter.tools => Some((methods::N_TOOLS_CHANGED, json!({ "_meta": sub_meta() }))),
-                Event::PromptsChanged if filter.prompts => Some((methods::N_PROMPTS_CHANGED, json!({ "_meta": sub_meta() }))),
-                Event::ResourcesChanged if filter.resources => Some((methods::N_RESOURCES_CHANGED, json!({ "_meta": sub_meta() }))),
-                Event::ResourceUpdated(uri) if filter.uris.iter().any(|u| uri == u || uri.starts_with(&format!("{}/", u.trim_end_matches('/')))) => {
+                Event::PromptsChanged if filter.prompts => {
+                    Some((methods::N_PROMPTS_CHANGED, json!({ "_meta": sub_meta() })))
+                }
+                Event::ResourcesChanged if filter.resources => {
+                    Some((methods::N_RESOURCES_CHANGED, json!({ "_meta": sub_meta() })))
+                }
+                Event::ResourceUpdated(uri)
+                    if filter
+                        .uris
+                        .iter()
+                        .any(|u| uri == u || uri.starts_with(&format!("{}/", u.trim_end_matches('/')))) =>
+                {
                     Some((methods::N_RESOURCE_UPDATED, json!({ "uri": uri, "_meta": sub_meta() })))
                 }
-                Event::TaskUpdated(task_id) if filter.task_ids.contains(task_id) => self.tasks.snapshot(task_id).map(|mut t| {
-                    t["_meta"] = sub_meta();
-                    (methods::N_TASKS, t)
-                }),
+                Event::TaskUpdated(task_id) if filter.task_ids.contains(task_id) => {
+                    self.tasks.snapshot(task_id).map(|mut t| {
+                        t["_meta"] = sub_meta();
+                        (methods::N_TASKS, t)
+                    })
+                }
                 _ => None,
             };
             if let Some((m, p)) = msg {

@@ -154,22 +154,29 @@ impl Engine {
                 Ok(list_result("tools", page))
             }
             methods::RESOURCES_READ => self.read_resource(params, ctx).await,
-            methods::RESOURCES_LIST => Ok(list_result("resources", self.registry.catalog().resources_page(cursor(p)?)?)),
-            methods::RESOURCES_TEMPLATES_LIST => {
-                Ok(list_result("resourceTemplates", self.registry.catalog().templates_page(cursor(p)?)?))
-            }
-            methods::PROMPTS_LIST => Ok(list_result("prompts", self.registry.catalog().prompts_page(cursor(p)?)?)),
+            methods::RESOURCES_LIST => Ok(list_result(
+                "resources",
+                self.registry.catalog().resources_page(cursor(p)?)?,
+            )),
+            methods::RESOURCES_TEMPLATES_LIST => Ok(list_result(
+                "resourceTemplates",
+                self.registry.catalog().templates_page(cursor(p)?)?,
+            )),
+            methods::PROMPTS_LIST => Ok(list_result(
+                "prompts",
+                self.registry.catalog().prompts_page(cursor(p)?)?,
+            )),
             methods::PROMPTS_GET => self.get_prompt(params, ctx).await,
             methods::COMPLETE => self.complete(params, ctx).await,
             methods::DISCOVER => Ok(self.discover()),
             methods::PING if !modern => Ok(json!({})),
             methods::SET_LEVEL if !modern => self.set_level(p, ctx),
             methods::RESOURCES_SUBSCRIBE | methods::RESOURCES_UNSUBSCRIBE if !modern => {
-                let uri = str_field(p, "uri").ok_or_else(|| ErrorObject::invalid_params("Invalid params: missing \"uri\""))?;
-                let session = ctx
-                    .session
-                    .as_ref()
-                    .ok_or_else(|| ErrorObject::invalid_request("resource subscriptions need a session (initialize first)"))?;
+                let uri = str_field(p, "uri")
+                    .ok_or_else(|| ErrorObject::invalid_params("Invalid params: missing \"uri\""))?;
+                let session = ctx.session.as_ref().ok_or_else(|| {
+                    ErrorObject::invalid_request("resource subscriptions need a session (initialize first)")
+                })?;
                 if method == methods::RESOURCES_SUBSCRIBE {
                     session.subscribe(uri);
                 } else {
@@ -177,12 +184,14 @@ impl Engine {
                 }
                 Ok(json!({}))
             }
-            methods::TASKS_GET | methods::TASKS_CANCEL | methods::TASKS_UPDATE | methods::TASKS_RESULT | methods::TASKS_LIST => {
-                self.tasks.handle(method, p, ctx).await
-            }
-            methods::INITIALIZE if !modern => {
-                Err(ErrorObject::invalid_request("initialize was already performed for this session"))
-            }
+            methods::TASKS_GET
+            | methods::TASKS_CANCEL
+            | methods::TASKS_UPDATE
+            | methods::TASKS_RESULT
+            | methods::TASKS_LIST => self.tasks.handle(method, p, ctx).await,
+            methods::INITIALIZE if !modern => Err(ErrorObject::invalid_request(
+                "initialize was already performed for this session",
+            )),
             methods::SUBSCRIPTIONS_LISTEN => Err(ErrorObject::invalid_request(
                 "subscriptions/listen needs a streaming transport (Streamable HTTP or stdio)",
             )),
@@ -235,7 +244,8 @@ impl Engine {
     }
 
     fn set_level(&self, p: Option<&Map<String, Value>>, ctx: &CallContext) -> Result<Value, ErrorObject> {
-        let level = str_field(p, "level").ok_or_else(|| ErrorObject::invalid_params("Invalid params: missing \"level\""))?;
+        let level =
+            str_field(p, "level").ok_or_else(|| ErrorObject::invalid_params("Invalid params: missing \"level\""))?;
         let rank = meta::log_level_rank(level).ok_or_else(|| {
             ErrorObject::invalid_params(format!(
                 "Invalid params: unknown log level {level:?}; expected one of {}",
@@ -253,7 +263,9 @@ fn cursor(p: Option<&Map<String, Value>>) -> Result<Option<&str>, ErrorObject> {
     match p.and_then(|p| p.get("cursor")) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(ErrorObject::invalid_params(format!("Invalid params: cursor must be a string, got {other}"))),
+        Some(other) => Err(ErrorObject::invalid_params(format!(
+            "Invalid params: cursor must be a string, got {other}"
+        ))),
     }
 }
 

@@ -17,11 +17,23 @@ pub(super) fn tools() -> Vec<ToolDef> {
         tool("test_image_content", "Tests image content response"),
         tool("test_audio_content", "Tests audio content response"),
         tool("test_embedded_resource", "Tests embedded resource content response"),
-        tool("test_multiple_content_types", "Tests response with multiple content types (text, image, resource)"),
-        tool("test_tool_with_logging", "Tests tool that emits log messages during execution"),
-        tool("test_tool_with_progress", "Tests tool that reports progress notifications"),
+        tool(
+            "test_multiple_content_types",
+            "Tests response with multiple content types (text, image, resource)",
+        ),
+        tool(
+            "test_tool_with_logging",
+            "Tests tool that emits log messages during execution",
+        ),
+        tool(
+            "test_tool_with_progress",
+            "Tests tool that reports progress notifications",
+        ),
         tool("test_error_handling", "Tests error response handling"),
-        tool("test_reconnection", "Tests SSE stream disconnection and client reconnection (SEP-1699)"),
+        tool(
+            "test_reconnection",
+            "Tests SSE stream disconnection and client reconnection (SEP-1699)",
+        ),
         tool_with(
             "test_sampling",
             "Tests server-initiated sampling (LLM completion request)",
@@ -32,8 +44,14 @@ pub(super) fn tools() -> Vec<ToolDef> {
             "Tests server-initiated elicitation (user input request)",
             json!({"type":"object","properties":{"message":{"type":"string","description":"The message to show the user"}},"required":["message"]}),
         ),
-        tool("test_elicitation_sep1034_defaults", "Tests elicitation with default values per SEP-1034"),
-        tool("test_elicitation_sep1330_enums", "Tests elicitation with enum schema improvements per SEP-1330"),
+        tool(
+            "test_elicitation_sep1034_defaults",
+            "Tests elicitation with default values per SEP-1034",
+        ),
+        tool(
+            "test_elicitation_sep1330_enums",
+            "Tests elicitation with enum schema improvements per SEP-1330",
+        ),
         tool_with(
             "json_schema_2020_12_tool",
             "Tool with JSON Schema 2020-12 features for conformance testing (SEP-1613)",
@@ -76,7 +94,10 @@ fn json_schema_2020_12() -> Value {
 fn one(key: &str, req: Value) -> Outcome {
     let mut m = Map::new();
     m.insert(key.into(), req);
-    Outcome::InputRequired { requests: m, state: None }
+    Outcome::InputRequired {
+        requests: m,
+        state: None,
+    }
 }
 
 fn elicit_summary(prefix: &str, r: &Value) -> Outcome {
@@ -89,8 +110,12 @@ pub(super) async fn call(name: &str, inv: &Invocation, ctx: &CallContext) -> Res
     let sleep = || tokio::time::sleep(Duration::from_millis(50));
     Ok(match name {
         "test_simple_text" => Outcome::Complete(text_result("This is a simple text response for testing.")),
-        "test_image_content" => Outcome::Complete(json!({ "content": [{ "type": "image", "data": IMAGE, "mimeType": "image/png" }] })),
-        "test_audio_content" => Outcome::Complete(json!({ "content": [{ "type": "audio", "data": AUDIO, "mimeType": "audio/wav" }] })),
+        "test_image_content" => {
+            Outcome::Complete(json!({ "content": [{ "type": "image", "data": IMAGE, "mimeType": "image/png" }] }))
+        }
+        "test_audio_content" => {
+            Outcome::Complete(json!({ "content": [{ "type": "audio", "data": AUDIO, "mimeType": "audio/wav" }] }))
+        }
         "test_embedded_resource" => Outcome::Complete(json!({ "content": [{ "type": "resource", "resource": {
             "uri": "test://embedded-resource", "mimeType": "text/plain", "text": "This is an embedded resource content." } }] })),
         "test_multiple_content_types" => Outcome::Complete(json!({ "content": [
@@ -121,7 +146,11 @@ pub(super) async fn call(name: &str, inv: &Invocation, ctx: &CallContext) -> Res
             };
             Outcome::Complete(text_result(token))
         }
-        "test_error_handling" => return Err(PluginError::ToolFailed("This tool intentionally returns an error for testing".into())),
+        "test_error_handling" => {
+            return Err(PluginError::ToolFailed(
+                "This tool intentionally returns an error for testing".into(),
+            ))
+        }
         "test_reconnection" => {
             tokio::time::sleep(Duration::from_millis(100)).await;
             Outcome::Complete(text_result(
@@ -130,7 +159,10 @@ pub(super) async fn call(name: &str, inv: &Invocation, ctx: &CallContext) -> Res
         }
         "test_sampling" => match inv.input("sampling") {
             Some(r) => {
-                let text = r.pointer("/content/text").and_then(Value::as_str).unwrap_or("No response");
+                let text = r
+                    .pointer("/content/text")
+                    .and_then(Value::as_str)
+                    .unwrap_or("No response");
                 Outcome::Complete(text_result(format!("LLM response: {text}")))
             }
             None => one("sampling", sample(inv.arg_str("prompt").unwrap_or(""), 100)),
@@ -186,9 +218,14 @@ pub(super) async fn call(name: &str, inv: &Invocation, ctx: &CallContext) -> Res
                 ),
             ),
         },
-        "json_schema_2020_12_tool" => Outcome::Complete(text_result(format!("JSON Schema 2020-12 tool called with: {}", inv.arguments))),
+        "json_schema_2020_12_tool" => Outcome::Complete(text_result(format!(
+            "JSON Schema 2020-12 tool called with: {}",
+            inv.arguments
+        ))),
         "test_custom_header" => {
-            let region = inv.arg_str("region").ok_or_else(|| PluginError::InvalidParams("\"region\" (string) is required".into()))?;
+            let region = inv
+                .arg_str("region")
+                .ok_or_else(|| PluginError::InvalidParams("\"region\" (string) is required".into()))?;
             Outcome::Complete(text_result(format!("region={region}")))
         }
         other => return Err(PluginError::NotFound(format!("tool {other}"))),
@@ -196,7 +233,10 @@ pub(super) async fn call(name: &str, inv: &Invocation, ctx: &CallContext) -> Res
 }
 
 pub(super) fn prompt(name: &str, inv: &Invocation) -> Result<Outcome, PluginError> {
-    let need = |k: &str| inv.arg_str(k).ok_or_else(|| PluginError::InvalidParams(format!("missing required argument {k:?}")));
+    let need = |k: &str| {
+        inv.arg_str(k)
+            .ok_or_else(|| PluginError::InvalidParams(format!("missing required argument {k:?}")))
+    };
     Ok(Outcome::Complete(match name {
         "test_simple_prompt" => json!({ "messages": [user_text("This is a simple prompt for testing.")] }),
         "test_prompt_with_arguments" => {
@@ -217,13 +257,20 @@ pub(super) fn prompt(name: &str, inv: &Invocation) -> Result<Outcome, PluginErro
         ] }),
         "test_input_required_result_prompt" => match inv.input("user_context") {
             Some(r) => {
-                let c = r.pointer("/content/context").and_then(Value::as_str).unwrap_or("unknown");
+                let c = r
+                    .pointer("/content/context")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown");
                 json!({ "messages": [user_text(&format!("Prompt with context: {c}"))] })
             }
             None => {
                 return Ok(one(
                     "user_context",
-                    elicit("What context should the prompt use?", json!({ "context": { "type": "string" } }), &["context"]),
+                    elicit(
+                        "What context should the prompt use?",
+                        json!({ "context": { "type": "string" } }),
+                        &["context"],
+                    ),
                 ))
             }
         },

@@ -9,7 +9,9 @@ mod tasks;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use waygate_core::{BoxFuture, CallContext, Event, Invocation, Manifest, Outcome, Plugin, PluginError, PluginInit, Target};
+use waygate_core::{
+    BoxFuture, CallContext, Event, Invocation, Manifest, Outcome, Plugin, PluginError, PluginInit, Target,
+};
 
 use crate::defs::{prompt, resource, template, text_contents};
 
@@ -48,10 +50,34 @@ impl Plugin for Everything {
             Ok(Manifest {
                 tools,
                 resources: vec![
-                    resource("test://static-text", "static-text", "Static Text Resource", "A static text resource for testing", "text/plain"),
-                    resource("test://static-binary", "static-binary", "Static Binary Resource", "A static binary resource (image) for testing", "image/png"),
-                    resource(WATCHED, "watched-resource", "Watched Resource", "A resource that auto-updates every 3 seconds", "text/plain"),
-                    resource("test://stateless-static-text", "Stateless Static Text", "Stateless Static Text", "A static text resource served on the draft path", "text/plain"),
+                    resource(
+                        "test://static-text",
+                        "static-text",
+                        "Static Text Resource",
+                        "A static text resource for testing",
+                        "text/plain",
+                    ),
+                    resource(
+                        "test://static-binary",
+                        "static-binary",
+                        "Static Binary Resource",
+                        "A static binary resource (image) for testing",
+                        "image/png",
+                    ),
+                    resource(
+                        WATCHED,
+                        "watched-resource",
+                        "Watched Resource",
+                        "A resource that auto-updates every 3 seconds",
+                        "text/plain",
+                    ),
+                    resource(
+                        "test://stateless-static-text",
+                        "Stateless Static Text",
+                        "Stateless Static Text",
+                        "A static text resource served on the draft path",
+                        "text/plain",
+                    ),
                 ],
                 resource_templates: vec![template(
                     "test://template/{id}/data",
@@ -61,12 +87,20 @@ impl Plugin for Everything {
                     "application/json",
                 )],
                 prompts: vec![
-                    prompt("test_simple_prompt", "Simple Test Prompt", "A simple prompt without arguments", &[]),
+                    prompt(
+                        "test_simple_prompt",
+                        "Simple Test Prompt",
+                        "A simple prompt without arguments",
+                        &[],
+                    ),
                     prompt(
                         "test_prompt_with_arguments",
                         "Prompt With Arguments",
                         "A prompt with required arguments",
-                        &[("arg1", "First test argument", true), ("arg2", "Second test argument", true)],
+                        &[
+                            ("arg1", "First test argument", true),
+                            ("arg2", "Second test argument", true),
+                        ],
                     ),
                     prompt(
                         "test_prompt_with_embedded_resource",
@@ -74,8 +108,18 @@ impl Plugin for Everything {
                         "A prompt that includes an embedded resource",
                         &[("resourceUri", "URI of the resource to embed", true)],
                     ),
-                    prompt("test_prompt_with_image", "Prompt With Image", "A prompt that includes image content", &[]),
-                    prompt("test_input_required_result_prompt", "MRTR Prompt", "MRTR: prompt that requires elicitation input", &[]),
+                    prompt(
+                        "test_prompt_with_image",
+                        "Prompt With Image",
+                        "A prompt that includes image content",
+                        &[],
+                    ),
+                    prompt(
+                        "test_input_required_result_prompt",
+                        "MRTR Prompt",
+                        "MRTR: prompt that requires elicitation input",
+                        &[],
+                    ),
                 ],
                 completions: true,
             })
@@ -107,9 +151,13 @@ fn read(uri: &str, inv: &Invocation) -> Result<Outcome, PluginError> {
         "test://static-text" => text_contents(uri, "text/plain", "This is the content of the static text resource."),
         "test://static-binary" => json!({ "contents": [{ "uri": uri, "mimeType": "image/png", "blob": IMAGE }] }),
         WATCHED => text_contents(uri, "text/plain", "Watched resource content"),
-        "test://stateless-static-text" => text_contents(uri, "text/plain", "Static text content from the stateless draft path."),
+        "test://stateless-static-text" => {
+            text_contents(uri, "text/plain", "Static text content from the stateless draft path.")
+        }
         _ => {
-            let id = inv.arg_str("id").ok_or_else(|| PluginError::NotFound(uri.to_string()))?;
+            let id = inv
+                .arg_str("id")
+                .ok_or_else(|| PluginError::NotFound(uri.to_string()))?;
             let body = json!({ "id": id, "templateTest": true, "data": format!("Data for ID: {id}") });
             text_contents(uri, "application/json", &body.to_string())
         }
@@ -118,8 +166,14 @@ fn read(uri: &str, inv: &Invocation) -> Result<Outcome, PluginError> {
 
 /// Prefix completion over a few fixed candidates per argument.
 fn complete(reference: &Value, params: &Value) -> Value {
-    let arg = params.pointer("/argument/name").and_then(Value::as_str).unwrap_or_default();
-    let prefix = params.pointer("/argument/value").and_then(Value::as_str).unwrap_or_default();
+    let arg = params
+        .pointer("/argument/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let prefix = params
+        .pointer("/argument/value")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let candidates: &[&str] = match (reference.get("name").and_then(Value::as_str), arg) {
         (Some("test_prompt_with_arguments"), _) => &["alpha", "beta", "gamma", "delta"],
         (_, "id") => &["1", "2", "3", "42"],

@@ -15,7 +15,11 @@ fn task_tool(t: ToolDef, support: &str) -> ToolDef {
 
 pub(super) fn tools() -> Vec<ToolDef> {
     vec![
-        tool_with("greet", "Sync-only greeting", json!({"type":"object","properties":{"name":{"type":"string"}},"required":["name"]})),
+        tool_with(
+            "greet",
+            "Sync-only greeting",
+            json!({"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}),
+        ),
         task_tool(
             tool_with(
                 "slow_compute",
@@ -24,14 +28,33 @@ pub(super) fn tools() -> Vec<ToolDef> {
             ),
             "optional",
         ),
-        task_tool(tool("failing_job", "Returns a tool execution error after about a second; task only"), "required"),
-        task_tool(tool("protocol_error_job", "Fails with a protocol (JSON-RPC) error"), "optional"),
         task_tool(
-            tool_with("confirm_delete", "Asks for confirmation, then 'deletes' a file", json!({"type":"object","properties":{"filename":{"type":"string"}}})),
+            tool(
+                "failing_job",
+                "Returns a tool execution error after about a second; task only",
+            ),
+            "required",
+        ),
+        task_tool(
+            tool("protocol_error_job", "Fails with a protocol (JSON-RPC) error"),
+            "optional",
+        ),
+        task_tool(
+            tool_with(
+                "confirm_delete",
+                "Asks for confirmation, then 'deletes' a file",
+                json!({"type":"object","properties":{"filename":{"type":"string"}}}),
+            ),
             "optional",
         ),
         task_tool(tool("multi_input", "Asks two questions at once"), "optional"),
-        task_tool(tool("test_tool_with_task", "Asks for a name, then finishes the work as a task"), "required"),
+        task_tool(
+            tool(
+                "test_tool_with_task",
+                "Asks for a name, then finishes the work as a task",
+            ),
+            "required",
+        ),
     ]
 }
 
@@ -42,9 +65,17 @@ fn confirm(msg: &str) -> Value {
 pub(super) async fn call(name: &str, inv: &Invocation, ctx: &CallContext) -> Option<Result<Outcome, PluginError>> {
     let nap = |ms: u64| tokio::time::sleep(Duration::from_millis(ms));
     Some(Ok(match name {
-        "greet" => Outcome::Complete(text_result(format!("Hello, {}!", inv.arg_str("name").unwrap_or("World")))),
+        "greet" => Outcome::Complete(text_result(format!(
+            "Hello, {}!",
+            inv.arg_str("name").unwrap_or("World")
+        ))),
         "slow_compute" => {
-            let secs = inv.arguments.get("seconds").and_then(Value::as_f64).unwrap_or(1.0).clamp(0.0, 60.0);
+            let secs = inv
+                .arguments
+                .get("seconds")
+                .and_then(Value::as_f64)
+                .unwrap_or(1.0)
+                .clamp(0.0, 60.0);
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs_f64(secs)) => {}
                 _ = ctx.cancel.cancelled() => return Some(Err(PluginError::ToolFailed("cancelled".into()))),
@@ -75,7 +106,10 @@ pub(super) async fn call(name: &str, inv: &Invocation, ctx: &CallContext) -> Opt
                 None => {
                     let mut m = Map::new();
                     m.insert("confirm".into(), confirm(&format!("Delete {file}?")));
-                    Outcome::InputRequired { requests: m, state: None }
+                    Outcome::InputRequired {
+                        requests: m,
+                        state: None,
+                    }
                 }
             }
         }
@@ -88,11 +122,20 @@ pub(super) async fn call(name: &str, inv: &Invocation, ctx: &CallContext) -> Opt
                     b.pointer("/content/name").and_then(Value::as_str).unwrap_or("?")
                 ))),
                 _ => {
-                    let ask = |m: &str| elicit(m, json!({ "name": { "type": "string" }, "confirm": { "type": "boolean" } }), &[]);
+                    let ask = |m: &str| {
+                        elicit(
+                            m,
+                            json!({ "name": { "type": "string" }, "confirm": { "type": "boolean" } }),
+                            &[],
+                        )
+                    };
                     let mut m = Map::new();
                     m.insert("first".into(), ask("First question"));
                     m.insert("second".into(), ask("Second question"));
-                    Outcome::InputRequired { requests: m, state: None }
+                    Outcome::InputRequired {
+                        requests: m,
+                        state: None,
+                    }
                 }
             }
         }
@@ -104,8 +147,14 @@ pub(super) async fn call(name: &str, inv: &Invocation, ctx: &CallContext) -> Opt
             }
             None => {
                 let mut m = Map::new();
-                m.insert("user_name".into(), elicit("What is your name?", json!({ "name": { "type": "string" } }), &["name"]));
-                Outcome::InputRequired { requests: m, state: None }
+                m.insert(
+                    "user_name".into(),
+                    elicit("What is your name?", json!({ "name": { "type": "string" } }), &["name"]),
+                );
+                Outcome::InputRequired {
+                    requests: m,
+                    state: None,
+                }
             }
         },
         _ => return None,

@@ -36,7 +36,11 @@ impl Body {
             i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             Box::pin(i)
         });
-        Body::Sse(SseStream { rx, keepalive, preamble })
+        Body::Sse(SseStream {
+            rx,
+            keepalive,
+            preamble,
+        })
     }
 }
 

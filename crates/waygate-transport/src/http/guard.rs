@@ -34,7 +34,11 @@ fn is_loopback_name(host: &str) -> bool {
 impl OriginPolicy {
     fn host_ok(&self, host: &str) -> bool {
         let bare = strip_port(host);
-        if self.allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(bare)) {
+        if self
+            .allowed_hosts
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(bare))
+        {
             return true;
         }
         !self.loopback_only || is_loopback_name(host)
@@ -43,20 +47,39 @@ impl OriginPolicy {
     /// `Err(reason)` when the request must be refused with 403.
     pub fn check(&self, headers: &HeaderMap) -> Result<(), String> {
         if let Some(host) = headers.get(header::HOST) {
-            let host = host.to_str().map_err(|_| "Host header is not valid ASCII".to_string())?;
+            let host = host
+                .to_str()
+                .map_err(|_| "Host header is not valid ASCII".to_string())?;
             if !self.host_ok(host) {
-                return Err(format!("Host {host:?} is not allowed (DNS-rebinding protection); add it to http.allowed_hosts"));
+                return Err(format!(
+                    "Host {host:?} is not allowed (DNS-rebinding protection); add it to http.allowed_hosts"
+                ));
             }
         }
         if let Some(origin) = headers.get(header::ORIGIN) {
-            let origin = origin.to_str().map_err(|_| "Origin header is not valid ASCII".to_string())?;
-            if self.allowed_origins.iter().any(|o| o == "*" || o.eq_ignore_ascii_case(origin)) {
+            let origin = origin
+                .to_str()
+                .map_err(|_| "Origin header is not valid ASCII".to_string())?;
+            if self
+                .allowed_origins
+                .iter()
+                .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
+            {
                 return Ok(());
             }
             let host = origin.split_once("://").map(|(_, h)| h).unwrap_or("");
-            let ok = if self.loopback_only { is_loopback_name(host) } else { self.allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(strip_port(host))) || headers.get(header::HOST).and_then(|h| h.to_str().ok()) == Some(host) };
+            let ok = if self.loopback_only {
+                is_loopback_name(host)
+            } else {
+                self.allowed_hosts
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(strip_port(host)))
+                    || headers.get(header::HOST).and_then(|h| h.to_str().ok()) == Some(host)
+            };
             if !ok || origin == "null" {
-                return Err(format!("Origin {origin:?} is not allowed (DNS-rebinding protection); add it to http.allowed_origins"));
+                return Err(format!(
+                    "Origin {origin:?} is not allowed (DNS-rebinding protection); add it to http.allowed_origins"
+                ));
             }
         }
         Ok(())
@@ -74,7 +97,9 @@ pub fn is_json(headers: &HeaderMap) -> bool {
 
 /// Whether an `Accept` header admits `mime` (absent header admits everything).
 pub fn accepts(headers: &HeaderMap, mime: &str) -> bool {
-    let Some(a) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else { return true };
+    let Some(a) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
     let (ty, _) = mime.split_once('/').unwrap_or((mime, ""));
     a.split(',').any(|part| {
         let m = part.split(';').next().unwrap_or("").trim();
@@ -96,16 +121,27 @@ mod tests {
 
     #[test]
     fn loopback_policy() {
-        let p = OriginPolicy { loopback_only: true, allowed_hosts: vec![], allowed_origins: vec![] };
+        let p = OriginPolicy {
+            loopback_only: true,
+            allowed_hosts: vec![],
+            allowed_origins: vec![],
+        };
         assert!(p.check(&h(&[("host", "127.0.0.1:8080")])).is_ok());
-        assert!(p.check(&h(&[("host", "[::1]:8080"), ("origin", "http://localhost:3000")])).is_ok());
+        assert!(p
+            .check(&h(&[("host", "[::1]:8080"), ("origin", "http://localhost:3000")]))
+            .is_ok());
         assert!(p.check(&h(&[("host", "evil.example.com")])).is_err());
-        assert!(p.check(&h(&[("host", "localhost"), ("origin", "http://evil.example.com")])).is_err());
+        assert!(p
+            .check(&h(&[("host", "localhost"), ("origin", "http://evil.example.com")]))
+            .is_err());
     }
 
     #[test]
     fn accept_rules() {
-        assert!(accepts(&h(&[("accept", "application/json, text/event-stream")]), "text/event-stream"));
+        assert!(accepts(
+            &h(&[("accept", "application/json, text/event-stream")]),
+            "text/event-stream"
+        ));
         assert!(accepts(&h(&[("accept", "*/*")]), "application/json"));
         assert!(!accepts(&h(&[("accept", "text/html")]), "application/json"));
         assert!(accepts(&HeaderMap::new(), "application/json"));

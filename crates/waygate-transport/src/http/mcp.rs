@@ -34,9 +34,13 @@ pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
             let mut r = error_response(
                 StatusCode::METHOD_NOT_ALLOWED,
                 None,
-                &ErrorObject::invalid_request(format!("method {} is not allowed on /mcp; use POST, GET or DELETE", req.method())),
+                &ErrorObject::invalid_request(format!(
+                    "method {} is not allowed on /mcp; use POST, GET or DELETE",
+                    req.method()
+                )),
             );
-            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
             r
         }
     }
@@ -92,7 +96,9 @@ async fn post(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
 fn modern_status(e: &ErrorObject) -> StatusCode {
     match e.code {
         codes::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
-        codes::HEADER_MISMATCH | codes::MISSING_CLIENT_CAPABILITY | codes::UNSUPPORTED_PROTOCOL_VERSION => StatusCode::BAD_REQUEST,
+        codes::HEADER_MISMATCH | codes::MISSING_CLIENT_CAPABILITY | codes::UNSUPPORTED_PROTOCOL_VERSION => {
+            StatusCode::BAD_REQUEST
+        }
         _ => StatusCode::OK,
     }
 }
@@ -111,7 +117,9 @@ async fn modern_post(shared: Arc<Shared>, headers: &HeaderMap, msg: Message) -> 
     };
     let bad = |e: ErrorObject| error_response(StatusCode::BAD_REQUEST, Some(&id), &e);
     let Some(hv) = header_str(headers, VERSION_HEADER) else {
-        return bad(ErrorObject::header_mismatch("missing MCP-Protocol-Version header (required with the 2026-07-28 envelope)"));
+        return bad(ErrorObject::header_mismatch(
+            "missing MCP-Protocol-Version header (required with the 2026-07-28 envelope)",
+        ));
     };
     if let Some(mv) = era::envelope_version(params.as_ref()) {
         if mv != hv {
@@ -153,11 +161,18 @@ fn modern_context(e: Envelope, id: Option<Id>) -> CallContext {
 }
 
 /// `Mcp-Method`, `Mcp-Name` and `Mcp-Param-*` must mirror the body exactly (-32020).
-fn check_mirrored(shared: &Shared, h: &HeaderMap, method: &str, params: Option<&Map<String, Value>>) -> Result<(), ErrorObject> {
+fn check_mirrored(
+    shared: &Shared,
+    h: &HeaderMap,
+    method: &str,
+    params: Option<&Map<String, Value>>,
+) -> Result<(), ErrorObject> {
     match header_str(h, "mcp-method") {
         None => return Err(ErrorObject::header_mismatch("missing Mcp-Method header")),
         Some(m) if m != method => {
-            return Err(ErrorObject::header_mismatch(format!("Mcp-Method header {m:?} does not match body method {method:?}")))
+            return Err(ErrorObject::header_mismatch(format!(
+                "Mcp-Method header {m:?} does not match body method {method:?}"
+            )))
         }
         _ => {}
     }
@@ -168,15 +183,27 @@ fn check_mirrored(shared: &Shared, h: &HeaderMap, method: &str, params: Option<&
         _ => None,
     };
     if let Some(key) = name_key {
-        let body = params.and_then(|p| p.get(key)).and_then(Value::as_str).unwrap_or_default();
-        let raw = header_str(h, "mcp-name").ok_or_else(|| ErrorObject::header_mismatch(format!("missing Mcp-Name header (must mirror params.{key})")))?;
-        let decoded = mirrored::decode_value(raw).ok_or_else(|| ErrorObject::header_mismatch("Mcp-Name header has invalid characters or a malformed base64 sentinel"))?;
+        let body = params
+            .and_then(|p| p.get(key))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let raw = header_str(h, "mcp-name").ok_or_else(|| {
+            ErrorObject::header_mismatch(format!("missing Mcp-Name header (must mirror params.{key})"))
+        })?;
+        let decoded = mirrored::decode_value(raw).ok_or_else(|| {
+            ErrorObject::header_mismatch("Mcp-Name header has invalid characters or a malformed base64 sentinel")
+        })?;
         if decoded != body {
-            return Err(ErrorObject::header_mismatch(format!("Mcp-Name header {decoded:?} does not match params.{key} {body:?}")));
+            return Err(ErrorObject::header_mismatch(format!(
+                "Mcp-Name header {decoded:?} does not match params.{key} {body:?}"
+            )));
         }
     }
     if method == methods::TOOLS_CALL {
-        let name = params.and_then(|p| p.get("name")).and_then(Value::as_str).unwrap_or_default();
+        let name = params
+            .and_then(|p| p.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let catalog = shared.engine.registry.catalog();
         if let Some(tool) = catalog.tool(name) {
             let args = params.and_then(|p| p.get("arguments"));
@@ -186,17 +213,24 @@ fn check_mirrored(shared: &Shared, h: &HeaderMap, method: &str, params: Option<&
                 let raw = header_str(h, &header_name);
                 match (body, raw) {
                     (Some(_), None) => {
-                        return Err(ErrorObject::header_mismatch(format!("missing Mcp-Param-{hname} header (mirrors argument {prop:?})")))
+                        return Err(ErrorObject::header_mismatch(format!(
+                            "missing Mcp-Param-{hname} header (mirrors argument {prop:?})"
+                        )))
                     }
                     (Some(b), Some(raw)) => {
-                        let v = mirrored::decode_value(raw)
-                            .ok_or_else(|| ErrorObject::header_mismatch(format!("Mcp-Param-{hname} header has invalid characters")))?;
+                        let v = mirrored::decode_value(raw).ok_or_else(|| {
+                            ErrorObject::header_mismatch(format!("Mcp-Param-{hname} header has invalid characters"))
+                        })?;
                         if !mirrored::matches_json(&v, b) {
-                            return Err(ErrorObject::header_mismatch(format!("Mcp-Param-{hname} header {v:?} does not match argument {prop:?}")));
+                            return Err(ErrorObject::header_mismatch(format!(
+                                "Mcp-Param-{hname} header {v:?} does not match argument {prop:?}"
+                            )));
                         }
                     }
                     (None, Some(raw)) if mirrored::decode_value(raw).is_none() => {
-                        return Err(ErrorObject::header_mismatch(format!("Mcp-Param-{hname} header has invalid characters")))
+                        return Err(ErrorObject::header_mismatch(format!(
+                            "Mcp-Param-{hname} header has invalid characters"
+                        )))
                     }
                     _ => {}
                 }
@@ -214,7 +248,9 @@ async fn legacy_post(shared: Arc<Shared>, headers: &HeaderMap, msg: Message) -> 
                 return error_response(
                     StatusCode::NOT_FOUND,
                     None,
-                    &ErrorObject::invalid_request(format!("session {sid:?} not found or expired; send initialize again")),
+                    &ErrorObject::invalid_request(format!(
+                        "session {sid:?} not found or expired; send initialize again"
+                    )),
                 )
             }
         },
@@ -237,9 +273,16 @@ async fn legacy_post(shared: Arc<Shared>, headers: &HeaderMap, msg: Message) -> 
     match msg {
         Message::Request { id, method, params } if method == methods::INITIALIZE => {
             if session.is_some() {
-                return error_response(StatusCode::BAD_REQUEST, Some(&id), &ErrorObject::invalid_request("this session is already initialized"));
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    Some(&id),
+                    &ErrorObject::invalid_request("this session is already initialized"),
+                );
             }
-            match shared.engine.initialize(params.as_ref(), TransportKind::StreamableHttp, true) {
+            match shared
+                .engine
+                .initialize(params.as_ref(), TransportKind::StreamableHttp, true)
+            {
                 Ok((s, result)) => {
                     let mut r = json_response(StatusCode::OK, encode_response(Some(&id), Ok(&result)));
                     if let Ok(v) = HeaderValue::from_str(&s.id) {
@@ -263,12 +306,21 @@ async fn legacy_post(shared: Arc<Shared>, headers: &HeaderMap, msg: Message) -> 
                 s.deliver_response(&id, outcome);
                 empty(StatusCode::ACCEPTED)
             }
-            None => error_response(StatusCode::BAD_REQUEST, Some(&id), &ErrorObject::invalid_request("a JSON-RPC response needs the Mcp-Session-Id it answers")),
+            None => error_response(
+                StatusCode::BAD_REQUEST,
+                Some(&id),
+                &ErrorObject::invalid_request("a JSON-RPC response needs the Mcp-Session-Id it answers"),
+            ),
         },
     }
 }
 
-pub(crate) fn legacy_context(version: ProtocolVersion, session: Option<&Arc<Session>>, params: Option<&Map<String, Value>>, id: &Id) -> CallContext {
+pub(crate) fn legacy_context(
+    version: ProtocolVersion,
+    session: Option<&Arc<Session>>,
+    params: Option<&Map<String, Value>>,
+    id: &Id,
+) -> CallContext {
     let mut ctx = CallContext::detached(version);
     ctx.transport = TransportKind::StreamableHttp;
     ctx.request_id = Some(id.clone());
@@ -315,7 +367,11 @@ async fn answer(
 }
 
 /// A 2025-03-26 batch: requests and notifications (or responses) in one array.
-async fn batch(shared: Arc<Shared>, headers: &HeaderMap, items: Vec<Result<Message, waygate_protocol::ParseError>>) -> Response<Body> {
+async fn batch(
+    shared: Arc<Shared>,
+    headers: &HeaderMap,
+    items: Vec<Result<Message, waygate_protocol::ParseError>>,
+) -> Response<Body> {
     let session = header_str(headers, SESSION_HEADER).and_then(|sid| shared.engine.sessions.get(sid));
     let version = session
         .as_ref()
@@ -326,16 +382,19 @@ async fn batch(shared: Arc<Shared>, headers: &HeaderMap, items: Vec<Result<Messa
         return error_response(
             StatusCode::BAD_REQUEST,
             None,
-            &ErrorObject::invalid_request(format!("JSON-RPC batches are not allowed in protocol revision {version}; send one message per request")),
+            &ErrorObject::invalid_request(format!(
+                "JSON-RPC batches are not allowed in protocol revision {version}; send one message per request"
+            )),
         );
     }
     let mut out = Vec::new();
     for item in items {
         match item {
             Err(e) => out.push(encode_response(e.id.as_ref(), Err(&e.error))),
-            Ok(Message::Request { id, method, .. }) if method == methods::INITIALIZE => {
-                out.push(encode_response(Some(&id), Err(&ErrorObject::invalid_request("initialize must not be part of a batch"))))
-            }
+            Ok(Message::Request { id, method, .. }) if method == methods::INITIALIZE => out.push(encode_response(
+                Some(&id),
+                Err(&ErrorObject::invalid_request("initialize must not be part of a batch")),
+            )),
             Ok(Message::Request { id, method, params }) => {
                 let mut ctx = legacy_context(version, session.as_ref(), params.as_ref(), &id);
                 ctx.out = None;
@@ -345,7 +404,9 @@ async fn batch(shared: Arc<Shared>, headers: &HeaderMap, items: Vec<Result<Messa
                 }
                 out.push(encode_response(Some(&id), r.as_ref()));
             }
-            Ok(Message::Notification { method, params }) => shared.engine.notification(&method, params.as_ref(), session.as_ref()),
+            Ok(Message::Notification { method, params }) => {
+                shared.engine.notification(&method, params.as_ref(), session.as_ref())
+            }
             Ok(Message::Response { id, outcome }) => {
                 if let Some(s) = &session {
                     s.deliver_response(&id, outcome);
@@ -374,16 +435,26 @@ fn get(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         let mut r = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             None,
-            &ErrorObject::invalid_request("GET /mcp needs an Mcp-Session-Id from initialize; 2026-07-28 clients use subscriptions/listen"),
+            &ErrorObject::invalid_request(
+                "GET /mcp needs an Mcp-Session-Id from initialize; 2026-07-28 clients use subscriptions/listen",
+            ),
         );
         r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return r;
     };
     let Some(session) = shared.engine.sessions.get(sid) else {
-        return error_response(StatusCode::NOT_FOUND, None, &ErrorObject::invalid_request(format!("session {sid:?} not found or expired")));
+        return error_response(
+            StatusCode::NOT_FOUND,
+            None,
+            &ErrorObject::invalid_request(format!("session {sid:?} not found or expired")),
+        );
     };
     if !guard::accepts(req.headers(), "text/event-stream") {
-        return error_response(StatusCode::NOT_ACCEPTABLE, None, &ErrorObject::invalid_request("GET /mcp needs Accept: text/event-stream"));
+        return error_response(
+            StatusCode::NOT_ACCEPTABLE,
+            None,
+            &ErrorObject::invalid_request("GET /mcp needs Accept: text/event-stream"),
+        );
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     session.attach_stream(tx);
@@ -392,8 +463,16 @@ fn get(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
 
 fn delete(shared: Arc<Shared>, h: &HeaderMap) -> Response<Body> {
     match header_str(h, SESSION_HEADER) {
-        None => error_response(StatusCode::BAD_REQUEST, None, &ErrorObject::invalid_request("DELETE /mcp needs the Mcp-Session-Id header")),
+        None => error_response(
+            StatusCode::BAD_REQUEST,
+            None,
+            &ErrorObject::invalid_request("DELETE /mcp needs the Mcp-Session-Id header"),
+        ),
         Some(sid) if shared.engine.sessions.remove(sid) => empty(StatusCode::NO_CONTENT),
-        Some(sid) => error_response(StatusCode::NOT_FOUND, None, &ErrorObject::invalid_request(format!("session {sid:?} not found or expired"))),
+        Some(sid) => error_response(
+            StatusCode::NOT_FOUND,
+            None,
+            &ErrorObject::invalid_request(format!("session {sid:?} not found or expired")),
+        ),
     }
 }

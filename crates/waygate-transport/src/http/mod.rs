@@ -43,7 +43,11 @@ impl HttpConfig {
     pub fn for_addr(addr: SocketAddr) -> Self {
         HttpConfig {
             max_body_bytes: 4 * 1024 * 1024,
-            origins: OriginPolicy { loopback_only: addr.ip().is_loopback(), allowed_hosts: vec![], allowed_origins: vec![] },
+            origins: OriginPolicy {
+                loopback_only: addr.ip().is_loopback(),
+                allowed_hosts: vec![],
+                allowed_origins: vec![],
+            },
             keepalive: Duration::from_secs(15),
             header_timeout: Duration::from_secs(10),
         }
@@ -57,8 +61,17 @@ pub(crate) struct Shared {
 }
 
 /// Serve until `shutdown` fires; in-flight connections get a graceful close.
-pub async fn serve(listener: TcpListener, engine: Arc<Engine>, cfg: HttpConfig, shutdown: CancellationToken) -> std::io::Result<()> {
-    let shared = Arc::new(Shared { engine, cfg, sse: sse::SseConnections::default() });
+pub async fn serve(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    cfg: HttpConfig,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let shared = Arc::new(Shared {
+        engine,
+        cfg,
+        sse: sse::SseConnections::default(),
+    });
     let tracker = tokio_util::task::TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -83,7 +96,9 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>, cfg: HttpConfig, 
                 async move { Ok::<_, Infallible>(route(shared, req).await) }
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
-            builder.timer(TokioTimer::new()).header_read_timeout(Some(header_timeout));
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(Some(header_timeout));
             let conn = builder.serve_connection(TokioIo::new(stream), svc);
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
@@ -120,7 +135,12 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
 
 /// Read the body up to the configured limit.
 pub(crate) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Response<Body>> {
-    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
         if len > limit as u64 {
             return Err(too_large(limit));
         }
@@ -147,7 +167,8 @@ fn too_large(limit: usize) -> Response<Body> {
 pub(crate) fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Body> {
     let mut r = Response::new(Body::bytes(body));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 

@@ -38,37 +38,61 @@ impl SseConnections {
 
 pub(super) async fn open(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     if req.method() != Method::GET {
-        return error_response(StatusCode::METHOD_NOT_ALLOWED, None, &ErrorObject::invalid_request("use GET /sse to open the legacy SSE stream"));
+        return error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            None,
+            &ErrorObject::invalid_request("use GET /sse to open the legacy SSE stream"),
+        );
     }
     if !guard::accepts(req.headers(), "text/event-stream") {
-        return error_response(StatusCode::NOT_ACCEPTABLE, None, &ErrorObject::invalid_request("GET /sse needs Accept: text/event-stream"));
+        return error_response(
+            StatusCode::NOT_ACCEPTABLE,
+            None,
+            &ErrorObject::invalid_request("GET /sse needs Accept: text/event-stream"),
+        );
     }
     let id = random_hex(16);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    shared
-        .sse
-        .conns
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(id.clone(), Arc::new(Conn { tx, session: OnceLock::new() }));
+    shared.sse.conns.lock().unwrap_or_else(|e| e.into_inner()).insert(
+        id.clone(),
+        Arc::new(Conn {
+            tx,
+            session: OnceLock::new(),
+        }),
+    );
     let preamble = Bytes::from(format!("event: endpoint\ndata: /messages?sessionId={id}\n\n"));
     sse_response(Body::sse(rx, Some(shared.cfg.keepalive), Some(preamble)))
 }
 
 pub(super) async fn post(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     if req.method() != Method::POST {
-        return error_response(StatusCode::METHOD_NOT_ALLOWED, None, &ErrorObject::invalid_request("use POST /messages?sessionId=…"));
+        return error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            None,
+            &ErrorObject::invalid_request("use POST /messages?sessionId=…"),
+        );
     }
     let sid = req
         .uri()
         .query()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("sessionId=").or_else(|| kv.strip_prefix("session_id="))))
+        .and_then(|q| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix("sessionId=").or_else(|| kv.strip_prefix("session_id=")))
+        })
         .map(str::to_string);
     let Some(conn) = sid.as_deref().and_then(|s| shared.sse.get(s)) else {
-        return error_response(StatusCode::NOT_FOUND, None, &ErrorObject::invalid_request("unknown or closed SSE session; open GET /sse first"));
+        return error_response(
+            StatusCode::NOT_FOUND,
+            None,
+            &ErrorObject::invalid_request("unknown or closed SSE session; open GET /sse first"),
+        );
     };
     if !guard::is_json(req.headers()) {
-        return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, None, &ErrorObject::invalid_request("Content-Type must be application/json"));
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+            &ErrorObject::invalid_request("Content-Type must be application/json"),
+        );
     }
     let bytes = match read_body(req, shared.cfg.max_body_bytes).await {
         Ok(b) => b,
@@ -99,7 +123,10 @@ fn dispatch(shared: &Arc<Shared>, conn: &Arc<Conn>, m: Result<Message, waygate_p
     let session = conn.session.get().cloned();
     match msg {
         Message::Request { id, method, params } if method == methods::INITIALIZE => {
-            let r = match shared.engine.initialize(params.as_ref(), TransportKind::LegacySse, true) {
+            let r = match shared
+                .engine
+                .initialize(params.as_ref(), TransportKind::LegacySse, true)
+            {
                 Ok((s, result)) => {
                     s.attach_stream(conn.tx.clone());
                     if conn.session.set(s).is_err() {
@@ -127,7 +154,9 @@ fn dispatch(shared: &Arc<Shared>, conn: &Arc<Conn>, m: Result<Message, waygate_p
                 let _ = tx.send(encode_response(Some(&id), r.as_ref()));
             });
         }
-        Message::Notification { method, params } => shared.engine.notification(&method, params.as_ref(), session.as_ref()),
+        Message::Notification { method, params } => {
+            shared.engine.notification(&method, params.as_ref(), session.as_ref())
+        }
         Message::Response { id, outcome } => {
             if let Some(s) = &session {
                 s.deliver_response(&id, outcome);

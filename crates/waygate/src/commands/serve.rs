@@ -26,7 +26,11 @@ fn init_logging(filter: Option<&str>) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter.unwrap_or("info"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // stderr only: stdout belongs to the protocol in --stdio mode.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 /// The requestState key: config, else a random key kept in the data directory so state
@@ -57,7 +61,11 @@ async fn serve(dir: &Path, file: FileConfig, args: ServeArgs) -> Result<(), Box<
         server_name: file.server.name.clone().unwrap_or_else(|| "waygate".into()),
         instructions: file.server.instructions.clone(),
         state_key: state_key(dir, &file)?,
-        session_idle: file.mcp.session_idle_secs.map(Duration::from_secs).unwrap_or(defaults.session_idle),
+        session_idle: file
+            .mcp
+            .session_idle_secs
+            .map(Duration::from_secs)
+            .unwrap_or(defaults.session_idle),
         max_sessions: file.mcp.max_sessions.unwrap_or(defaults.max_sessions),
         page_size: file.mcp.page_size.unwrap_or(defaults.page_size),
         list_ttl_ms: file.mcp.list_ttl_ms.unwrap_or(defaults.list_ttl_ms),
@@ -72,8 +80,12 @@ async fn serve(dir: &Path, file: FileConfig, args: ServeArgs) -> Result<(), Box<
     names.extend(args.plugins.iter().cloned());
     names.dedup();
     for name in &names {
-        let plugin = waygate_plugins::builtin(name)
-            .ok_or_else(|| format!("unknown plugin {name:?}; expected one of {}", waygate_plugins::BUILTIN.join(", ")))?;
+        let plugin = waygate_plugins::builtin(name).ok_or_else(|| {
+            format!(
+                "unknown plugin {name:?}; expected one of {}",
+                waygate_plugins::BUILTIN.join(", ")
+            )
+        })?;
         if let Err(e) = registry.load(plugin, serde_json::json!({})).await {
             tracing::error!(plugin = %name, error = %e, "plugin not loaded; continuing without it");
         }
@@ -89,7 +101,10 @@ async fn serve(dir: &Path, file: FileConfig, args: ServeArgs) -> Result<(), Box<
         return Ok(());
     }
 
-    let addr = args.listen.or(file.server.listen).unwrap_or_else(|| config::DEFAULT_LISTEN.parse().unwrap_or_else(|_| unreachable!()));
+    let addr = args
+        .listen
+        .or(file.server.listen)
+        .unwrap_or_else(|| config::DEFAULT_LISTEN.parse().unwrap_or_else(|_| unreachable!()));
     if args.no_auth {
         if !addr.ip().is_loopback() {
             return Err(format!("--no-auth is only allowed on loopback listeners, not {addr}").into());
@@ -98,7 +113,9 @@ async fn serve(dir: &Path, file: FileConfig, args: ServeArgs) -> Result<(), Box<
     } else {
         tracing::warn!("API-key authentication is not available in this build yet; bind to loopback only");
     }
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr()?;
     let mut hcfg = HttpConfig::for_addr(local);
     hcfg.origins.allowed_hosts = file.http.allowed_hosts.clone();

@@ -1,0 +1,390 @@
+//! Test harness: start the real `waygate` binary and talk to it over loopback HTTP or
+//! stdio with a deliberately small HTTP/1.1 client (so tests see raw status codes,
+//! headers and bodies exactly as any client would).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub const MODERN: &str = "2026-07-28";
+
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    _dir: TempDir,
+}
+
+/// A directory removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("waygate-test-{tag}-{}-{}", std::process::id(), nanos()));
+        std::fs::create_dir_all(&p).expect("temp dir");
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_waygate")
+}
+
+impl Server {
+    /// `waygate serve --listen 127.0.0.1:0 --no-auth` plus `extra` args; waits for the URL line.
+    pub fn start(extra: &[&str]) -> Server {
+        let dir = TempDir::new("srv");
+        let mut child = Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--no-auth", "--data-dir"])
+            .arg(&dir.0)
+            .args(extra)
+            .env("WAYGATE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn waygate");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("read url line");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|s| s.split('/').next())
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .to_string();
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while out.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                sink.clear();
+            }
+        });
+        Server { child, addr, _dir: dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+        http(&self.addr, method, path, headers, body)
+    }
+
+    /// POST a JSON body to /mcp with the usual MCP headers plus `headers`.
+    pub fn post(&self, body: &Value, headers: &[(&str, &str)]) -> Response {
+        let mut h = vec![
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+        ];
+        h.extend_from_slice(headers);
+        self.request("POST", "/mcp", &h, body.to_string().as_bytes())
+    }
+
+    /// A 2026-07-28 request with envelope and mirrored headers.
+    pub fn modern(&self, id: i64, method: &str, mut params: Value, caps: Value) -> Response {
+        let meta = json!({
+            "io.modelcontextprotocol/protocolVersion": MODERN,
+            "io.modelcontextprotocol/clientCapabilities": caps,
+            "io.modelcontextprotocol/clientInfo": {"name": "waygate-test", "version": "1"}
+        });
+        params["_meta"] = meta;
+        let name = params
+            .get("name")
+            .or_else(|| params.get("uri"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let mut h: Vec<(&str, &str)> = vec![("mcp-protocol-version", MODERN), ("mcp-method", method)];
+        if let Some(n) = &name {
+            h.push(("mcp-name", n));
+        }
+        self.post(
+            &json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
+            &h,
+        )
+    }
+
+    /// Open a legacy session; returns its id.
+    pub fn initialize(&self, version: &str, caps: Value) -> String {
+        let r = self.post(
+            &json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+                "protocolVersion": version, "capabilities": caps, "clientInfo": {"name":"t","version":"1"}}}),
+            &[],
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let sid = r.header("mcp-session-id").expect("session id").to_string();
+        let n = self.post(
+            &json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+            &[("mcp-session-id", &sid), ("mcp-protocol-version", version)],
+        );
+        assert_eq!(n.status, 202);
+        sid
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    /// The JSON body, or for an SSE body the last `data:` message.
+    pub fn json(&self) -> Value {
+        if self
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("text/event-stream"))
+        {
+            return self.sse_messages().pop().expect("no SSE message");
+        }
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    pub fn sse_messages(&self) -> Vec<Value> {
+        self.text()
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter_map(|d| serde_json::from_str(d.trim()).ok())
+            .collect()
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`), reading to the end.
+pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).ok();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).expect("write");
+    // The server may answer (e.g. 413) and close before reading a large body.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    parse_response(&raw)
+}
+
+pub fn parse_response(raw: &[u8]) -> Response {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("no header end");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    Response { status, headers, body }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(end) = b.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..end]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = end + 2;
+        out.extend_from_slice(&b[start..(start + size).min(b.len())]);
+        b = &b[(start + size + 2).min(b.len())..];
+    }
+    out
+}
+
+/// A stream that is read incrementally (SSE); the request is sent on open.
+pub struct Stream {
+    reader: BufReader<TcpStream>,
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Stream {
+    pub fn open(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Stream {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).expect("write");
+        s.write_all(body).expect("write");
+        let mut reader = BufReader::new(s);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("status line");
+        let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status");
+        let mut headers = Vec::new();
+        loop {
+            line.clear();
+            reader.read_line(&mut line).expect("header");
+            if line.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+            }
+        }
+        Stream {
+            reader,
+            status,
+            headers,
+        }
+    }
+
+    /// Next SSE event as `(event name, data)`, skipping chunk-size lines and comments.
+    pub fn next_event(&mut self) -> Option<(String, String)> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (mut event, mut data) = (String::from("message"), String::new());
+        let mut line = String::new();
+        while Instant::now() < deadline {
+            line.clear();
+            if self.reader.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            let l = line.trim_end_matches(['\r', '\n']);
+            if let Some(e) = l.strip_prefix("event:") {
+                event = e.trim().to_string();
+            } else if let Some(d) = l.strip_prefix("data:") {
+                data = d.trim().to_string();
+            } else if l.is_empty() && !data.is_empty() {
+                return Some((event, data));
+            }
+        }
+        None
+    }
+
+    pub fn next_json(&mut self) -> Option<Value> {
+        while let Some((ev, data)) = self.next_event() {
+            if ev == "message" {
+                if let Ok(v) = serde_json::from_str(&data) {
+                    return Some(v);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// A `waygate serve --stdio` child with line-oriented helpers.
+pub struct Stdio_ {
+    pub child: Child,
+    pub stdin: Option<ChildStdin>,
+    pub stdout: BufReader<ChildStdout>,
+    _dir: TempDir,
+}
+
+impl Stdio_ {
+    pub fn start(extra: &[&str]) -> Stdio_ {
+        let dir = TempDir::new("stdio");
+        let mut child = Command::new(bin())
+            .args(["serve", "--stdio", "--data-dir"])
+            .arg(&dir.0)
+            .args(extra)
+            .env("WAYGATE_LOG", "info")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        Stdio_ {
+            child,
+            stdin,
+            stdout,
+            _dir: dir,
+        }
+    }
+
+    pub fn send(&mut self, v: &Value) {
+        self.send_raw(&v.to_string());
+    }
+
+    pub fn send_raw(&mut self, line: &str) {
+        let w = self.stdin.as_mut().expect("stdin open");
+        writeln!(w, "{line}").expect("write");
+        w.flush().expect("flush");
+    }
+
+    /// Next stdout line, which must be one JSON value.
+    pub fn recv(&mut self) -> Value {
+        let mut line = String::new();
+        let n = self.stdout.read_line(&mut line).expect("read");
+        assert!(n > 0, "stdout closed");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line:?}"))
+    }
+
+    /// Read until the response with `id` arrives; returns it and what came before.
+    pub fn recv_response(&mut self, id: i64) -> (Value, Vec<Value>) {
+        let mut before = Vec::new();
+        loop {
+            let v = self.recv();
+            if v.get("id") == Some(&json!(id)) && (v.get("result").is_some() || v.get("error").is_some()) {
+                return (v, before);
+            }
+            before.push(v);
+        }
+    }
+}
+
+impl Drop for Stdio_ {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
