@@ -65,8 +65,9 @@ async fn post(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
             &ErrorObject::invalid_request("Accept must include application/json and text/event-stream"),
         );
     }
-    let headers = req.headers().clone();
-    let bytes = match read_body(req, shared.cfg.max_body_bytes).await {
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers;
+    let bytes = match read_body(&headers, body, shared.cfg.max_body_bytes).await {
         Ok(b) => b,
         Err(r) => return r,
     };

@@ -134,9 +134,12 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
 }
 
 /// Read the body up to the configured limit.
-pub(crate) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Response<Body>> {
-    if let Some(len) = req
-        .headers()
+pub(crate) async fn read_body(
+    headers: &http::HeaderMap,
+    incoming: Incoming,
+    limit: usize,
+) -> Result<Bytes, Response<Body>> {
+    if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
@@ -145,7 +148,7 @@ pub(crate) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<By
             return Err(too_large(limit));
         }
     }
-    match http_body_util::Limited::new(req.into_body(), limit).collect().await {
+    match http_body_util::Limited::new(incoming, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large(limit)),
         Err(e) => Err(error_response(

@@ -94,7 +94,8 @@ pub(super) async fn post(shared: Arc<Shared>, req: Request<Incoming>) -> Respons
             &ErrorObject::invalid_request("Content-Type must be application/json"),
         );
     }
-    let bytes = match read_body(req, shared.cfg.max_body_bytes).await {
+    let (parts, body) = req.into_parts();
+    let bytes = match read_body(&parts.headers, body, shared.cfg.max_body_bytes).await {
         Ok(b) => b,
         Err(r) => return r,
     };
