@@ -1,0 +1,3 @@
+DROP TABLE tool_pins;
+DROP TABLE audit_log;
+DROP TABLE api_keys;
