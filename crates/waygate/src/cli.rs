@@ -35,6 +35,15 @@ pub struct Global {
     /// Log filter, e.g. `info`, `debug`, `waygate_core=trace` (logs go to stderr).
     #[arg(long, global = true, env = "WAYGATE_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+    /// Database URL: sqlite://PATH (default <data-dir>/waygate.db) or postgres://USER:PASS@HOST/DB.
+    #[arg(
+        long,
+        global = true,
+        env = "WAYGATE_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -46,10 +55,29 @@ pub enum Command {
         #[command(subcommand)]
         command: PluginsCommand,
     },
-    /// Inspect and check configuration.
+    /// Inspect, check, upgrade and roll back configuration.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Database schema: apply, inspect or revert migrations.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DbCommand {
+    /// Apply every pending migration.
+    Migrate,
+    /// List migrations and whether each is applied.
+    Status,
+    /// Revert the newest migration, or every migration newer than --to.
+    Rollback {
+        /// Keep migrations up to and including this version (0 reverts all).
+        #[arg(long)]
+        to: Option<i64>,
     },
 }
 
@@ -85,6 +113,21 @@ pub enum ConfigCommand {
         /// File to check; defaults to --config.
         file: Option<PathBuf>,
     },
-    /// Print the effective configuration (secrets redacted).
-    Show,
+    /// Print the configuration (secrets redacted); --effective shows every key with its source.
+    Show {
+        #[arg(long)]
+        effective: bool,
+    },
+    /// Print the JSON Schema of the config file (for editors).
+    Schema,
+    /// Upgrade a file written for an older format version (prints it, or --write in place).
+    Migrate {
+        file: PathBuf,
+        #[arg(long)]
+        write: bool,
+    },
+    /// List stored snapshots of applied configurations.
+    Snapshots,
+    /// Restore the config file from a snapshot (default: the one before the newest).
+    Rollback { snapshot: Option<i64> },
 }

@@ -1,22 +1,61 @@
-//! One module per subcommand.
+//! One module per subcommand, and what they share: finding the data directory, loading
+//! the layered configuration, opening the store.
 
 mod config_cmd;
+mod db;
 mod plugins;
+mod reload;
 mod serve;
 
 use std::path::PathBuf;
 
 use crate::cli::{Cli, Command, Global};
+use crate::config::{self, Layered};
 
-pub fn dispatch(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+pub type CmdResult = Result<(), Box<dyn std::error::Error>>;
+
+pub fn dispatch(cli: Cli) -> CmdResult {
     match cli.command {
         Command::Serve(args) => serve::run(&cli.global, args),
         Command::Plugins { command } => plugins::run(&cli.global, command),
         Command::Config { command } => config_cmd::run(&cli.global, command),
+        Command::Db { command } => db::run(&cli.global, command),
     }
 }
 
 /// The data directory: flag/env, else `./waygate-data`.
 pub(crate) fn data_dir(g: &Global) -> PathBuf {
     g.data_dir.clone().unwrap_or_else(|| PathBuf::from("waygate-data"))
+}
+
+/// Defaults < file < environment; flags are applied by each command.
+pub(crate) fn load_config(g: &Global) -> Result<Layered, config::ConfigError> {
+    let dir = data_dir(g);
+    let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("WAYGATE_")).collect();
+    let mut l = config::layers_load(config::resolve_path(g.config.as_deref(), &dir).as_deref(), &env)?;
+    if let Some(url) = &g.database_url {
+        l.cfg.store.url = Some(url.clone());
+        l.set_flag("store.url", "--database-url / WAYGATE_DATABASE_URL");
+    }
+    Ok(l)
+}
+
+/// The store URL in effect: config/flag, else a SQLite file in the data directory.
+pub(crate) fn store_url(g: &Global, l: &Layered) -> String {
+    l.cfg
+        .store
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}/waygate.db", data_dir(g).display()))
+}
+
+pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+}
+
+/// Open the store, creating the data directory for SQLite, and migrate it.
+pub(crate) async fn open_store(g: &Global, l: &Layered) -> Result<waygate_store::Store, Box<dyn std::error::Error>> {
+    let dir = data_dir(g);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+    Ok(waygate_store::Store::open_migrated(&store_url(g, l)).await?)
 }

@@ -1,13 +1,12 @@
 //! `waygate plugins list`.
 
+use super::CmdResult;
 use crate::cli::{Global, PluginsCommand};
-use crate::config;
 
-pub fn run(g: &Global, cmd: PluginsCommand) -> Result<(), Box<dyn std::error::Error>> {
+pub fn run(g: &Global, cmd: PluginsCommand) -> CmdResult {
     match cmd {
         PluginsCommand::List => {
-            let dir = super::data_dir(g);
-            let cfg = config::load(config::resolve_path(g.config.as_deref(), &dir).as_deref())?;
+            let cfg = super::load_config(g)?.cfg;
             println!("{:<12} {:<8} description", "NAME", "ENABLED");
             for name in waygate_plugins::BUILTIN {
                 let on = match name {

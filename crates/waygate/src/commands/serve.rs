@@ -1,5 +1,6 @@
-//! `waygate serve`: build the engine from the layered configuration, load plugins, and
-//! serve HTTP or stdio until a signal or end of input.
+//! `waygate serve`: build the engine from the layered configuration, open the store, load
+//! plugins, and serve HTTP or stdio until a signal or end of input. The config file is
+//! watched (and SIGHUP honoured) so plugin changes apply without a restart.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,17 +10,25 @@ use tokio_util::sync::CancellationToken;
 use waygate_core::{Engine, EngineConfig, Events, PluginRegistry};
 use waygate_transport::http::{self, HttpConfig};
 
+use super::{reload, CmdResult};
 use crate::cli::{Global, ServeArgs};
-use crate::config::{self, FileConfig};
+use crate::config::{self, Layered};
 
-pub fn run(g: &Global, args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+pub fn run(g: &Global, args: ServeArgs) -> CmdResult {
     init_logging(g.log.as_deref());
-    let dir = super::data_dir(g);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
-    let cfg_path = config::resolve_path(g.config.as_deref(), &dir);
-    let file = config::load(cfg_path.as_deref())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(serve(&dir, file, args))
+    let mut layered = super::load_config(g)?;
+    if let Some(v) = layered.upgraded_from {
+        tracing::warn!(
+            from = v,
+            to = config::CURRENT_VERSION,
+            "config file uses an older format; upgraded in memory (run `waygate config migrate --write`)"
+        );
+    }
+    if let Some(addr) = args.listen {
+        layered.cfg.server.listen = Some(addr);
+        layered.set_flag("server.listen", "--listen");
+    }
+    super::runtime()?.block_on(serve(g, layered, args))
 }
 
 fn init_logging(filter: Option<&str>) {
@@ -35,8 +44,8 @@ fn init_logging(filter: Option<&str>) {
 
 /// The requestState key: config, else a random key kept in the data directory so state
 /// survives restarts.
-fn state_key(dir: &Path, file: &FileConfig) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
-    if let Some(k) = &file.mcp.state_key {
+fn state_key(dir: &Path, l: &Layered) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    if let Some(k) = &l.cfg.mcp.state_key {
         return Ok(k.as_bytes().to_vec());
     }
     let path = dir.join("state.key");
@@ -55,56 +64,73 @@ fn state_key(dir: &Path, file: &FileConfig) -> Result<Vec<u8>, Box<dyn std::erro
     Ok(k.into_bytes())
 }
 
-async fn serve(dir: &Path, file: FileConfig, args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
+    let dir = super::data_dir(g);
+    let store = super::open_store(g, &l).await?;
+    tracing::info!(
+        store = store.url(),
+        schema = store.schema_version().await?,
+        "store ready"
+    );
+    let snapshot = l
+        .raw
+        .clone()
+        .unwrap_or_else(|| toml::to_string(&l.cfg).unwrap_or_default());
+    store.snapshot_config("start", &snapshot).await?;
+
+    let c = &l.cfg;
     let defaults = EngineConfig::default();
     let ecfg = EngineConfig {
-        server_name: file.server.name.clone().unwrap_or_else(|| "waygate".into()),
-        instructions: file.server.instructions.clone(),
-        state_key: state_key(dir, &file)?,
-        session_idle: file
+        server_name: c.server.name.clone().unwrap_or_else(|| "waygate".into()),
+        instructions: c.server.instructions.clone(),
+        state_key: state_key(&dir, &l)?,
+        session_idle: c
             .mcp
             .session_idle_secs
             .map(Duration::from_secs)
             .unwrap_or(defaults.session_idle),
-        max_sessions: file.mcp.max_sessions.unwrap_or(defaults.max_sessions),
-        page_size: file.mcp.page_size.unwrap_or(defaults.page_size),
-        list_ttl_ms: file.mcp.list_ttl_ms.unwrap_or(defaults.list_ttl_ms),
+        max_sessions: c.mcp.max_sessions.unwrap_or(defaults.max_sessions),
+        page_size: c.mcp.page_size.unwrap_or(defaults.page_size),
+        list_ttl_ms: c.mcp.list_ttl_ms.unwrap_or(defaults.list_ttl_ms),
         ..defaults
     };
     let registry = Arc::new(PluginRegistry::new(Events::new(), ecfg.page_size));
-    let mut names: Vec<String> = Vec::new();
-    if !args.no_demo && file.plugins.demo.unwrap_or(true) {
-        names.push("demo".into());
-    }
-    names.extend(file.plugins.enabled.iter().cloned());
-    names.extend(args.plugins.iter().cloned());
-    names.dedup();
-    for name in &names {
-        let plugin = waygate_plugins::builtin(name).ok_or_else(|| {
-            format!(
-                "unknown plugin {name:?}; expected one of {}",
-                waygate_plugins::BUILTIN.join(", ")
-            )
-        })?;
-        if let Err(e) = registry.load(plugin, serde_json::json!({})).await {
-            tracing::error!(plugin = %name, error = %e, "plugin not loaded; continuing without it");
-        }
-    }
+    let extra = reload::CliPlugins {
+        add: args.plugins.clone(),
+        no_demo: args.no_demo,
+    };
+    let names = reload::wanted_plugins(&l.cfg, &extra)?;
+    reload::apply_plugins(&registry, &store, &names).await;
     let engine = Engine::new(ecfg, registry.clone());
     engine.start_background();
+
+    let shutdown = CancellationToken::new();
+    if let Some(path) = l.path.clone() {
+        tokio::spawn(reload::watch(
+            path,
+            l.clone(),
+            extra,
+            registry.clone(),
+            store.clone(),
+            shutdown.clone(),
+        ));
+    }
 
     if args.stdio {
         tracing::info!(plugins = ?names, tools = registry.catalog().tool_count(), "serving MCP on stdio");
         waygate_transport::stdio::serve(engine.clone(), tokio::io::stdin(), tokio::io::stdout()).await?;
+        shutdown.cancel();
         engine.shutdown.cancel();
         registry.shutdown_all().await;
+        store.close().await;
         return Ok(());
     }
 
-    let addr = args
-        .listen
-        .or(file.server.listen)
-        .unwrap_or_else(|| config::DEFAULT_LISTEN.parse().unwrap_or_else(|_| unreachable!()));
+    let addr = c.server.listen.unwrap_or_else(|| {
+        config::DEFAULT_LISTEN
+            .parse()
+            .unwrap_or_else(|_| unreachable!("valid constant"))
+    });
     if args.no_auth {
         if !addr.ip().is_loopback() {
             return Err(format!("--no-auth is only allowed on loopback listeners, not {addr}").into());
@@ -118,15 +144,14 @@ async fn serve(dir: &Path, file: FileConfig, args: ServeArgs) -> Result<(), Box<
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr()?;
     let mut hcfg = HttpConfig::for_addr(local);
-    hcfg.origins.allowed_hosts = file.http.allowed_hosts.clone();
-    hcfg.origins.allowed_origins = file.http.allowed_origins.clone();
-    if let Some(m) = file.http.max_body_bytes {
+    hcfg.origins.allowed_hosts = c.http.allowed_hosts.clone();
+    hcfg.origins.allowed_origins = c.http.allowed_origins.clone();
+    if let Some(m) = c.http.max_body_bytes {
         hcfg.max_body_bytes = m;
     }
-    if let Some(k) = file.http.keepalive_secs {
+    if let Some(k) = c.http.keepalive_secs {
         hcfg.keepalive = Duration::from_secs(k.max(1));
     }
-    let shutdown = CancellationToken::new();
     let sig = shutdown.clone();
     let eng = engine.clone();
     tokio::spawn(async move {
@@ -142,6 +167,7 @@ async fn serve(dir: &Path, file: FileConfig, args: ServeArgs) -> Result<(), Box<
     http::serve(listener, engine.clone(), hcfg, shutdown).await?;
     engine.sessions.close_all();
     registry.shutdown_all().await;
+    store.close().await;
     Ok(())
 }
 

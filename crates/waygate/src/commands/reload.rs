@@ -1,0 +1,135 @@
+//! Hot reload: on a change of the config file's contents (polled) or SIGHUP, load and
+//! validate the new configuration; keep the old one if it is invalid; otherwise apply
+//! what can change live (the plugin set) and snapshot it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use waygate_core::PluginRegistry;
+use waygate_store::Store;
+
+use crate::config::{self, FileConfig, Layered};
+
+/// Plugins named on the command line, which a reload keeps.
+#[derive(Clone, Debug, Default)]
+pub struct CliPlugins {
+    pub add: Vec<String>,
+    pub no_demo: bool,
+}
+
+/// The plugin set a configuration asks for, in load order.
+pub fn wanted_plugins(cfg: &FileConfig, cli: &CliPlugins) -> Result<Vec<String>, String> {
+    let mut names: Vec<String> = Vec::new();
+    if !cli.no_demo && cfg.plugins.demo.unwrap_or(true) {
+        names.push("demo".into());
+    }
+    for n in cfg.plugins.enabled.iter().chain(cli.add.iter()) {
+        if waygate_plugins::builtin(n).is_none() {
+            return Err(format!(
+                "unknown plugin {n:?}; expected one of {}",
+                waygate_plugins::BUILTIN.join(", ")
+            ));
+        }
+        if !names.contains(n) {
+            names.push(n.clone());
+        }
+    }
+    Ok(names)
+}
+
+/// Bring the registry to exactly `names`; record each plugin's state in the store.
+pub async fn apply_plugins(registry: &PluginRegistry, store: &Store, names: &[String]) {
+    let loaded: Vec<String> = registry.list().await.into_iter().map(|p| p.name).collect();
+    for gone in loaded.iter().filter(|n| !names.contains(n)) {
+        registry.unload(gone).await;
+        if let Err(e) = store.set_plugin_state(gone, false, "{}").await {
+            tracing::warn!(plugin = %gone, error = %e, "could not record plugin state");
+        }
+    }
+    for name in names.iter().filter(|n| !loaded.contains(n)) {
+        let Some(plugin) = waygate_plugins::builtin(name) else {
+            continue;
+        };
+        if let Err(e) = registry.load(plugin, serde_json::json!({})).await {
+            tracing::error!(plugin = %name, error = %e, "plugin not loaded; continuing without it");
+        }
+        if let Err(e) = store.set_plugin_state(name, true, "{}").await {
+            tracing::warn!(plugin = %name, error = %e, "could not record plugin state");
+        }
+    }
+}
+
+/// Watch `path` until `stop`; apply valid changes.
+pub async fn watch(
+    path: PathBuf,
+    mut current: Layered,
+    cli: CliPlugins,
+    registry: Arc<PluginRegistry>,
+    store: Store,
+    stop: CancellationToken,
+) {
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let mut last = std::fs::read_to_string(&path).ok();
+    loop {
+        #[cfg(unix)]
+        let hup_fut = async {
+            match hup.as_mut() {
+                Some(h) => {
+                    h.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hup_fut = std::future::pending::<()>();
+        let forced = tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => false,
+            _ = hup_fut => true,
+        };
+        let text = std::fs::read_to_string(&path).ok();
+        if !forced && text == last {
+            continue;
+        }
+        last = text;
+        let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("WAYGATE_")).collect();
+        let next = match config::layers_load(Some(&path), &env) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "config reload refused; keeping the running configuration");
+                continue;
+            }
+        };
+        let names = match wanted_plugins(&next.cfg, &cli) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "config reload refused; keeping the running configuration");
+                continue;
+            }
+        };
+        apply_plugins(&registry, &store, &names).await;
+        let restart_needed: Vec<&str> = [
+            ("server", current.cfg.server != next.cfg.server),
+            ("http", current.cfg.http != next.cfg.http),
+            ("mcp", current.cfg.mcp != next.cfg.mcp),
+            ("store", current.cfg.store != next.cfg.store),
+        ]
+        .into_iter()
+        .filter_map(|(s, changed)| changed.then_some(s))
+        .collect();
+        if !restart_needed.is_empty() {
+            tracing::warn!(sections = ?restart_needed, "these sections changed and take effect after a restart");
+        }
+        if let Some(raw) = &next.raw {
+            if let Err(e) = store.snapshot_config("reload", raw).await {
+                tracing::warn!(error = %e, "could not snapshot the applied configuration");
+            }
+        }
+        tracing::info!(plugins = ?names, tools = registry.catalog().tool_count(), "configuration reloaded");
+        current = next;
+    }
+}

@@ -1,0 +1,236 @@
+//! Configuration: the file format, its validation, and the merge of the four levels —
+//! built-in defaults < config file < `WAYGATE_*` environment < command-line flags.
+//!
+//! Every error names where the bad value came from (file and line, or environment
+//! variable), the key, and what was expected; unknown keys are refused with a hint.
+
+mod layers;
+pub mod upgrade;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use layers::{Layered, Source};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration ({origin}): key `{key}`: {message}")]
+    Value {
+        origin: String,
+        key: String,
+        message: String,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The newest file format; `waygate config migrate` upgrades the two before it.
+pub const CURRENT_VERSION: u32 = 3;
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// The file as written (format version 3). Unknown keys are errors.
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    pub version: Option<u32>,
+    pub server: ServerSection,
+    pub http: HttpSection,
+    pub mcp: McpSection,
+    pub plugins: PluginsSection,
+    pub store: StoreSection,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    pub listen: Option<SocketAddr>,
+    pub name: Option<String>,
+    pub instructions: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    pub max_body_bytes: Option<usize>,
+    pub allowed_hosts: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub keepalive_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpSection {
+    /// Secret for sealing MRTR requestState; share it across replicas. Use `${env:NAME}`.
+    pub state_key: Option<String>,
+    pub session_idle_secs: Option<u64>,
+    pub max_sessions: Option<usize>,
+    pub page_size: Option<usize>,
+    pub list_ttl_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsSection {
+    /// Built-in plugins to enable in addition to `demo`.
+    pub enabled: Vec<String>,
+    /// Set false to start without the demo plugin.
+    pub demo: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// `sqlite://PATH` (default: `<data-dir>/waygate.db`) or `postgres://…`.
+    pub url: Option<String>,
+}
+
+/// Keys whose values are secrets: redacted in every output.
+pub const SECRET_KEYS: [&str; 2] = ["mcp.state_key", "store.url"];
+
+impl FileConfig {
+    /// Check values that parse but make no sense. `origin` names the file or env var.
+    pub fn validate(&self, origin_of: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+        let err = |key: &str, message: String| ConfigError::Value {
+            origin: origin_of(key),
+            key: key.into(),
+            message,
+        };
+        if let Some(v) = self.version {
+            if v != CURRENT_VERSION {
+                return Err(err(
+                    "version",
+                    format!("got {v}, expected {CURRENT_VERSION} (run `waygate config migrate FILE` for older files)"),
+                ));
+            }
+        }
+        if self.http.max_body_bytes == Some(0) {
+            return Err(err(
+                "http.max_body_bytes",
+                "got 0, expected a positive number of bytes".into(),
+            ));
+        }
+        if self.mcp.page_size == Some(0) {
+            return Err(err("mcp.page_size", "got 0, expected at least 1".into()));
+        }
+        if let Some(k) = &self.mcp.state_key {
+            if k.len() < 16 {
+                return Err(err(
+                    "mcp.state_key",
+                    format!("got {} characters, expected at least 16", k.len()),
+                ));
+            }
+        }
+        if let Some(u) = &self.store.url {
+            if !(u.starts_with("sqlite:") || u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                return Err(err(
+                    "store.url",
+                    format!(
+                        "got {:?}, expected sqlite://PATH or postgres://USER@HOST/DB",
+                        waygate_store::redact_url(u)
+                    ),
+                ));
+            }
+        }
+        for p in &self.plugins.enabled {
+            if !waygate_plugins::BUILTIN.contains(&p.as_str()) {
+                return Err(err(
+                    "plugins.enabled",
+                    format!(
+                        "unknown plugin {p:?}; expected one of {}",
+                        waygate_plugins::BUILTIN.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every leaf as `dotted.key = value` (secrets redacted), for `config show`.
+    pub fn flatten(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        if let Ok(v) = toml::Value::try_from(self) {
+            flatten_into("", &v, &mut out);
+        }
+        for k in SECRET_KEYS {
+            if let Some(v) = out.get_mut(k) {
+                *v = "\"<redacted>\"".into();
+            }
+        }
+        out
+    }
+}
+
+fn flatten_into(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten_into(&key, v, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}
+
+/// Resolve the config file path: the flag, else `<data-dir>/waygate.toml` if present.
+pub fn resolve_path(flag: Option<&Path>, data_dir: &Path) -> Option<PathBuf> {
+    if let Some(p) = flag {
+        return Some(p.to_path_buf());
+    }
+    let p = data_dir.join("waygate.toml");
+    p.exists().then_some(p)
+}
+
+/// The JSON Schema of the file format, for editors (`waygate config schema`).
+pub fn schema() -> serde_json::Value {
+    use serde_json::json;
+    let s = |d: &str| json!({"type": "string", "description": d});
+    let n = |d: &str| json!({"type": "integer", "minimum": 0, "description": d});
+    let list = |d: &str| json!({"type": "array", "items": {"type": "string"}, "description": d});
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Waygate configuration (waygate.toml)",
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "version": {"const": CURRENT_VERSION},
+            "server": {"type": "object", "additionalProperties": false, "properties": {
+                "listen": s("ADDR:PORT to listen on (default 127.0.0.1:8080)"),
+                "name": s("serverInfo.name"), "instructions": s("instructions for the model")}},
+            "http": {"type": "object", "additionalProperties": false, "properties": {
+                "max_body_bytes": n("request body limit (default 4194304)"),
+                "allowed_hosts": list("Host values accepted besides loopback"),
+                "allowed_origins": list("Origin values accepted; \"*\" for any"),
+                "keepalive_secs": n("SSE keep-alive comment interval")}},
+            "mcp": {"type": "object", "additionalProperties": false, "properties": {
+                "state_key": s("secret sealing MRTR requestState (>= 16 chars; use ${env:NAME})"),
+                "session_idle_secs": n("idle legacy sessions end after this"),
+                "max_sessions": n("open legacy sessions at most"),
+                "page_size": n("items per list page"),
+                "list_ttl_ms": n("ttlMs cache hint on list results")}},
+            "plugins": {"type": "object", "additionalProperties": false, "properties": {
+                "enabled": {"type": "array", "items": {"enum": waygate_plugins::BUILTIN}},
+                "demo": {"type": "boolean"}}},
+            "store": {"type": "object", "additionalProperties": false, "properties": {
+                "url": s("sqlite://PATH or postgres://USER:PASS@HOST/DB (use ${env:NAME} for the password)")}}
+        }
+    })
+}
+
+/// Load the file and environment levels (see [`layers`]).
+pub fn layers_load(path: Option<&Path>, env: &[(String, String)]) -> Result<Layered, ConfigError> {
+    layers::load(path, env)
+}
