@@ -13,17 +13,19 @@ case "${1:-start}" in
       BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
     fi
     if [ -f "$DIR/postmaster.pid" ]; then
-      su postgres -c "$BIN/pg_ctl -D $DIR -m fast stop" >&2 || true
+      su postgres -c "$BIN/pg_ctl -D $DIR -m fast stop" </dev/null >/dev/null 2>&1 || true
     fi
     rm -rf "$DIR" && mkdir -p "$DIR" && chown postgres "$DIR"
     su postgres -c "$BIN/initdb -D $DIR -A trust -U postgres --no-sync" >/dev/null
-    su postgres -c "$BIN/pg_ctl -D $DIR -l $DIR/server.log -w -o '-h 127.0.0.1 -p $PORT -k $DIR -F' start" >&2
+    # The server must not inherit our stdout/stderr: a caller reading them through a
+    # pipe would otherwise wait for the daemon to exit.
+    su postgres -c "$BIN/pg_ctl -D $DIR -l $DIR/server.log -w -o '-h 127.0.0.1 -p $PORT -k $DIR -F' start" </dev/null >/dev/null 2>&1
     echo "postgres://postgres@127.0.0.1:$PORT/postgres"
     ;;
   stop)
-    [ -n "$BIN" ] && su postgres -c "$BIN/pg_ctl -D $DIR -m fast stop" >&2 || true
+    [ -n "$BIN" ] && su postgres -c "$BIN/pg_ctl -D $DIR -m fast stop" </dev/null >/dev/null 2>&1 || true
     ;;
   restart)
-    su postgres -c "$BIN/pg_ctl -D $DIR -m fast -w restart -o '-h 127.0.0.1 -p $PORT -k $DIR -F'" >&2
+    su postgres -c "$BIN/pg_ctl -D $DIR -l $DIR/server.log -m fast -w restart -o '-h 127.0.0.1 -p $PORT -k $DIR -F'" </dev/null >/dev/null 2>&1
     ;;
 esac

@@ -157,3 +157,66 @@ async fn in_memory_sqlite_keeps_one_database() {
     s.meta_put("a", "1").await.unwrap();
     assert_eq!(s.meta_get("a").await.unwrap().as_deref(), Some("1"));
 }
+
+/// Restart PostgreSQL while writes are in flight: every write that was acknowledged is
+/// still there afterwards; writes during the outage fail loudly and succeed on retry.
+#[tokio::test]
+async fn postgres_restart_under_load_loses_nothing_acknowledged() {
+    let (Ok(_), Ok(restart)) = (
+        std::env::var("WAYGATE_TEST_POSTGRES_URL"),
+        std::env::var("WAYGATE_TEST_PG_RESTART_CMD"),
+    ) else {
+        assert!(std::env::var("CI").is_err(), "CI must set WAYGATE_TEST_PG_RESTART_CMD");
+        eprintln!("note: PostgreSQL restart test skipped (WAYGATE_TEST_PG_RESTART_CMD not set)");
+        return;
+    };
+    let (url, _g) = backends("restart")
+        .await
+        .into_iter()
+        .find(|(u, _)| u.starts_with("postgres"))
+        .expect("pg backend");
+    let s = Store::open_migrated(&url).await.unwrap();
+    let writer = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut failures = 0u32;
+            let start = std::time::Instant::now();
+            let mut i = 0u32;
+            while i < 400 && start.elapsed() < std::time::Duration::from_secs(60) {
+                match s.meta_put(&format!("k{i}"), &format!("v{i}")).await {
+                    Ok(()) => {
+                        acked.push(i);
+                        i += 1;
+                    }
+                    Err(_) => {
+                        failures += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            (acked, failures)
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&restart)
+        .status()
+        .expect("run restart command");
+    assert!(status.success(), "restart command failed");
+    let (acked, failures) = writer.await.unwrap();
+    eprintln!(
+        "acknowledged {} writes, {failures} failed attempts during the restart",
+        acked.len()
+    );
+    assert_eq!(acked.len(), 400, "writer must get through after the restart");
+    for i in acked {
+        assert_eq!(
+            s.meta_get(&format!("k{i}")).await.unwrap(),
+            Some(format!("v{i}")),
+            "acknowledged write k{i} lost"
+        );
+    }
+}

@@ -98,7 +98,20 @@ pub async fn watch(
         last = text;
         let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("WAYGATE_")).collect();
         let next = match config::layers_load(Some(&path), &env) {
-            Ok(n) => n,
+            Ok(mut n) => {
+                // Command-line flags keep overriding the file across reloads.
+                for (key, (source, origin)) in &current.sources {
+                    if *source == config::Source::Flag {
+                        match key.as_str() {
+                            "server.listen" => n.cfg.server.listen = current.cfg.server.listen,
+                            "store.url" => n.cfg.store.url = current.cfg.store.url.clone(),
+                            _ => {}
+                        }
+                        n.set_flag(key, origin);
+                    }
+                }
+                n
+            }
             Err(e) => {
                 tracing::error!(error = %e, "config reload refused; keeping the running configuration");
                 continue;

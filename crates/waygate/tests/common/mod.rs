@@ -50,10 +50,18 @@ pub fn bin() -> &'static str {
 impl Server {
     /// `waygate serve --listen 127.0.0.1:0 --no-auth` plus `extra` args; waits for the URL line.
     pub fn start(extra: &[&str]) -> Server {
+        Server::start_in(None, extra)
+    }
+
+    /// Like [`Server::start`] with a caller-owned data directory.
+    pub fn start_in(data_dir: Option<&std::path::Path>, extra: &[&str]) -> Server {
         let dir = TempDir::new("srv");
+        let data = data_dir
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_else(|| dir.0.clone());
         let mut child = Command::new(bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--no-auth", "--data-dir"])
-            .arg(&dir.0)
+            .arg(&data)
             .args(extra)
             .env("WAYGATE_LOG", "warn")
             .stdout(Stdio::piped())
