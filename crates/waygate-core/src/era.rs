@@ -37,11 +37,12 @@ pub fn envelope_version(params: Option<&Map<String, Value>>) -> Option<&str> {
 }
 
 /// Validate the envelope: missing fields → -32602, unknown or handshake-only version →
-/// -32022, bad log level → -32602.
-pub fn parse_envelope(params: Option<&Map<String, Value>>) -> Result<Envelope, ErrorObject> {
+/// -32022, bad log level → -32602. The capabilities and client info are moved out of
+/// `params._meta` rather than copied (this runs on every modern request).
+pub fn parse_envelope(params: Option<&mut Map<String, Value>>) -> Result<Envelope, ErrorObject> {
     let m = params
-        .and_then(|p| p.get("_meta"))
-        .and_then(Value::as_object)
+        .and_then(|p| p.get_mut("_meta"))
+        .and_then(Value::as_object_mut)
         .ok_or_else(|| missing("params._meta"))?;
     let version_str = m
         .get(meta::PROTOCOL_VERSION)
@@ -53,24 +54,24 @@ pub fn parse_envelope(params: Option<&Map<String, Value>>) -> Result<Envelope, E
                 meta::PROTOCOL_VERSION
             ))
         })?;
-    let caps = m
-        .get(meta::CLIENT_CAPABILITIES)
-        .ok_or_else(|| missing(&format!("params._meta[\"{}\"]", meta::CLIENT_CAPABILITIES)))?;
-    if !caps.is_object() {
-        return Err(ErrorObject::invalid_params(format!(
-            "Invalid params: _meta[\"{}\"] must be an object",
-            meta::CLIENT_CAPABILITIES
-        )));
-    }
     let version = match ProtocolVersion::parse(version_str) {
-        Some(v) if v.is_modern() => v,
-        _ => {
-            return Err(ErrorObject::unsupported_version(
-                version_str,
-                &ProtocolVersion::supported_strings(),
-            ));
-        }
+        Some(v) if v.is_modern() => Ok(v),
+        _ => Err(ErrorObject::unsupported_version(
+            version_str,
+            &ProtocolVersion::supported_strings(),
+        )),
     };
+    match m.get(meta::CLIENT_CAPABILITIES) {
+        None => return Err(missing(&format!("params._meta[\"{}\"]", meta::CLIENT_CAPABILITIES))),
+        Some(c) if !c.is_object() => {
+            return Err(ErrorObject::invalid_params(format!(
+                "Invalid params: _meta[\"{}\"] must be an object",
+                meta::CLIENT_CAPABILITIES
+            )))
+        }
+        Some(_) => {}
+    }
+    let version = version?;
     let log_level = match m.get(meta::LOG_LEVEL) {
         None | Some(Value::Null) => None,
         Some(Value::String(l)) => Some(meta::log_level_rank(l).ok_or_else(|| {
@@ -87,8 +88,8 @@ pub fn parse_envelope(params: Option<&Map<String, Value>>) -> Result<Envelope, E
     };
     Ok(Envelope {
         version,
-        client_caps: caps.clone(),
-        client_info: m.get(meta::CLIENT_INFO).cloned(),
+        client_caps: m.remove(meta::CLIENT_CAPABILITIES).unwrap_or_default(),
+        client_info: m.remove(meta::CLIENT_INFO),
         log_level,
         progress_token: m
             .get(meta::PROGRESS_TOKEN)
@@ -125,17 +126,23 @@ mod tests {
     #[test]
     fn envelope_rules() {
         let ok = p(json!({"_meta": {meta::PROTOCOL_VERSION: "2026-07-28", meta::CLIENT_CAPABILITIES: {}}}));
-        assert!(parse_envelope(Some(&ok)).is_ok());
+        assert!(parse_envelope(Some(&mut ok.clone())).is_ok());
         let no_caps = p(json!({"_meta": {meta::PROTOCOL_VERSION: "2026-07-28"}}));
-        assert_eq!(parse_envelope(Some(&no_caps)).unwrap_err().code, codes::INVALID_PARAMS);
+        assert_eq!(
+            parse_envelope(Some(&mut no_caps.clone())).unwrap_err().code,
+            codes::INVALID_PARAMS
+        );
         let old = p(json!({"_meta": {meta::PROTOCOL_VERSION: "2025-11-25", meta::CLIENT_CAPABILITIES: {}}}));
-        let e = parse_envelope(Some(&old)).unwrap_err();
+        let e = parse_envelope(Some(&mut old.clone())).unwrap_err();
         assert_eq!(e.code, codes::UNSUPPORTED_PROTOCOL_VERSION);
         assert_eq!(e.data.unwrap()["requested"], "2025-11-25");
         let lvl = p(
             json!({"_meta": {meta::PROTOCOL_VERSION: "2026-07-28", meta::CLIENT_CAPABILITIES: {}, meta::LOG_LEVEL: "loud"}}),
         );
-        assert_eq!(parse_envelope(Some(&lvl)).unwrap_err().code, codes::INVALID_PARAMS);
+        assert_eq!(
+            parse_envelope(Some(&mut lvl.clone())).unwrap_err().code,
+            codes::INVALID_PARAMS
+        );
         assert_eq!(parse_envelope(None).unwrap_err().code, codes::INVALID_PARAMS);
     }
 }

@@ -10,15 +10,15 @@ const SUFFIX: &str = "?=";
 
 /// Decode a mirrored header value. `None` when the sentinel form is malformed or the
 /// value contains characters a client may not send raw.
-pub fn decode_value(raw: &str) -> Option<String> {
+pub fn decode_value(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
     if let Some(inner) = raw.strip_prefix(PREFIX).and_then(|r| r.strip_suffix(SUFFIX)) {
         let bytes = base64::engine::general_purpose::STANDARD.decode(inner).ok()?;
-        return String::from_utf8(bytes).ok();
+        return String::from_utf8(bytes).ok().map(std::borrow::Cow::Owned);
     }
     if raw.bytes().any(|b| !(b == b'\t' || (0x20..=0x7e).contains(&b))) {
         return None;
     }
-    Some(raw.to_string())
+    Some(std::borrow::Cow::Borrowed(raw))
 }
 
 /// Compare a header value with the JSON value of the body it mirrors. Integers compare

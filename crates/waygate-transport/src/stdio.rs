@@ -168,13 +168,13 @@ fn on_request(
     session: Option<Arc<Session>>,
     id: Id,
     method: String,
-    params: Option<Map<String, Value>>,
+    mut params: Option<Map<String, Value>>,
 ) {
     let send = |r: Result<Value, ErrorObject>| {
         let _ = conn.out.send(encode_response(Some(&id), r.as_ref()));
     };
     let mut ctx = if era::has_envelope(params.as_ref()) {
-        match era::parse_envelope(params.as_ref()) {
+        match era::parse_envelope(params.as_mut()) {
             Ok(e) => {
                 let mut ctx = CallContext::detached(e.version);
                 ctx.client_caps = Arc::new(e.client_caps);

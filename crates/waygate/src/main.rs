@@ -2,6 +2,11 @@
 
 use std::process::ExitCode;
 
+// The request path allocates many small, short-lived JSON values; mimalloc's thread-local
+// free lists serve them markedly faster than glibc malloc (measured in BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     waygate::run()
 }

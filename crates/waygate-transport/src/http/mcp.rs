@@ -105,7 +105,7 @@ fn modern_status(e: &ErrorObject) -> StatusCode {
 }
 
 async fn modern_post(shared: Arc<Shared>, headers: &HeaderMap, msg: Message) -> Response<Body> {
-    let (id, method, params) = match msg {
+    let (id, method, mut params) = match msg {
         Message::Request { id, method, params } => (id, method, params),
         Message::Notification { .. } => return empty(StatusCode::ACCEPTED),
         Message::Response { id, .. } => {
@@ -129,7 +129,7 @@ async fn modern_post(shared: Arc<Shared>, headers: &HeaderMap, msg: Message) -> 
             )));
         }
     }
-    let envelope = match era::parse_envelope(params.as_ref()) {
+    let envelope = match era::parse_envelope(params.as_mut()) {
         Ok(e) => e,
         Err(e) => return bad(e),
     };
