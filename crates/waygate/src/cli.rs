@@ -60,11 +60,29 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Import MCP servers from another tool's configuration as Waygate upstreams.
+    Import(ImportArgs),
     /// Database schema: apply, inspect or revert migrations.
     Db {
         #[command(subcommand)]
         command: DbCommand,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The file to import: claude_desktop_config.json, .mcp.json, .cursor/mcp.json,
+    /// .vscode/mcp.json, an MCPConfig JSON, a ContextForge export, a NEXUS mcp.json.
+    pub file: PathBuf,
+    /// Source format (auto detects): auto, claude, cursor, windsurf, vscode, fastmcp, contextforge, nexus.
+    #[arg(long, default_value = "auto")]
+    pub from: String,
+    /// Show the result, the diff and the lossiness report; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Start each imported stdio upstream and list its tools before writing.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 #[derive(Subcommand, Debug)]

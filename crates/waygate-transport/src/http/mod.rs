@@ -37,6 +37,8 @@ pub struct HttpConfig {
     pub keepalive: Duration,
     /// Time allowed for a client to send its request headers (slow-client guard).
     pub header_timeout: Duration,
+    /// Set once everything the process depends on (the store) is up; `/ready` reports it.
+    pub ready: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl HttpConfig {
@@ -50,6 +52,7 @@ impl HttpConfig {
             },
             keepalive: Duration::from_secs(15),
             header_timeout: Duration::from_secs(10),
+            ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
 }
@@ -126,6 +129,16 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         "/sse" => sse::open(shared, req).await,
         "/messages" | "/message" => sse::post(shared, req).await,
         "/health" | "/healthz" => json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec()),
+        "/ready" | "/readyz" => {
+            if shared.cfg.ready.load(std::sync::atomic::Ordering::Acquire) {
+                json_response(StatusCode::OK, br#"{"status":"ready"}"#.to_vec())
+            } else {
+                json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    br#"{"status":"starting","reasons":["store not ready"]}"#.to_vec(),
+                )
+            }
+        }
         path => {
             let msg = format!("no such endpoint {path:?}; the MCP endpoint is /mcp (legacy SSE: /sse)");
             error_response(StatusCode::NOT_FOUND, None, &ErrorObject::invalid_request(msg))

@@ -3,6 +3,7 @@
 
 mod config_cmd;
 mod db;
+mod import;
 mod plugins;
 mod reload;
 mod serve;
@@ -20,6 +21,7 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Plugins { command } => plugins::run(&cli.global, command),
         Command::Config { command } => config_cmd::run(&cli.global, command),
         Command::Db { command } => db::run(&cli.global, command),
+        Command::Import(args) => import::run(&cli.global, args),
     }
 }
 
@@ -55,7 +57,13 @@ pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 /// Open the store, creating the data directory for SQLite, and migrate it.
 pub(crate) async fn open_store(g: &Global, l: &Layered) -> Result<waygate_store::Store, Box<dyn std::error::Error>> {
-    let dir = data_dir(g);
+    open_store_at(data_dir(g), store_url(g, l)).await
+}
+
+pub(crate) async fn open_store_at(
+    dir: PathBuf,
+    url: String,
+) -> Result<waygate_store::Store, Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
-    Ok(waygate_store::Store::open_migrated(&store_url(g, l)).await?)
+    Ok(waygate_store::Store::open_migrated(&url).await?)
 }

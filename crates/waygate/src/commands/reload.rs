@@ -40,13 +40,11 @@ pub fn wanted_plugins(cfg: &FileConfig, cli: &CliPlugins) -> Result<Vec<String>,
 }
 
 /// Bring the registry to exactly `names`; record each plugin's state in the store.
-pub async fn apply_plugins(registry: &PluginRegistry, store: &Store, names: &[String]) {
+pub async fn apply_plugins(registry: &PluginRegistry, store: Option<&Store>, names: &[String]) {
     let loaded: Vec<String> = registry.list().await.into_iter().map(|p| p.name).collect();
     for gone in loaded.iter().filter(|n| !names.contains(n)) {
         registry.unload(gone).await;
-        if let Err(e) = store.set_plugin_state(gone, false, "{}").await {
-            tracing::warn!(plugin = %gone, error = %e, "could not record plugin state");
-        }
+        record(store, gone, false).await;
     }
     for name in names.iter().filter(|n| !loaded.contains(n)) {
         let Some(plugin) = waygate_plugins::builtin(name) else {
@@ -55,7 +53,14 @@ pub async fn apply_plugins(registry: &PluginRegistry, store: &Store, names: &[St
         if let Err(e) = registry.load(plugin, serde_json::json!({})).await {
             tracing::error!(plugin = %name, error = %e, "plugin not loaded; continuing without it");
         }
-        if let Err(e) = store.set_plugin_state(name, true, "{}").await {
+        record(store, name, true).await;
+    }
+}
+
+/// Persist a plugin's enabled state; a store failure is logged, never fatal.
+pub async fn record(store: Option<&Store>, name: &str, enabled: bool) {
+    if let Some(s) = store {
+        if let Err(e) = s.set_plugin_state(name, enabled, "{}").await {
             tracing::warn!(plugin = %name, error = %e, "could not record plugin state");
         }
     }
@@ -73,7 +78,9 @@ pub async fn watch(
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut tick = tokio::time::interval(Duration::from_secs(2));
-    let mut last = std::fs::read_to_string(&path).ok();
+    // Compare with what was loaded, not with the file as it is now: an edit made while
+    // the store was still opening must not be missed.
+    let mut last = current.raw.clone();
     loop {
         #[cfg(unix)]
         let hup_fut = async {
@@ -124,7 +131,7 @@ pub async fn watch(
                 continue;
             }
         };
-        apply_plugins(&registry, &store, &names).await;
+        apply_plugins(&registry, Some(&store), &names).await;
         let restart_needed: Vec<&str> = [
             ("server", current.cfg.server != next.cfg.server),
             ("http", current.cfg.http != next.cfg.http),

@@ -66,17 +66,11 @@ fn state_key(dir: &Path, l: &Layered) -> Result<Vec<u8>, Box<dyn std::error::Err
 
 async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
     let dir = super::data_dir(g);
-    let store = super::open_store(g, &l).await?;
-    tracing::info!(
-        store = store.url(),
-        schema = store.schema_version().await?,
-        "store ready"
-    );
-    let snapshot = l
-        .raw
-        .clone()
-        .unwrap_or_else(|| toml::to_string(&l.cfg).unwrap_or_default());
-    store.snapshot_config("start", &snapshot).await?;
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+    // The store opens (and migrates) while the listener comes up: the MCP data path does
+    // not need it, and a fresh SQLite file costs tens of milliseconds of fsyncs. A store
+    // that cannot be opened still stops the process, right after.
+    let store_task = tokio::spawn(super::open_store_at(dir.clone(), super::store_url(g, &l)).map_err_to_string());
 
     let c = &l.cfg;
     let defaults = EngineConfig::default();
@@ -100,11 +94,90 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
         no_demo: args.no_demo,
     };
     let names = reload::wanted_plugins(&l.cfg, &extra)?;
-    reload::apply_plugins(&registry, &store, &names).await;
+    reload::apply_plugins(&registry, None, &names).await;
     let engine = Engine::new(ecfg, registry.clone());
     engine.start_background();
-
+    if !c.upstreams.is_empty() {
+        tracing::warn!(
+            count = c.upstreams.len(),
+            "upstreams are configured, but federation is not part of this build yet; they are not started"
+        );
+    }
     let shutdown = CancellationToken::new();
+
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server: tokio::task::JoinHandle<std::io::Result<()>> = if args.stdio {
+        tracing::info!(plugins = ?names, tools = registry.catalog().tool_count(), "serving MCP on stdio");
+        let eng = engine.clone();
+        tokio::spawn(async move { waygate_transport::stdio::serve(eng, tokio::io::stdin(), tokio::io::stdout()).await })
+    } else {
+        let addr = c.server.listen.unwrap_or_else(|| {
+            config::DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| unreachable!("valid constant"))
+        });
+        if args.no_auth {
+            if !addr.ip().is_loopback() {
+                return Err(format!("--no-auth is only allowed on loopback listeners, not {addr}").into());
+            }
+            tracing::warn!("authentication disabled (--no-auth): every local process can call every tool");
+        } else {
+            tracing::warn!("API-key authentication is not available in this build yet; bind to loopback only");
+        }
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let local = listener.local_addr()?;
+        let mut hcfg = HttpConfig::for_addr(local);
+        hcfg.ready = ready.clone();
+        hcfg.origins.allowed_hosts = c.http.allowed_hosts.clone();
+        hcfg.origins.allowed_origins = c.http.allowed_origins.clone();
+        if let Some(m) = c.http.max_body_bytes {
+            hcfg.max_body_bytes = m;
+        }
+        if let Some(k) = c.http.keepalive_secs {
+            hcfg.keepalive = Duration::from_secs(k.max(1));
+        }
+        let sig = shutdown.clone();
+        let eng = engine.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            eng.shutdown.cancel();
+            // Give listen streams a moment to send their closing result.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            sig.cancel();
+        });
+        println!("Waygate listening on http://{local}/mcp (legacy SSE: http://{local}/sse)");
+        tracing::info!(%local, plugins = ?names, tools = registry.catalog().tool_count(), data_dir = %dir.display(), "serving MCP over HTTP");
+        tokio::spawn(http::serve(listener, engine.clone(), hcfg, shutdown.clone()))
+    };
+
+    let store = match store_task.await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            shutdown.cancel();
+            return Err(e.into());
+        }
+        Err(e) => {
+            shutdown.cancel();
+            return Err(format!("store initialization panicked: {e}").into());
+        }
+    };
+    tracing::info!(
+        store = store.url(),
+        schema = store.schema_version().await?,
+        "store ready"
+    );
+    let snapshot = l
+        .raw
+        .clone()
+        .unwrap_or_else(|| toml::to_string(&l.cfg).unwrap_or_default());
+    store.snapshot_config("start", &snapshot).await?;
+    for n in &names {
+        reload::record(Some(&store), n, true).await;
+    }
+    ready.store(true, std::sync::atomic::Ordering::Release);
     if let Some(path) = l.path.clone() {
         tokio::spawn(reload::watch(
             path,
@@ -116,59 +189,28 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
         ));
     }
 
-    if args.stdio {
-        tracing::info!(plugins = ?names, tools = registry.catalog().tool_count(), "serving MCP on stdio");
-        waygate_transport::stdio::serve(engine.clone(), tokio::io::stdin(), tokio::io::stdout()).await?;
-        shutdown.cancel();
-        engine.shutdown.cancel();
-        registry.shutdown_all().await;
-        store.close().await;
-        return Ok(());
-    }
-
-    let addr = c.server.listen.unwrap_or_else(|| {
-        config::DEFAULT_LISTEN
-            .parse()
-            .unwrap_or_else(|_| unreachable!("valid constant"))
-    });
-    if args.no_auth {
-        if !addr.ip().is_loopback() {
-            return Err(format!("--no-auth is only allowed on loopback listeners, not {addr}").into());
-        }
-        tracing::warn!("authentication disabled (--no-auth): every local process can call every tool");
-    } else {
-        tracing::warn!("API-key authentication is not available in this build yet; bind to loopback only");
-    }
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let local = listener.local_addr()?;
-    let mut hcfg = HttpConfig::for_addr(local);
-    hcfg.origins.allowed_hosts = c.http.allowed_hosts.clone();
-    hcfg.origins.allowed_origins = c.http.allowed_origins.clone();
-    if let Some(m) = c.http.max_body_bytes {
-        hcfg.max_body_bytes = m;
-    }
-    if let Some(k) = c.http.keepalive_secs {
-        hcfg.keepalive = Duration::from_secs(k.max(1));
-    }
-    let sig = shutdown.clone();
-    let eng = engine.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down");
-        eng.shutdown.cancel();
-        // Give listen streams a moment to send their closing result.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        sig.cancel();
-    });
-    println!("Waygate listening on http://{local}/mcp (legacy SSE: http://{local}/sse)");
-    tracing::info!(%local, plugins = ?names, tools = registry.catalog().tool_count(), data_dir = %dir.display(), "serving MCP over HTTP");
-    http::serve(listener, engine.clone(), hcfg, shutdown).await?;
+    let served = server.await.map_err(|e| format!("server task failed: {e}"))?;
+    shutdown.cancel();
+    engine.shutdown.cancel();
     engine.sessions.close_all();
     registry.shutdown_all().await;
     store.close().await;
+    served?;
     Ok(())
+}
+
+/// Boxed errors are not `Send`; the store task reports a message instead.
+trait MapErrToString<T> {
+    fn map_err_to_string(self) -> impl std::future::Future<Output = Result<T, String>> + Send;
+}
+
+impl<T, F> MapErrToString<T> for F
+where
+    F: std::future::Future<Output = Result<T, Box<dyn std::error::Error>>> + Send,
+{
+    async fn map_err_to_string(self) -> Result<T, String> {
+        self.await.map_err(|e| e.to_string())
+    }
 }
 
 async fn wait_for_signal() {

@@ -236,6 +236,11 @@ fn resolve_refs(key: &str, v: &mut toml::Value) -> Result<(), ConfigError> {
     match v {
         toml::Value::Table(t) => {
             for (k, v) in t.iter_mut() {
+                if key.is_empty() && k == "upstreams" {
+                    // Upstream secrets are resolved when the upstream starts, so a missing
+                    // variable disables that upstream instead of the whole server.
+                    continue;
+                }
                 let child = if key.is_empty() {
                     k.clone()
                 } else {

@@ -45,6 +45,33 @@ pub struct FileConfig {
     pub mcp: McpSection,
     pub plugins: PluginsSection,
     pub store: StoreSection,
+    /// Upstream MCP servers federated behind this gateway (imported or written by hand).
+    pub upstreams: Vec<Upstream>,
+}
+
+/// How to reach one upstream MCP server.
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Upstream {
+    pub name: String,
+    /// `stdio`, `http` (Streamable HTTP) or `sse` (2024-11-05 HTTP+SSE).
+    pub transport: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
@@ -136,6 +163,47 @@ impl FileConfig {
                         waygate_store::redact_url(u)
                     ),
                 ));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, u) in self.upstreams.iter().enumerate() {
+            let key = format!("upstreams[{i}]");
+            if u.name.is_empty() || !u.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                return Err(err(
+                    &format!("{key}.name"),
+                    format!("got {:?}, expected letters, digits, '-', '_' or '.'", u.name),
+                ));
+            }
+            if !seen.insert(u.name.clone()) {
+                return Err(err(
+                    &format!("{key}.name"),
+                    format!("duplicate upstream name {:?}", u.name),
+                ));
+            }
+            match u.transport.as_str() {
+                "stdio" if u.command.as_deref().is_some_and(|c| !c.is_empty()) => {}
+                "stdio" => {
+                    return Err(err(
+                        &format!("{key}.command"),
+                        "a stdio upstream needs a command".into(),
+                    ))
+                }
+                "http" | "sse"
+                    if u.url
+                        .as_deref()
+                        .is_some_and(|x| x.starts_with("http://") || x.starts_with("https://")) => {}
+                "http" | "sse" => {
+                    return Err(err(
+                        &format!("{key}.url"),
+                        format!("got {:?}, expected an http:// or https:// URL", u.url),
+                    ))
+                }
+                other => {
+                    return Err(err(
+                        &format!("{key}.transport"),
+                        format!("got {other:?}, expected stdio, http or sse"),
+                    ))
+                }
             }
         }
         for p in &self.plugins.enabled {
@@ -233,4 +301,9 @@ pub fn schema() -> serde_json::Value {
 /// Load the file and environment levels (see [`layers`]).
 pub fn layers_load(path: Option<&Path>, env: &[(String, String)]) -> Result<Layered, ConfigError> {
     layers::load(path, env)
+}
+
+/// Expand `${env:…}` / `${file:…}` in one value (used when starting upstreams).
+pub fn expand_refs(key: &str, value: &str) -> Result<String, ConfigError> {
+    layers::expand(key, value)
 }

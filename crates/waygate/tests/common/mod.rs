@@ -84,7 +84,13 @@ impl Server {
                 sink.clear();
             }
         });
-        Server { child, addr, _dir: dir }
+        let s = Server { child, addr, _dir: dir };
+        let end = Instant::now() + Duration::from_secs(15);
+        while s.request("GET", "/ready", &[], b"").status != 200 {
+            assert!(Instant::now() < end, "server never became ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        s
     }
 
     pub fn url(&self) -> String {

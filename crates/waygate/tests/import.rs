@@ -1,0 +1,179 @@
+//! `waygate import` against real files in each supported format, including `--verify`
+//! starting a real stdio MCP server (Waygate itself) and listing its tools.
+
+mod common;
+
+use std::process::Command;
+
+use common::{bin, TempDir};
+
+fn run(dir: &TempDir, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .args(["--data-dir", dir.0.to_str().unwrap()])
+        .env_remove("WAYGATE_DATABASE_URL")
+        .output()
+        .expect("run waygate");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn file(dir: &TempDir, rel: &str, text: &str) -> String {
+    let p = dir.0.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn claude_desktop_with_secrets_and_lossiness() {
+    let d = TempDir::new("imp-claude");
+    let f = file(
+        &d,
+        "claude_desktop_config.json",
+        r#"{"mcpServers": {
+            "github": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-github"],
+                       "env": {"GITHUB_PERSONAL_ACCESS_TOKEN": "ghp_realsecret", "LOG": "debug"}},
+            "fs tool": {"command": "mcp-fs", "args": ["/tmp"], "autoApprove": ["read_file"], "disabled": true},
+            "remote": {"type": "http", "url": "https://mcp.example.com/mcp", "headers": {"Authorization": "Bearer abc"}}
+        }, "globalShortcut": "Ctrl+Q"}"#,
+    );
+    let (ok, out, err) = run(&d, &["import", &f, "--dry-run"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("claude format"), "{out}");
+    assert!(
+        !out.contains("ghp_realsecret") && !out.contains("Bearer abc"),
+        "secrets must not be copied: {out}"
+    );
+    assert!(out.contains("${env:GITHUB_PERSONAL_ACCESS_TOKEN}"), "{out}");
+    assert!(
+        out.contains("autoApprove") && out.contains("globalShortcut") && out.contains("renamed"),
+        "lossiness report: {out}"
+    );
+    assert!(out.contains("+ new") && out.contains("dry run"), "{out}");
+    assert!(!d.0.join("waygate.toml").exists());
+
+    // Real write, then re-import shows everything unchanged; the file validates.
+    let (ok, _, err) = run(&d, &["import", &f]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = run(&d, &["config", "validate"]);
+    assert!(ok, "{out}");
+    let (ok, out, _) = run(&d, &["import", &f, "--dry-run"]);
+    assert!(ok && out.matches("= unchanged").count() == 3, "{out}");
+}
+
+#[test]
+fn vscode_inputs_cursor_jsonc_windsurf_fastmcp() {
+    let d = TempDir::new("imp-misc");
+    let vs = file(
+        &d,
+        ".vscode/mcp.json",
+        r#"{
+          // VS Code allows comments
+          "inputs": [{"type": "promptString", "id": "api-key", "description": "API key", "password": true}],
+          "servers": {
+            "perplexity": {"type": "stdio", "command": "npx", "args": ["-y", "server-perplexity"],
+                           "env": {"PERPLEXITY_API_KEY": "${input:api-key}"}, "envFile": "${workspaceFolder}/.env"},
+          },
+        }"#,
+    );
+    let (ok, out, err) = run(&d, &["import", &vs, "--dry-run"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("vscode format") && out.contains("${env:API_KEY}") && out.contains("envFile"),
+        "{out}"
+    );
+    let cur = file(
+        &d,
+        ".cursor/mcp.json",
+        r#"{"mcpServers": {"web": {"url": "http://127.0.0.1:9/sse"}}}"#,
+    );
+    let (ok, out, _) = run(&d, &["import", &cur, "--dry-run"]);
+    assert!(
+        ok && out.contains("cursor format") && out.contains("transport = \"sse\""),
+        "{out}"
+    );
+    let ws = file(
+        &d,
+        "windsurf/mcp_config.json",
+        r#"{"mcpServers": {"w": {"serverUrl": "https://x.example/mcp"}}}"#,
+    );
+    let (ok, out, _) = run(&d, &["import", &ws, "--dry-run"]);
+    assert!(
+        ok && out.contains("windsurf format") && out.contains("https://x.example/mcp"),
+        "{out}"
+    );
+    let fm = file(
+        &d,
+        "mcpconfig.json",
+        r#"{"mcpServers": {"a": {"url": "https://a.example/mcp", "transport": "streamable-http", "auth": "oauth"}}}"#,
+    );
+    let (ok, out, _) = run(&d, &["import", &fm, "--dry-run"]);
+    assert!(
+        ok && out.contains("fastmcp format") && out.contains("transport = \"http\"") && out.contains("auth"),
+        "{out}"
+    );
+    let bad = file(&d, "other.json", r#"{"something": 1}"#);
+    let (ok, _, err) = run(&d, &["import", &bad]);
+    assert!(!ok && err.contains("--from"), "{err}");
+}
+
+#[test]
+fn contextforge_export_and_nexus_with_dotenv() {
+    let d = TempDir::new("imp-gw");
+    let cf = file(
+        &d,
+        "export.json",
+        r#"{"version": "2025-03-26", "exported_at": "2026-01-01T00:00:00Z", "entities": {
+            "gateways": [{"name": "time", "url": "http://127.0.0.1:9000/sse", "transport": "SSE", "auth_type": "bearer",
+                          "auth_value": "gAAAAencrypted", "passthrough_headers": ["X-Tenant"]}],
+            "tools": [{"name": "weather", "integration_type": "REST"}],
+            "servers": [{"name": "virtual-1"}]}}"#,
+    );
+    let (ok, out, err) = run(&d, &["import", &cf, "--dry-run"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("contextforge format") && out.contains("TIME_AUTH") && out.contains("passthrough_headers"),
+        "{out}"
+    );
+    assert!(
+        out.contains("REST tools") && out.contains("virtual servers") && !out.contains("gAAAAencrypted"),
+        "{out}"
+    );
+
+    let n = TempDir::new("imp-nexus");
+    file(&n, ".env", "OPENAI_API_KEY=sk-secret\nUNUSED=1\n");
+    let nx = file(
+        &n,
+        "mcp.json",
+        r#"{"servers": [{"name": "search", "command": "python", "args": ["-m", "search_server"], "env": {"OPENAI_API_KEY": "${OPENAI_API_KEY}"}}]}"#,
+    );
+    let (ok, out, err) = run(&n, &["import", &nx, "--dry-run"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("nexus format") && out.contains("${env:OPENAI_API_KEY}") && !out.contains("sk-secret"),
+        "{out}"
+    );
+    assert!(out.contains("UNUSED"), "unused .env entries are reported: {out}");
+}
+
+#[test]
+fn verify_starts_the_upstream_and_lists_tools() {
+    let d = TempDir::new("imp-verify");
+    let data = d.0.join("upstream-data");
+    let cfg = format!(
+        r#"{{"mcpServers": {{"self": {{"command": "{}", "args": ["serve", "--stdio", "--data-dir", "{}"]}},
+            "broken": {{"command": "/nonexistent/binary"}}}}}}"#,
+        bin(),
+        data.display()
+    );
+    let f = file(&d, "claude.json", &cfg);
+    let (ok, out, _) = run(&d, &["import", &f, "--verify"]);
+    assert!(!ok, "a failing upstream blocks the write");
+    assert!(out.contains("verify self: ok") && out.contains("echo"), "{out}");
+    assert!(out.contains("verify broken: FAILED"), "{out}");
+    assert!(!d.0.join("waygate.toml").exists());
+}
