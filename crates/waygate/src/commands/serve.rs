@@ -70,7 +70,7 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
     // The store opens (and migrates) while the listener comes up: the MCP data path does
     // not need it, and a fresh SQLite file costs tens of milliseconds of fsyncs. A store
     // that cannot be opened still stops the process, right after.
-    let store_task = tokio::spawn(super::open_store_at(dir.clone(), super::store_url(g, &l)).map_err_to_string());
+    let store_open = super::open_store_at(dir.clone(), super::store_url(g, &l)).map_err_to_string();
 
     let c = &l.cfg;
     let defaults = EngineConfig::default();
@@ -153,7 +153,9 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
         tokio::spawn(http::serve(listener, engine.clone(), hcfg, shutdown.clone()))
     };
 
-    let store = match store_task.await {
+    // Started only now, after the listener is up, so on a single core the first requests
+    // are not queued behind SQLite's file creation.
+    let store = match tokio::spawn(store_open).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             shutdown.cancel();
