@@ -5,6 +5,7 @@
 //! `ON CONFLICT`, `RETURNING`) and run through sqlx's `Any` driver; only the DDL differs,
 //! in `migrations/sqlite` and `migrations/postgres`.
 
+mod keys;
 mod records;
 
 use std::str::FromStr;
@@ -14,6 +15,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
+pub use keys::KeyRow;
 pub use records::{PluginRow, Snapshot, UpstreamRow};
 
 static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");

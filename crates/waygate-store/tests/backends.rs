@@ -220,3 +220,27 @@ async fn postgres_restart_under_load_loses_nothing_acknowledged() {
         );
     }
 }
+
+#[tokio::test]
+async fn api_keys_create_list_revoke() {
+    for (url, _g) in backends("keys").await {
+        let s = Store::open_migrated(&url).await.unwrap();
+        s.create_key("abc", "admin", "h1", &["admin".into(), "mcp".into()], None)
+            .await
+            .unwrap();
+        s.create_key("def", "ci", "h2", &["mcp".into()], Some(123))
+            .await
+            .unwrap();
+        assert!(
+            s.create_key("abc", "dup", "h3", &[], None).await.is_err(),
+            "ids are unique on {url}"
+        );
+        let k = s.keys().await.unwrap();
+        assert_eq!(k.len(), 2);
+        assert_eq!(k[0].scopes, vec!["admin", "mcp"]);
+        assert_eq!(k[1].expires_at, Some(123));
+        assert!(s.revoke_key("def").await.unwrap());
+        assert!(!s.revoke_key("def").await.unwrap(), "second revoke is a no-op on {url}");
+        assert!(s.keys().await.unwrap()[1].revoked_at.is_some());
+    }
+}

@@ -60,6 +60,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Manage API keys (shown once at creation; only hashes are stored).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Import MCP servers from another tool's configuration as Waygate upstreams.
     Import(ImportArgs),
     /// Database schema: apply, inspect or revert migrations.
@@ -83,6 +88,26 @@ pub struct ImportArgs {
     /// Start each imported stdio upstream and list its tools before writing.
     #[arg(long)]
     pub verify: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Create a key and print it once.
+    Create {
+        name: String,
+        /// Comma-separated scopes: mcp (call MCP endpoints), admin (everything).
+        #[arg(long, default_value = "mcp")]
+        scopes: String,
+        /// Expire after this many days (default: never).
+        #[arg(long, value_name = "DAYS")]
+        expires_in_days: Option<u64>,
+    },
+    /// List keys (ids, names, scopes, state; never secrets).
+    List,
+    /// Revoke a key; a running server refuses it within a second.
+    Revoke { id: String },
+    /// Revoke a key and create a replacement with the same name and scopes.
+    Rotate { id: String },
 }
 
 #[derive(Subcommand, Debug)]

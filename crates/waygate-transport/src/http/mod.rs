@@ -22,6 +22,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use waygate_core::auth::{ApiKeys, AuthError};
 use waygate_core::Engine;
 use waygate_protocol::jsonrpc::encode_response;
 use waygate_protocol::{ErrorObject, Id};
@@ -39,6 +40,8 @@ pub struct HttpConfig {
     pub header_timeout: Duration,
     /// Set once everything the process depends on (the store) is up; `/ready` reports it.
     pub ready: Arc<std::sync::atomic::AtomicBool>,
+    /// API keys; `None` disables authentication (`--no-auth`, loopback only).
+    pub auth: Option<ApiKeys>,
 }
 
 impl HttpConfig {
@@ -53,6 +56,7 @@ impl HttpConfig {
             keepalive: Duration::from_secs(15),
             header_timeout: Duration::from_secs(10),
             ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            auth: None,
         }
     }
 }
@@ -124,7 +128,28 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     if let Err(reason) = shared.cfg.origins.check(req.headers()) {
         return error_response(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(reason));
     }
-    match req.uri().path() {
+    let path = req.uri().path();
+    if let (Some(keys), false) = (
+        &shared.cfg.auth,
+        matches!(path, "/health" | "/healthz" | "/ready" | "/readyz"),
+    ) {
+        let h = req.headers();
+        let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
+        match keys.authenticate(get("authorization"), get("x-api-key")) {
+            Ok(p) if p.has_scope("mcp") => {}
+            Ok(p) => {
+                let msg = format!("API key {:?} lacks the \"mcp\" scope", p.name);
+                let mut r = error_response(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(msg));
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"waygate\", error=\"insufficient_scope\", scope=\"mcp\""),
+                );
+                return r;
+            }
+            Err(e) => return unauthorized(&e),
+        }
+    }
+    match path {
         "/mcp" | "/mcp/" => mcp::handle(shared, req).await,
         "/sse" => sse::open(shared, req).await,
         "/messages" | "/message" => sse::post(shared, req).await,
@@ -144,6 +169,22 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
             error_response(StatusCode::NOT_FOUND, None, &ErrorObject::invalid_request(msg))
         }
     }
+}
+
+/// 401 with the challenge RFC 6750 asks for; the body never echoes the presented key.
+fn unauthorized(e: &AuthError) -> Response<Body> {
+    let mut r = error_response(
+        StatusCode::UNAUTHORIZED,
+        None,
+        &ErrorObject::invalid_request(e.to_string()),
+    );
+    let challenge = if *e == AuthError::Missing {
+        HeaderValue::from_static("Bearer realm=\"waygate\"")
+    } else {
+        HeaderValue::from_static("Bearer realm=\"waygate\", error=\"invalid_token\"")
+    };
+    r.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+    r
 }
 
 /// Read the body up to the configured limit.

@@ -4,6 +4,7 @@
 mod config_cmd;
 mod db;
 mod import;
+mod keys;
 mod plugins;
 mod reload;
 mod serve;
@@ -22,6 +23,7 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Config { command } => config_cmd::run(&cli.global, command),
         Command::Db { command } => db::run(&cli.global, command),
         Command::Import(args) => import::run(&cli.global, args),
+        Command::Keys { command } => keys::run(&cli.global, command),
     }
 }
 

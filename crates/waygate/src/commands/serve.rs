@@ -106,6 +106,7 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
     let shutdown = CancellationToken::new();
 
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let api_keys = (!args.stdio && !args.no_auth).then(waygate_core::auth::ApiKeys::default);
     let server: tokio::task::JoinHandle<std::io::Result<()>> = if args.stdio {
         tracing::info!(plugins = ?names, tools = registry.catalog().tool_count(), "serving MCP on stdio");
         let eng = engine.clone();
@@ -121,8 +122,6 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
                 return Err(format!("--no-auth is only allowed on loopback listeners, not {addr}").into());
             }
             tracing::warn!("authentication disabled (--no-auth): every local process can call every tool");
-        } else {
-            tracing::warn!("API-key authentication is not available in this build yet; bind to loopback only");
         }
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -130,6 +129,7 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
         let local = listener.local_addr()?;
         let mut hcfg = HttpConfig::for_addr(local);
         hcfg.ready = ready.clone();
+        hcfg.auth = api_keys.clone();
         hcfg.origins.allowed_hosts = c.http.allowed_hosts.clone();
         hcfg.origins.allowed_origins = c.http.allowed_origins.clone();
         if let Some(m) = c.http.max_body_bytes {
@@ -178,6 +178,21 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
     store.snapshot_config("start", &snapshot).await?;
     for n in &names {
         reload::record(Some(&store), n, true).await;
+    }
+    if let Some(keys) = &api_keys {
+        if let Some(k) = super::keys::first_admin_key(&store).await? {
+            println!(
+                "Created the first API key (name \"admin\", scopes admin,mcp). It is shown only once; store it now:"
+            );
+            println!("WAYGATE_API_KEY={k}");
+            println!("Send it as: Authorization: Bearer $WAYGATE_API_KEY   (manage keys with `waygate keys`)");
+        }
+        tokio::spawn(super::keys::keep_fresh(store.clone(), keys.clone(), shutdown.clone()));
+        // Serve authenticated requests only once the table is loaded.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while keys.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
     ready.store(true, std::sync::atomic::Ordering::Release);
     if let Some(path) = l.path.clone() {

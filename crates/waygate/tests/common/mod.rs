@@ -55,12 +55,23 @@ impl Server {
 
     /// Like [`Server::start`] with a caller-owned data directory.
     pub fn start_in(data_dir: Option<&std::path::Path>, extra: &[&str]) -> Server {
+        let mut args = vec!["--no-auth"];
+        args.extend_from_slice(extra);
+        Server::spawn(data_dir, &args).0
+    }
+
+    /// With authentication on (the default); returns the admin key printed on first start.
+    pub fn start_with_auth(data_dir: &std::path::Path) -> (Server, Option<String>) {
+        Server::spawn(Some(data_dir), &[])
+    }
+
+    fn spawn(data_dir: Option<&std::path::Path>, extra: &[&str]) -> (Server, Option<String>) {
         let dir = TempDir::new("srv");
         let data = data_dir
             .map(std::path::Path::to_path_buf)
             .unwrap_or_else(|| dir.0.clone());
         let mut child = Command::new(bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--no-auth", "--data-dir"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data)
             .args(extra)
             .env("WAYGATE_LOG", "warn")
@@ -77,10 +88,14 @@ impl Server {
             .and_then(|s| s.split('/').next())
             .unwrap_or_else(|| panic!("no URL in {line:?}"))
             .to_string();
-        // Keep draining stdout so the child never blocks on a full pipe.
+        // Keep draining stdout so the child never blocks on a full pipe; pick up a key line.
+        let (ktx, krx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut sink = String::new();
             while out.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                if let Some(k) = sink.trim().strip_prefix("WAYGATE_API_KEY=") {
+                    let _ = ktx.send(k.to_string());
+                }
                 sink.clear();
             }
         });
@@ -90,7 +105,13 @@ impl Server {
             assert!(Instant::now() < end, "server never became ready");
             std::thread::sleep(Duration::from_millis(20));
         }
-        s
+        // The key line comes before readiness; with --no-auth there is none to wait for.
+        let key = if extra.contains(&"--no-auth") {
+            None
+        } else {
+            krx.recv_timeout(Duration::from_millis(300)).ok()
+        };
+        (s, key)
     }
 
     pub fn url(&self) -> String {

@@ -1,0 +1,150 @@
+//! `waygate keys create|list|revoke|rotate`, and what `serve` uses: the first admin key and
+//! the refresh of the in-memory key table from the store.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use waygate_core::auth::{generate_key, ApiKeys, KeyRecord};
+use waygate_store::Store;
+
+use super::CmdResult;
+use crate::cli::{Global, KeysCommand};
+
+pub fn run(g: &Global, cmd: KeysCommand) -> CmdResult {
+    let l = super::load_config(g)?;
+    super::runtime()?.block_on(async {
+        let store = super::open_store(g, &l).await?;
+        match cmd {
+            KeysCommand::Create {
+                name,
+                scopes,
+                expires_in_days,
+            } => {
+                let scopes: Vec<String> = scopes
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                for s in &scopes {
+                    if !["mcp", "admin"].contains(&s.as_str()) {
+                        return Err(format!("unknown scope {s:?}; expected mcp or admin").into());
+                    }
+                }
+                let expires = expires_in_days.map(|d| now_ms() + (d as i64) * 86_400_000);
+                let key = create(&store, &name, &scopes, expires).await?;
+                println!("{key}");
+                eprintln!(
+                    "created key for {name:?} (scopes: {}); it is shown only once",
+                    scopes.join(",")
+                );
+            }
+            KeysCommand::List => {
+                println!(
+                    "{:<14} {:<16} {:<12} {:<9} expires (unix ms)",
+                    "ID", "NAME", "SCOPES", "STATE"
+                );
+                let now = now_ms();
+                for k in store.keys().await? {
+                    let state = match (k.revoked_at, k.expires_at) {
+                        (Some(_), _) => "revoked",
+                        (None, Some(e)) if e <= now => "expired",
+                        _ => "active",
+                    };
+                    let exp = k.expires_at.map(|e| e.to_string()).unwrap_or_else(|| "never".into());
+                    println!(
+                        "{:<14} {:<16} {:<12} {:<9} {exp}",
+                        k.id,
+                        k.name,
+                        k.scopes.join(","),
+                        state
+                    );
+                }
+            }
+            KeysCommand::Revoke { id } => {
+                if !store.revoke_key(&id).await? {
+                    return Err(format!("no active key with id {id:?}; see `waygate keys list`").into());
+                }
+                println!("revoked {id}");
+            }
+            KeysCommand::Rotate { id } => {
+                let old = store
+                    .keys()
+                    .await?
+                    .into_iter()
+                    .find(|k| k.id == id && k.revoked_at.is_none());
+                let old = old.ok_or_else(|| format!("no active key with id {id:?}; see `waygate keys list`"))?;
+                let key = create(&store, &old.name, &old.scopes, old.expires_at).await?;
+                store.revoke_key(&id).await?;
+                println!("{key}");
+                eprintln!("rotated {id}: the old key is revoked, the new one is shown only once");
+            }
+        }
+        store.close().await;
+        Ok(())
+    })
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+async fn create(
+    store: &Store,
+    name: &str,
+    scopes: &[String],
+    expires_at: Option<i64>,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let k = generate_key();
+    store.create_key(&k.id, name, &k.hash, scopes, expires_at).await?;
+    Ok(k.key)
+}
+
+/// On a store with no keys at all, create an admin key and return it (to print once).
+pub async fn first_admin_key(store: &Store) -> Result<Option<String>, Box<dyn std::error::Error>> {
+    if !store.keys().await?.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        create(store, "admin", &["admin".into(), "mcp".into()], None).await?,
+    ))
+}
+
+async fn load(store: &Store, keys: &ApiKeys) -> Result<(), waygate_store::StoreError> {
+    let rows = store.keys().await?;
+    keys.replace(
+        rows.into_iter()
+            .map(|r| KeyRecord {
+                id: r.id,
+                name: r.name,
+                hash: r.hash,
+                scopes: r.scopes,
+                expires_at: r.expires_at.map(|ms| (ms / 1000).max(0) as u64),
+                revoked: r.revoked_at.is_some(),
+            })
+            .collect(),
+    );
+    Ok(())
+}
+
+/// Load the key table now, then refresh it every second so revocations made by
+/// `waygate keys` (another process, maybe another replica) apply at once. A store outage
+/// keeps the last table.
+pub async fn keep_fresh(store: Store, keys: ApiKeys, stop: CancellationToken) {
+    if let Err(e) = load(&store, &keys).await {
+        tracing::error!(error = %e, "cannot load API keys");
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {
+                if let Err(e) = load(&store, &keys).await {
+                    tracing::warn!(error = %e, "API key refresh failed; keeping the last key table");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! API-key authentication of the real binary: on by default, first admin key printed once,
+//! Bearer and X-API-Key, scopes, revocation by another process taking effect at once.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{bin, Server, TempDir};
+use serde_json::json;
+
+fn call(s: &Server, headers: &[(&str, &str)]) -> common::Response {
+    s.post(
+        &json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"k"}}}),
+        headers,
+    )
+}
+
+fn keys(dir: &TempDir, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(bin())
+        .arg("keys")
+        .args(args)
+        .args(["--data-dir", dir.0.to_str().unwrap()])
+        .env_remove("WAYGATE_DATABASE_URL")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn keys_on_by_default_bearer_header_scopes_and_revocation() {
+    let d = TempDir::new("auth");
+    let (s, admin) = Server::start_with_auth(&d.0);
+    let admin = admin.expect("first start prints an admin key");
+    assert!(admin.starts_with("wg_"));
+
+    let r = call(&s, &[]);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"waygate\""));
+    let bad = format!("{admin}x");
+    let r = call(&s, &[("authorization", &format!("Bearer {bad}"))]);
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").unwrap().contains("invalid_token"));
+    assert!(!r.text().contains(&bad), "the presented key is never echoed");
+    assert_eq!(call(&s, &[("authorization", "Basic Zm9vOmJhcg==")]).status, 401);
+
+    let ok = call(&s, &[("authorization", &format!("Bearer {admin}"))]);
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(ok.json()["result"]["content"][0]["text"], "k");
+    assert_eq!(s.request("GET", "/health", &[], b"").status, 200, "health needs no key");
+
+    // A second key via the CLI, used as X-API-Key, then revoked while the server runs.
+    let (created, key, err) = keys(&d, &["create", "ci", "--scopes", "mcp"]);
+    assert!(created, "{err}");
+    let id = key.split('_').nth(1).unwrap().to_string();
+    let end = Instant::now() + Duration::from_secs(5);
+    while call(&s, &[("x-api-key", &key)]).status != 200 {
+        assert!(Instant::now() < end, "new key never accepted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, list, _) = keys(&d, &["list"]);
+    assert!(
+        list.contains(&id) && list.contains("active") && !list.contains(&key),
+        "{list}"
+    );
+    let (revoked, _, err) = keys(&d, &["revoke", &id]);
+    assert!(revoked, "{err}");
+    let t = Instant::now();
+    while call(&s, &[("x-api-key", &key)]).status != 401 {
+        assert!(t.elapsed() < Duration::from_secs(3), "revocation not applied");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "revocation took {:?}",
+        t.elapsed()
+    );
+    let (again, _, err) = keys(&d, &["revoke", &id]);
+    assert!(!again && err.contains(&id), "{err}");
+
+    // A key without the mcp scope is authenticated but forbidden.
+    let (_, noscope, _) = keys(&d, &["create", "viewer", "--scopes", ""]);
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = call(&s, &[("authorization", &format!("Bearer {noscope}"))]);
+        if r.status == 403 {
+            assert!(r.header("www-authenticate").unwrap().contains("insufficient_scope"));
+            break;
+        }
+        assert!(Instant::now() < end, "scope check never applied: {}", r.status);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(s);
+
+    // A restart with keys in the store prints no new key; the old admin key still works.
+    let (s2, none) = Server::start_with_auth(&d.0);
+    assert!(none.is_none());
+    assert_eq!(call(&s2, &[("authorization", &format!("Bearer {admin}"))]).status, 200);
+}
+
+#[test]
+fn no_auth_is_refused_off_loopback() {
+    let d = TempDir::new("noauth");
+    let out = Command::new(bin())
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--no-auth",
+            "--data-dir",
+            d.0.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+}
