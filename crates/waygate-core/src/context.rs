@@ -75,6 +75,25 @@ impl CallContext {
         self.client_caps.get(name).is_some_and(|v| !v.is_null())
     }
 
+    /// Whether this request's capabilities list the extension `id`.
+    pub fn has_extension(&self, id: &str) -> bool {
+        self.client_caps
+            .pointer("/extensions")
+            .and_then(|e| e.get(id))
+            .is_some()
+    }
+
+    /// `Err(-32021)` unless the tasks extension was declared on this request.
+    pub fn require_tasks_extension(&self) -> Result<(), waygate_protocol::ErrorObject> {
+        if self.has_extension(meta::TASKS_EXTENSION) {
+            Ok(())
+        } else {
+            Err(waygate_protocol::ErrorObject::missing_capability(
+                json!({ "extensions": { meta::TASKS_EXTENSION: {} } }),
+            ))
+        }
+    }
+
     /// Send a notification on the request's stream. Returns false when nothing carries it.
     pub fn notify(&self, method: &str, params: Value) -> bool {
         match &self.out {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use waygate_protocol::{meta, methods, ErrorObject, ProtocolVersion};
+use waygate_protocol::{methods, ErrorObject, ProtocolVersion};
 
 use crate::context::CallContext;
 use crate::events::{Event, Events};
@@ -241,16 +241,8 @@ impl TaskStore {
         if !modern && method == methods::TASKS_UPDATE {
             return Err(ErrorObject::method_not_found(method));
         }
-        if modern
-            && ctx
-                .client_caps
-                .pointer("/extensions")
-                .and_then(|e| e.get(meta::TASKS_EXTENSION))
-                .is_none()
-        {
-            return Err(ErrorObject::missing_capability(
-                json!({ "extensions": { meta::TASKS_EXTENSION: {} } }),
-            ));
+        if modern {
+            ctx.require_tasks_extension()?;
         }
         if method == methods::TASKS_LIST {
             let tasks: Vec<Value> = lock(&self.tasks)

@@ -17,18 +17,11 @@ fn call(s: &Server, headers: &[(&str, &str)]) -> common::Response {
 }
 
 fn keys(dir: &TempDir, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(bin())
-        .arg("keys")
-        .args(args)
-        .args(["--data-dir", dir.0.to_str().unwrap()])
-        .env_remove("WAYGATE_DATABASE_URL")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut all = vec!["keys"];
+    all.extend_from_slice(args);
+    all.extend(["--data-dir", dir.0.to_str().unwrap()]);
+    let (ok, out, err) = common::cli(&all);
+    (ok, out.trim().to_string(), err)
 }
 
 #[test]

@@ -11,16 +11,7 @@ use common::{bin, Server, TempDir};
 use serde_json::json;
 
 fn waygate(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(bin())
-        .args(args)
-        .env_remove("WAYGATE_DATABASE_URL")
-        .output()
-        .expect("run waygate");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::cli(args)
 }
 
 #[test]

@@ -3,22 +3,13 @@
 
 mod common;
 
-use std::process::Command;
 
 use common::{bin, TempDir};
 
 fn run(dir: &TempDir, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(bin())
-        .args(args)
-        .args(["--data-dir", dir.0.to_str().unwrap()])
-        .env_remove("WAYGATE_DATABASE_URL")
-        .output()
-        .expect("run waygate");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut all = args.to_vec();
+    all.extend(["--data-dir", dir.0.to_str().unwrap()]);
+    common::cli(&all)
 }
 
 fn file(dir: &TempDir, rel: &str, text: &str) -> String {

@@ -321,20 +321,18 @@ impl Engine {
             return Ok(None);
         }
         let wants = if ctx.is_modern() {
-            ctx.client_caps
-                .pointer("/extensions")
-                .and_then(|e| e.get(meta::TASKS_EXTENSION))
-                .is_some()
+            ctx.has_extension(meta::TASKS_EXTENSION)
         } else {
             ctx.version >= ProtocolVersion::V2025_11_25 && legacy_task_param
         };
         if !wants {
             if support == TaskSupport::Required {
-                return Err(if ctx.is_modern() {
-                    ErrorObject::missing_capability(json!({ "extensions": { meta::TASKS_EXTENSION: {} } }))
-                } else {
-                    ErrorObject::method_not_found("tools/call without task: this tool must run as a task")
-                });
+                if ctx.is_modern() {
+                    ctx.require_tasks_extension()?;
+                }
+                return Err(ErrorObject::method_not_found(
+                    "tools/call without task: this tool must run as a task",
+                ));
             }
             return Ok(None);
         }

@@ -79,16 +79,8 @@ impl Engine {
             }
         };
         let task_ids = strings("taskIds")?;
-        if !task_ids.is_empty()
-            && ctx
-                .client_caps
-                .pointer("/extensions")
-                .and_then(|e| e.get(meta::TASKS_EXTENSION))
-                .is_none()
-        {
-            return Err(ErrorObject::missing_capability(
-                json!({ "extensions": { meta::TASKS_EXTENSION: {} } }),
-            ));
+        if !task_ids.is_empty() {
+            ctx.require_tasks_extension()?;
         }
         Ok(ListenFilter {
             tools: flag("toolsListChanged"),

@@ -47,6 +47,20 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_waygate")
 }
 
+/// Run a `waygate` subcommand to completion: (success, stdout, stderr).
+pub fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .env_remove("WAYGATE_DATABASE_URL")
+        .output()
+        .expect("run waygate");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 impl Server {
     /// `waygate serve --listen 127.0.0.1:0 --no-auth` plus `extra` args; waits for the URL line.
     pub fn start(extra: &[&str]) -> Server {
