@@ -25,6 +25,12 @@ case "${1:-start}" in
   stop)
     [ -n "$BIN" ] && su postgres -c "$BIN/pg_ctl -D $DIR -m fast stop" </dev/null >/dev/null 2>&1 || true
     ;;
+  pause)
+    su postgres -c "$BIN/pg_ctl -D $DIR -m fast -w stop" </dev/null >/dev/null 2>&1
+    ;;
+  resume)
+    su postgres -c "$BIN/pg_ctl -D $DIR -l $DIR/server.log -w -o '-h 127.0.0.1 -p $PORT -k $DIR -F' start" </dev/null >/dev/null 2>&1
+    ;;
   restart)
     su postgres -c "$BIN/pg_ctl -D $DIR -l $DIR/server.log -m fast -w restart -o '-h 127.0.0.1 -p $PORT -k $DIR -F'" </dev/null >/dev/null 2>&1
     ;;

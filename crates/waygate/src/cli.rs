@@ -65,6 +65,19 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Export this instance's state (config, plugins, upstreams, keys; secrets encrypted with
+    /// WAYGATE_SECRET_KEY) as JSON.
+    Export {
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Restore a `waygate export` file into this instance (needs the same WAYGATE_SECRET_KEY).
+    ImportState {
+        file: PathBuf,
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Import MCP servers from another tool's configuration as Waygate upstreams.
     Import(ImportArgs),
     /// Database schema: apply, inspect or revert migrations.

@@ -214,3 +214,74 @@ fn hot_reload_under_load_snapshots_and_rollback() {
     let restored = std::fs::read_to_string(&cfg).unwrap();
     assert!(restored.contains("everything"), "{restored}");
 }
+
+#[test]
+fn export_and_import_state_move_keys_config_and_secrets() {
+    let a = TempDir::new("exp-a");
+    let b = TempDir::new("exp-b");
+    let (ad, bd) = (a.0.to_str().unwrap(), b.0.to_str().unwrap());
+    let cfg = a.0.join("waygate.toml");
+    std::fs::write(&cfg, "version = 3\n[plugins]\nenabled = [\"everything\"]\n").unwrap();
+    let (ok, key, err) = waygate(&["keys", "create", "moved", "--data-dir", ad]);
+    assert!(ok, "{err}");
+    let key = key.trim().to_string();
+    let out = a.0.join("state.json");
+    let exp = |args: &[&str], secret: Option<&str>| {
+        let mut c = Command::new(bin());
+        c.args(args).env_remove("WAYGATE_DATABASE_URL");
+        match secret {
+            Some(s) => c.env("WAYGATE_SECRET_KEY", s),
+            None => c.env_remove("WAYGATE_SECRET_KEY"),
+        };
+        let o = c.output().unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (ok, _, err) = exp(&["export", "--data-dir", ad, "--out", out.to_str().unwrap()], None);
+    assert!(!ok && err.contains("WAYGATE_SECRET_KEY"), "{err}");
+    let (ok, _, err) = exp(
+        &["export", "--data-dir", ad, "--out", out.to_str().unwrap()],
+        Some("correct horse battery staple"),
+    );
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let state_key = std::fs::read_to_string(a.0.join("state.key")).unwrap_or_default();
+    assert!(text.contains("AES-256-GCM") && text.contains("everything"), "{text}");
+    assert!(
+        state_key.is_empty() || !text.contains(state_key.trim()),
+        "state key must be encrypted"
+    );
+    let (ok, _, err) = exp(
+        &["import-state", out.to_str().unwrap(), "--data-dir", bd],
+        Some("a different secret key!"),
+    );
+    assert!(!ok && err.contains("wrong WAYGATE_SECRET_KEY"), "{err}");
+    let (ok, outp, err) = exp(
+        &["import-state", out.to_str().unwrap(), "--data-dir", bd],
+        Some("correct horse battery staple"),
+    );
+    assert!(ok, "{err}");
+    assert!(outp.contains("1 new API key"), "{outp}");
+    assert!(std::fs::read_to_string(b.0.join("waygate.toml"))
+        .unwrap()
+        .contains("everything"));
+    // The moved key authenticates against the new instance.
+    let (s, printed) = Server::start_with_auth(&b.0);
+    assert!(printed.is_none(), "the store already has keys");
+    let r = s.modern(
+        1,
+        "tools/call",
+        json!({"name": "test_simple_text", "arguments": {}}),
+        json!({}),
+    );
+    assert_eq!(r.status, 401);
+    let h = [("authorization", format!("Bearer {key}"))];
+    let r = s.post(
+        &json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"test_simple_text","arguments":{}}}),
+        &[(h[0].0, h[0].1.as_str())],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}

@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use common::{bin, TempDir};
 
 fn run(dir: &TempDir, args: &[&str]) -> (bool, String, String) {

@@ -8,6 +8,7 @@ mod keys;
 mod plugins;
 mod reload;
 mod serve;
+mod state;
 
 use std::path::PathBuf;
 
@@ -24,6 +25,8 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Db { command } => db::run(&cli.global, command),
         Command::Import(args) => import::run(&cli.global, args),
         Command::Keys { command } => keys::run(&cli.global, command),
+        Command::Export { out } => state::export(&cli.global, out),
+        Command::ImportState { file, dry_run } => state::import_state(&cli.global, file, dry_run),
     }
 }
 

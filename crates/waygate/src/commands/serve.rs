@@ -195,6 +195,31 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
         }
     }
     ready.store(true, std::sync::atomic::Ordering::Release);
+    // While the database is unreachable: MCP calls keep being served (nothing on the request
+    // path needs the store; API keys keep their last loaded table), `/ready` answers 503 so a
+    // load balancer can prefer healthy replicas, and config snapshots are skipped with a warning.
+    {
+        let (store, ready, stop) = (store.clone(), ready.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let ok = tokio::time::timeout(Duration::from_secs(2), store.ping())
+                    .await
+                    .is_ok_and(|r| r.is_ok());
+                if ready.swap(ok, std::sync::atomic::Ordering::AcqRel) != ok {
+                    if ok {
+                        tracing::info!("store reachable again");
+                    } else {
+                        tracing::error!("store unreachable; still serving MCP, /ready reports 503");
+                    }
+                }
+            }
+        });
+    }
     if let Some(path) = l.path.clone() {
         tokio::spawn(reload::watch(
             path,
