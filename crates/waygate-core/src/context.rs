@@ -47,6 +47,10 @@ pub struct CallContext {
     pub log_level: Option<u8>,
     pub cancel: CancellationToken,
     pub request_id: Option<Id>,
+    /// Authenticated caller (HTTP with API keys); `None` for stdio and `--no-auth`.
+    pub principal: Option<Arc<crate::auth::Principal>>,
+    /// `X-Request-Id` of the HTTP request (or generated), for logs and audit rows.
+    pub correlation_id: Option<Arc<str>>,
 }
 
 impl CallContext {
@@ -63,6 +67,8 @@ impl CallContext {
             log_level: None,
             cancel: CancellationToken::new(),
             request_id: None,
+            principal: None,
+            correlation_id: None,
         }
     }
 

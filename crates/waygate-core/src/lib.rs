@@ -5,6 +5,7 @@
 //! [`Engine`]. The engine dispatches to the [`Catalog`] that the [`PluginRegistry`] built
 //! from its plugins, and shapes results for the revision the client speaks.
 
+pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod context;

@@ -32,6 +32,14 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// Milliseconds since the Unix epoch.
+pub fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// RFC 3339 UTC timestamp with millisecond precision, without a date-time dependency.
 pub fn rfc3339_now() -> String {
     let now = std::time::SystemTime::now()

@@ -5,6 +5,7 @@
 //! `ON CONFLICT`, `RETURNING`) and run through sqlx's `Any` driver; only the DDL differs,
 //! in `migrations/sqlite` and `migrations/postgres`.
 
+mod audit;
 mod keys;
 mod records;
 
@@ -15,6 +16,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
+pub use audit::{AuditRow, ChainCheck};
 pub use keys::KeyRow;
 pub use records::{PluginRow, Snapshot, UpstreamRow};
 

@@ -244,3 +244,29 @@ async fn api_keys_create_list_revoke() {
         assert!(s.keys().await.unwrap()[1].revoked_at.is_some());
     }
 }
+
+#[tokio::test]
+async fn audit_chain_appends_verifies_and_detects_tampering() {
+    for (url, _g) in backends("audit").await {
+        let s = Store::open_migrated(&url).await.unwrap();
+        assert_eq!(s.audit_verify().await.unwrap().first_bad, None);
+        s.audit_append(&[(1, r#"{"a":1}"#.into()), (2, r#"{"a":2}"#.into())])
+            .await
+            .unwrap();
+        s.audit_append(&[(3, r#"{"a":3}"#.into())]).await.unwrap();
+        let check = s.audit_verify().await.unwrap();
+        assert_eq!((check.rows, check.first_bad), (3, None), "{url}");
+        let tail = s.audit_tail(2).await.unwrap();
+        assert_eq!(tail.iter().map(|r| r.ts).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(tail[1].prev_hash, tail[0].hash);
+        // Tamper with the middle row directly in the database.
+        let pool = pool_of(&url).await;
+        sqlx::query("UPDATE audit_log SET record = $1 WHERE seq = $2")
+            .bind(r#"{"a":99}"#)
+            .bind(tail[0].seq)
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(s.audit_verify().await.unwrap().first_bad, Some(tail[0].seq), "{url}");
+    }
+}

@@ -60,6 +60,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Read and check the tamper-evident audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Manage API keys (shown once at creation; only hashes are stored).
     Keys {
         #[command(subcommand)]
@@ -101,6 +106,17 @@ pub struct ImportArgs {
     /// Start each imported stdio upstream and list its tools before writing.
     #[arg(long)]
     pub verify: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Print the newest records as JSON lines.
+    Tail {
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: i64,
+    },
+    /// Walk the hash chain; exit 1 at the first row that was altered, inserted or removed.
+    Verify,
 }
 
 #[derive(Subcommand, Debug)]

@@ -78,6 +78,7 @@ pub struct Engine {
     server_info: Value,
     /// Cancelled on graceful shutdown: listen streams send their closing result.
     pub shutdown: CancellationToken,
+    audit: std::sync::OnceLock<Arc<dyn crate::audit::AuditSink>>,
 }
 
 impl Engine {
@@ -93,7 +94,13 @@ impl Engine {
             registry,
             cfg,
             shutdown: CancellationToken::new(),
+            audit: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Where audit records go; set once at start. Without one nothing is recorded.
+    pub fn set_audit(&self, sink: Arc<dyn crate::audit::AuditSink>) {
+        let _ = self.audit.set(sink);
     }
 
     /// Session expiry and the fan-out of catalog events to legacy sessions.
@@ -135,8 +142,46 @@ impl Engine {
         params: Option<Map<String, Value>>,
         ctx: &CallContext,
     ) -> Result<Value, ErrorObject> {
-        let result = self.dispatch(method, params, ctx).await?;
-        Ok(self.finalize(method, result, ctx.version))
+        let audited = matches!(
+            method,
+            methods::TOOLS_CALL | methods::RESOURCES_READ | methods::PROMPTS_GET
+        );
+        let Some(sink) = self.audit.get().filter(|_| audited) else {
+            let result = self.dispatch(method, params, ctx).await?;
+            return Ok(self.finalize(method, result, ctx.version));
+        };
+        let started = std::time::Instant::now();
+        let ts_ms = crate::util::unix_now_ms();
+        let (target, args_sha256) = audit_subject(method, params.as_ref());
+        let result = self.dispatch(method, params, ctx).await;
+        let (outcome, error) = match &result {
+            Ok(v) if v.get("isError").and_then(Value::as_bool) == Some(true) => ("tool_error", None),
+            Ok(v) => match v.get("resultType").and_then(Value::as_str) {
+                Some("input_required") => ("input_required", None),
+                Some("task") => ("task", None),
+                _ if v.get("task").is_some() => ("task", None),
+                _ => ("ok", None),
+            },
+            Err(e) => ("error", Some(format!("{} ({})", e.message, e.code))),
+        };
+        sink.record(crate::audit::AuditRecord {
+            ts_ms,
+            principal: ctx.principal.as_ref().map(|p| format!("{}:{}", p.key_id, p.name)),
+            client: ctx.client_info.as_ref().map(|c| {
+                let f = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
+                format!("{}/{}", f("name"), f("version"))
+            }),
+            transport: ctx.transport.as_str(),
+            version: ctx.version.as_str(),
+            method: method.to_string(),
+            target,
+            args_sha256,
+            outcome,
+            error,
+            latency_us: started.elapsed().as_micros() as u64,
+            correlation_id: ctx.correlation_id.as_deref().map(str::to_string),
+        });
+        Ok(self.finalize(method, result?, ctx.version))
     }
 
     async fn dispatch(
@@ -257,6 +302,24 @@ impl Engine {
         }
         Ok(json!({}))
     }
+}
+
+/// The audited target (tool, prompt or URI) and the SHA-256 of the arguments.
+fn audit_subject(method: &str, params: Option<&Map<String, Value>>) -> (String, String) {
+    use sha2::{Digest, Sha256};
+    let key = if method == methods::RESOURCES_READ {
+        "uri"
+    } else {
+        "name"
+    };
+    let target = params
+        .and_then(|p| p.get(key))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let args = params.and_then(|p| p.get("arguments")).cloned().unwrap_or(Value::Null);
+    let digest = Sha256::digest(serde_json::to_vec(&args).unwrap_or_default());
+    (target, digest.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn cursor(p: Option<&Map<String, Value>>) -> Result<Option<&str>, ErrorObject> {

@@ -19,7 +19,7 @@ use waygate_protocol::jsonrpc::{decode, encode_response, Incoming as Decoded};
 use waygate_protocol::{codes, headers as mirrored, methods, ErrorObject, Id, Message, ProtocolVersion};
 
 use super::body::Body;
-use super::{empty, error_response, guard, json_response, read_body, sse_response, Shared};
+use super::{empty, error_response, guard, json_response, read_body, sse_response, Caller, Shared};
 use crate::respond::{self, Answer};
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -67,6 +67,7 @@ async fn post(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     }
     let (parts, body) = req.into_parts();
     let headers = parts.headers;
+    let caller = parts.extensions.get::<Caller>().cloned().unwrap_or_default();
     let bytes = match read_body(&headers, body, shared.cfg.max_body_bytes).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -77,7 +78,7 @@ async fn post(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     };
     let version_header = header_str(&headers, VERSION_HEADER);
     match decoded {
-        Decoded::Batch(items) => batch(shared, &headers, items).await,
+        Decoded::Batch(items) => batch(shared, &headers, &caller, items).await,
         Decoded::Single(msg) => {
             let params = match &msg {
                 Message::Request { params, .. } | Message::Notification { params, .. } => params.as_ref(),
@@ -85,9 +86,9 @@ async fn post(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
             };
             let modern = version_header.is_some_and(|v| !era::is_legacy_version(v)) || era::has_envelope(params);
             if modern {
-                modern_post(shared, &headers, msg).await
+                modern_post(shared, &headers, &caller, msg).await
             } else {
-                legacy_post(shared, &headers, msg).await
+                legacy_post(shared, &headers, &caller, msg).await
             }
         }
     }
@@ -104,7 +105,7 @@ fn modern_status(e: &ErrorObject) -> StatusCode {
     }
 }
 
-async fn modern_post(shared: Arc<Shared>, headers: &HeaderMap, msg: Message) -> Response<Body> {
+async fn modern_post(shared: Arc<Shared>, headers: &HeaderMap, caller: &Caller, msg: Message) -> Response<Body> {
     let (id, method, mut params) = match msg {
         Message::Request { id, method, params } => (id, method, params),
         Message::Notification { .. } => return empty(StatusCode::ACCEPTED),
@@ -136,7 +137,8 @@ async fn modern_post(shared: Arc<Shared>, headers: &HeaderMap, msg: Message) -> 
     if let Err(e) = check_mirrored(&shared, headers, &method, params.as_ref()) {
         return bad(e);
     }
-    let ctx = modern_context(envelope, Some(id.clone()));
+    let mut ctx = modern_context(envelope, Some(id.clone()));
+    caller.apply(&mut ctx);
     if method == methods::SUBSCRIPTIONS_LISTEN {
         let filter = match shared.engine.listen_filter(params.as_ref(), &ctx) {
             Ok(f) => f,
@@ -241,7 +243,7 @@ fn check_mirrored(
     Ok(())
 }
 
-async fn legacy_post(shared: Arc<Shared>, headers: &HeaderMap, msg: Message) -> Response<Body> {
+async fn legacy_post(shared: Arc<Shared>, headers: &HeaderMap, caller: &Caller, msg: Message) -> Response<Body> {
     let session = match header_str(headers, SESSION_HEADER) {
         Some(sid) => match shared.engine.sessions.get(sid) {
             Some(s) => Some(s),
@@ -295,7 +297,8 @@ async fn legacy_post(shared: Arc<Shared>, headers: &HeaderMap, msg: Message) -> 
             }
         }
         Message::Request { id, method, params } => {
-            let ctx = legacy_context(version, session.as_ref(), params.as_ref(), &id);
+            let mut ctx = legacy_context(version, session.as_ref(), params.as_ref(), &id);
+            caller.apply(&mut ctx);
             answer(&shared, id, method, params, ctx, false, session.as_ref()).await
         }
         Message::Notification { method, params } => {
@@ -371,6 +374,7 @@ async fn answer(
 async fn batch(
     shared: Arc<Shared>,
     headers: &HeaderMap,
+    caller: &Caller,
     items: Vec<Result<Message, waygate_protocol::ParseError>>,
 ) -> Response<Body> {
     let session = header_str(headers, SESSION_HEADER).and_then(|sid| shared.engine.sessions.get(sid));
@@ -398,6 +402,7 @@ async fn batch(
             )),
             Ok(Message::Request { id, method, params }) => {
                 let mut ctx = legacy_context(version, session.as_ref(), params.as_ref(), &id);
+                caller.apply(&mut ctx);
                 ctx.out = None;
                 let r = shared.engine.handle(&method, params, &ctx).await;
                 if let Some(s) = &session {

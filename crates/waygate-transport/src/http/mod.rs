@@ -61,6 +61,35 @@ impl HttpConfig {
     }
 }
 
+/// Who sent an HTTP request, attached by the router for the request's context.
+#[derive(Clone, Default)]
+pub(crate) struct Caller {
+    pub principal: Option<Arc<waygate_core::auth::Principal>>,
+    pub correlation_id: Option<Arc<str>>,
+}
+
+impl Caller {
+    pub fn apply(&self, ctx: &mut waygate_core::CallContext) {
+        ctx.principal = self.principal.clone();
+        ctx.correlation_id = self.correlation_id.clone();
+    }
+}
+
+static REQUEST_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static PROCESS_TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// `X-Request-Id` from the client (if sane), else a process-unique id; no syscall per request.
+fn correlation_id(h: &http::HeaderMap) -> Arc<str> {
+    if let Some(v) = h.get("x-request-id").and_then(|v| v.to_str().ok()) {
+        if !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()) {
+            return Arc::from(v);
+        }
+    }
+    let tag = PROCESS_TAG.get_or_init(|| waygate_core::util::random_hex(4));
+    let n = REQUEST_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Arc::from(format!("{tag}-{n:x}"))
+}
+
 pub(crate) struct Shared {
     pub engine: Arc<Engine>,
     pub cfg: HttpConfig,
@@ -124,11 +153,15 @@ pub async fn serve(
     Ok(())
 }
 
-async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+async fn route(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Body> {
     if let Err(reason) = shared.cfg.origins.check(req.headers()) {
         return error_response(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(reason));
     }
     let path = req.uri().path();
+    let mut caller = Caller {
+        principal: None,
+        correlation_id: Some(correlation_id(req.headers())),
+    };
     if let (Some(keys), false) = (
         &shared.cfg.auth,
         matches!(path, "/health" | "/healthz" | "/ready" | "/readyz"),
@@ -136,7 +169,7 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         let h = req.headers();
         let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
         match keys.authenticate(get("authorization"), get("x-api-key")) {
-            Ok(p) if p.has_scope("mcp") => {}
+            Ok(p) if p.has_scope("mcp") => caller.principal = Some(Arc::new(p)),
             Ok(p) => {
                 let msg = format!("API key {:?} lacks the \"mcp\" scope", p.name);
                 let mut r = error_response(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(msg));
@@ -149,7 +182,9 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
             Err(e) => return unauthorized(&e),
         }
     }
-    match path {
+    let corr = caller.correlation_id.clone();
+    req.extensions_mut().insert(caller);
+    let mut resp = match req.uri().path() {
         "/mcp" | "/mcp/" => mcp::handle(shared, req).await,
         "/sse" => sse::open(shared, req).await,
         "/messages" | "/message" => sse::post(shared, req).await,
@@ -168,7 +203,11 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
             let msg = format!("no such endpoint {path:?}; the MCP endpoint is /mcp (legacy SSE: /sse)");
             error_response(StatusCode::NOT_FOUND, None, &ErrorObject::invalid_request(msg))
         }
+    };
+    if let Some(v) = corr.and_then(|c| HeaderValue::from_str(&c[..]).ok()) {
+        resp.headers_mut().insert("x-request-id", v);
     }
+    resp
 }
 
 /// 401 with the challenge RFC 6750 asks for; the body never echoes the presented key.

@@ -15,7 +15,7 @@ use waygate_protocol::{methods, ErrorObject, Message, ProtocolVersion};
 
 use super::body::Body;
 use super::mcp::legacy_context;
-use super::{empty, error_response, guard, read_body, sse_response, Shared};
+use super::{empty, error_response, guard, read_body, sse_response, Caller, Shared};
 
 struct Conn {
     tx: OutTx,
@@ -95,6 +95,7 @@ pub(super) async fn post(shared: Arc<Shared>, req: Request<Incoming>) -> Respons
         );
     }
     let (parts, body) = req.into_parts();
+    let caller = parts.extensions.get::<Caller>().cloned().unwrap_or_default();
     let bytes = match read_body(&parts.headers, body, shared.cfg.max_body_bytes).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -108,12 +109,12 @@ pub(super) async fn post(shared: Arc<Shared>, req: Request<Incoming>) -> Respons
         }
     };
     for m in msgs {
-        dispatch(&shared, &conn, m);
+        dispatch(&shared, &conn, &caller, m);
     }
     empty(StatusCode::ACCEPTED)
 }
 
-fn dispatch(shared: &Arc<Shared>, conn: &Arc<Conn>, m: Result<Message, waygate_protocol::ParseError>) {
+fn dispatch(shared: &Arc<Shared>, conn: &Arc<Conn>, caller: &Caller, m: Result<Message, waygate_protocol::ParseError>) {
     let msg = match m {
         Ok(m) => m,
         Err(e) => {
@@ -144,6 +145,7 @@ fn dispatch(shared: &Arc<Shared>, conn: &Arc<Conn>, m: Result<Message, waygate_p
             let version = session.as_ref().map_or(ProtocolVersion::V2024_11_05, |s| s.version);
             let mut ctx = legacy_context(version, session.as_ref(), params.as_ref(), &id);
             ctx.transport = TransportKind::LegacySse;
+            caller.apply(&mut ctx);
             ctx.out = Some(conn.tx.clone());
             let engine = shared.engine.clone();
             let tx = conn.tx.clone();

@@ -1,6 +1,7 @@
 //! One module per subcommand, and what they share: finding the data directory, loading
 //! the layered configuration, opening the store.
 
+mod audit;
 mod config_cmd;
 mod db;
 mod import;
@@ -25,6 +26,7 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Db { command } => db::run(&cli.global, command),
         Command::Import(args) => import::run(&cli.global, args),
         Command::Keys { command } => keys::run(&cli.global, command),
+        Command::Audit { command } => audit::run(&cli.global, command),
         Command::Export { out } => state::export(&cli.global, out),
         Command::ImportState { file, dry_run } => state::import_state(&cli.global, file, dry_run),
     }

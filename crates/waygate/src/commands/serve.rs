@@ -194,6 +194,8 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
+    let (audit, audit_task) = crate::audit_queue::AuditQueue::start(store.clone(), 10_000);
+    engine.set_audit(audit.clone());
     ready.store(true, std::sync::atomic::Ordering::Release);
     // While the database is unreachable: MCP calls keep being served (nothing on the request
     // path needs the store; API keys keep their last loaded table), `/ready` answers 503 so a
@@ -232,6 +234,14 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
     }
 
     let served = server.await.map_err(|e| format!("server task failed: {e}"))?;
+    // Everything acknowledged to a client is in the audit queue: drain it before exiting.
+    audit.close();
+    let _ = tokio::time::timeout(Duration::from_secs(15), audit_task).await;
+    tracing::info!(
+        written = audit.written.load(std::sync::atomic::Ordering::Relaxed),
+        dropped = audit.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        "audit queue flushed"
+    );
     shutdown.cancel();
     engine.shutdown.cancel();
     engine.sessions.close_all();
