@@ -58,10 +58,7 @@ pub struct NewKey {
 }
 
 pub fn hash_key(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::util::hex(&Sha256::digest(key.as_bytes()))
 }
 
 /// Mint a new key.

@@ -2,6 +2,17 @@
 
 use serde_json::{json, Map, Value};
 
+/// Lower-case hex of `bytes`, without a `format!` per byte (this runs per request).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
 /// Random hex string of `bytes` random bytes, from the OS generator.
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
@@ -17,11 +28,7 @@ pub fn random_hex(bytes: usize) -> String {
             *b = (seed >> ((i % 16) * 8)) as u8 ^ (i as u8).wrapping_mul(31);
         }
     }
-    let mut s = String::with_capacity(bytes * 2);
-    for b in buf {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    hex(&buf)
 }
 
 /// Seconds since the Unix epoch.

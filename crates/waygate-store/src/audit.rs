@@ -30,7 +30,7 @@ pub fn chain_hash(prev: &str, record: &str) -> String {
     h.update(prev.as_bytes());
     h.update(b"\n");
     h.update(record.as_bytes());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex(&h.finalize())
 }
 
 impl Store {
@@ -48,16 +48,33 @@ impl Store {
             Some(r) => r.try_get(0)?,
             None => GENESIS.to_string(),
         };
-        for (ts, rec) in records {
-            let hash = chain_hash(&prev, rec);
-            sqlx::query("INSERT INTO audit_log (ts, record, prev_hash, hash) VALUES ($1, $2, $3, $4)")
-                .bind(ts)
-                .bind(rec)
-                .bind(&prev)
-                .bind(&hash)
-                .execute(&mut *tx)
-                .await?;
-            prev = hash;
+        // One multi-row INSERT per chunk: with SQLite every statement is a round trip to
+        // the connection's worker thread, so per-row statements cost more than the rows.
+        let sqlite = self.backend() == crate::Backend::Sqlite;
+        for chunk in records.chunks(500) {
+            let mut sql = String::from("INSERT INTO audit_log (ts, record, prev_hash, hash) VALUES ");
+            let mut links = Vec::with_capacity(chunk.len());
+            for (i, (_, rec)) in chunk.iter().enumerate() {
+                let hash = chain_hash(&prev, rec);
+                links.push((prev.clone(), hash.clone()));
+                prev = hash;
+                let b = i * 4;
+                if i > 0 {
+                    sql.push(',');
+                }
+                // SQLite resolves `$N` names per bind (quadratic in the row count);
+                // anonymous `?` binds positionally.
+                if sqlite {
+                    sql.push_str("(?, ?, ?, ?)");
+                } else {
+                    sql.push_str(&format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4));
+                }
+            }
+            let mut q = sqlx::query(&sql);
+            for ((ts, rec), (link, hash)) in chunk.iter().zip(links) {
+                q = q.bind(*ts).bind(rec.as_str()).bind(link).bind(hash);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -28,10 +28,7 @@ pub struct UpstreamRow {
 }
 
 fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex(&Sha256::digest(s.as_bytes()))
 }
 
 impl Store {

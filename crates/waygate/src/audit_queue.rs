@@ -44,11 +44,24 @@ impl AuditQueue {
         });
         let closing = q.closing.clone();
         let task = tokio::spawn(async move {
-            let mut buf = Vec::with_capacity(256);
+            let mut buf = Vec::with_capacity(4096);
             loop {
                 buf.clear();
                 let n = tokio::select! {
-                    n = rx.recv_many(&mut buf, 256) => n,
+                    n = async {
+                        let n = rx.recv_many(&mut buf, 4096).await;
+                        if n > 0 && n < 4096 {
+                            // Linger briefly so a busy server writes few, large batches.
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            while buf.len() < 4096 {
+                                match rx.try_recv() {
+                                    Ok(r) => buf.push(r),
+                                    Err(_) => break,
+                                }
+                            }
+                        }
+                        buf.len()
+                    } => n,
                     _ = closing.cancelled() => {
                         while let Ok(r) = rx.try_recv() {
                             buf.push(r);
@@ -86,15 +99,15 @@ async fn flush(store: &Store, batch: &[AuditRecord], written: &AtomicU64, limit:
     loop {
         match store.audit_append(&rows).await {
             Ok(()) => {
-                written.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                written.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 return;
             }
             Err(e) => {
                 if limit.is_some_and(|l| start.elapsed() > l) {
-                    tracing::error!(error = %e, lost = rows.len(), "audit records could not be written before shutdown");
+                    tracing::error!(error = %e, lost = batch.len(), "audit records could not be written before shutdown");
                     return;
                 }
-                tracing::warn!(error = %e, pending = rows.len(), "audit write failed; retrying");
+                tracing::warn!(error = %e, pending = batch.len(), "audit write failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }

@@ -170,6 +170,9 @@ pub struct ServeArgs {
     /// Disable authentication (loopback listeners only). Logs a warning on every start.
     #[arg(long)]
     pub no_auth: bool,
+    /// Do not record the audit trail (same as `[audit] enabled = false`). Logs a warning.
+    #[arg(long)]
+    pub no_audit: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -319,7 +319,7 @@ fn audit_subject(method: &str, params: Option<&Map<String, Value>>) -> (String, 
         .to_string();
     let args = params.and_then(|p| p.get("arguments")).cloned().unwrap_or(Value::Null);
     let digest = Sha256::digest(serde_json::to_vec(&args).unwrap_or_default());
-    (target, digest.iter().map(|b| format!("{b:02x}")).collect())
+    (target, crate::util::hex(&digest))
 }
 
 fn cursor(p: Option<&Map<String, Value>>) -> Result<Option<&str>, ErrorObject> {

@@ -9,8 +9,17 @@ pub fn run(g: &Global, cmd: AuditCommand) -> CmdResult {
         let store = super::open_store(g, &l).await?;
         let r = match cmd {
             AuditCommand::Tail { lines } => {
-                for row in store.audit_tail(lines.clamp(1, 100_000)).await? {
-                    println!("{}", row.record);
+                // Rows are segments (JSON arrays of records); print the newest records.
+                let n = lines.clamp(1, 100_000) as usize;
+                let mut records: Vec<String> = Vec::new();
+                for row in store.audit_tail(n as i64).await? {
+                    match serde_json::from_str::<serde_json::Value>(&row.record) {
+                        Ok(serde_json::Value::Array(items)) => records.extend(items.iter().map(|v| v.to_string())),
+                        _ => records.push(row.record),
+                    }
+                }
+                for r in &records[records.len().saturating_sub(n)..] {
+                    println!("{r}");
                 }
                 Ok(())
             }

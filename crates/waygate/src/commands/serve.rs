@@ -194,8 +194,14 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    let (audit, audit_task) = crate::audit_queue::AuditQueue::start(store.clone(), 10_000);
-    engine.set_audit(audit.clone());
+    let audit_on = !args.no_audit && l.cfg.audit.enabled.unwrap_or(true);
+    let (audit, audit_task) =
+        crate::audit_queue::AuditQueue::start(store.clone(), l.cfg.audit.queue_capacity.unwrap_or(10_000));
+    if audit_on {
+        engine.set_audit(audit.clone());
+    } else {
+        tracing::warn!("audit trail disabled: tool calls are not recorded");
+    }
     ready.store(true, std::sync::atomic::Ordering::Release);
     // While the database is unreachable: MCP calls keep being served (nothing on the request
     // path needs the store; API keys keep their last loaded table), `/ready` answers 503 so a

@@ -45,8 +45,18 @@ pub struct FileConfig {
     pub mcp: McpSection,
     pub plugins: PluginsSection,
     pub store: StoreSection,
+    pub audit: AuditSection,
     /// Upstream MCP servers federated behind this gateway (imported or written by hand).
     pub upstreams: Vec<Upstream>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSection {
+    /// Record every tool call, resource read and prompt get (default true).
+    pub enabled: Option<bool>,
+    /// Records that may wait for the database before new ones are dropped (default 10000).
+    pub queue_capacity: Option<usize>,
 }
 
 /// How to reach one upstream MCP server.
@@ -292,6 +302,8 @@ pub fn schema() -> serde_json::Value {
             "plugins": {"type": "object", "additionalProperties": false, "properties": {
                 "enabled": {"type": "array", "items": {"enum": waygate_plugins::BUILTIN}},
                 "demo": {"type": "boolean"}}},
+            "audit": {"type": "object", "additionalProperties": false, "properties": {
+                "enabled": {"type": "boolean"}, "queue_capacity": n("records waiting for the database at most")}},
             "store": {"type": "object", "additionalProperties": false, "properties": {
                 "url": s("sqlite://PATH or postgres://USER:PASS@HOST/DB (use ${env:NAME} for the password)")}}
         }
