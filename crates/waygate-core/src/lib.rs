@@ -14,6 +14,7 @@ pub mod era;
 pub mod events;
 pub mod mrtr;
 pub mod plugin;
+pub mod ratelimit;
 pub mod registry;
 pub mod session;
 pub mod tasks;

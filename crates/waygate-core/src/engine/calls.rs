@@ -41,6 +41,9 @@ impl Engine {
         let tool = catalog.tool(&name).ok_or_else(|| {
             ErrorObject::invalid_params(format!("Unknown tool: {name}")).with_data(json!({ "name": name }))
         })?;
+        if let Some(limited) = self.tool_quota(&name, ctx) {
+            return Ok(limited);
+        }
         let plugin = tool.route.plugin.clone();
         let invocation = self.invocation(
             Target::Tool(tool.route.local_name.clone()),

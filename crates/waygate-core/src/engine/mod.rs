@@ -79,6 +79,7 @@ pub struct Engine {
     /// Cancelled on graceful shutdown: listen streams send their closing result.
     pub shutdown: CancellationToken,
     audit: std::sync::OnceLock<Arc<dyn crate::audit::AuditSink>>,
+    tool_limits: std::sync::OnceLock<crate::ratelimit::ToolLimits>,
 }
 
 impl Engine {
@@ -95,7 +96,25 @@ impl Engine {
             cfg,
             shutdown: CancellationToken::new(),
             audit: std::sync::OnceLock::new(),
+            tool_limits: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Per-tool quotas per caller; set once at start.
+    pub fn set_tool_limits(&self, limits: crate::ratelimit::ToolLimits) {
+        let _ = self.tool_limits.set(limits);
+    }
+
+    /// `Some(result)` when the caller is over a tool's quota: an `isError` result telling
+    /// the model when to retry.
+    pub(crate) fn tool_quota(&self, tool: &str, ctx: &CallContext) -> Option<Value> {
+        let limits = self.tool_limits.get()?;
+        let caller = ctx.principal.as_ref().map(|p| p.key_id.as_str()).unwrap_or("anonymous");
+        let wait = limits.check(caller, tool).err()?;
+        let ms = wait.as_millis().max(1);
+        Some(crate::util::error_result(format!(
+            "Rate limit for tool {tool:?} exceeded; retry after {ms} ms."
+        )))
     }
 
     /// Where audit records go; set once at start. Without one nothing is recorded.

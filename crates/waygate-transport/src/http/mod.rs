@@ -42,6 +42,8 @@ pub struct HttpConfig {
     pub ready: Arc<std::sync::atomic::AtomicBool>,
     /// API keys; `None` disables authentication (`--no-auth`, loopback only).
     pub auth: Option<ApiKeys>,
+    /// MCP operations per caller (API key, else client IP); `None` = unlimited.
+    pub rate: Option<Arc<waygate_core::ratelimit::Limiter>>,
 }
 
 impl HttpConfig {
@@ -57,6 +59,7 @@ impl HttpConfig {
             header_timeout: Duration::from_secs(10),
             ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             auth: None,
+            rate: None,
         }
     }
 }
@@ -129,7 +132,7 @@ pub async fn serve(
         tracker.spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(route(shared, req).await) }
+                async move { Ok::<_, Infallible>(route(shared, req, peer).await) }
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
@@ -153,7 +156,7 @@ pub async fn serve(
     Ok(())
 }
 
-async fn route(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Body> {
+async fn route(shared: Arc<Shared>, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     if let Err(reason) = shared.cfg.origins.check(req.headers()) {
         return error_response(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(reason));
     }
@@ -180,6 +183,25 @@ async fn route(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Body
                 return r;
             }
             Err(e) => return unauthorized(&e),
+        }
+    }
+    if let (Some(limiter), true) = (&shared.cfg.rate, req.method() == http::Method::POST) {
+        let ip;
+        let key = match &caller.principal {
+            Some(p) => p.key_id.as_str(),
+            None => {
+                ip = peer.ip().to_string();
+                ip.as_str()
+            }
+        };
+        if let Err(wait) = limiter.check(key) {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let msg = format!("rate limit exceeded; retry after {secs} s");
+            let mut r = error_response(StatusCode::TOO_MANY_REQUESTS, None, &ErrorObject::invalid_request(msg));
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return r;
         }
     }
     let corr = caller.correlation_id.clone();

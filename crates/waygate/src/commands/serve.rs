@@ -97,6 +97,18 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
     reload::apply_plugins(&registry, None, &names).await;
     let engine = Engine::new(ecfg, registry.clone());
     engine.start_background();
+    let rate = |per_second: f64, burst: Option<f64>| waygate_core::ratelimit::Rate {
+        per_second,
+        burst: burst.unwrap_or(per_second).max(1.0),
+    };
+    if !c.limits.tools.is_empty() {
+        engine.set_tool_limits(waygate_core::ratelimit::ToolLimits::new(
+            c.limits
+                .tools
+                .iter()
+                .map(|(t, r)| (t.clone(), rate(r.per_second, r.burst))),
+        ));
+    }
     if !c.upstreams.is_empty() {
         tracing::warn!(
             count = c.upstreams.len(),
@@ -130,6 +142,10 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
         let mut hcfg = HttpConfig::for_addr(local);
         hcfg.ready = ready.clone();
         hcfg.auth = api_keys.clone();
+        hcfg.rate = c
+            .limits
+            .requests_per_second
+            .map(|r| Arc::new(waygate_core::ratelimit::Limiter::new(rate(r, c.limits.burst))));
         hcfg.origins.allowed_hosts = c.http.allowed_hosts.clone();
         hcfg.origins.allowed_origins = c.http.allowed_origins.clone();
         if let Some(m) = c.http.max_body_bytes {

@@ -46,8 +46,27 @@ pub struct FileConfig {
     pub plugins: PluginsSection,
     pub store: StoreSection,
     pub audit: AuditSection,
+    pub limits: LimitsSection,
     /// Upstream MCP servers federated behind this gateway (imported or written by hand).
     pub upstreams: Vec<Upstream>,
+}
+
+/// Rate limits, in MCP operations.
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Per caller (API key, else client IP) over HTTP; unset = unlimited.
+    pub requests_per_second: Option<f64>,
+    pub burst: Option<f64>,
+    /// Per caller × tool; the key `*` applies to every tool without its own entry.
+    pub tools: BTreeMap<String, ToolRate>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ToolRate {
+    pub per_second: f64,
+    pub burst: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
@@ -172,6 +191,22 @@ impl FileConfig {
                         "got {:?}, expected sqlite://PATH or postgres://USER@HOST/DB",
                         waygate_store::redact_url(u)
                     ),
+                ));
+            }
+        }
+        if let Some(r) = self.limits.requests_per_second {
+            if !(r > 0.0 && r.is_finite()) {
+                return Err(err(
+                    "limits.requests_per_second",
+                    format!("got {r}, expected a positive number"),
+                ));
+            }
+        }
+        for (tool, r) in &self.limits.tools {
+            if !(r.per_second > 0.0 && r.per_second.is_finite()) {
+                return Err(err(
+                    &format!("limits.tools.{tool}.per_second"),
+                    format!("got {}, expected a positive number", r.per_second),
                 ));
             }
         }
