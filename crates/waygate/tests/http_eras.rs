@@ -282,3 +282,44 @@ fn batches_only_for_2025_03_26() {
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["code"], -32600);
 }
+
+#[test]
+fn metrics_count_methods_and_tools_with_bounded_labels() {
+    let s = Server::start(&[]);
+    for i in 0..3 {
+        s.modern(
+            i,
+            "tools/call",
+            json!({"name": "echo", "arguments": {"text": "m"}}),
+            json!({}),
+        );
+    }
+    s.modern(
+        9,
+        "tools/call",
+        json!({"name": "no_such_tool", "arguments": {}}),
+        json!({}),
+    );
+    let r = s.request("GET", "/metrics", &[], b"");
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+    let t = r.text();
+    assert!(
+        t.contains("waygate_requests_total{method=\"tools/call\",outcome=\"ok\"} 3"),
+        "{t}"
+    );
+    assert!(
+        t.contains("waygate_requests_total{method=\"tools/call\",outcome=\"error\"} 1"),
+        "{t}"
+    );
+    assert!(
+        t.contains("waygate_tool_calls_total{tool=\"echo\",outcome=\"ok\"} 3"),
+        "{t}"
+    );
+    assert!(!t.contains("no_such_tool"), "unknown tool names are not labels");
+    assert!(
+        t.contains("waygate_request_duration_seconds_count{method=\"tools/call\"} 4"),
+        "{t}"
+    );
+    assert!(t.contains("waygate_build_info{version="));
+}

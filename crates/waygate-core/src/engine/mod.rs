@@ -80,6 +80,7 @@ pub struct Engine {
     pub shutdown: CancellationToken,
     audit: std::sync::OnceLock<Arc<dyn crate::audit::AuditSink>>,
     tool_limits: std::sync::OnceLock<crate::ratelimit::ToolLimits>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Engine {
@@ -97,6 +98,7 @@ impl Engine {
             shutdown: CancellationToken::new(),
             audit: std::sync::OnceLock::new(),
             tool_limits: std::sync::OnceLock::new(),
+            metrics: crate::metrics::Metrics::default(),
         })
     }
 
@@ -161,18 +163,25 @@ impl Engine {
         params: Option<Map<String, Value>>,
         ctx: &CallContext,
     ) -> Result<Value, ErrorObject> {
+        let started = std::time::Instant::now();
+        self.metrics
+            .in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let audited = matches!(
             method,
             methods::TOOLS_CALL | methods::RESOURCES_READ | methods::PROMPTS_GET
         );
-        let Some(sink) = self.audit.get().filter(|_| audited) else {
-            let result = self.dispatch(method, params, ctx).await?;
-            return Ok(self.finalize(method, result, ctx.version));
-        };
-        let started = std::time::Instant::now();
+        let sink = self.audit.get().filter(|_| audited);
         let ts_ms = crate::util::unix_now_ms();
-        let (target, args_sha256) = audit_subject(method, params.as_ref());
+        let subject = sink.is_some().then(|| audit_subject(method, params.as_ref()));
+        let tool = (method == methods::TOOLS_CALL)
+            .then(|| str_field(params.as_ref(), "name").map(str::to_string))
+            .flatten();
         let result = self.dispatch(method, params, ctx).await;
+        let took = started.elapsed();
+        self.metrics
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let (outcome, error) = match &result {
             Ok(v) if v.get("isError").and_then(Value::as_bool) == Some(true) => ("tool_error", None),
             Ok(v) => match v.get("resultType").and_then(Value::as_str) {
@@ -182,6 +191,22 @@ impl Engine {
                 _ => ("ok", None),
             },
             Err(e) => ("error", Some(format!("{} ({})", e.message, e.code))),
+        };
+        let idx = match outcome {
+            "tool_error" => 1,
+            "input_required" => 2,
+            "error" => 3,
+            _ => 0,
+        };
+        self.metrics.observe(method, idx, took);
+        if let Some(t) = &tool {
+            // Only catalog tools get a series of their own (bounded label values).
+            if self.registry.catalog().tool(t).is_some() {
+                self.metrics.observe_tool(t, idx, took);
+            }
+        }
+        let (Some(sink), Some((target, args_sha256))) = (sink, subject) else {
+            return Ok(self.finalize(method, result?, ctx.version));
         };
         sink.record(crate::audit::AuditRecord {
             ts_ms,
@@ -197,7 +222,7 @@ impl Engine {
             args_sha256,
             outcome,
             error,
-            latency_us: started.elapsed().as_micros() as u64,
+            latency_us: took.as_micros() as u64,
             correlation_id: ctx.correlation_id.as_deref().map(str::to_string),
         });
         Ok(self.finalize(method, result?, ctx.version))

@@ -211,6 +211,23 @@ async fn route(shared: Arc<Shared>, mut req: Request<Incoming>, peer: SocketAddr
         "/sse" => sse::open(shared, req).await,
         "/messages" | "/message" => sse::post(shared, req).await,
         "/health" | "/healthz" => json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec()),
+        "/metrics" => {
+            let mut text = String::with_capacity(4096);
+            shared.engine.metrics.render(&mut text);
+            text.push_str("# HELP waygate_sessions_open Handshake-era sessions open on this replica.\n# TYPE waygate_sessions_open gauge\n");
+            text.push_str(&format!("waygate_sessions_open {}\n", shared.engine.sessions.len()));
+            text.push_str("# HELP waygate_build_info Build of the running binary.\n# TYPE waygate_build_info gauge\n");
+            text.push_str(&format!(
+                "waygate_build_info{{version=\"{}\"}} 1\n",
+                env!("CARGO_PKG_VERSION")
+            ));
+            let mut r = Response::new(Body::bytes(text));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        }
         "/ready" | "/readyz" => {
             if shared.cfg.ready.load(std::sync::atomic::Ordering::Acquire) {
                 json_response(StatusCode::OK, br#"{"status":"ready"}"#.to_vec())

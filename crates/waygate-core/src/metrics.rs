@@ -1,0 +1,191 @@
+//! Request metrics in the Prometheus text format: RED per MCP method, per tool, in-flight
+//! requests. Label values are bounded: methods outside the known set count as `other`, and
+//! only tools present in the catalog get their own series.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use waygate_protocol::methods;
+
+/// Upper bounds of the duration histogram, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5, 10.0,
+];
+
+const METHODS: [&str; 16] = [
+    methods::INITIALIZE,
+    methods::DISCOVER,
+    methods::PING,
+    methods::TOOLS_LIST,
+    methods::TOOLS_CALL,
+    methods::RESOURCES_LIST,
+    methods::RESOURCES_TEMPLATES_LIST,
+    methods::RESOURCES_READ,
+    methods::PROMPTS_LIST,
+    methods::PROMPTS_GET,
+    methods::COMPLETE,
+    methods::SET_LEVEL,
+    methods::SUBSCRIPTIONS_LISTEN,
+    methods::TASKS_GET,
+    methods::TASKS_CANCEL,
+    "other",
+];
+
+/// Outcomes, in label order.
+pub const OUTCOMES: [&str; 4] = ["ok", "tool_error", "input_required", "error"];
+
+#[derive(Default)]
+struct Series {
+    outcomes: [AtomicU64; 4],
+    buckets: [AtomicU64; 12],
+    sum_us: AtomicU64,
+}
+
+impl Series {
+    fn observe(&self, outcome: usize, took: Duration) {
+        self.outcomes[outcome.min(3)].fetch_add(1, Relaxed);
+        let secs = took.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.sum_us.fetch_add(took.as_micros() as u64, Relaxed);
+    }
+
+    fn count(&self) -> u64 {
+        self.outcomes.iter().map(|o| o.load(Relaxed)).sum()
+    }
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    methods: [Series; 16],
+    tools: RwLock<HashMap<String, Arc<Series>>>,
+    pub in_flight: AtomicI64,
+}
+
+fn method_index(m: &str) -> usize {
+    METHODS.iter().position(|k| *k == m).unwrap_or(METHODS.len() - 1)
+}
+
+impl Metrics {
+    pub fn observe(&self, method: &str, outcome: usize, took: Duration) {
+        self.methods[method_index(method)].observe(outcome, took);
+    }
+
+    /// Count a call of a catalog tool (callers pass only names the catalog knows).
+    pub fn observe_tool(&self, tool: &str, outcome: usize, took: Duration) {
+        if let Some(s) = self.tools.read().unwrap_or_else(|e| e.into_inner()).get(tool) {
+            s.observe(outcome, took);
+            return;
+        }
+        let mut map = self.tools.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() < 10_000 {
+            map.entry(tool.to_string()).or_default().observe(outcome, took);
+        }
+    }
+
+    /// Render everything in the Prometheus text exposition format.
+    pub fn render(&self, out: &mut String) {
+        let _ = writeln!(out, "# HELP waygate_requests_total MCP requests by method and outcome.");
+        let _ = writeln!(out, "# TYPE waygate_requests_total counter");
+        for (m, s) in METHODS.iter().zip(&self.methods) {
+            for (o, c) in OUTCOMES.iter().zip(&s.outcomes) {
+                let v = c.load(Relaxed);
+                if v > 0 {
+                    let _ = writeln!(out, "waygate_requests_total{{method=\"{m}\",outcome=\"{o}\"}} {v}");
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP waygate_request_duration_seconds Time to answer an MCP request."
+        );
+        let _ = writeln!(out, "# TYPE waygate_request_duration_seconds histogram");
+        for (m, s) in METHODS.iter().zip(&self.methods) {
+            histogram(out, "waygate_request_duration_seconds", &format!("method=\"{m}\""), s);
+        }
+        let _ = writeln!(out, "# HELP waygate_tool_calls_total Tool calls by tool and outcome.");
+        let _ = writeln!(out, "# TYPE waygate_tool_calls_total counter");
+        let tools = self.tools.read().unwrap_or_else(|e| e.into_inner());
+        let mut names: Vec<&String> = tools.keys().collect();
+        names.sort();
+        for t in &names {
+            let s = &tools[*t];
+            for (o, c) in OUTCOMES.iter().zip(&s.outcomes) {
+                let v = c.load(Relaxed);
+                if v > 0 {
+                    let _ = writeln!(
+                        out,
+                        "waygate_tool_calls_total{{tool=\"{}\",outcome=\"{o}\"}} {v}",
+                        escape(t)
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP waygate_tool_call_duration_seconds Time to answer a tool call."
+        );
+        let _ = writeln!(out, "# TYPE waygate_tool_call_duration_seconds histogram");
+        for t in &names {
+            histogram(
+                out,
+                "waygate_tool_call_duration_seconds",
+                &format!("tool=\"{}\"", escape(t)),
+                &tools[*t],
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP waygate_requests_in_flight MCP requests being answered now."
+        );
+        let _ = writeln!(out, "# TYPE waygate_requests_in_flight gauge");
+        let _ = writeln!(out, "waygate_requests_in_flight {}", self.in_flight.load(Relaxed));
+    }
+}
+
+fn histogram(out: &mut String, name: &str, labels: &str, s: &Series) {
+    let count = s.count();
+    if count == 0 {
+        return;
+    }
+    let mut cum = 0;
+    for (b, c) in BUCKETS.iter().zip(&s.buckets) {
+        cum += c.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {cum}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", s.sum_us.load(Relaxed) as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_bounded_series() {
+        let m = Metrics::default();
+        m.observe("tools/call", 0, Duration::from_micros(80));
+        m.observe("made/up", 3, Duration::from_millis(3));
+        m.observe_tool("echo", 0, Duration::from_micros(80));
+        let mut s = String::new();
+        m.render(&mut s);
+        assert!(
+            s.contains("waygate_requests_total{method=\"tools/call\",outcome=\"ok\"} 1"),
+            "{s}"
+        );
+        assert!(s.contains("method=\"other\",outcome=\"error\""), "{s}");
+        assert!(!s.contains("made/up"));
+        assert!(s.contains("waygate_tool_calls_total{tool=\"echo\",outcome=\"ok\"} 1"));
+        assert!(s.contains("waygate_request_duration_seconds_bucket{method=\"tools/call\",le=\"0.0001\"} 1"));
+        assert!(s.contains("le=\"+Inf\"} 1"));
+    }
+}
