@@ -172,42 +172,19 @@ impl Engine {
             methods::TOOLS_CALL | methods::RESOURCES_READ | methods::PROMPTS_GET
         );
         let sink = self.audit.get().filter(|_| audited);
-        let ts_ms = crate::util::unix_now_ms();
+        let ts_ms = if sink.is_some() { crate::util::unix_now_ms() } else { 0 };
         let subject = sink.is_some().then(|| audit_subject(method, params.as_ref()));
-        let tool = (method == methods::TOOLS_CALL)
-            .then(|| str_field(params.as_ref(), "name").map(str::to_string))
-            .flatten();
         let result = self.dispatch(method, params, ctx).await;
         let took = started.elapsed();
         self.metrics
             .in_flight
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        let (outcome, error) = match &result {
-            Ok(v) if v.get("isError").and_then(Value::as_bool) == Some(true) => ("tool_error", None),
-            Ok(v) => match v.get("resultType").and_then(Value::as_str) {
-                Some("input_required") => ("input_required", None),
-                Some("task") => ("task", None),
-                _ if v.get("task").is_some() => ("task", None),
-                _ => ("ok", None),
-            },
-            Err(e) => ("error", Some(format!("{} ({})", e.message, e.code))),
-        };
-        let idx = match outcome {
-            "tool_error" => 1,
-            "input_required" => 2,
-            "error" => 3,
-            _ => 0,
-        };
-        self.metrics.observe(method, idx, took);
-        if let Some(t) = &tool {
-            // Only catalog tools get a series of their own (bounded label values).
-            if self.registry.catalog().tool(t).is_some() {
-                self.metrics.observe_tool(t, idx, took);
-            }
-        }
+        let outcome = outcome_of(&result);
+        self.metrics.observe(method, outcome_index(outcome), took);
         let (Some(sink), Some((target, args_sha256))) = (sink, subject) else {
             return Ok(self.finalize(method, result?, ctx.version));
         };
+        let error = result.as_ref().err().map(|e| format!("{} ({})", e.message, e.code));
         sink.record(crate::audit::AuditRecord {
             ts_ms,
             principal: ctx.principal.as_ref().map(|p| format!("{}:{}", p.key_id, p.name)),
@@ -345,6 +322,30 @@ impl Engine {
             s.set_log_level(rank);
         }
         Ok(json!({}))
+    }
+}
+
+/// `ok`, `tool_error`, `input_required`, `task` or `error`.
+pub(crate) fn outcome_of(result: &Result<Value, ErrorObject>) -> &'static str {
+    match result {
+        Ok(v) if v.get("isError").and_then(Value::as_bool) == Some(true) => "tool_error",
+        Ok(v) => match v.get("resultType").and_then(Value::as_str) {
+            Some("input_required") => "input_required",
+            Some("task") => "task",
+            _ if v.get("task").is_some() => "task",
+            _ => "ok",
+        },
+        Err(_) => "error",
+    }
+}
+
+/// Position of an outcome in [`crate::metrics::OUTCOMES`] (tasks count as ok).
+pub(crate) fn outcome_index(outcome: &str) -> usize {
+    match outcome {
+        "tool_error" => 1,
+        "input_required" => 2,
+        "error" => 3,
+        _ => 0,
     }
 }
 
