@@ -58,8 +58,14 @@ impl Engine {
             return Ok(created);
         }
         drop(catalog);
-        self.run(Kind::Tool, &plugin, invocation, methods::TOOLS_CALL, &name, ctx)
-            .await
+        let started = std::time::Instant::now();
+        let result = self
+            .run(Kind::Tool, &plugin, invocation, methods::TOOLS_CALL, &name, ctx)
+            .await;
+        // Only catalog tools reach this point, so tool labels stay bounded.
+        let idx = super::outcome_index(super::outcome_of(&result));
+        self.metrics.observe_tool(&name, idx, started.elapsed());
+        result
     }
 
     pub(super) async fn read_resource(
