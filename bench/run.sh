@@ -21,7 +21,7 @@ cat > "$DIR/servers.d/60-waygate.json" <<JSON
 {"name": "waygate", "impl": "waygate (Rust, this repo)",
  "version_cmd": ["sh", "-c", "echo waygate \$(git -C $ROOT rev-parse --short HEAD)"],
  "http_cmd": ["$BIN", "serve", "--listen", "127.0.0.1:{port}", "--no-auth", "--no-audit", "--data-dir", "$DATA", "--log", "warn"],
- "stdio_cmd": ["$BIN", "serve", "--stdio", "--data-dir", "$DATA", "--log", "warn"],
+ "stdio_cmd": ["$BIN", "serve", "--stdio", "--no-audit", "--data-dir", "$DATA", "--log", "warn"],
  "protocols": ["2026-07-28", "2025-11-25"]}
 JSON
 args=("$@")
