@@ -170,19 +170,10 @@ fn legacy_initialize_negotiates_down_from_modern() {
 fn legacy_elicitation_goes_to_the_client_on_the_post_stream() {
     let s = Server::start(&[]);
     let sid = s.initialize("2025-11-25", json!({"elicitation": {}}));
-    let body =
-        json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"ask_name","arguments":{}}}).to_string();
-    let mut st = Stream::open(
-        &s.addr,
-        "POST",
-        "/mcp",
-        &[
-            ("content-type", "application/json"),
-            ("accept", "application/json, text/event-stream"),
-            ("mcp-session-id", &sid),
-            ("mcp-protocol-version", "2025-11-25"),
-        ],
-        body.as_bytes(),
+    let body = json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"ask_name","arguments":{}}});
+    let mut st = s.post_stream(
+        &body,
+        &[("mcp-session-id", &sid), ("mcp-protocol-version", "2025-11-25")],
     );
     assert_eq!(st.status, 200);
     let req = st.next_json().expect("server request");
@@ -203,19 +194,10 @@ fn listen_stream_acknowledges_first() {
     let s = Server::start(&["--plugin", "everything"]);
     let body = json!({"jsonrpc":"2.0","id":"sub-1","method":"subscriptions/listen","params":{
         "notifications": {"toolsListChanged": true, "bogus": true},
-        "_meta": {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}}})
-    .to_string();
-    let mut st = Stream::open(
-        &s.addr,
-        "POST",
-        "/mcp",
-        &[
-            ("content-type", "application/json"),
-            ("accept", "application/json, text/event-stream"),
-            ("mcp-protocol-version", MODERN),
-            ("mcp-method", "subscriptions/listen"),
-        ],
-        body.as_bytes(),
+        "_meta": {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let mut st = s.post_stream(
+        &body,
+        &[("mcp-protocol-version", MODERN), ("mcp-method", "subscriptions/listen")],
     );
     let ack = st.next_json().unwrap();
     assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");

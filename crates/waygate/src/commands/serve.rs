@@ -78,7 +78,13 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
     // The store opens (and migrates) while the listener comes up: the MCP data path does
     // not need it, and a fresh SQLite file costs tens of milliseconds of fsyncs. A store
     // that cannot be opened still stops the process, right after.
-    let store_open = super::open_store_at(dir.clone(), super::store_url(g, &l)).map_err_to_string();
+    let (store_dir, store_url) = (dir.clone(), super::store_url(g, &l));
+    // Boxed errors are not `Send`; the spawned task reports a message instead.
+    let store_open = async move {
+        super::open_store_at(store_dir, store_url)
+            .await
+            .map_err(|e| e.to_string())
+    };
 
     let c = &l.cfg;
     let defaults = EngineConfig::default();
@@ -279,20 +285,6 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
     store.close().await;
     served?;
     Ok(())
-}
-
-/// Boxed errors are not `Send`; the store task reports a message instead.
-trait MapErrToString<T> {
-    fn map_err_to_string(self) -> impl std::future::Future<Output = Result<T, String>> + Send;
-}
-
-impl<T, F> MapErrToString<T> for F
-where
-    F: std::future::Future<Output = Result<T, Box<dyn std::error::Error>>> + Send,
-{
-    async fn map_err_to_string(self) -> Result<T, String> {
-        self.await.map_err(|e| e.to_string())
-    }
 }
 
 async fn wait_for_signal() {

@@ -146,6 +146,17 @@ impl Server {
         self.request("POST", "/mcp", &h, body.to_string().as_bytes())
     }
 
+    /// POST a JSON body to /mcp with the usual MCP headers plus `headers`, and read the
+    /// response incrementally (SSE).
+    pub fn post_stream(&self, body: &Value, headers: &[(&str, &str)]) -> Stream {
+        let mut h = vec![
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+        ];
+        h.extend_from_slice(headers);
+        Stream::open(&self.addr, "POST", "/mcp", &h, body.to_string().as_bytes())
+    }
+
     /// A 2026-07-28 request with envelope and mirrored headers.
     pub fn modern(&self, id: i64, method: &str, mut params: Value, caps: Value) -> Response {
         let meta = json!({
