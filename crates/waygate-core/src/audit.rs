@@ -1,30 +1,167 @@
-//! The audit record of every tool call, resource read and prompt get. The engine produces
-//! records; where they go (a batched, hash-chained table) is the embedding binary's choice,
-//! behind [`AuditSink`], which must never block the request path.
+//! The audit record of every tool call, resource read, prompt get and admin change. The
+//! engine produces records; where they go (a batched, hash-chained table) is the embedding
+//! binary's choice, behind [`AuditSink`], which must never block the request path.
+//!
+//! A record is built from what the request already holds — shared strings are `Arc`s, the
+//! argument digest is 32 raw bytes — so recording costs a few pointer copies per call;
+//! hex and JSON are produced by the writer, off the request path.
 
-use serde::Serialize;
+use std::sync::Arc;
+
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
 
 /// One audited operation.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AuditRecord {
     /// Unix milliseconds when the operation started.
     pub ts_ms: u64,
-    pub principal: Option<String>,
-    pub client: Option<String>,
+    /// `id:name` of the authenticated caller.
+    pub principal: Option<Arc<str>>,
+    /// `name/version` of the client software, from its clientInfo.
+    #[serde(serialize_with = "client_label")]
+    pub client: Option<Arc<Value>>,
     pub transport: &'static str,
     pub version: &'static str,
-    pub method: String,
+    pub method: &'static str,
     pub target: String,
-    /// SHA-256 (hex) of the canonical JSON of the arguments; arguments themselves are not kept.
-    pub args_sha256: String,
-    /// `ok`, `tool_error`, `input_required`, `task` or `error`.
+    /// SHA-256 of the canonical JSON of the arguments (hex in the stored record).
+    #[serde(serialize_with = "hex32")]
+    pub args_sha256: [u8; 32],
+    /// `ok`, `tool_error`, `input_required`, `task`, `denied` or `error`.
     pub outcome: &'static str,
     pub error: Option<String>,
     pub latency_us: u64,
-    pub correlation_id: Option<String>,
+    pub correlation_id: Option<Arc<str>>,
+    /// The arguments themselves, only for tools configured to log them, secrets redacted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<Value>,
+}
+
+fn client_label<S: Serializer>(c: &Option<Arc<Value>>, s: S) -> Result<S::Ok, S::Error> {
+    match c {
+        None => s.serialize_none(),
+        Some(c) => {
+            let f = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("?");
+            s.serialize_str(&format!("{}/{}", f("name"), f("version")))
+        }
+    }
+}
+
+fn hex32<S: Serializer>(b: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::util::hex(b))
 }
 
 pub trait AuditSink: Send + Sync {
     /// Hand a record over; must return at once (queue it, or count it as dropped).
     fn record(&self, r: AuditRecord);
+}
+
+/// SHA-256 of `v`'s JSON, streamed into the hasher (no copy of the arguments).
+pub fn digest_json(v: Option<&Value>) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    struct W<'a>(&'a mut Sha256);
+    impl std::io::Write for W<'_> {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.update(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = Sha256::new();
+    let _ = serde_json::to_writer(W(&mut h), v.unwrap_or(&Value::Null));
+    h.finalize().into()
+}
+
+/// Key names whose values are always secrets.
+const SECRET_KEYS: [&str; 9] = [
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "cookie",
+    "private_key",
+];
+
+/// Replace secrets in logged arguments: values under secret-looking keys, and strings that
+/// look like credentials (API keys, bearer tokens, JWTs, cloud keys).
+pub fn redact(v: &mut Value) {
+    match v {
+        Value::Object(m) => redact_map(m),
+        Value::Array(a) => a.iter_mut().for_each(redact),
+        Value::String(s) if looks_like_credential(s) => *s = "[REDACTED]".into(),
+        _ => {}
+    }
+}
+
+fn redact_map(m: &mut Map<String, Value>) {
+    for (k, v) in m.iter_mut() {
+        let lower = k.to_ascii_lowercase();
+        if SECRET_KEYS.iter().any(|s| lower.contains(s)) {
+            *v = Value::String("[REDACTED]".into());
+        } else {
+            redact(v);
+        }
+    }
+}
+
+/// Common credential shapes: provider prefixes, JWTs, `Bearer …`.
+pub fn looks_like_credential(s: &str) -> bool {
+    const PREFIXES: [&str; 12] = [
+        "wg_",
+        "ghp_",
+        "gho_",
+        "ghs_",
+        "github_pat_",
+        "sk-",
+        "sk_live_",
+        "xoxb-",
+        "xoxp-",
+        "AKIA",
+        "AIza",
+        "glpat-",
+    ];
+    let t = s.trim();
+    if t.len() >= 16 && PREFIXES.iter().any(|p| t.starts_with(p)) && !t.contains(char::is_whitespace) {
+        return true;
+    }
+    if let Some(rest) = t.strip_prefix("Bearer ").or_else(|| t.strip_prefix("bearer ")) {
+        return rest.len() >= 8;
+    }
+    // header.payload.signature, base64url, header starting with {"
+    let parts: Vec<&str> = t.split('.').collect();
+    parts.len() == 3 && t.starts_with("eyJ") && parts.iter().all(|p| p.len() >= 4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn redaction() {
+        let mut v = json!({
+            "path": "/tmp/x", "password": "hunter2", "nested": {"githubToken": "abc", "note": "ghp_0123456789abcdefghij"},
+            "list": ["plain", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl", "Bearer abcdefghijk"],
+        });
+        redact(&mut v);
+        assert_eq!(v["path"], "/tmp/x");
+        assert_eq!(v["password"], "[REDACTED]");
+        assert_eq!(v["nested"]["githubToken"], "[REDACTED]");
+        assert_eq!(v["nested"]["note"], "[REDACTED]");
+        assert_eq!(v["list"], json!(["plain", "[REDACTED]", "[REDACTED]"]));
+    }
+
+    #[test]
+    fn digest_matches_serialized_json() {
+        use sha2::{Digest, Sha256};
+        let v = json!({"b": 1, "a": [1, "x"]});
+        let want: [u8; 32] = Sha256::digest(serde_json::to_vec(&v).unwrap()).into();
+        assert_eq!(digest_json(Some(&v)), want);
+    }
 }

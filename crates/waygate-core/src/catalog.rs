@@ -13,6 +13,10 @@ use serde_json::{Map, Value};
 use waygate_protocol::{ErrorObject, ProtocolVersion};
 
 use crate::plugin::{Manifest, Plugin};
+use crate::policy::Target;
+
+/// Which list items a caller may see (`None`: all).
+pub type Filter<'a> = Option<&'a dyn Fn(Target<'_>) -> bool>;
 use crate::uri_template::match_template;
 
 /// Where a name in the catalog leads.
@@ -191,8 +195,14 @@ impl Catalog {
         &self.completers
     }
 
-    pub fn tools_page(&self, version: ProtocolVersion, cursor: Option<&str>) -> Result<Page, ErrorObject> {
-        self.page(self.tools.len(), cursor, |i| {
+    pub fn tools_page(
+        &self,
+        version: ProtocolVersion,
+        cursor: Option<&str>,
+        filter: Filter<'_>,
+    ) -> Result<Page, ErrorObject> {
+        let visible = |i: usize| filter.is_none_or(|f| f(Target::Tool(&self.tools[i].name)));
+        self.page(self.tools.len(), cursor, visible, |i| {
             let t = &self.tools[i];
             match version {
                 v if v.is_modern() => t.modern.clone(),
@@ -203,19 +213,37 @@ impl Catalog {
         })
     }
 
-    pub fn resources_page(&self, cursor: Option<&str>) -> Result<Page, ErrorObject> {
-        self.page(self.resources.len(), cursor, |i| self.resources[i].0.clone())
+    pub fn resources_page(&self, cursor: Option<&str>, filter: Filter<'_>) -> Result<Page, ErrorObject> {
+        let visible = |i: usize| {
+            filter.is_none_or(|f| {
+                let uri = self.resources[i].0.get("uri").and_then(Value::as_str).unwrap_or("");
+                f(Target::Resource(uri))
+            })
+        };
+        self.page(self.resources.len(), cursor, visible, |i| self.resources[i].0.clone())
     }
 
-    pub fn templates_page(&self, cursor: Option<&str>) -> Result<Page, ErrorObject> {
-        self.page(self.templates.len(), cursor, |i| self.templates[i].1.clone())
+    pub fn templates_page(&self, cursor: Option<&str>, filter: Filter<'_>) -> Result<Page, ErrorObject> {
+        let visible = |i: usize| filter.is_none_or(|f| f(Target::Resource(&self.templates[i].0)));
+        self.page(self.templates.len(), cursor, visible, |i| self.templates[i].1.clone())
     }
 
-    pub fn prompts_page(&self, cursor: Option<&str>) -> Result<Page, ErrorObject> {
-        self.page(self.prompts.len(), cursor, |i| self.prompts[i].1.clone())
+    pub fn prompts_page(&self, cursor: Option<&str>, filter: Filter<'_>) -> Result<Page, ErrorObject> {
+        let visible = |i: usize| filter.is_none_or(|f| f(Target::Prompt(&self.prompts[i].0)));
+        self.page(self.prompts.len(), cursor, visible, |i| self.prompts[i].1.clone())
     }
 
-    fn page(&self, len: usize, cursor: Option<&str>, item: impl Fn(usize) -> Value) -> Result<Page, ErrorObject> {
+    /// One page over the visible items; cursors count visible items, so a filtered caller
+    /// pages through exactly what it may see.
+    fn page(
+        &self,
+        len: usize,
+        cursor: Option<&str>,
+        visible: impl Fn(usize) -> bool,
+        item: impl Fn(usize) -> Value,
+    ) -> Result<Page, ErrorObject> {
+        let shown: Vec<usize> = (0..len).filter(|&i| visible(i)).collect();
+        let len = shown.len();
         let start = match cursor {
             None | Some("") => 0,
             Some(c) => decode_cursor(c).filter(|&o| o <= len).ok_or_else(|| {
@@ -224,7 +252,7 @@ impl Catalog {
         };
         let end = (start + self.page_size).min(len);
         Ok(Page {
-            items: (start..end).map(item).collect(),
+            items: shown[start..end].iter().map(|&i| item(i)).collect(),
             next_cursor: (end < len).then(|| encode_cursor(end)),
         })
     }

@@ -15,6 +15,7 @@ pub mod events;
 pub mod metrics;
 pub mod mrtr;
 pub mod plugin;
+pub mod policy;
 pub mod ratelimit;
 pub mod registry;
 pub mod session;

@@ -64,7 +64,15 @@ pub struct Metrics {
     methods: [Series; 16],
     tools: RwLock<HashMap<String, Arc<Series>>>,
     pub in_flight: AtomicI64,
+    /// Rejections by limit kind, in [`LIMIT_KINDS`] order.
+    limited: [AtomicU64; 4],
+    /// Requests refused by an authorization rule (or the default).
+    pub denied: AtomicU64,
 }
+
+/// Kinds of limits that reject requests: the caller's bucket, a tool quota, a tool's
+/// concurrency cap, a tool's timeout.
+pub const LIMIT_KINDS: [&str; 4] = ["caller", "tool", "concurrency", "timeout"];
 
 fn method_index(m: &str) -> usize {
     METHODS.iter().position(|k| *k == m).unwrap_or(METHODS.len() - 1)
@@ -87,8 +95,29 @@ impl Metrics {
         }
     }
 
+    /// Count a rejection by one of [`LIMIT_KINDS`].
+    pub fn rate_limited(&self, kind: &str) {
+        if let Some(i) = LIMIT_KINDS.iter().position(|k| *k == kind) {
+            self.limited[i].fetch_add(1, Relaxed);
+        }
+    }
+
     /// Render everything in the Prometheus text exposition format.
     pub fn render(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP waygate_rate_limited_total Requests rejected by a limit, by kind."
+        );
+        let _ = writeln!(out, "# TYPE waygate_rate_limited_total counter");
+        for (k, c) in LIMIT_KINDS.iter().zip(&self.limited) {
+            let _ = writeln!(out, "waygate_rate_limited_total{{limit=\"{k}\"}} {}", c.load(Relaxed));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP waygate_authz_denied_total Requests refused by authorization policy."
+        );
+        let _ = writeln!(out, "# TYPE waygate_authz_denied_total counter");
+        let _ = writeln!(out, "waygate_authz_denied_total {}", self.denied.load(Relaxed));
         let _ = writeln!(out, "# HELP waygate_requests_total MCP requests by method and outcome.");
         let _ = writeln!(out, "# TYPE waygate_requests_total counter");
         for (m, s) in METHODS.iter().zip(&self.methods) {

@@ -1,11 +1,23 @@
 //! Token-bucket rate limits, counted in MCP operations: one bucket per caller (the
 //! transport-level limit, answered with HTTP 429 + `Retry-After`) and one per caller × tool
-//! (answered with an `isError` result that tells the model when to retry). Local to the
-//! process; buckets idle for a minute are forgotten.
+//! (answered with an `isError` result that tells the model when to retry), plus per-tool
+//! concurrency caps and timeouts.
+//!
+//! Buckets live in the process unless a [`SharedBuckets`] store (Redis) is plugged in; then
+//! every replica takes from the same bucket. If the shared store fails, the local bucket
+//! decides (fail-open to the local limit, logged), so an outage of Redis never stops MCP.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::plugin::BoxFuture;
+
+/// A bucket store shared by replicas. `take` returns `Ok(None)` when the tokens were taken,
+/// `Ok(Some(wait))` when not, and `Err` when the store could not be asked.
+pub trait SharedBuckets: Send + Sync {
+    fn take<'a>(&'a self, key: &'a str, rate: Rate, cost: f64) -> BoxFuture<'a, Result<Option<Duration>, String>>;
+}
 
 /// `rate` operations per second with bursts up to `burst`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,6 +35,9 @@ struct Bucket {
 pub struct Limiter {
     rate: Rate,
     buckets: Mutex<HashMap<String, Bucket>>,
+    shared: Option<Arc<dyn SharedBuckets>>,
+    /// Key prefix in the shared store, so different limits never share a bucket.
+    scope: String,
 }
 
 impl std::fmt::Debug for Limiter {
@@ -36,11 +51,47 @@ impl Limiter {
         Limiter {
             rate,
             buckets: Mutex::new(HashMap::new()),
+            shared: None,
+            scope: String::new(),
         }
     }
 
-    /// Take one token for `key`; `Err(wait)` says how long until one is available.
+    /// Keep the buckets in `store` under `scope` (e.g. `caller`, `tool`).
+    pub fn shared(mut self, store: Arc<dyn SharedBuckets>, scope: &str) -> Self {
+        self.shared = Some(store);
+        self.scope = scope.to_string();
+        self
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Take `cost` tokens for `key`, from the shared store when there is one.
+    pub async fn take(&self, key: &str, cost: f64) -> Result<(), Duration> {
+        if let Some(store) = &self.shared {
+            let k = format!("{}:{key}", self.scope);
+            match store.take(&k, self.rate, cost).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(wait)) => return Err(wait),
+                Err(e) => {
+                    static WARNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                    let n = WARNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if n.is_power_of_two() || n == 0 {
+                        tracing::warn!(error = %e, failures = n + 1, "shared rate-limit store failed; using the local bucket");
+                    }
+                }
+            }
+        }
+        self.check_cost(key, cost)
+    }
+
+    /// Take one token for `key` locally; `Err(wait)` says how long until one is available.
     pub fn check(&self, key: &str) -> Result<(), Duration> {
+        self.check_cost(key, 1.0)
+    }
+
+    fn check_cost(&self, key: &str, cost: f64) -> Result<(), Duration> {
         let now = Instant::now();
         let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() > 100_000 {
@@ -53,26 +104,57 @@ impl Limiter {
         let elapsed = now.duration_since(b.last).as_secs_f64();
         b.tokens = (b.tokens + elapsed * self.rate.per_second).min(self.rate.burst);
         b.last = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
+        if b.tokens >= cost {
+            b.tokens -= cost;
             Ok(())
         } else {
-            let wait = (1.0 - b.tokens) / self.rate.per_second.max(f64::MIN_POSITIVE);
+            let wait = (cost - b.tokens) / self.rate.per_second.max(f64::MIN_POSITIVE);
             Err(Duration::from_secs_f64(wait.min(3600.0)))
         }
     }
 }
 
-/// Per-tool limits, keyed by tool name (`*` applies to every tool without its own rate).
+/// Limits of one tool (or of `*`).
+#[derive(Debug, Clone, Default)]
+pub struct ToolRule {
+    pub rate: Option<Rate>,
+    /// Weight of one call in the caller's overall bucket.
+    pub cost: f64,
+    pub max_concurrent: Option<usize>,
+    pub timeout: Option<Duration>,
+    /// Largest result (serialized JSON bytes) passed back; longer text content is cut with
+    /// an explicit marker.
+    pub max_response_bytes: Option<usize>,
+}
+
+struct ToolEntry {
+    rule: ToolRule,
+    limiter: Option<Limiter>,
+}
+
+/// Per-tool limits, keyed by tool name (`*` applies to every tool without its own entry).
 #[derive(Default)]
 pub struct ToolLimits {
-    by_tool: HashMap<String, Limiter>,
+    by_tool: HashMap<String, ToolEntry>,
+    /// One semaphore per tool name; created on first use, only for catalog tools.
+    running: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
 
 impl ToolLimits {
-    pub fn new(rates: impl IntoIterator<Item = (String, Rate)>) -> Self {
+    pub fn new(rules: impl IntoIterator<Item = (String, ToolRule)>, shared: Option<Arc<dyn SharedBuckets>>) -> Self {
+        let by_tool = rules
+            .into_iter()
+            .map(|(t, rule)| {
+                let limiter = rule.rate.map(|r| match &shared {
+                    Some(s) => Limiter::new(r).shared(s.clone(), "tool"),
+                    None => Limiter::new(r),
+                });
+                (t, ToolEntry { rule, limiter })
+            })
+            .collect();
         ToolLimits {
-            by_tool: rates.into_iter().map(|(t, r)| (t, Limiter::new(r))).collect(),
+            by_tool,
+            running: Mutex::new(HashMap::new()),
         }
     }
 
@@ -80,12 +162,46 @@ impl ToolLimits {
         self.by_tool.is_empty()
     }
 
+    fn entry(&self, tool: &str) -> Option<&ToolEntry> {
+        self.by_tool.get(tool).or_else(|| self.by_tool.get("*"))
+    }
+
+    /// Weight of a call in the caller's overall bucket.
+    pub fn cost(&self, tool: &str) -> f64 {
+        self.entry(tool)
+            .map(|e| e.rule.cost)
+            .filter(|c| *c > 0.0)
+            .unwrap_or(1.0)
+    }
+
+    pub fn timeout(&self, tool: &str) -> Option<Duration> {
+        self.entry(tool).and_then(|e| e.rule.timeout)
+    }
+
+    pub fn max_response_bytes(&self, tool: &str) -> Option<usize> {
+        self.entry(tool).and_then(|e| e.rule.max_response_bytes)
+    }
+
     /// Check `caller` × `tool`.
-    pub fn check(&self, caller: &str, tool: &str) -> Result<(), Duration> {
-        match self.by_tool.get(tool).or_else(|| self.by_tool.get("*")) {
-            Some(l) => l.check(&format!("{caller}\u{1f}{tool}")),
+    pub async fn check(&self, caller: &str, tool: &str) -> Result<(), Duration> {
+        match self.entry(tool).and_then(|e| e.limiter.as_ref()) {
+            Some(l) => l.take(&format!("{caller}\u{1f}{tool}"), 1.0).await,
             None => Ok(()),
         }
+    }
+
+    /// A slot for one running call: `Ok(None)` when the tool has no cap, `Err(cap)` when full.
+    pub fn acquire(&self, tool: &str) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, usize> {
+        let Some(cap) = self.entry(tool).and_then(|e| e.rule.max_concurrent) else {
+            return Ok(None);
+        };
+        let sem = {
+            let mut m = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            m.entry(tool.to_string())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(cap)))
+                .clone()
+        };
+        sem.try_acquire_owned().map(Some).map_err(|_| cap)
     }
 }
 
@@ -107,17 +223,39 @@ mod tests {
         assert!(l.check("a").is_ok(), "refilled");
     }
 
-    #[test]
-    fn tool_limits_fall_back_to_star() {
-        let t = ToolLimits::new([(
-            "*".to_string(),
-            Rate {
+    #[tokio::test]
+    async fn tool_limits_fall_back_to_star() {
+        let rule = ToolRule {
+            rate: Some(Rate {
                 per_second: 1.0,
                 burst: 1.0,
-            },
-        )]);
-        assert!(t.check("p", "echo").is_ok());
-        assert!(t.check("p", "echo").is_err());
-        assert!(t.check("p", "add").is_ok(), "each tool has its own bucket");
+            }),
+            cost: 3.0,
+            max_concurrent: Some(1),
+            timeout: None,
+            max_response_bytes: None,
+        };
+        let t = ToolLimits::new([("*".to_string(), rule)], None);
+        assert!(t.check("p", "echo").await.is_ok());
+        assert!(t.check("p", "echo").await.is_err());
+        assert!(t.check("p", "add").await.is_ok(), "each tool has its own bucket");
+        assert_eq!(t.cost("echo"), 3.0);
+        let held = t.acquire("echo").unwrap();
+        assert!(held.is_some());
+        assert_eq!(t.acquire("echo").unwrap_err(), 1, "cap of one running call");
+        assert!(t.acquire("add").unwrap().is_some(), "each tool has its own cap");
+        drop(held);
+        assert!(t.acquire("echo").unwrap().is_some());
+    }
+
+    #[test]
+    fn cost_weights() {
+        let l = Limiter::new(Rate {
+            per_second: 1.0,
+            burst: 5.0,
+        });
+        assert!(l.check_cost("a", 4.0).is_ok());
+        assert!(l.check_cost("a", 4.0).is_err());
+        assert!(l.check_cost("a", 1.0).is_ok());
     }
 }

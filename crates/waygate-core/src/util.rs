@@ -101,3 +101,70 @@ mod tests {
         assert_eq!(super::random_hex(16).len(), 32);
     }
 }
+
+/// Cut a tool result down to about `limit` serialized bytes: text items are shortened (on a
+/// character boundary) and marked with the original size, other oversized items are
+/// replaced by a marker, and `structuredContent` is dropped when it alone is too large.
+/// Returns whether anything was cut.
+pub fn cap_result(result: &mut Value, limit: usize) -> bool {
+    let size = serde_json::to_vec(result).map(|v| v.len()).unwrap_or(0);
+    if size <= limit {
+        return false;
+    }
+    let marker = |n: usize| {
+        format!("\n…[truncated by Waygate: result was {size} bytes, limit {limit}; {n} bytes of this item omitted]")
+    };
+    let Some(obj) = result.as_object_mut() else {
+        return false;
+    };
+    if obj
+        .get("structuredContent")
+        .is_some_and(|s| serde_json::to_vec(s).map_or(0, |v| v.len()) > limit / 2)
+    {
+        obj.remove("structuredContent");
+    }
+    let mut budget = limit;
+    if let Some(Value::Array(items)) = obj.get_mut("content") {
+        for item in items.iter_mut() {
+            let len = serde_json::to_vec(item).map(|v| v.len()).unwrap_or(0);
+            if len <= budget {
+                budget -= len;
+                continue;
+            }
+            match item.get_mut("text") {
+                Some(Value::String(text)) => {
+                    let mut cut = budget.min(text.len());
+                    while cut > 0 && !text.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    let omitted = text.len() - cut;
+                    text.truncate(cut);
+                    text.push_str(&marker(omitted));
+                    budget = 0;
+                }
+                _ => {
+                    *item = json!({"type": "text", "text": marker(len)});
+                    budget = budget.saturating_sub(200);
+                }
+            }
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod cap_tests {
+    use super::*;
+
+    #[test]
+    fn results_are_capped_with_a_marker() {
+        let mut r = json!({"content": [{"type": "text", "text": "é".repeat(5000)}], "structuredContent": {"x": "y".repeat(9000)}});
+        assert!(cap_result(&mut r, 1000));
+        let text = r["content"][0]["text"].as_str().unwrap();
+        assert!(text.contains("truncated by Waygate"), "{text}");
+        assert!(text.len() < 1300);
+        assert!(r.get("structuredContent").is_none());
+        let mut small = json!({"content": [{"type": "text", "text": "ok"}]});
+        assert!(!cap_result(&mut small, 1000));
+    }
+}

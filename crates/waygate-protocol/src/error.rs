@@ -12,6 +12,8 @@ pub mod codes {
     pub const INTERNAL_ERROR: i32 = -32603;
     /// Legacy revisions only (2025-03-26 … 2025-11-25); 2026-07-28 uses -32602.
     pub const RESOURCE_NOT_FOUND: i32 = -32002;
+    /// Implementation-defined server error: a batch item over the caller's rate limit.
+    pub const RATE_LIMITED: i32 = -32029;
     pub const HEADER_MISMATCH: i32 = -32020;
     pub const MISSING_CLIENT_CAPABILITY: i32 = -32021;
     pub const UNSUPPORTED_PROTOCOL_VERSION: i32 = -32022;

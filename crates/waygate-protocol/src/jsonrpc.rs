@@ -166,6 +166,36 @@ impl Message {
     }
 }
 
+/// Whether `bytes` nest arrays/objects deeper than `max`. A linear scan that skips string
+/// contents, run before parsing so a hostile body cannot make the parser recurse.
+pub fn nesting_exceeds(bytes: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_str {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Decode a body or line. A JSON syntax error is a parse error (-32700); an empty batch or
 /// a non-object is an invalid request (-32600).
 pub fn decode(bytes: &[u8]) -> Result<Incoming, ParseError> {
@@ -243,6 +273,14 @@ pub fn encode_message(id: Option<&Id>, method: &str, params: &Value) -> Vec<u8> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting() {
+        assert!(!nesting_exceeds(br#"{"a":[1,{"b":2}]}"#, 3));
+        assert!(nesting_exceeds(br#"{"a":[1,{"b":2}]}"#, 2));
+        assert!(!nesting_exceeds(br#"{"a":"[[[[[[[[[[\"[[[["}"#, 1));
+        assert!(nesting_exceeds(&b"[".repeat(100_000), 64));
+    }
     use crate::codes;
 
     fn one(s: &str) -> Result<Message, ParseError> {

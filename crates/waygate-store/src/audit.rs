@@ -2,7 +2,7 @@
 //! insertion or deletion anywhere breaks the chain from that row on.
 
 use sha2::{Digest, Sha256};
-use sqlx::{Acquire, Row};
+use sqlx::Row;
 
 use crate::{Store, StoreError};
 
@@ -40,44 +40,90 @@ impl Store {
             return Ok(());
         }
         let mut conn = self.pool().acquire().await?;
-        let mut tx = conn.begin().await?;
-        let last = sqlx::query("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await?;
-        let mut prev: String = match last {
-            Some(r) => r.try_get(0)?,
-            None => GENESIS.to_string(),
-        };
-        // One multi-row INSERT per chunk: with SQLite every statement is a round trip to
-        // the connection's worker thread, so per-row statements cost more than the rows.
         let sqlite = self.backend() == crate::Backend::Sqlite;
-        for chunk in records.chunks(500) {
-            let mut sql = String::from("INSERT INTO audit_log (ts, record, prev_hash, hash) VALUES ");
-            let mut links = Vec::with_capacity(chunk.len());
-            for (i, (_, rec)) in chunk.iter().enumerate() {
-                let hash = chain_hash(&prev, rec);
-                links.push((prev.clone(), hash.clone()));
-                prev = hash;
-                let b = i * 4;
-                if i > 0 {
-                    sql.push(',');
-                }
-                // SQLite resolves `$N` names per bind (quadratic in the row count);
-                // anonymous `?` binds positionally.
-                if sqlite {
-                    sql.push_str("(?, ?, ?, ?)");
-                } else {
-                    sql.push_str(&format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4));
-                }
-            }
-            let mut q = sqlx::query(&sql);
-            for ((ts, rec), (link, hash)) in chunk.iter().zip(links) {
-                q = q.bind(*ts).bind(rec.as_str()).bind(link).bind(hash);
-            }
-            q.execute(&mut *tx).await?;
+        // Writers from several processes (replicas, the CLI) must not read the same newest
+        // hash and fork the chain: SQLite takes the write lock up front (BEGIN IMMEDIATE),
+        // PostgreSQL serializes appends with a transaction-scoped advisory lock.
+        if sqlite {
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        } else {
+            sqlx::query("BEGIN").execute(&mut *conn).await?;
+            sqlx::query("SELECT pg_advisory_xact_lock(7310455391)")
+                .execute(&mut *conn)
+                .await?;
         }
-        tx.commit().await?;
+        let r = append_locked(&mut conn, records, sqlite).await;
+        let end = if r.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let e = sqlx::query(end).execute(&mut *conn).await;
+        r?;
+        e?;
         Ok(())
+    }
+}
+
+async fn append_locked(
+    tx: &mut sqlx::pool::PoolConnection<sqlx::Any>,
+    records: &[(i64, String)],
+    sqlite: bool,
+) -> Result<(), StoreError> {
+    let last = sqlx::query("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut **tx)
+        .await?;
+    let mut prev: String = match last {
+        Some(r) => r.try_get(0)?,
+        None => GENESIS.to_string(),
+    };
+    // One multi-row INSERT per chunk: with SQLite every statement is a round trip to
+    // the connection's worker thread, so per-row statements cost more than the rows.
+    for chunk in records.chunks(500) {
+        let mut sql = String::from("INSERT INTO audit_log (ts, record, prev_hash, hash) VALUES ");
+        let mut links = Vec::with_capacity(chunk.len());
+        for (i, (_, rec)) in chunk.iter().enumerate() {
+            let hash = chain_hash(&prev, rec);
+            links.push((prev.clone(), hash.clone()));
+            prev = hash;
+            let b = i * 4;
+            if i > 0 {
+                sql.push(',');
+            }
+            // SQLite resolves `$N` names per bind (quadratic in the row count);
+            // anonymous `?` binds positionally.
+            if sqlite {
+                sql.push_str("(?, ?, ?, ?)");
+            } else {
+                sql.push_str(&format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4));
+            }
+        }
+        let mut q = sqlx::query(&sql);
+        for ((ts, rec), (link, hash)) in chunk.iter().zip(links) {
+            q = q.bind(*ts).bind(rec.as_str()).bind(link).bind(hash);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Up to `limit` rows with `seq < before`, newest first (for paging backwards).
+    pub async fn audit_before(&self, before: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, ts, record, prev_hash, hash FROM audit_log WHERE seq < $1 ORDER BY seq DESC LIMIT $2",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRow {
+                    seq: r.try_get(0)?,
+                    ts: r.try_get(1)?,
+                    record: r.try_get(2)?,
+                    prev_hash: r.try_get(3)?,
+                    hash: r.try_get(4)?,
+                })
+            })
+            .collect()
     }
 
     /// The newest `limit` rows, oldest first.

@@ -8,6 +8,7 @@
 mod audit;
 mod keys;
 mod records;
+mod secrets;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 pub use audit::{AuditRow, ChainCheck};
 pub use keys::KeyRow;
 pub use records::{PluginRow, Snapshot, UpstreamRow};
+pub use secrets::SealedSecret;
 
 static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");

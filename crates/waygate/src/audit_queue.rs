@@ -13,6 +13,9 @@ use tokio_util::sync::CancellationToken;
 use waygate_core::audit::{AuditRecord, AuditSink};
 use waygate_store::Store;
 
+/// Records per stored row.
+const SEGMENT: usize = 512;
+
 pub struct AuditQueue {
     tx: mpsc::Sender<AuditRecord>,
     pub dropped: AtomicU64,
@@ -90,9 +93,12 @@ async fn flush(store: &Store, batch: &[AuditRecord], written: &AtomicU64, limit:
     if batch.is_empty() {
         return;
     }
+    // A row holds a segment of up to SEGMENT records as one JSON array: one chain hash and
+    // one database row per segment instead of per record keeps the writer's share of the
+    // serving core small. Any change to a record still breaks its segment's hash.
     let rows: Vec<(i64, String)> = batch
-        .iter()
-        .map(|r| (r.ts_ms as i64, serde_json::to_string(r).unwrap_or_default()))
+        .chunks(SEGMENT)
+        .map(|c| (c[0].ts_ms as i64, serde_json::to_string(c).unwrap_or_default()))
         .collect();
     let start = std::time::Instant::now();
     let mut delay = Duration::from_millis(100);
@@ -111,6 +117,38 @@ async fn flush(store: &Store, batch: &[AuditRecord], written: &AtomicU64, limit:
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
+        }
+    }
+}
+
+/// Record an administrative change made by a CLI command straight into the chain (the CLI
+/// has no queue). The principal is the operating-system user that ran it. A failure to
+/// record is reported but does not undo the change.
+pub async fn record_admin(store: &Store, action: &'static str, target: &str) {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    let r = AuditRecord {
+        ts_ms: waygate_core::util::unix_now_ms(),
+        principal: Some(Arc::from(format!("cli:{user}"))),
+        client: None,
+        transport: "cli",
+        version: "",
+        method: action,
+        target: target.to_string(),
+        args_sha256: waygate_core::audit::digest_json(None),
+        outcome: "ok",
+        error: None,
+        latency_us: 0,
+        correlation_id: None,
+        arguments: None,
+    };
+    let row = (r.ts_ms as i64, serde_json::to_string(&r).unwrap_or_default());
+    for attempt in 0..5 {
+        match store.audit_append(std::slice::from_ref(&row)).await {
+            Ok(()) => return,
+            Err(e) if attempt == 4 => eprintln!("warning: could not record {action} in the audit trail: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50 << attempt)).await,
         }
     }
 }

@@ -69,6 +69,12 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The encrypted credential store: values sealed with WAYGATE_SECRET_KEY, referenced
+    /// from upstream settings as ${secret:NAME}.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Manage API keys (shown once at creation; only hashes are stored).
     Keys {
         #[command(subcommand)]
@@ -114,6 +120,24 @@ pub struct ImportArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
+    /// Search the trail, newest first; filters combine (globs with * and ?).
+    Query {
+        #[arg(long)]
+        principal: Option<String>,
+        #[arg(long)]
+        method: Option<String>,
+        /// Tool name, prompt name or resource URI.
+        #[arg(long)]
+        target: Option<String>,
+        /// ok, tool_error, input_required, task, denied or error.
+        #[arg(long)]
+        outcome: Option<String>,
+        /// Only records at or after this Unix time in milliseconds.
+        #[arg(long)]
+        since_ms: Option<i64>,
+        #[arg(short = 'n', long, default_value_t = 100)]
+        limit: usize,
+    },
     /// Print the newest records as JSON lines.
     Tail {
         #[arg(short = 'n', long, default_value_t = 20)]
@@ -124,11 +148,26 @@ pub enum AuditCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum SecretsCommand {
+    /// Store (or replace) a secret; the value comes from --value or standard input.
+    Set {
+        name: String,
+        #[arg(long)]
+        value: Option<String>,
+    },
+    /// Names and update times (never values).
+    List,
+    /// Remove a secret.
+    Rm { name: String },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum KeysCommand {
     /// Create a key and print it once.
     Create {
         name: String,
-        /// Comma-separated scopes: mcp (call MCP endpoints), admin (everything).
+        /// Comma-separated scopes: mcp (call MCP endpoints), admin (everything); any other
+        /// name is a role that `[[policies]]` rules can match.
         #[arg(long, default_value = "mcp")]
         scopes: String,
         /// Expire after this many days (default: never).

@@ -5,6 +5,8 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod import;
+pub mod sealing;
+pub mod security;
 
 use std::process::ExitCode;
 

@@ -2,6 +2,7 @@
 //! checks keep working, `/ready` reports 503, and everything recovers when it returns.
 //! Runs in its own test binary because it stops the shared PostgreSQL server.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

@@ -41,9 +41,21 @@ impl Engine {
         let tool = catalog.tool(&name).ok_or_else(|| {
             ErrorObject::invalid_params(format!("Unknown tool: {name}")).with_data(json!({ "name": name }))
         })?;
-        if let Some(limited) = self.tool_quota(&name, ctx) {
+        if let Some(limited) = self.tool_quota(&name, ctx).await {
             return Ok(limited);
         }
+        let limits = self.tool_limits();
+        let _slot = match limits.map(|l| l.acquire(&name)) {
+            Some(Err(cap)) => {
+                self.metrics.rate_limited("concurrency");
+                return Ok(error_result(format!(
+                    "Tool {name:?} is already running {cap} calls, its limit; retry in a moment."
+                )));
+            }
+            Some(Ok(slot)) => slot,
+            None => None,
+        };
+        let timeout = limits.and_then(|l| l.timeout(&name));
         let plugin = tool.route.plugin.clone();
         let invocation = self.invocation(
             Target::Tool(tool.route.local_name.clone()),
@@ -59,9 +71,27 @@ impl Engine {
         }
         drop(catalog);
         let started = std::time::Instant::now();
-        let result = self
-            .run(Kind::Tool, &plugin, invocation, methods::TOOLS_CALL, &name, ctx)
-            .await;
+        let run = self.run(Kind::Tool, &plugin, invocation, methods::TOOLS_CALL, &name, ctx);
+        let result = match timeout {
+            None => run.await,
+            Some(t) => match tokio::time::timeout(t, run).await {
+                Ok(r) => r,
+                // Dropping the future cancels the plugin's work at its next await point.
+                Err(_) => {
+                    self.metrics.rate_limited("timeout");
+                    Ok(error_result(format!(
+                        "Tool {name:?} did not finish within its time limit of {} ms.",
+                        t.as_millis()
+                    )))
+                }
+            },
+        };
+        let mut result = result;
+        if let (Some(cap), Ok(v)) = (limits.and_then(|l| l.max_response_bytes(&name)), result.as_mut()) {
+            if crate::util::cap_result(v, cap) {
+                tracing::info!(tool = %name, limit = cap, "tool result truncated");
+            }
+        }
         // Only catalog tools reach this point, so tool labels stay bounded.
         let idx = super::outcome_index(super::outcome_of(&result));
         self.metrics.observe_tool(&name, idx, started.elapsed());
@@ -387,7 +417,7 @@ fn required_str(params: &Map<String, Value>, key: &str) -> Result<String, ErrorO
     }
 }
 
-fn not_found_resource(uri: &str, version: ProtocolVersion) -> ErrorObject {
+pub(super) fn not_found_resource(uri: &str, version: ProtocolVersion) -> ErrorObject {
     let code = if version.is_modern() {
         codes::INVALID_PARAMS
     } else {

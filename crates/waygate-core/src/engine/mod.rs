@@ -80,6 +80,9 @@ pub struct Engine {
     pub shutdown: CancellationToken,
     audit: std::sync::OnceLock<Arc<dyn crate::audit::AuditSink>>,
     tool_limits: std::sync::OnceLock<crate::ratelimit::ToolLimits>,
+    /// Authorization rules; replaced on config reload. `None` allows everything.
+    policy: std::sync::RwLock<Option<Arc<crate::policy::Policy>>>,
+    audit_arguments: std::sync::OnceLock<Vec<String>>,
     pub metrics: crate::metrics::Metrics,
 }
 
@@ -98,6 +101,8 @@ impl Engine {
             shutdown: CancellationToken::new(),
             audit: std::sync::OnceLock::new(),
             tool_limits: std::sync::OnceLock::new(),
+            policy: std::sync::RwLock::new(None),
+            audit_arguments: std::sync::OnceLock::new(),
             metrics: crate::metrics::Metrics::default(),
         })
     }
@@ -109,14 +114,34 @@ impl Engine {
 
     /// `Some(result)` when the caller is over a tool's quota: an `isError` result telling
     /// the model when to retry.
-    pub(crate) fn tool_quota(&self, tool: &str, ctx: &CallContext) -> Option<Value> {
+    pub(crate) async fn tool_quota(&self, tool: &str, ctx: &CallContext) -> Option<Value> {
         let limits = self.tool_limits.get()?;
-        let caller = ctx.principal.as_ref().map(|p| p.key_id.as_str()).unwrap_or("anonymous");
-        let wait = limits.check(caller, tool).err()?;
+        let caller = ctx.principal.as_ref().map(|p| p.id.as_str()).unwrap_or("anonymous");
+        let wait = limits.check(caller, tool).await.err()?;
         let ms = wait.as_millis().max(1);
+        self.metrics.rate_limited("tool");
         Some(crate::util::error_result(format!(
             "Rate limit for tool {tool:?} exceeded; retry after {ms} ms."
         )))
+    }
+
+    /// Per-tool limits, when configured.
+    pub fn tool_limits(&self) -> Option<&crate::ratelimit::ToolLimits> {
+        self.tool_limits.get()
+    }
+
+    /// Weight of one call of `tool` in the caller's overall rate bucket.
+    pub fn tool_cost(&self, tool: &str) -> f64 {
+        self.tool_limits.get().map_or(1.0, |l| l.cost(tool))
+    }
+
+    /// Install (or clear) the authorization rules; applies to the next request.
+    pub fn set_policy(&self, policy: Option<crate::policy::Policy>) {
+        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = policy.map(Arc::new);
+    }
+
+    pub(crate) fn policy(&self) -> Option<Arc<crate::policy::Policy>> {
+        self.policy.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Where audit records go; set once at start. Without one nothing is recorded.
@@ -167,42 +192,104 @@ impl Engine {
         self.metrics
             .in_flight
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let audited = matches!(
-            method,
-            methods::TOOLS_CALL | methods::RESOURCES_READ | methods::PROMPTS_GET
-        );
-        let sink = self.audit.get().filter(|_| audited);
+        let audited = audited_method(method);
+        let sink = self.audit.get().filter(|_| audited.is_some());
         let ts_ms = if sink.is_some() { crate::util::unix_now_ms() } else { 0 };
-        let subject = sink.is_some().then(|| audit_subject(method, params.as_ref()));
-        let result = self.dispatch(method, params, ctx).await;
+        let subject = sink.map(|_| self.audit_subject(method, params.as_ref()));
+        let policy = self.policy();
+        let denied = policy
+            .as_deref()
+            .and_then(|p| authorize(p, method, params.as_ref(), ctx));
+        if denied.is_some() {
+            self.metrics.denied.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let was_denied = denied.is_some();
+        let result = match denied {
+            Some(e) => Err(e),
+            None => self.dispatch(method, params, ctx, policy.as_deref()).await,
+        };
         let took = started.elapsed();
         self.metrics
             .in_flight
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let outcome = outcome_of(&result);
         self.metrics.observe(method, outcome_index(outcome), took);
-        let (Some(sink), Some((target, args_sha256))) = (sink, subject) else {
+        let (Some(sink), Some(method), Some(subject)) = (sink, audited, subject) else {
             return Ok(self.finalize(method, result?, ctx.version));
         };
-        let error = result.as_ref().err().map(|e| format!("{} ({})", e.message, e.code));
         sink.record(crate::audit::AuditRecord {
             ts_ms,
-            principal: ctx.principal.as_ref().map(|p| format!("{}:{}", p.key_id, p.name)),
-            client: ctx.client_info.as_ref().map(|c| {
-                let f = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
-                format!("{}/{}", f("name"), f("version"))
-            }),
+            principal: ctx.principal.as_ref().map(|p| p.label.clone()),
+            client: ctx.client_info.clone(),
             transport: ctx.transport.as_str(),
             version: ctx.version.as_str(),
-            method: method.to_string(),
-            target,
-            args_sha256,
-            outcome,
-            error,
+            method,
+            target: subject.target,
+            args_sha256: subject.digest,
+            outcome: if was_denied { "denied" } else { outcome },
+            error: result.as_ref().err().map(|e| format!("{} ({})", e.message, e.code)),
             latency_us: took.as_micros() as u64,
-            correlation_id: ctx.correlation_id.as_deref().map(str::to_string),
+            correlation_id: ctx.correlation_id.clone(),
+            arguments: subject.arguments,
         });
         Ok(self.finalize(method, result?, ctx.version))
+    }
+
+    /// Record an administrative change (keys, secrets, configuration, policy).
+    pub fn audit_admin(&self, action: &'static str, target: &str, outcome: &'static str, principal: Option<Arc<str>>) {
+        if let Some(sink) = self.audit.get() {
+            sink.record(crate::audit::AuditRecord {
+                ts_ms: crate::util::unix_now_ms(),
+                principal,
+                client: None,
+                transport: "admin",
+                version: "",
+                method: action,
+                target: target.to_string(),
+                args_sha256: crate::audit::digest_json(None),
+                outcome,
+                error: None,
+                latency_us: 0,
+                correlation_id: None,
+                arguments: None,
+            });
+        }
+    }
+
+    /// Tools whose arguments are kept (redacted) in audit rows; globs.
+    pub fn set_audit_arguments(&self, tools: Vec<String>) {
+        let _ = self.audit_arguments.set(tools);
+    }
+
+    /// The audited target, the argument digest, and the redacted arguments when the tool is
+    /// configured to log them.
+    fn audit_subject(&self, method: &str, params: Option<&Map<String, Value>>) -> AuditSubject {
+        let key = if method == methods::RESOURCES_READ {
+            "uri"
+        } else {
+            "name"
+        };
+        let target = params
+            .and_then(|p| p.get(key))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let args = params.and_then(|p| p.get("arguments"));
+        let keep = method == methods::TOOLS_CALL
+            && self
+                .audit_arguments
+                .get()
+                .is_some_and(|globs| globs.iter().any(|g| crate::policy::glob(g, &target)));
+        let arguments = keep.then(|| {
+            let mut a = args.cloned().unwrap_or(Value::Null);
+            crate::audit::redact(&mut a);
+            a
+        });
+        AuditSubject {
+            digest: crate::audit::digest_json(args),
+            target,
+            arguments,
+        }
     }
 
     async fn dispatch(
@@ -210,27 +297,31 @@ impl Engine {
         method: &str,
         params: Option<Map<String, Value>>,
         ctx: &CallContext,
+        policy: Option<&crate::policy::Policy>,
     ) -> Result<Value, ErrorObject> {
         let modern = ctx.is_modern();
         let p = params.as_ref();
+        let principal = ctx.principal.as_deref();
+        let visible = |t: crate::policy::Target<'_>| policy.is_none_or(|p| p.visible(principal, t));
+        let filter: Option<&dyn Fn(crate::policy::Target<'_>) -> bool> = policy.map(|_| &visible as _);
         match method {
             methods::TOOLS_CALL => self.call_tool(params, ctx).await,
             methods::TOOLS_LIST => {
-                let page = self.registry.catalog().tools_page(ctx.version, cursor(p)?)?;
+                let page = self.registry.catalog().tools_page(ctx.version, cursor(p)?, filter)?;
                 Ok(list_result("tools", page))
             }
             methods::RESOURCES_READ => self.read_resource(params, ctx).await,
             methods::RESOURCES_LIST => Ok(list_result(
                 "resources",
-                self.registry.catalog().resources_page(cursor(p)?)?,
+                self.registry.catalog().resources_page(cursor(p)?, filter)?,
             )),
             methods::RESOURCES_TEMPLATES_LIST => Ok(list_result(
                 "resourceTemplates",
-                self.registry.catalog().templates_page(cursor(p)?)?,
+                self.registry.catalog().templates_page(cursor(p)?, filter)?,
             )),
             methods::PROMPTS_LIST => Ok(list_result(
                 "prompts",
-                self.registry.catalog().prompts_page(cursor(p)?)?,
+                self.registry.catalog().prompts_page(cursor(p)?, filter)?,
             )),
             methods::PROMPTS_GET => self.get_prompt(params, ctx).await,
             methods::COMPLETE => self.complete(params, ctx).await,
@@ -325,6 +416,33 @@ impl Engine {
     }
 }
 
+/// `Some(error)` when the policy forbids the request. Named targets the caller may not use
+/// are answered exactly like unknown ones, so a denial does not reveal what exists; the
+/// log names the rule that decided.
+fn authorize(
+    policy: &crate::policy::Policy,
+    method: &str,
+    params: Option<&Map<String, Value>>,
+    ctx: &CallContext,
+) -> Option<ErrorObject> {
+    use crate::policy::Target;
+    let target = crate::policy::target_of(method, params);
+    let d = policy.decide(ctx.principal.as_deref(), method, target);
+    let who = ctx.principal.as_ref().map(|p| &*p.label).unwrap_or("anonymous");
+    let rule = d.rule.as_deref().unwrap_or("<default>");
+    if d.allowed {
+        tracing::debug!(principal = who, method, ?target, rule, "authorization: allowed");
+        return None;
+    }
+    tracing::info!(principal = who, method, ?target, rule, "authorization: denied");
+    Some(match target {
+        Target::Tool(n) => ErrorObject::invalid_params(format!("Unknown tool: {n}")).with_data(json!({ "name": n })),
+        Target::Resource(u) => calls::not_found_resource(u, ctx.version),
+        Target::Prompt(n) => ErrorObject::invalid_params(format!("Unknown prompt: {n}")),
+        Target::None => ErrorObject::invalid_request(format!("method {method} is not permitted for this caller")),
+    })
+}
+
 /// `ok`, `tool_error`, `input_required`, `task` or `error`.
 pub(crate) fn outcome_of(result: &Result<Value, ErrorObject>) -> &'static str {
     match result {
@@ -349,22 +467,20 @@ pub(crate) fn outcome_index(outcome: &str) -> usize {
     }
 }
 
-/// The audited target (tool, prompt or URI) and the SHA-256 of the arguments.
-fn audit_subject(method: &str, params: Option<&Map<String, Value>>) -> (String, String) {
-    use sha2::{Digest, Sha256};
-    let key = if method == methods::RESOURCES_READ {
-        "uri"
-    } else {
-        "name"
-    };
-    let target = params
-        .and_then(|p| p.get(key))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let args = params.and_then(|p| p.get("arguments")).cloned().unwrap_or(Value::Null);
-    let digest = Sha256::digest(serde_json::to_vec(&args).unwrap_or_default());
-    (target, crate::util::hex(&digest))
+struct AuditSubject {
+    target: String,
+    digest: [u8; 32],
+    arguments: Option<Value>,
+}
+
+/// The audited methods, as static names for the record.
+fn audited_method(method: &str) -> Option<&'static str> {
+    match method {
+        methods::TOOLS_CALL => Some(methods::TOOLS_CALL),
+        methods::RESOURCES_READ => Some(methods::RESOURCES_READ),
+        methods::PROMPTS_GET => Some(methods::PROMPTS_GET),
+        _ => None,
+    }
 }
 
 fn cursor(p: Option<&Map<String, Value>>) -> Result<Option<&str>, ErrorObject> {

@@ -68,7 +68,7 @@ async fn post(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let headers = parts.headers;
     let caller = parts.extensions.get::<Caller>().cloned().unwrap_or_default();
-    let bytes = match read_body(&headers, body, shared.cfg.max_body_bytes).await {
+    let bytes = match read_body(&headers, body, &shared.cfg).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -393,7 +393,28 @@ async fn batch(
         );
     }
     let mut out = Vec::new();
-    for item in items {
+    for (n, item) in items.into_iter().enumerate() {
+        // The POST paid for one operation; every further request in the batch pays its own.
+        if let (true, Some(limiter), Some(key), Ok(Message::Request { id, method, params })) =
+            (n > 0, &shared.cfg.rate, &caller.rate_key, &item)
+        {
+            let cost = match (
+                method.as_str(),
+                params.as_ref().and_then(|p| p.get("name")).and_then(|v| v.as_str()),
+            ) {
+                (methods::TOOLS_CALL, Some(name)) => shared.engine.tool_cost(name),
+                _ => 1.0,
+            };
+            if let Err(wait) = limiter.take(key, cost).await {
+                shared.engine.metrics.rate_limited("caller");
+                let e = ErrorObject::new(
+                    codes::RATE_LIMITED,
+                    format!("rate limit exceeded; retry after {} ms", wait.as_millis().max(1)),
+                );
+                out.push(encode_response(Some(id), Err(&e)));
+                continue;
+            }
+        }
         match item {
             Err(e) => out.push(encode_response(e.id.as_ref(), Err(&e.error))),
             Ok(Message::Request { id, method, .. }) if method == methods::INITIALIZE => out.push(encode_response(

@@ -22,7 +22,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use waygate_core::auth::{ApiKeys, AuthError};
+use waygate_core::auth::{AuthError, Authenticator};
 use waygate_core::Engine;
 use waygate_protocol::jsonrpc::encode_response;
 use waygate_protocol::{ErrorObject, Id};
@@ -38,10 +38,18 @@ pub struct HttpConfig {
     pub keepalive: Duration,
     /// Time allowed for a client to send its request headers (slow-client guard).
     pub header_timeout: Duration,
+    /// Time allowed for a client to send its request body (slow-client guard).
+    pub body_timeout: Duration,
+    /// Deepest JSON nesting accepted (arrays and objects).
+    pub max_json_depth: usize,
+    /// Most request headers accepted; more are answered 431 by hyper.
+    pub max_headers: usize,
     /// Set once everything the process depends on (the store) is up; `/ready` reports it.
     pub ready: Arc<std::sync::atomic::AtomicBool>,
-    /// API keys; `None` disables authentication (`--no-auth`, loopback only).
-    pub auth: Option<ApiKeys>,
+    /// API keys and tokens; `None` disables authentication (`--no-auth`, loopback only).
+    pub auth: Option<Authenticator>,
+    /// RFC 9728 protected-resource metadata, published when OAuth tokens are accepted.
+    pub resource_metadata: Option<Arc<ResourceMetadata>>,
     /// MCP operations per caller (API key, else client IP); `None` = unlimited.
     pub rate: Option<Arc<waygate_core::ratelimit::Limiter>>,
 }
@@ -57,10 +65,56 @@ impl HttpConfig {
             },
             keepalive: Duration::from_secs(15),
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_json_depth: 64,
+            max_headers: 64,
             ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             auth: None,
+            resource_metadata: None,
             rate: None,
         }
+    }
+}
+
+/// What `/.well-known/oauth-protected-resource` answers (RFC 9728), so MCP clients can
+/// find the authorization server that issues tokens for this endpoint.
+#[derive(Debug, Clone)]
+pub struct ResourceMetadata {
+    /// The canonical resource URI (`https://host/mcp`); `None` derives it from `Host`.
+    pub resource: Option<String>,
+    pub authorization_servers: Vec<String>,
+    pub scopes_supported: Vec<String>,
+}
+
+impl ResourceMetadata {
+    fn resource_for(&self, h: &http::HeaderMap) -> String {
+        self.resource.clone().unwrap_or_else(|| {
+            let host = h.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+            format!("http://{host}/mcp")
+        })
+    }
+
+    /// The metadata URL for the `resource_metadata` challenge parameter: the well-known
+    /// path inserted between the resource's origin and its path (RFC 9728 section 3).
+    fn url_for(&self, h: &http::HeaderMap) -> String {
+        let resource = self.resource_for(h);
+        let (scheme, rest) = resource.split_once("://").unwrap_or(("http", &resource));
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        format!("{scheme}://{authority}/.well-known/oauth-protected-resource{path}")
+    }
+
+    fn document(&self, h: &http::HeaderMap) -> Vec<u8> {
+        let doc = serde_json::json!({
+            "resource": self.resource_for(h),
+            "authorization_servers": self.authorization_servers,
+            "scopes_supported": self.scopes_supported,
+            "bearer_methods_supported": ["header"],
+            "resource_name": "Waygate MCP endpoint",
+        });
+        serde_json::to_vec(&doc).unwrap_or_default()
     }
 }
 
@@ -69,6 +123,8 @@ impl HttpConfig {
 pub(crate) struct Caller {
     pub principal: Option<Arc<waygate_core::auth::Principal>>,
     pub correlation_id: Option<Arc<str>>,
+    /// The caller's rate-limit bucket, when limits apply (batches take one token per item).
+    pub rate_key: Option<Arc<str>>,
 }
 
 impl Caller {
@@ -129,6 +185,7 @@ pub async fn serve(
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         let header_timeout = shared.cfg.header_timeout;
+        let max_headers = shared.cfg.max_headers;
         tracker.spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let shared = shared.clone();
@@ -137,7 +194,10 @@ pub async fn serve(
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(Some(header_timeout));
+                .header_read_timeout(Some(header_timeout))
+                .max_headers(max_headers)
+                // Request line + headers; a larger head is refused before it is buffered.
+                .max_buf_size(64 * 1024);
             let conn = builder.serve_connection(TokioIo::new(stream), svc);
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
@@ -164,45 +224,46 @@ async fn route(shared: Arc<Shared>, mut req: Request<Incoming>, peer: SocketAddr
     let mut caller = Caller {
         principal: None,
         correlation_id: Some(correlation_id(req.headers())),
+        rate_key: None,
     };
-    if let (Some(keys), false) = (
-        &shared.cfg.auth,
-        matches!(path, "/health" | "/healthz" | "/ready" | "/readyz"),
-    ) {
+    let public = matches!(path, "/health" | "/healthz" | "/ready" | "/readyz") || path.starts_with("/.well-known/");
+    if let (Some(auth), false) = (&shared.cfg.auth, public) {
         let h = req.headers();
         let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
-        match keys.authenticate(get("authorization"), get("x-api-key")) {
-            Ok(p) if p.has_scope("mcp") => caller.principal = Some(Arc::new(p)),
+        match auth.authenticate(get("authorization"), get("x-api-key")).await {
+            // Operational endpoints need their own scope (admin implies every scope), so a
+            // scraper's key cannot call tools and an MCP client's key cannot read metrics.
+            Ok(p) if p.has_scope(required_scope(path)) => caller.principal = Some(p),
             Ok(p) => {
-                let msg = format!("API key {:?} lacks the \"mcp\" scope", p.name);
+                let scope = required_scope(path);
+                let msg = format!("credential of {:?} lacks the {scope:?} scope", p.name);
                 let mut r = error_response(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(msg));
-                r.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"waygate\", error=\"insufficient_scope\", scope=\"mcp\""),
-                );
+                let challenge = format!("Bearer realm=\"waygate\", error=\"insufficient_scope\", scope=\"{scope}\"");
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
                 return r;
             }
-            Err(e) => return unauthorized(&e),
+            Err(e) => return unauthorized(&e, shared.cfg.resource_metadata.as_deref(), req.headers()),
         }
     }
     if let (Some(limiter), true) = (&shared.cfg.rate, req.method() == http::Method::POST) {
-        let ip;
-        let key = match &caller.principal {
-            Some(p) => p.key_id.as_str(),
-            None => {
-                ip = peer.ip().to_string();
-                ip.as_str()
-            }
+        let key: Arc<str> = match &caller.principal {
+            Some(p) => Arc::from(p.id.as_str()),
+            None => Arc::from(peer.ip().to_string()),
         };
-        if let Err(wait) = limiter.check(key) {
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let msg = format!("rate limit exceeded; retry after {secs} s");
-            let mut r = error_response(StatusCode::TOO_MANY_REQUESTS, None, &ErrorObject::invalid_request(msg));
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            return r;
+        // Counted in MCP operations; the routing headers name the tool, so a weighted
+        // tool costs its weight without parsing the body. Batches pay for the rest later.
+        let h = req.headers();
+        let cost = match (h.get("mcp-method"), h.get("mcp-name").and_then(|v| v.to_str().ok())) {
+            (Some(m), Some(name)) if m.as_bytes() == b"tools/call" => shared.engine.tool_cost(name),
+            _ => 1.0,
+        };
+        if let Err(wait) = limiter.take(&key, cost).await {
+            shared.engine.metrics.rate_limited("caller");
+            return too_many(wait);
         }
+        caller.rate_key = Some(key);
     }
     let corr = caller.correlation_id.clone();
     req.extensions_mut().insert(caller);
@@ -210,6 +271,16 @@ async fn route(shared: Arc<Shared>, mut req: Request<Incoming>, peer: SocketAddr
         "/mcp" | "/mcp/" => mcp::handle(shared, req).await,
         "/sse" => sse::open(shared, req).await,
         "/messages" | "/message" => sse::post(shared, req).await,
+        "/.well-known/oauth-protected-resource" | "/.well-known/oauth-protected-resource/mcp" => {
+            match &shared.cfg.resource_metadata {
+                Some(m) => json_response(StatusCode::OK, m.document(req.headers())),
+                None => error_response(
+                    StatusCode::NOT_FOUND,
+                    None,
+                    &ErrorObject::invalid_request("this server accepts API keys only; OAuth is not configured"),
+                ),
+            }
+        }
         "/health" | "/healthz" => json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec()),
         "/metrics" => {
             let mut text = String::with_capacity(4096);
@@ -249,28 +320,55 @@ async fn route(shared: Arc<Shared>, mut req: Request<Incoming>, peer: SocketAddr
     resp
 }
 
-/// 401 with the challenge RFC 6750 asks for; the body never echoes the presented key.
-fn unauthorized(e: &AuthError) -> Response<Body> {
-    let mut r = error_response(
-        StatusCode::UNAUTHORIZED,
-        None,
-        &ErrorObject::invalid_request(e.to_string()),
-    );
-    let challenge = if *e == AuthError::Missing {
-        HeaderValue::from_static("Bearer realm=\"waygate\"")
-    } else {
-        HeaderValue::from_static("Bearer realm=\"waygate\", error=\"invalid_token\"")
-    };
-    r.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+/// The scope a path needs.
+fn required_scope(path: &str) -> &'static str {
+    match path {
+        "/metrics" => "metrics",
+        _ => "mcp",
+    }
+}
+
+/// 429 with `Retry-After` in whole seconds (rounded up).
+fn too_many(wait: Duration) -> Response<Body> {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let msg = format!("rate limit exceeded; retry after {secs} s");
+    let mut r = error_response(StatusCode::TOO_MANY_REQUESTS, None, &ErrorObject::invalid_request(msg));
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
     r
 }
 
-/// Read the body up to the configured limit.
+/// 401 with the challenge RFC 6750 asks for (plus RFC 9728's `resource_metadata` when
+/// OAuth is configured); the body never echoes the presented credential.
+fn unauthorized(e: &AuthError, meta: Option<&ResourceMetadata>, h: &http::HeaderMap) -> Response<Body> {
+    let status = if matches!(e, AuthError::Unavailable(_)) {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::UNAUTHORIZED
+    };
+    let mut r = error_response(status, None, &ErrorObject::invalid_request(e.to_string()));
+    let mut challenge = String::from("Bearer realm=\"waygate\"");
+    if let Some(m) = meta {
+        challenge.push_str(&format!(", resource_metadata=\"{}\"", m.url_for(h).replace('"', "")));
+    }
+    if !matches!(e, AuthError::Missing | AuthError::Unavailable(_)) {
+        challenge.push_str(", error=\"invalid_token\"");
+    }
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
+/// Read the body up to the configured size, within the body timeout (slow clients), and
+/// refuse JSON nested deeper than allowed before anything parses it.
 pub(crate) async fn read_body(
     headers: &http::HeaderMap,
     incoming: Incoming,
-    limit: usize,
+    cfg: &HttpConfig,
 ) -> Result<Bytes, Response<Body>> {
+    let limit = cfg.max_body_bytes;
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -280,15 +378,43 @@ pub(crate) async fn read_body(
             return Err(too_large(limit));
         }
     }
-    match http_body_util::Limited::new(incoming, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large(limit)),
-        Err(e) => Err(error_response(
+    let collected = tokio::time::timeout(
+        cfg.body_timeout,
+        http_body_util::Limited::new(incoming, limit).collect(),
+    )
+    .await;
+    let bytes = match collected {
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(too_large(limit)),
+        Ok(Err(e)) => {
+            return Err(error_response(
+                StatusCode::BAD_REQUEST,
+                None,
+                &ErrorObject::invalid_request(format!("could not read request body: {e}")),
+            ))
+        }
+        Err(_) => {
+            return Err(error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                None,
+                &ErrorObject::invalid_request(format!(
+                    "request body not received within {} s (http.body_timeout_secs)",
+                    cfg.body_timeout.as_secs()
+                )),
+            ))
+        }
+    };
+    if waygate_protocol::jsonrpc::nesting_exceeds(&bytes, cfg.max_json_depth) {
+        return Err(error_response(
             StatusCode::BAD_REQUEST,
             None,
-            &ErrorObject::invalid_request(format!("could not read request body: {e}")),
-        )),
+            &ErrorObject::invalid_request(format!(
+                "JSON nested deeper than {} levels; raise http.max_json_depth to accept it",
+                cfg.max_json_depth
+            )),
+        ));
     }
+    Ok(bytes)
 }
 
 fn too_large(limit: usize) -> Response<Body> {

@@ -96,7 +96,7 @@ pub(super) async fn post(shared: Arc<Shared>, req: Request<Incoming>) -> Respons
     }
     let (parts, body) = req.into_parts();
     let caller = parts.extensions.get::<Caller>().cloned().unwrap_or_default();
-    let bytes = match read_body(&parts.headers, body, shared.cfg.max_body_bytes).await {
+    let bytes = match read_body(&parts.headers, body, &shared.cfg).await {
         Ok(b) => b,
         Err(r) => return r,
     };

@@ -1,4 +1,4 @@
-//! `waygate audit tail|verify`.
+//! `waygate audit tail|query|verify`.
 
 use super::CmdResult;
 use crate::cli::{AuditCommand, Global};
@@ -21,6 +21,55 @@ pub fn run(g: &Global, cmd: AuditCommand) -> CmdResult {
                 for r in &records[records.len().saturating_sub(n)..] {
                     println!("{r}");
                 }
+                Ok(())
+            }
+            AuditCommand::Query {
+                principal,
+                method,
+                target,
+                outcome,
+                since_ms,
+                limit,
+            } => {
+                let field =
+                    |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+                let matches = |v: &serde_json::Value| {
+                    let g = |pat: &Option<String>, k: &str| {
+                        pat.as_ref().is_none_or(|p| waygate_core::policy::glob(p, &field(v, k)))
+                    };
+                    g(&principal, "principal")
+                        && g(&method, "method")
+                        && g(&target, "target")
+                        && g(&outcome, "outcome")
+                        && since_ms.is_none_or(|s| v.get("ts_ms").and_then(|t| t.as_i64()).unwrap_or(0) >= s)
+                };
+                let (mut before, mut found) = (i64::MAX, 0usize);
+                'pages: loop {
+                    let page = store.audit_before(before, 2000).await?;
+                    let Some(last) = page.last() else { break };
+                    before = last.seq;
+                    for row in &page {
+                        // A row is one record or a segment (array) of records, oldest first.
+                        let records = match serde_json::from_str::<serde_json::Value>(&row.record) {
+                            Ok(serde_json::Value::Array(items)) => items,
+                            Ok(v) => vec![v],
+                            Err(_) => continue,
+                        };
+                        for v in records.iter().rev() {
+                            if since_ms.is_some_and(|s| v.get("ts_ms").and_then(|t| t.as_i64()).unwrap_or(0) < s) {
+                                break 'pages;
+                            }
+                            if matches(v) {
+                                println!("{v}");
+                                found += 1;
+                                if found >= limit {
+                                    break 'pages;
+                                }
+                            }
+                        }
+                    }
+                }
+                eprintln!("{found} record(s)");
                 Ok(())
             }
             AuditCommand::Verify => {

@@ -26,12 +26,19 @@ pub fn run(g: &Global, cmd: KeysCommand) -> CmdResult {
                     .filter(|s| !s.is_empty())
                     .collect();
                 for s in &scopes {
-                    if !["mcp", "admin"].contains(&s.as_str()) {
-                        return Err(format!("unknown scope {s:?}; expected mcp or admin").into());
+                    let ok = s.len() <= 64
+                        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+                    if !ok {
+                        return Err(format!(
+                            "invalid scope {s:?}; expected mcp, admin, or a role name of letters, digits, '-', '_', '.', ':'"
+                        )
+                        .into());
                     }
                 }
                 let expires = expires_in_days.map(|d| now_ms() + (d as i64) * 86_400_000);
                 let key = create(&store, &name, &scopes, expires).await?;
+                let id = key.split('_').nth(1).unwrap_or_default();
+                crate::audit_queue::record_admin(&store, "admin/keys.create", &format!("{id} {name} [{}]", scopes.join(","))).await;
                 println!("{key}");
                 eprintln!(
                     "created key for {name:?} (scopes: {}); it is shown only once",
@@ -64,6 +71,7 @@ pub fn run(g: &Global, cmd: KeysCommand) -> CmdResult {
                 if !store.revoke_key(&id).await? {
                     return Err(format!("no active key with id {id:?}; see `waygate keys list`").into());
                 }
+                crate::audit_queue::record_admin(&store, "admin/keys.revoke", &id).await;
                 println!("revoked {id}");
             }
             KeysCommand::Rotate { id } => {
@@ -75,6 +83,7 @@ pub fn run(g: &Global, cmd: KeysCommand) -> CmdResult {
                 let old = old.ok_or_else(|| format!("no active key with id {id:?}; see `waygate keys list`"))?;
                 let key = create(&store, &old.name, &old.scopes, old.expires_at).await?;
                 store.revoke_key(&id).await?;
+                crate::audit_queue::record_admin(&store, "admin/keys.rotate", &id).await;
                 println!("{key}");
                 eprintln!("rotated {id}: the old key is revoked, the new one is shown only once");
             }

@@ -8,6 +8,7 @@ mod import;
 mod keys;
 mod plugins;
 mod reload;
+pub(crate) mod secrets;
 mod serve;
 mod state;
 
@@ -26,6 +27,7 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Db { command } => db::run(&cli.global, command),
         Command::Import(args) => import::run(&cli.global, args),
         Command::Keys { command } => keys::run(&cli.global, command),
+        Command::Secrets { command } => secrets::run(&cli.global, command),
         Command::Audit { command } => audit::run(&cli.global, command),
         Command::Export { out } => state::export(&cli.global, out),
         Command::ImportState { file, dry_run } => state::import_state(&cli.global, file, dry_run),

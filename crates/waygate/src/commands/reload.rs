@@ -71,10 +71,11 @@ pub async fn watch(
     path: PathBuf,
     mut current: Layered,
     cli: CliPlugins,
-    registry: Arc<PluginRegistry>,
+    engine: Arc<waygate_core::Engine>,
     store: Store,
     stop: CancellationToken,
 ) {
+    let registry = engine.registry.clone();
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut tick = tokio::time::interval(Duration::from_secs(2));
@@ -132,11 +133,22 @@ pub async fn watch(
             }
         };
         apply_plugins(&registry, Some(&store), &names).await;
+        if current.cfg.policies != next.cfg.policies || current.cfg.authz != next.cfg.authz {
+            let policy = config::security::compile(&next.cfg.authz, &next.cfg.policies);
+            tracing::info!(
+                rules = policy.as_ref().map_or(0, |p| p.rule_count()),
+                "authorization policy applied"
+            );
+            engine.set_policy(policy);
+            engine.audit_admin("admin/policy.apply", &path.display().to_string(), "ok", None);
+        }
         let restart_needed: Vec<&str> = [
             ("server", current.cfg.server != next.cfg.server),
             ("http", current.cfg.http != next.cfg.http),
             ("mcp", current.cfg.mcp != next.cfg.mcp),
             ("store", current.cfg.store != next.cfg.store),
+            ("auth", current.cfg.auth != next.cfg.auth),
+            ("limits", current.cfg.limits != next.cfg.limits),
         ]
         .into_iter()
         .filter_map(|(s, changed)| changed.then_some(s))
@@ -150,6 +162,7 @@ pub async fn watch(
             }
         }
         tracing::info!(plugins = ?names, tools = registry.catalog().tool_count(), "configuration reloaded");
+        engine.audit_admin("admin/config.reload", &path.display().to_string(), "ok", None);
         current = next;
     }
 }

@@ -111,18 +111,11 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
     reload::apply_plugins(&registry, None, &names).await;
     let engine = Engine::new(ecfg, registry.clone());
     engine.start_background();
-    let rate = |per_second: f64, burst: Option<f64>| waygate_core::ratelimit::Rate {
-        per_second,
-        burst: burst.unwrap_or(per_second).max(1.0),
-    };
-    if !c.limits.tools.is_empty() {
-        engine.set_tool_limits(waygate_core::ratelimit::ToolLimits::new(
-            c.limits
-                .tools
-                .iter()
-                .map(|(t, r)| (t.clone(), rate(r.per_second, r.burst))),
-        ));
+    let shared = crate::security::shared_buckets(c).await?;
+    if let Some(t) = crate::security::tool_limits(c, shared.clone()) {
+        engine.set_tool_limits(t);
     }
+    engine.set_policy(config::security::compile(&c.authz, &c.policies));
     if !c.upstreams.is_empty() {
         tracing::warn!(
             count = c.upstreams.len(),
@@ -155,11 +148,20 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
         let local = listener.local_addr()?;
         let mut hcfg = HttpConfig::for_addr(local);
         hcfg.ready = ready.clone();
-        hcfg.auth = api_keys.clone();
-        hcfg.rate = c
-            .limits
-            .requests_per_second
-            .map(|r| Arc::new(waygate_core::ratelimit::Limiter::new(rate(r, c.limits.burst))));
+        if let Some(keys) = api_keys.clone() {
+            let (auth, meta) = crate::security::authenticator(keys, c).await?;
+            hcfg.auth = Some(auth);
+            hcfg.resource_metadata = meta;
+        }
+        hcfg.rate = crate::security::caller_limiter(c, shared.as_ref());
+        hcfg.max_json_depth = c.http.max_json_depth.unwrap_or(hcfg.max_json_depth);
+        hcfg.max_headers = c.http.max_headers.unwrap_or(hcfg.max_headers);
+        if let Some(t) = c.http.header_timeout_secs {
+            hcfg.header_timeout = Duration::from_secs(t.max(1));
+        }
+        if let Some(t) = c.http.body_timeout_secs {
+            hcfg.body_timeout = Duration::from_secs(t.max(1));
+        }
         hcfg.origins.allowed_hosts = c.http.allowed_hosts.clone();
         hcfg.origins.allowed_origins = c.http.allowed_origins.clone();
         if let Some(m) = c.http.max_body_bytes {
@@ -229,6 +231,7 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
         crate::audit_queue::AuditQueue::start(store.clone(), l.cfg.audit.queue_capacity.unwrap_or(10_000));
     if audit_on {
         engine.set_audit(audit.clone());
+        engine.set_audit_arguments(l.cfg.audit.log_arguments.clone());
     } else {
         tracing::warn!("audit trail disabled: tool calls are not recorded");
     }
@@ -263,7 +266,7 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
             path,
             l.clone(),
             extra,
-            registry.clone(),
+            engine.clone(),
             store.clone(),
             shutdown.clone(),
         ));

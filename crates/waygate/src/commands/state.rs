@@ -4,12 +4,7 @@
 
 use std::path::PathBuf;
 
-use aes_gcm::aead::{Aead, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce};
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use super::CmdResult;
 use crate::cli::Global;
@@ -17,31 +12,9 @@ use crate::cli::Global;
 const FORMAT: &str = "waygate-state";
 const AAD: &[u8] = b"waygate-state-v1";
 
-fn cipher() -> Result<Aes256Gcm, String> {
-    let secret = std::env::var("WAYGATE_SECRET_KEY")
-        .map_err(|_| "set WAYGATE_SECRET_KEY (16+ characters) to encrypt or decrypt the secrets of an export")?;
-    if secret.len() < 16 {
-        return Err(format!(
-            "WAYGATE_SECRET_KEY has {} characters; expected at least 16",
-            secret.len()
-        ));
-    }
-    let key = Sha256::digest(secret.as_bytes());
-    Aes256Gcm::new_from_slice(&key).map_err(|e| e.to_string())
-}
-
 fn seal(plain: &[u8]) -> Result<Value, String> {
-    let mut nonce = [0u8; 12];
-    getrandom::getrandom(&mut nonce).map_err(|e| format!("no randomness: {e}"))?;
-    let ct = cipher()?
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            aes_gcm::aead::Payload { msg: plain, aad: AAD },
-        )
-        .map_err(|_| "encryption failed")?;
-    Ok(
-        json!({ "alg": "AES-256-GCM", "kdf": "SHA-256(WAYGATE_SECRET_KEY)", "nonce": B64.encode(nonce), "ciphertext": B64.encode(ct) }),
-    )
+    let (nonce, ct) = crate::sealing::seal(plain, AAD)?;
+    Ok(json!({ "alg": "AES-256-GCM", "kdf": "SHA-256(WAYGATE_SECRET_KEY)", "nonce": nonce, "ciphertext": ct }))
 }
 
 fn open(sealed: &Value) -> Result<Vec<u8>, String> {
@@ -51,16 +24,8 @@ fn open(sealed: &Value) -> Result<Vec<u8>, String> {
             .and_then(Value::as_str)
             .ok_or_else(|| format!("secrets.{k} missing"))
     };
-    let nonce = B64.decode(field("nonce")?).map_err(|_| "secrets.nonce is not base64")?;
-    let ct = B64
-        .decode(field("ciphertext")?)
-        .map_err(|_| "secrets.ciphertext is not base64")?;
-    if nonce.len() != 12 {
-        return Err("secrets.nonce must be 12 bytes".into());
-    }
-    cipher()?
-        .decrypt(Nonce::from_slice(&nonce), aes_gcm::aead::Payload { msg: &ct, aad: AAD })
-        .map_err(|_| "cannot decrypt the secrets: wrong WAYGATE_SECRET_KEY or a modified file".into())
+    crate::sealing::open(field("nonce")?, field("ciphertext")?, AAD)
+        .map_err(|e| format!("cannot decrypt the secrets of the export: {e}"))
 }
 
 pub fn export(g: &Global, out: Option<PathBuf>) -> CmdResult {

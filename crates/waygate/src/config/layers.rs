@@ -277,10 +277,16 @@ pub(crate) fn expand(key: &str, s: &str) -> Result<String, ConfigError> {
             "file" => std::fs::read_to_string(arg)
                 .map(|v| v.trim_end_matches(['\n', '\r']).to_string())
                 .map_err(|e| bad_ref(key, &format!("cannot read {arg}: {e}")))?,
+            "secret" => {
+                return Err(bad_ref(
+                    key,
+                    "${secret:NAME} comes from the encrypted credential store and is only resolved for upstream env and headers, when the upstream starts",
+                ))
+            }
             other => {
                 return Err(bad_ref(
                     key,
-                    &format!("unknown reference kind {other:?}; expected env or file"),
+                    &format!("unknown reference kind {other:?}; expected env, file or secret"),
                 ))
             }
         };

@@ -5,6 +5,7 @@
 //! variable), the key, and what was expected; unknown keys are refused with a hint.
 
 mod layers;
+pub mod security;
 pub mod upgrade;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use layers::{Layered, Source};
+pub use security::{AuthSection, AuthzSection, PolicyRule};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -47,6 +49,12 @@ pub struct FileConfig {
     pub store: StoreSection,
     pub audit: AuditSection,
     pub limits: LimitsSection,
+    pub auth: AuthSection,
+    pub authz: AuthzSection,
+    /// Authorization rules, evaluated deny-overrides (see `waygate_core::policy`).
+    pub policies: Vec<PolicyRule>,
+    /// What outbound connections (remote upstreams, HTTP tools) may reach (SSRF guard).
+    pub outbound: OutboundSection,
     /// Upstream MCP servers federated behind this gateway (imported or written by hand).
     pub upstreams: Vec<Upstream>,
 }
@@ -60,13 +68,66 @@ pub struct LimitsSection {
     pub burst: Option<f64>,
     /// Per caller × tool; the key `*` applies to every tool without its own entry.
     pub tools: BTreeMap<String, ToolRate>,
+    /// `redis://…`: share the buckets with every replica using the same Redis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+}
+
+/// Limits of one tool (or `*`).
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolRate {
+    /// Calls per second per caller × tool; unset = no per-tool quota.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_second: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst: Option<f64>,
+    /// Operations one call costs in the caller's overall bucket (default 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<f64>,
+    /// Calls of this tool running at once, across callers; more get an `isError` result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<usize>,
+    /// A call running longer is cancelled and answered with an `isError` result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Results larger than this (serialized bytes) are cut, with a marker naming the size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_response_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ToolRate {
-    pub per_second: f64,
-    pub burst: Option<f64>,
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundSection {
+    /// Loopback addresses (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_loopback: Option<bool>,
+    /// RFC 1918, unique-local and carrier-grade NAT ranges (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_private: Option<bool>,
+    /// Link-local addresses, where cloud metadata services live (default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_link_local: Option<bool>,
+    /// Further refused networks, e.g. `["10.20.0.0/16"]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deny_cidrs: Vec<String>,
+}
+
+impl OutboundSection {
+    /// The runtime guard; invalid CIDRs are caught by validation first and skipped here.
+    pub fn guard(&self) -> waygate_security::Guard {
+        let d = waygate_security::Guard::default();
+        waygate_security::Guard {
+            allow_loopback: self.allow_loopback.unwrap_or(d.allow_loopback),
+            allow_private: self.allow_private.unwrap_or(d.allow_private),
+            allow_link_local: self.allow_link_local.unwrap_or(d.allow_link_local),
+            deny: self
+                .deny_cidrs
+                .iter()
+                .filter_map(|c| waygate_security::ssrf::parse_cidr(c))
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
@@ -76,6 +137,10 @@ pub struct AuditSection {
     pub enabled: Option<bool>,
     /// Records that may wait for the database before new ones are dropped (default 10000).
     pub queue_capacity: Option<usize>,
+    /// Tools (globs) whose arguments are stored in audit rows, secrets redacted; others get
+    /// only the SHA-256 of their arguments.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub log_arguments: Vec<String>,
 }
 
 /// How to reach one upstream MCP server.
@@ -101,6 +166,10 @@ pub struct Upstream {
     pub enabled: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_secs: Option<u64>,
+    /// Client request headers forwarded to this upstream. Nothing is forwarded unless named
+    /// here — a client's `Authorization` only with `passthrough_headers = ["authorization"]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub passthrough_headers: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
@@ -118,6 +187,18 @@ pub struct HttpSection {
     pub allowed_hosts: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub keepalive_secs: Option<u64>,
+    /// Deepest JSON nesting accepted in a request (default 64).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_json_depth: Option<usize>,
+    /// Most request headers accepted (default 64); more get 431.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_headers: Option<usize>,
+    /// Seconds a client may take to send its request headers (default 10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds a client may take to send its request body (default 30).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
@@ -148,7 +229,7 @@ pub struct StoreSection {
 }
 
 /// Keys whose values are secrets: redacted in every output.
-pub const SECRET_KEYS: [&str; 2] = ["mcp.state_key", "store.url"];
+pub const SECRET_KEYS: [&str; 3] = ["mcp.state_key", "store.url", "limits.redis_url"];
 
 impl FileConfig {
     /// Check values that parse but make no sense. `origin` names the file or env var.
@@ -203,13 +284,47 @@ impl FileConfig {
             }
         }
         for (tool, r) in &self.limits.tools {
-            if !(r.per_second > 0.0 && r.per_second.is_finite()) {
+            for (k, v) in [("per_second", r.per_second), ("burst", r.burst), ("cost", r.cost)] {
+                if let Some(v) = v.filter(|v| !(*v > 0.0 && v.is_finite())) {
+                    return Err(err(
+                        &format!("limits.tools.{tool}.{k}"),
+                        format!("got {v}, expected a positive number"),
+                    ));
+                }
+            }
+            if r.max_concurrent == Some(0) || r.timeout_ms == Some(0) || r.max_response_bytes.is_some_and(|m| m < 256) {
                 return Err(err(
-                    &format!("limits.tools.{tool}.per_second"),
-                    format!("got {}, expected a positive number", r.per_second),
+                    &format!("limits.tools.{tool}"),
+                    "max_concurrent and timeout_ms must be at least 1, max_response_bytes at least 256".into(),
                 ));
             }
         }
+        if let Some(u) = &self.limits.redis_url {
+            if !(u.starts_with("redis://") || u.starts_with("rediss://") || u.starts_with("redis+unix://")) {
+                return Err(err(
+                    "limits.redis_url",
+                    "expected redis://[:PASSWORD@]HOST:PORT[/DB] or rediss://…".into(),
+                ));
+            }
+        }
+        for (k, v) in [
+            ("http.max_json_depth", self.http.max_json_depth),
+            ("http.max_headers", self.http.max_headers),
+        ] {
+            if v == Some(0) {
+                return Err(err(k, "got 0, expected at least 1".into()));
+            }
+        }
+        security::validate(&self.auth, &self.authz, &self.policies, &err)?;
+        for (i, c) in self.outbound.deny_cidrs.iter().enumerate() {
+            if waygate_security::ssrf::parse_cidr(c).is_none() {
+                return Err(err(
+                    &format!("outbound.deny_cidrs[{i}]"),
+                    format!("got {c:?}, expected a network like 10.0.0.0/8 or fd00::/8"),
+                ));
+            }
+        }
+        let guard = self.outbound.guard();
         let mut seen = std::collections::HashSet::new();
         for (i, u) in self.upstreams.iter().enumerate() {
             let key = format!("upstreams[{i}]");
@@ -218,6 +333,19 @@ impl FileConfig {
                     &format!("{key}.name"),
                     format!("got {:?}, expected letters, digits, '-', '_' or '.'", u.name),
                 ));
+            }
+            if let Some(url) = u.url.as_deref().filter(|x| !x.contains("${")) {
+                if let Err(e) = guard.check_url(url) {
+                    return Err(err(&format!("{key}.url"), e.to_string()));
+                }
+            }
+            for h in &u.passthrough_headers {
+                if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                    return Err(err(
+                        &format!("{key}.passthrough_headers"),
+                        format!("got {h:?}, expected an HTTP header name"),
+                    ));
+                }
             }
             if !seen.insert(u.name.clone()) {
                 return Err(err(
@@ -268,7 +396,15 @@ impl FileConfig {
     /// Every leaf as `dotted.key = value` (secrets redacted), for `config show`.
     pub fn flatten(&self) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
-        if let Ok(v) = toml::Value::try_from(self) {
+        let mut shown = self.clone();
+        if let Some(j) = shown.auth.jwt.as_mut() {
+            for k in &mut j.keys {
+                if k.secret.is_some() {
+                    k.secret = Some("<redacted>".into());
+                }
+            }
+        }
+        if let Ok(v) = toml::Value::try_from(&shown) {
             flatten_into("", &v, &mut out);
         }
         for k in SECRET_KEYS {

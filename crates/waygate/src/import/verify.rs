@@ -11,7 +11,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use crate::config::Upstream;
 
 /// Outcome per upstream: tool names, or why it failed.
-pub async fn verify(u: &Upstream, timeout: Duration) -> Result<Vec<String>, String> {
+pub async fn verify(
+    u: &Upstream,
+    timeout: Duration,
+    store: Option<&waygate_store::Store>,
+) -> Result<Vec<String>, String> {
     if u.transport != "stdio" {
         return Err(format!("{} upstreams are not verified by this build", u.transport));
     }
@@ -23,7 +27,11 @@ pub async fn verify(u: &Upstream, timeout: Duration) -> Result<Vec<String>, Stri
         .stderr(Stdio::null())
         .kill_on_drop(true);
     for (k, v) in &u.env {
-        let v = crate::config::expand_refs(&format!("upstreams.{}.env.{k}", u.name), v).map_err(|e| e.to_string())?;
+        let v = match store {
+            Some(s) if v.contains("${secret:") => crate::commands::secrets::resolve(s, v).await?,
+            _ => v.clone(),
+        };
+        let v = crate::config::expand_refs(&format!("upstreams.{}.env.{k}", u.name), &v).map_err(|e| e.to_string())?;
         cmd.env(k, v);
     }
     if let Some(d) = &u.cwd {

@@ -1,7 +1,7 @@
 //! API-key authentication of the real binary: on by default, first admin key printed once,
 //! Bearer and X-API-Key, scopes, revocation by another process taking effect at once.
 
-mod common;
+use super::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -111,4 +111,27 @@ fn no_auth_is_refused_off_loopback() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+}
+
+#[test]
+fn operational_endpoints_need_their_own_scope() {
+    let d = TempDir::new("auth-scopes");
+    let (s, _admin) = Server::start_with_auth(&d.0);
+    let (ok, mcp_key, _) = keys(&d, &["create", "client", "--scopes", "mcp"]);
+    assert!(ok);
+    let (ok, scraper, _) = keys(&d, &["create", "prometheus", "--scopes", "metrics"]);
+    assert!(ok);
+    let end = Instant::now() + Duration::from_secs(5);
+    while call(&s, &[("x-api-key", &mcp_key)]).status != 200 {
+        assert!(Instant::now() < end, "key never accepted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = s.request("GET", "/metrics", &[("x-api-key", &mcp_key)], b"");
+    assert_eq!(r.status, 403);
+    assert!(r.header("www-authenticate").unwrap().contains("scope=\"metrics\""));
+    let r = s.request("GET", "/metrics", &[("x-api-key", &scraper)], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("waygate_requests_total"));
+    let r = call(&s, &[("x-api-key", &scraper)]);
+    assert_eq!(r.status, 403, "a scraper key cannot call tools");
 }

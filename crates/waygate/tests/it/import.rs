@@ -1,7 +1,7 @@
 //! `waygate import` against real files in each supported format, including `--verify`
 //! starting a real stdio MCP server (Waygate itself) and listing its tools.
 
-mod common;
+use super::common;
 
 use common::{bin, TempDir};
 
@@ -166,4 +166,51 @@ fn verify_starts_the_upstream_and_lists_tools() {
     assert!(out.contains("verify self: ok") && out.contains("echo"), "{out}");
     assert!(out.contains("verify broken: FAILED"), "{out}");
     assert!(!d.0.join("waygate.toml").exists());
+}
+
+#[test]
+fn encrypted_secrets_are_sealed_listed_by_name_and_resolved_for_upstreams() {
+    let d = TempDir::new("secrets");
+    let dd = d.0.to_str().unwrap();
+    let key = [("WAYGATE_SECRET_KEY", "a long operator secret 123")];
+    let value = "s3cret-value-that-must-not-leak";
+    let (ok, _, err) = common::cli_env(
+        &["secrets", "set", "tok", "--data-dir", dd],
+        &key,
+        Some(&format!("{value}\n")),
+    );
+    assert!(ok, "{err}");
+    let (ok, out, _) = common::cli_env(&["secrets", "list", "--data-dir", dd], &key, None);
+    assert!(ok && out.starts_with("tok\t") && !out.contains(value), "{out}");
+    let db = std::fs::read(d.0.join("waygate.db")).unwrap();
+    let wal = std::fs::read(d.0.join("waygate.db-wal")).unwrap_or_default();
+    let needle = value.as_bytes();
+    for bytes in [&db, &wal] {
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "plaintext in the database file"
+        );
+    }
+    // An upstream whose env uses ${secret:tok}: it only starts when the value arrives intact.
+    let data = d.0.join("upstream-data");
+    let script = format!(
+        "test \"$TOKEN\" = {value} && exec {} serve --stdio --data-dir {}",
+        bin(),
+        data.display()
+    );
+    let cfg = serde_json::json!({"mcpServers": {"guarded": {"command": "sh", "args": ["-c", script], "env": {"TOKEN": "${secret:tok}"}}}});
+    let f = file(&d, "claude.json", &cfg.to_string());
+    let (ok, out, err) = common::cli_env(&["import", &f, "--verify", "--dry-run", "--data-dir", dd], &key, None);
+    assert!(ok && out.contains("verify guarded: ok"), "{out}{err}");
+    // The wrong key cannot open it, and says so.
+    let wrong = [("WAYGATE_SECRET_KEY", "another secret entirely")];
+    let (_, out, _) = common::cli_env(&["import", &f, "--verify", "--dry-run", "--data-dir", dd], &wrong, None);
+    assert!(
+        out.contains("verify guarded: FAILED: cannot decrypt secret \"tok\""),
+        "{out}"
+    );
+    let (ok, _, _) = common::cli_env(&["secrets", "rm", "tok", "--data-dir", dd], &key, None);
+    assert!(ok);
+    let (_, out, _) = common::cli_env(&["secrets", "list", "--data-dir", dd], &key, None);
+    assert!(out.trim().is_empty());
 }

@@ -1,28 +1,15 @@
-//! API-key authentication. Keys look like `wg_<id>_<secret>`; only the SHA-256 of the whole
-//! key is kept (keys carry 160 random bits, so a fast hash is enough), compared in constant
-//! time. The key table is held in memory and replaced wholesale by whoever watches the
-//! store, so a revocation written by another process takes effect within one refresh.
+//! API keys. Keys look like `wg_<id>_<secret>`; only the SHA-256 of the whole key is kept
+//! (keys carry 160 random bits, so a fast hash is enough), compared in constant time. The
+//! key table is held in memory and replaced wholesale by whoever watches the store, so a
+//! revocation written by another process takes effect within one refresh.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
 
+use super::{AuthError, Method, Principal};
 use crate::util::{random_hex, unix_now};
-
-/// Who is calling, after authentication.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub key_id: String,
-    pub name: String,
-    pub scopes: Vec<String>,
-}
-
-impl Principal {
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == scope || s == "admin")
-    }
-}
 
 /// One stored key, as the store returns it.
 #[derive(Debug, Clone)]
@@ -35,19 +22,6 @@ pub struct KeyRecord {
     /// Unix seconds; `None` never expires.
     pub expires_at: Option<u64>,
     pub revoked: bool,
-}
-
-/// Why a request was not authenticated. Messages never echo the presented key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
-    #[error("authentication required: send Authorization: Bearer <api key> or X-API-Key")]
-    Missing,
-    #[error("invalid API key")]
-    Invalid,
-    #[error("API key has expired")]
-    Expired,
-    #[error("API key has been revoked")]
-    Revoked,
 }
 
 /// A freshly minted key: the secret is shown once and never stored.
@@ -76,7 +50,7 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 /// The in-memory key table.
 #[derive(Default, Clone)]
 pub struct ApiKeys {
-    keys: Arc<RwLock<HashMap<String, KeyRecord>>>,
+    keys: Arc<RwLock<HashMap<String, (KeyRecord, Arc<Principal>)>>>,
 }
 
 impl std::fmt::Debug for ApiKeys {
@@ -87,7 +61,19 @@ impl std::fmt::Debug for ApiKeys {
 
 impl ApiKeys {
     pub fn replace(&self, records: Vec<KeyRecord>) {
-        let map = records.into_iter().map(|r| (r.id.clone(), r)).collect();
+        let map = records
+            .into_iter()
+            .map(|r| {
+                let p = Principal::new(
+                    r.id.clone(),
+                    r.name.clone(),
+                    r.scopes.clone(),
+                    r.scopes.clone(),
+                    Method::ApiKey,
+                );
+                (r.id.clone(), (r, Arc::new(p)))
+            })
+            .collect();
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = map;
     }
 
@@ -100,14 +86,14 @@ impl ApiKeys {
     }
 
     /// Check a presented key.
-    pub fn verify(&self, presented: &str) -> Result<Principal, AuthError> {
+    pub fn verify(&self, presented: &str) -> Result<Arc<Principal>, AuthError> {
         let id = presented
             .strip_prefix("wg_")
             .and_then(|r| r.split_once('_'))
             .map(|(id, _)| id)
             .ok_or(AuthError::Invalid)?;
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-        let rec = keys.get(id).ok_or(AuthError::Invalid)?;
+        let (rec, principal) = keys.get(id).ok_or(AuthError::Invalid)?;
         if !ct_eq(hash_key(presented).as_bytes(), rec.hash.as_bytes()) {
             return Err(AuthError::Invalid);
         }
@@ -117,27 +103,7 @@ impl ApiKeys {
         if rec.expires_at.is_some_and(|e| e <= unix_now()) {
             return Err(AuthError::Expired);
         }
-        Ok(Principal {
-            key_id: rec.id.clone(),
-            name: rec.name.clone(),
-            scopes: rec.scopes.clone(),
-        })
-    }
-
-    /// Authenticate from request headers (`Authorization: Bearer …` or `X-API-Key`).
-    pub fn authenticate(&self, authorization: Option<&str>, x_api_key: Option<&str>) -> Result<Principal, AuthError> {
-        let presented = match (authorization, x_api_key) {
-            (Some(a), _) => {
-                let (scheme, token) = a.trim().split_once(' ').ok_or(AuthError::Invalid)?;
-                if !scheme.eq_ignore_ascii_case("bearer") {
-                    return Err(AuthError::Invalid);
-                }
-                token.trim()
-            }
-            (None, Some(k)) => k.trim(),
-            (None, None) => return Err(AuthError::Missing),
-        };
-        self.verify(presented)
+        Ok(principal.clone())
     }
 }
 
@@ -163,16 +129,7 @@ mod tests {
         let k = generate_key();
         let t = table(&k, false, None);
         assert_eq!(t.verify(&k.key).unwrap().scopes, vec!["mcp"]);
-        assert_eq!(
-            t.authenticate(Some(&format!("Bearer {}", k.key)), None).unwrap().key_id,
-            k.id
-        );
-        assert!(t.authenticate(None, Some(&k.key)).is_ok());
-        assert_eq!(t.authenticate(None, None), Err(AuthError::Missing));
-        assert_eq!(
-            t.authenticate(Some(&format!("Basic {}", k.key)), None),
-            Err(AuthError::Invalid)
-        );
+        assert_eq!(t.verify(&k.key).unwrap().id, k.id);
         let mut forged = k.key.clone();
         let last = forged.pop();
         forged.push(if last == Some('0') { '1' } else { '0' });

@@ -49,11 +49,23 @@ pub fn bin() -> &'static str {
 
 /// Run a `waygate` subcommand to completion: (success, stdout, stderr).
 pub fn cli(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(bin())
-        .args(args)
+    cli_env(args, &[], None)
+}
+
+/// [`cli`] with extra environment variables and optional standard input.
+pub fn cli_env(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> (bool, String, String) {
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
         .env_remove("WAYGATE_DATABASE_URL")
-        .output()
-        .expect("run waygate");
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run waygate");
+    if let Some(mut i) = child.stdin.take() {
+        let _ = i.write_all(stdin.unwrap_or("").as_bytes());
+    }
+    let out = child.wait_with_output().expect("run waygate");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -1,6 +1,6 @@
 //! MCP over stdio against the real binary: both eras, cancellation, clean shutdown.
 
-mod common;
+use super::common;
 
 use common::{Stdio_, MODERN};
 use serde_json::json;

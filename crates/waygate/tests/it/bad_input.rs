@@ -1,7 +1,7 @@
 //! Hostile and malformed input: every case gets the right status and JSON-RPC error
 //! with a message naming the problem, and the server keeps serving.
 
-mod common;
+use super::common;
 
 use common::{Server, MODERN};
 use serde_json::{json, Value};

@@ -1,6 +1,6 @@
 //! Both eras over Streamable HTTP against the real binary.
 
-mod common;
+use super::common;
 
 use common::{Server, Stream, MODERN};
 use serde_json::{json, Value};

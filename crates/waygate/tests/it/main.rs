@@ -1,0 +1,18 @@
+//! Black-box tests against the real `waygate` binary, in one test executable (one link of
+//! the release build instead of one per file). `store_down` stays apart: it pauses the
+//! shared PostgreSQL server, which the tests here must not see.
+
+mod common;
+
+mod audit;
+mod auth;
+mod authz;
+mod bad_input;
+mod config_and_store;
+mod hostile;
+mod http_eras;
+mod import;
+mod jwt;
+mod limits;
+mod redis_limits;
+mod stdio;
