@@ -47,13 +47,16 @@ struct Keys {
     fetched_at: Option<Instant>,
 }
 
+/// SHA-256 of a verified token → its principal and `exp`.
+type VerifiedCache = HashMap<[u8; 32], (Arc<Principal>, u64)>;
+
 pub struct JwtVerifier {
     cfg: JwtSettings,
     keys: RwLock<Keys>,
     /// One JWKS fetch at a time; a burst of unknown-kid tokens waits for it.
     refresh: tokio::sync::Mutex<()>,
     client: reqwest::Client,
-    verified: RwLock<HashMap<[u8; 32], (Arc<Principal>, u64)>>,
+    verified: RwLock<VerifiedCache>,
 }
 
 const MAX_JWKS_BYTES: usize = 1 << 20;

@@ -75,6 +75,9 @@ pub enum Command {
         #[command(subcommand)]
         command: SecretsCommand,
     },
+    /// Check configuration, store, listen address, plugins, upstreams, issuer keys, Redis
+    /// and the clock; print a table with a fix for each problem; exit 1 if anything failed.
+    Doctor,
     /// Manage API keys (shown once at creation; only hashes are stored).
     Keys {
         #[command(subcommand)]

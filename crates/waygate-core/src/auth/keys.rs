@@ -47,10 +47,13 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Key id → the stored record and the principal it authenticates (built once per load).
+type KeyTable = HashMap<String, (KeyRecord, Arc<Principal>)>;
+
 /// The in-memory key table.
 #[derive(Default, Clone)]
 pub struct ApiKeys {
-    keys: Arc<RwLock<HashMap<String, (KeyRecord, Arc<Principal>)>>>,
+    keys: Arc<RwLock<KeyTable>>,
 }
 
 impl std::fmt::Debug for ApiKeys {

@@ -4,6 +4,7 @@
 mod audit;
 mod config_cmd;
 mod db;
+mod doctor;
 mod import;
 mod keys;
 mod plugins;
@@ -27,6 +28,7 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Db { command } => db::run(&cli.global, command),
         Command::Import(args) => import::run(&cli.global, args),
         Command::Keys { command } => keys::run(&cli.global, command),
+        Command::Doctor => doctor::run(&cli.global),
         Command::Secrets { command } => secrets::run(&cli.global, command),
         Command::Audit { command } => audit::run(&cli.global, command),
         Command::Export { out } => state::export(&cli.global, out),

@@ -9,6 +9,7 @@ mod auth;
 mod authz;
 mod bad_input;
 mod config_and_store;
+mod doctor;
 mod hostile;
 mod http_eras;
 mod import;

@@ -1,0 +1,332 @@
+//! `waygate doctor`: what an operator runs first when something is wrong. Every check
+//! prints one row — what was checked, ok/warn/FAIL, what was found, and how to fix it — and
+//! the exit status is 1 when anything failed.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::CmdResult;
+use crate::cli::Global;
+use crate::config::{self, Layered};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+struct Row {
+    check: String,
+    status: Status,
+    detail: String,
+    fix: String,
+}
+
+#[derive(Default)]
+struct Report(Vec<Row>);
+
+impl Report {
+    fn add(&mut self, check: impl Into<String>, status: Status, detail: impl Into<String>, fix: impl Into<String>) {
+        self.0.push(Row {
+            check: check.into(),
+            status,
+            detail: detail.into(),
+            fix: fix.into(),
+        });
+    }
+
+    fn print(&self) -> bool {
+        let w = self.0.iter().map(|r| r.check.len()).max().unwrap_or(5).max(5);
+        println!("{:<w$}  {:<6}  DETAIL", "CHECK", "STATUS");
+        for r in &self.0 {
+            let s = match r.status {
+                Status::Ok => "ok",
+                Status::Warn => "warn",
+                Status::Fail => "FAIL",
+            };
+            println!("{:<w$}  {s:<6}  {}", r.check, r.detail);
+            if r.status != Status::Ok && !r.fix.is_empty() {
+                println!("{:<w$}  {:<6}  fix: {}", "", "", r.fix);
+            }
+        }
+        let failed = self.0.iter().filter(|r| r.status == Status::Fail).count();
+        println!(
+            "\n{} check(s): {} ok, {} warning(s), {failed} failed",
+            self.0.len(),
+            self.0.iter().filter(|r| r.status == Status::Ok).count(),
+            self.0.iter().filter(|r| r.status == Status::Warn).count()
+        );
+        failed == 0
+    }
+}
+
+pub fn run(g: &Global) -> CmdResult {
+    let mut rep = Report::default();
+    let dir = super::data_dir(g);
+    let l = match super::load_config(g) {
+        Ok(l) => {
+            let origin = l
+                .path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "built-in defaults (no file)".into());
+            rep.add("config", Status::Ok, format!("valid: {origin}"), "");
+            Some(l)
+        }
+        Err(e) => {
+            rep.add(
+                "config",
+                Status::Fail,
+                e.to_string(),
+                "edit the named key; `waygate config validate FILE` re-checks it",
+            );
+            None
+        }
+    };
+    let rt = super::runtime()?;
+    if let Some(l) = &l {
+        rt.block_on(checks(g, l, &dir, &mut rep));
+    }
+    clock(&mut rep);
+    if rep.print() {
+        Ok(())
+    } else {
+        Err("doctor found problems (see the FAIL rows above)".into())
+    }
+}
+
+async fn checks(g: &Global, l: &Layered, dir: &std::path::Path, rep: &mut Report) {
+    let c = &l.cfg;
+    // Store: reachable, migrated.
+    let url = super::store_url(g, l);
+    let shown = waygate_store::redact_url(&url);
+    let started = Instant::now();
+    match tokio::time::timeout(Duration::from_secs(10), waygate_store::Store::open(&url)).await {
+        Ok(Ok(store)) => {
+            let ms = started.elapsed().as_millis();
+            match store.status().await {
+                Ok(st) => {
+                    let pending = st.iter().filter(|m| !m.applied).count();
+                    if pending == 0 {
+                        rep.add(
+                            "store",
+                            Status::Ok,
+                            format!("{shown}: reachable in {ms} ms, schema up to date"),
+                            "",
+                        );
+                    } else {
+                        rep.add(
+                            "store",
+                            Status::Warn,
+                            format!("{shown}: reachable, {pending} migration(s) pending"),
+                            "`waygate db migrate` (serve also applies them at start)",
+                        );
+                    }
+                }
+                Err(e) => rep.add(
+                    "store",
+                    Status::Fail,
+                    format!("{shown}: {e}"),
+                    "check the database user's rights",
+                ),
+            }
+            store.close().await;
+        }
+        Ok(Err(e)) => rep.add(
+            "store",
+            Status::Fail,
+            format!("{shown}: {e}"),
+            "start the database or fix store.url / --database-url / WAYGATE_DATABASE_URL",
+        ),
+        Err(_) => rep.add(
+            "store",
+            Status::Fail,
+            format!("{shown}: no answer within 10 s"),
+            "check the database host, port and firewall",
+        ),
+    }
+    // Data directory writable (SQLite, state key).
+    let probe = dir.join(".doctor-probe");
+    match std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&probe, b"x")) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&probe);
+            rep.add("data dir", Status::Ok, format!("{} writable", dir.display()), "");
+        }
+        Err(e) => rep.add(
+            "data dir",
+            Status::Fail,
+            format!("{}: {e}", dir.display()),
+            "create it or give the service user write access (--data-dir / WAYGATE_DATA_DIR)",
+        ),
+    }
+    // Listen address.
+    let addr = c.server.listen.unwrap_or_else(|| {
+        config::DEFAULT_LISTEN
+            .parse()
+            .unwrap_or_else(|_| unreachable!("valid constant"))
+    });
+    match std::net::TcpListener::bind(addr) {
+        Ok(_) => rep.add("listen", Status::Ok, format!("{addr} is free"), ""),
+        Err(e) => rep.add(
+            "listen",
+            Status::Warn,
+            format!("{addr}: {e} (fine if this is the running server)"),
+            "stop the other process or set server.listen / --listen",
+        ),
+    }
+    // Plugins: load and initialize each one in a scratch registry.
+    let names = match super::reload::wanted_plugins(c, &super::reload::CliPlugins::default()) {
+        Ok(n) => n,
+        Err(e) => {
+            rep.add("plugins", Status::Fail, e, "fix plugins.enabled");
+            vec![]
+        }
+    };
+    for n in names {
+        let reg = waygate_core::PluginRegistry::new(waygate_core::Events::new(), 100);
+        let t = Instant::now();
+        let Some(p) = waygate_plugins::builtin(&n) else {
+            continue;
+        };
+        match reg.load(p, serde_json::json!({})).await {
+            Ok(()) => rep.add(
+                format!("plugin {n}"),
+                Status::Ok,
+                format!(
+                    "initialized in {} ms, {} tool(s)",
+                    t.elapsed().as_millis(),
+                    reg.catalog().tool_count()
+                ),
+                "",
+            ),
+            Err(e) => rep.add(
+                format!("plugin {n}"),
+                Status::Fail,
+                e.to_string(),
+                "see the plugin's settings",
+            ),
+        }
+        reg.shutdown_all().await;
+    }
+    // Upstreams: start or connect, list tools, time it.
+    let guard = c.outbound.guard();
+    for u in &c.upstreams {
+        let check = format!("upstream {}", u.name);
+        if u.enabled == Some(false) {
+            rep.add(check, Status::Ok, "disabled", "");
+            continue;
+        }
+        let t = Instant::now();
+        if u.transport == "stdio" {
+            match crate::import::verify::verify(u, Duration::from_secs(20), None).await {
+                Ok(tools) => rep.add(
+                    check,
+                    Status::Ok,
+                    format!("started in {} ms, {} tool(s)", t.elapsed().as_millis(), tools.len()),
+                    "",
+                ),
+                Err(e) => rep.add(
+                    check,
+                    Status::Fail,
+                    e,
+                    "run the command by hand; check command, args, env and cwd",
+                ),
+            }
+            continue;
+        }
+        let url = u.url.clone().unwrap_or_default();
+        let reached = async {
+            guard.check_url(&url).map_err(|e| e.to_string())?;
+            let parsed = reqwest_url(&url)?;
+            let addrs = guard.resolve(&parsed.0, parsed.1).await.map_err(|e| e.to_string())?;
+            tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(&addrs[..]))
+                .await
+                .map_err(|_| "no answer within 5 s".to_string())?
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(())
+        };
+        match reached.await {
+            Ok(()) => rep.add(
+                check,
+                Status::Ok,
+                format!(
+                    "{url} reachable in {} ms (MCP session checked once federation lands)",
+                    t.elapsed().as_millis()
+                ),
+                "",
+            ),
+            Err(e) => rep.add(
+                check,
+                Status::Fail,
+                format!("{url}: {e}"),
+                "check the URL, DNS and [outbound] rules",
+            ),
+        }
+    }
+    // JWT issuer keys.
+    if let Some(j) = &c.auth.jwt {
+        if let Some(u) = &j.jwks_url {
+            match crate::security::authenticator(waygate_core::auth::ApiKeys::default(), c).await {
+                Ok(_) => {
+                    let ok = reqwest_url(u).is_ok();
+                    rep.add(
+                        "jwt",
+                        if ok { Status::Ok } else { Status::Fail },
+                        format!("issuer {} keys at {u}", j.issuer),
+                        "",
+                    )
+                }
+                Err(e) => rep.add("jwt", Status::Fail, e.to_string(), "fix [auth.jwt]"),
+            }
+        }
+    }
+    // Redis for shared limits.
+    if c.limits.redis_url.is_some() {
+        match crate::security::shared_buckets(c).await {
+            Ok(_) => rep.add("redis", Status::Ok, "shared rate-limit store reachable", ""),
+            Err(e) => rep.add(
+                "redis",
+                Status::Fail,
+                e.to_string(),
+                "start Redis or fix limits.redis_url (replicas fall back to local limits meanwhile)",
+            ),
+        }
+    }
+    rep.add(
+        "tls",
+        Status::Ok,
+        "not terminated by Waygate (put it behind a TLS proxy or ingress)",
+        "",
+    );
+}
+
+/// Host and port of an http(s) URL.
+fn reqwest_url(url: &str) -> Result<(String, u16), String> {
+    let u = url::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+    let host = u
+        .host_str()
+        .ok_or("URL has no host")?
+        .trim_matches(['[', ']'])
+        .to_string();
+    let port = u.port_or_known_default().ok_or("URL has no port")?;
+    Ok((host, port))
+}
+
+/// Tokens and TLS need a sane clock.
+fn clock(rep: &mut Report) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    // 2025-01-01: anything earlier is a machine without a real-time clock.
+    if now < 1_735_689_600 {
+        rep.add(
+            "clock",
+            Status::Fail,
+            format!("system time is {now} (before 2025)"),
+            "enable NTP (timedatectl set-ntp true); JWT exp/nbf checks depend on it",
+        );
+    } else {
+        rep.add("clock", Status::Ok, format!("unix time {now}"), "");
+    }
+}
