@@ -52,27 +52,103 @@ fn hex32<S: Serializer>(b: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&crate::util::hex(b))
 }
 
+impl AuditRecord {
+    /// Append the record as one JSON object — the same document `serde_json` would write —
+    /// without the generic serializer: static fields are copied as they are, only free-form
+    /// strings are escaped. This runs once per audited call.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        fn num(out: &mut Vec<u8>, n: u64) {
+            let mut b = itoa::Buffer::new();
+            out.extend_from_slice(b.format(n).as_bytes());
+        }
+        /// Printable ASCII without quote or backslash: copied as it is.
+        fn plain(s: &str) -> bool {
+            s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+        }
+        fn text(out: &mut Vec<u8>, s: &str) {
+            if plain(s) {
+                out.push(b'"');
+                out.extend_from_slice(s.as_bytes());
+                out.push(b'"');
+            } else {
+                let _ = serde_json::to_writer(&mut *out, s);
+            }
+        }
+        fn opt(out: &mut Vec<u8>, s: Option<&str>) {
+            match s {
+                Some(s) => text(out, s),
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+        out.extend_from_slice(b"{\"ts_ms\":");
+        num(out, self.ts_ms);
+        out.extend_from_slice(b",\"principal\":");
+        opt(out, self.principal.as_deref());
+        out.extend_from_slice(b",\"client\":");
+        match &self.client {
+            None => out.extend_from_slice(b"null"),
+            Some(c) => {
+                let f = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("?");
+                let (name, version) = (f("name"), f("version"));
+                if plain(name) && plain(version) {
+                    out.push(b'"');
+                    out.extend_from_slice(name.as_bytes());
+                    out.push(b'/');
+                    out.extend_from_slice(version.as_bytes());
+                    out.push(b'"');
+                } else {
+                    text(out, &format!("{name}/{version}"));
+                }
+            }
+        }
+        out.extend_from_slice(b",\"transport\":");
+        text(out, self.transport);
+        out.extend_from_slice(b",\"version\":");
+        text(out, self.version);
+        out.extend_from_slice(b",\"method\":");
+        text(out, self.method);
+        out.extend_from_slice(b",\"target\":");
+        text(out, &self.target);
+        out.extend_from_slice(b",\"args_sha256\":\"");
+        crate::util::hex_into(&self.args_sha256, out);
+        out.extend_from_slice(b"\",\"outcome\":");
+        text(out, self.outcome);
+        out.extend_from_slice(b",\"error\":");
+        opt(out, self.error.as_deref());
+        out.extend_from_slice(b",\"latency_us\":");
+        num(out, self.latency_us);
+        out.extend_from_slice(b",\"correlation_id\":");
+        opt(out, self.correlation_id.as_deref());
+        if let Some(a) = &self.arguments {
+            out.extend_from_slice(b",\"arguments\":");
+            let _ = serde_json::to_writer(&mut *out, a);
+        }
+        out.push(b'}');
+    }
+}
+
 pub trait AuditSink: Send + Sync {
     /// Hand a record over; must return at once (queue it, or count it as dropped).
     fn record(&self, r: AuditRecord);
 }
 
-/// SHA-256 of `v`'s JSON, streamed into the hasher (no copy of the arguments).
+/// SHA-256 of `v`'s JSON: serialized into a reused per-thread buffer and hashed in one
+/// pass (feeding the hasher token by token costs more than the copy).
 pub fn digest_json(v: Option<&Value>) -> [u8; 32] {
     use sha2::{Digest, Sha256};
-    struct W<'a>(&'a mut Sha256);
-    impl std::io::Write for W<'_> {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.update(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(256));
     }
-    let mut h = Sha256::new();
-    let _ = serde_json::to_writer(W(&mut h), v.unwrap_or(&Value::Null));
-    h.finalize().into()
+    BUF.with(|b| {
+        let mut b = b.borrow_mut();
+        b.clear();
+        let _ = serde_json::to_writer(&mut *b, v.unwrap_or(&Value::Null));
+        let d: [u8; 32] = Sha256::digest(&b[..]).into();
+        if b.capacity() > 64 * 1024 {
+            *b = Vec::with_capacity(256); // do not keep a huge argument's buffer around
+        }
+        d
+    })
 }
 
 /// Key names whose values are always secrets.
@@ -155,6 +231,36 @@ mod tests {
         assert_eq!(v["nested"]["githubToken"], "[REDACTED]");
         assert_eq!(v["nested"]["note"], "[REDACTED]");
         assert_eq!(v["list"], json!(["plain", "[REDACTED]", "[REDACTED]"]));
+    }
+
+    #[test]
+    fn hand_written_json_equals_serde() {
+        let mut r = AuditRecord {
+            ts_ms: 1_700_000_000_123,
+            principal: Some(Arc::from("k1:ops \"bot\"")),
+            client: Some(Arc::new(json!({"name": "cli\u{e9}nt", "version": "1.0"}))),
+            transport: "streamable-http",
+            version: "2026-07-28",
+            method: "tools/call",
+            target: "e\ncho\u{1}".into(),
+            args_sha256: [7; 32],
+            outcome: "ok",
+            error: None,
+            latency_us: 42,
+            correlation_id: Some(Arc::from("req-1")),
+            arguments: None,
+        };
+        for with_args in [false, true] {
+            if with_args {
+                r.arguments = Some(json!({"a": [1, "x"]}));
+                r.error = Some("bad \\ thing".into());
+            }
+            let mut out = Vec::new();
+            r.write_json(&mut out);
+            let mine: Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(mine, serde_json::to_value(&r).unwrap());
+            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&r).unwrap());
+        }
     }
 
     #[test]

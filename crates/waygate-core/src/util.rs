@@ -2,6 +2,16 @@
 
 use serde_json::{json, Map, Value};
 
+/// Append lower-case hex of `bytes` to `out`.
+pub fn hex_into(bytes: &[u8], out: &mut Vec<u8>) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize]);
+        out.push(DIGITS[(b & 15) as usize]);
+    }
+}
+
 /// Lower-case hex of `bytes`, without a `format!` per byte (this runs per request).
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

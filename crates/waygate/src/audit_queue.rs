@@ -1,14 +1,15 @@
-//! The audit sink of `serve`: a bounded queue the request path hands records to without
-//! waiting, drained in batches into the hash-chained audit table. If the database is down
-//! the batch is retried and the queue absorbs the backlog; when it is full, records are
-//! dropped and counted (never blocking a call). On graceful shutdown the queue is drained
-//! and flushed before the process exits.
+//! The audit sink of `serve`: the request path serializes each record into a shared,
+//! bounded byte buffer (no per-record objects outlive the call, so the allocator does not
+//! fragment under load), and a writer swaps the buffer out every 50 ms and stores it as
+//! hash-chained segments. If the database is down the segments are retried and the buffer
+//! absorbs the backlog; when it is full, records are dropped and counted (never blocking a
+//! call). On graceful shutdown the buffer is drained and flushed before the process exits.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use waygate_core::audit::{AuditRecord, AuditSink};
 use waygate_store::Store;
@@ -16,16 +17,45 @@ use waygate_store::Store;
 /// Records per stored row.
 const SEGMENT: usize = 512;
 
+/// Serialized records waiting for the writer: JSON objects back to back, with the end
+/// offset and timestamp of each.
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    records: Vec<(usize, i64)>,
+}
+
 pub struct AuditQueue {
-    tx: mpsc::Sender<AuditRecord>,
+    pending: Mutex<Pending>,
+    capacity: usize,
     pub dropped: AtomicU64,
     pub written: Arc<AtomicU64>,
     closing: CancellationToken,
 }
 
+thread_local! {
+    /// Per-thread scratch space for serializing one record outside the lock.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
+}
+
 impl AuditSink for AuditQueue {
     fn record(&self, r: AuditRecord) {
-        if self.closing.is_cancelled() || self.tx.try_send(r).is_err() {
+        let ts = r.ts_ms as i64;
+        let accepted = !self.closing.is_cancelled()
+            && SCRATCH.with(|s| {
+                let mut s = s.borrow_mut();
+                s.clear();
+                r.write_json(&mut s);
+                let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                if p.records.len() >= self.capacity {
+                    return false;
+                }
+                p.bytes.extend_from_slice(&s);
+                let end = p.bytes.len();
+                p.records.push((end, ts));
+                true
+            });
+        if !accepted {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 tracing::warn!(dropped = n, "audit queue full or closed; records dropped");
@@ -37,49 +67,37 @@ impl AuditSink for AuditQueue {
 impl AuditQueue {
     /// Start the writer; `capacity` records may wait for the database.
     pub fn start(store: Store, capacity: usize) -> (Arc<AuditQueue>, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::channel::<AuditRecord>(capacity.max(1));
         let written = Arc::new(AtomicU64::new(0));
         let q = Arc::new(AuditQueue {
-            tx,
+            pending: Mutex::new(Pending::default()),
+            capacity: capacity.max(1),
             dropped: AtomicU64::new(0),
             written: written.clone(),
             closing: CancellationToken::new(),
         });
-        let closing = q.closing.clone();
+        let me = q.clone();
         let task = tokio::spawn(async move {
-            let mut buf = Vec::with_capacity(4096);
+            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                buf.clear();
-                let n = tokio::select! {
-                    n = async {
-                        let n = rx.recv_many(&mut buf, 4096).await;
-                        if n > 0 && n < 4096 {
-                            // Linger briefly so a busy server writes few, large batches.
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            while buf.len() < 4096 {
-                                match rx.try_recv() {
-                                    Ok(r) => buf.push(r),
-                                    Err(_) => break,
-                                }
-                            }
-                        }
-                        buf.len()
-                    } => n,
-                    _ = closing.cancelled() => {
-                        while let Ok(r) = rx.try_recv() {
-                            buf.push(r);
-                        }
-                        flush(&store, &buf, &written, Some(Duration::from_secs(10))).await;
-                        return;
-                    }
+                let last = tokio::select! {
+                    _ = tick.tick() => false,
+                    _ = me.closing.cancelled() => true,
                 };
-                if n == 0 {
+                let batch = std::mem::take(&mut *me.pending.lock().unwrap_or_else(|e| e.into_inner()));
+                let limit = last.then_some(Duration::from_secs(10));
+                flush(&store, &batch, &written, limit).await;
+                if last {
                     return;
                 }
-                flush(&store, &buf, &written, None).await;
             }
         });
         (q, task)
+    }
+
+    /// Records waiting for the database now.
+    pub fn depth(&self) -> usize {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).records.len()
     }
 
     /// Stop accepting records and let the writer drain what is queued.
@@ -88,32 +106,45 @@ impl AuditQueue {
     }
 }
 
-/// Write one batch, retrying while the database is unavailable (bounded by `limit`).
-async fn flush(store: &Store, batch: &[AuditRecord], written: &AtomicU64, limit: Option<Duration>) {
-    if batch.is_empty() {
+/// Write one batch as segments (JSON arrays of up to [`SEGMENT`] records), retrying while
+/// the database is unavailable (bounded by `limit`). Records that arrive meanwhile wait in
+/// the buffer.
+async fn flush(store: &Store, batch: &Pending, written: &AtomicU64, limit: Option<Duration>) {
+    if batch.records.is_empty() {
         return;
     }
-    // A row holds a segment of up to SEGMENT records as one JSON array: one chain hash and
-    // one database row per segment instead of per record keeps the writer's share of the
-    // serving core small. Any change to a record still breaks its segment's hash.
-    let rows: Vec<(i64, String)> = batch
-        .chunks(SEGMENT)
-        .map(|c| (c[0].ts_ms as i64, serde_json::to_string(c).unwrap_or_default()))
-        .collect();
-    let start = std::time::Instant::now();
+    let mut rows: Vec<(i64, String)> = Vec::with_capacity(batch.records.len().div_ceil(SEGMENT));
+    let mut start = 0usize;
+    for chunk in batch.records.chunks(SEGMENT) {
+        let end = chunk[chunk.len() - 1].0;
+        let mut seg = String::with_capacity(end - start + chunk.len() + 2);
+        seg.push('[');
+        let mut from = start;
+        for (i, (to, _)) in chunk.iter().enumerate() {
+            if i > 0 {
+                seg.push(',');
+            }
+            seg.push_str(std::str::from_utf8(&batch.bytes[from..*to]).unwrap_or("{}"));
+            from = *to;
+        }
+        seg.push(']');
+        rows.push((chunk[0].1, seg));
+        start = end;
+    }
+    let started = std::time::Instant::now();
     let mut delay = Duration::from_millis(100);
     loop {
         match store.audit_append(&rows).await {
             Ok(()) => {
-                written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                written.fetch_add(batch.records.len() as u64, Ordering::Relaxed);
                 return;
             }
             Err(e) => {
-                if limit.is_some_and(|l| start.elapsed() > l) {
-                    tracing::error!(error = %e, lost = batch.len(), "audit records could not be written before shutdown");
+                if limit.is_some_and(|l| started.elapsed() > l) {
+                    tracing::error!(error = %e, lost = batch.records.len(), "audit records could not be written before shutdown");
                     return;
                 }
-                tracing::warn!(error = %e, pending = batch.len(), "audit write failed; retrying");
+                tracing::warn!(error = %e, pending = batch.records.len(), "audit write failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }

@@ -43,12 +43,32 @@ pub fn generate_key() -> NewKey {
     NewKey { id, key, hash }
 }
 
+/// The stored lower-case hex digest as bytes (`None` for a malformed value, which then
+/// never matches).
+fn decode_hex32(h: &str) -> Option<[u8; 32]> {
+    let b = h.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let nib = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = (nib(b[2 * i])? << 4) | nib(b[2 * i + 1])?;
+    }
+    Some(out)
+}
+
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Key id → the stored record and the principal it authenticates (built once per load).
-type KeyTable = HashMap<String, (KeyRecord, Arc<Principal>)>;
+type KeyTable = HashMap<String, (KeyRecord, Option<[u8; 32]>, Arc<Principal>)>;
 
 /// The in-memory key table.
 #[derive(Default, Clone)]
@@ -74,7 +94,8 @@ impl ApiKeys {
                     r.scopes.clone(),
                     Method::ApiKey,
                 );
-                (r.id.clone(), (r, Arc::new(p)))
+                let digest = decode_hex32(&r.hash);
+                (r.id.clone(), (r, digest, Arc::new(p)))
             })
             .collect();
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = map;
@@ -96,8 +117,9 @@ impl ApiKeys {
             .map(|(id, _)| id)
             .ok_or(AuthError::Invalid)?;
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-        let (rec, principal) = keys.get(id).ok_or(AuthError::Invalid)?;
-        if !ct_eq(hash_key(presented).as_bytes(), rec.hash.as_bytes()) {
+        let (rec, digest, principal) = keys.get(id).ok_or(AuthError::Invalid)?;
+        let presented_digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        if !digest.is_some_and(|d| ct_eq(&presented_digest, &d)) {
             return Err(AuthError::Invalid);
         }
         if rec.revoked {
