@@ -26,6 +26,9 @@ fn healthy_setup_passes() {
         "version = 3\n[server]\nlisten = \"127.0.0.1:0\"\n",
     )
     .unwrap();
+    let (_, out, _) = doctor(&d, &[]);
+    assert!(row(&out, "store").contains("3 migration(s) pending"), "{out}");
+    assert!(common::cli(&["db", "migrate", "--data-dir", d.0.to_str().unwrap()]).0);
     let (ok, out, err) = doctor(&d, &[]);
     assert!(ok, "{out}{err}");
     assert!(row(&out, "store").contains(" ok "), "{out}");
