@@ -270,6 +270,15 @@ impl SessionStore {
         self.len() == 0
     }
 
+    /// Open sessions by (protocol revision, transport), for metrics.
+    pub fn counts(&self) -> Vec<((&'static str, &'static str), usize)> {
+        let mut by: std::collections::BTreeMap<(&'static str, &'static str), usize> = Default::default();
+        for s in self.sessions.read().unwrap_or_else(|e| e.into_inner()).values() {
+            *by.entry((s.version.as_str(), s.transport.as_str())).or_default() += 1;
+        }
+        by.into_iter().collect()
+    }
+
     /// Drop sessions idle longer than the limit; returns how many ended.
     pub fn expire_idle(&self) -> usize {
         let now = unix_now();

@@ -8,6 +8,7 @@
 pub mod body;
 pub mod guard;
 mod mcp;
+mod ops;
 mod sse;
 
 use std::convert::Infallible;
@@ -29,6 +30,7 @@ use waygate_protocol::{ErrorObject, Id};
 
 pub use body::Body;
 pub use guard::OriginPolicy;
+pub use ops::Operations;
 
 /// HTTP settings; plain data from the config file.
 #[derive(Debug, Clone)]
@@ -50,6 +52,8 @@ pub struct HttpConfig {
     pub auth: Option<Authenticator>,
     /// RFC 9728 protected-resource metadata, published when OAuth tokens are accepted.
     pub resource_metadata: Option<Arc<ResourceMetadata>>,
+    /// What only the binary knows, for `/metrics`, `/ready` and diagnostics.
+    pub ops: Option<Arc<dyn Operations>>,
     /// MCP operations per caller (API key, else client IP); `None` = unlimited.
     pub rate: Option<Arc<waygate_core::ratelimit::Limiter>>,
 }
@@ -71,6 +75,7 @@ impl HttpConfig {
             ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             auth: None,
             resource_metadata: None,
+            ops: None,
             rate: None,
         }
     }
@@ -281,34 +286,10 @@ async fn route(shared: Arc<Shared>, mut req: Request<Incoming>, peer: SocketAddr
                 ),
             }
         }
-        "/health" | "/healthz" => json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec()),
-        "/metrics" => {
-            let mut text = String::with_capacity(4096);
-            shared.engine.metrics.render(&mut text);
-            text.push_str("# HELP waygate_sessions_open Handshake-era sessions open on this replica.\n# TYPE waygate_sessions_open gauge\n");
-            text.push_str(&format!("waygate_sessions_open {}\n", shared.engine.sessions.len()));
-            text.push_str("# HELP waygate_build_info Build of the running binary.\n# TYPE waygate_build_info gauge\n");
-            text.push_str(&format!(
-                "waygate_build_info{{version=\"{}\"}} 1\n",
-                env!("CARGO_PKG_VERSION")
-            ));
-            let mut r = Response::new(Body::bytes(text));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-            );
-            r
-        }
-        "/ready" | "/readyz" => {
-            if shared.cfg.ready.load(std::sync::atomic::Ordering::Acquire) {
-                json_response(StatusCode::OK, br#"{"status":"ready"}"#.to_vec())
-            } else {
-                json_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    br#"{"status":"starting","reasons":["store not ready"]}"#.to_vec(),
-                )
-            }
-        }
+        "/health" | "/healthz" => ops::health(),
+        "/metrics" => ops::metrics(&shared),
+        "/ready" | "/readyz" => ops::ready(&shared),
+        "/api/v1/diagnostics" => ops::diagnostics(&shared).await,
         path => {
             let msg = format!("no such endpoint {path:?}; the MCP endpoint is /mcp (legacy SSE: /sse)");
             error_response(StatusCode::NOT_FOUND, None, &ErrorObject::invalid_request(msg))
@@ -324,6 +305,7 @@ async fn route(shared: Arc<Shared>, mut req: Request<Incoming>, peer: SocketAddr
 fn required_scope(path: &str) -> &'static str {
     match path {
         "/metrics" => "metrics",
+        p if p.starts_with("/api/") => "admin",
         _ => "mcp",
     }
 }

@@ -73,6 +73,7 @@ pub async fn watch(
     cli: CliPlugins,
     engine: Arc<waygate_core::Engine>,
     store: Store,
+    ops: Arc<crate::ops::ServeOps>,
     stop: CancellationToken,
 ) {
     let registry = engine.registry.clone();
@@ -163,6 +164,7 @@ pub async fn watch(
         }
         tracing::info!(plugins = ?names, tools = registry.catalog().tool_count(), "configuration reloaded");
         engine.audit_admin("admin/config.reload", &path.display().to_string(), "ok", None);
+        *ops.config.write().unwrap_or_else(|e| e.into_inner()) = next.cfg.clone();
         current = next;
     }
 }

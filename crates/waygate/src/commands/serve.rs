@@ -125,6 +125,13 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
     let shutdown = CancellationToken::new();
 
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let audit_on = !args.no_audit && l.cfg.audit.enabled.unwrap_or(true);
+    let ops = Arc::new(crate::ops::ServeOps::new(
+        registry.clone(),
+        l.cfg.clone(),
+        ready.clone(),
+        audit_on,
+    ));
     let api_keys = (!args.stdio && !args.no_auth).then(waygate_core::auth::ApiKeys::default);
     let server: tokio::task::JoinHandle<std::io::Result<()>> = if args.stdio {
         tracing::info!(plugins = ?names, tools = registry.catalog().tool_count(), "serving MCP on stdio");
@@ -148,6 +155,7 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
         let local = listener.local_addr()?;
         let mut hcfg = HttpConfig::for_addr(local);
         hcfg.ready = ready.clone();
+        hcfg.ops = Some(ops.clone());
         if let Some(keys) = api_keys.clone() {
             let (auth, meta) = crate::security::authenticator(keys, c).await?;
             hcfg.auth = Some(auth);
@@ -226,9 +234,10 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    let audit_on = !args.no_audit && l.cfg.audit.enabled.unwrap_or(true);
+    let _ = ops.store.set(store.clone());
     let (audit, audit_task) =
         crate::audit_queue::AuditQueue::start(store.clone(), l.cfg.audit.queue_capacity.unwrap_or(10_000));
+    let _ = ops.audit.set(audit.clone());
     if audit_on {
         engine.set_audit(audit.clone());
         engine.set_audit_arguments(l.cfg.audit.log_arguments.clone());
@@ -268,6 +277,7 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
             extra,
             engine.clone(),
             store.clone(),
+            ops.clone(),
             shutdown.clone(),
         ));
     }

@@ -15,5 +15,6 @@ mod http_eras;
 mod import;
 mod jwt;
 mod limits;
+mod ops;
 mod redis_limits;
 mod stdio;

@@ -1,0 +1,91 @@
+//! Operational endpoints beside MCP: `/health`, `/ready`, `/metrics` (Prometheus text) and
+//! `/api/v1/diagnostics`. What only the embedding binary knows (the store, the audit queue,
+//! configuration, upstreams) comes through [`Operations`].
+
+use std::fmt::Write;
+
+use http::{header, HeaderValue, Response, StatusCode};
+use waygate_core::BoxFuture;
+
+use super::body::Body;
+use super::{json_response, Shared};
+
+/// Hooks the binary provides for the operational endpoints.
+pub trait Operations: Send + Sync {
+    /// Append metric families the engine does not own (audit queue, plugins, upstreams).
+    fn render_metrics(&self, out: &mut String);
+    /// The diagnostics document (secrets redacted).
+    fn diagnostics(&self) -> BoxFuture<'_, serde_json::Value>;
+    /// Why the process is not ready (empty when it is).
+    fn not_ready(&self) -> Vec<String>;
+}
+
+pub(super) fn health() -> Response<Body> {
+    json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec())
+}
+
+pub(super) fn ready(shared: &Shared) -> Response<Body> {
+    let mut reasons = Vec::new();
+    if !shared.cfg.ready.load(std::sync::atomic::Ordering::Acquire) {
+        reasons.push("store not reachable".to_string());
+    }
+    if let Some(ops) = &shared.cfg.ops {
+        reasons.extend(ops.not_ready());
+    }
+    if reasons.is_empty() {
+        return json_response(StatusCode::OK, br#"{"status":"ready"}"#.to_vec());
+    }
+    let body = serde_json::json!({"status": "not ready", "reasons": reasons});
+    json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
+}
+
+pub(super) fn metrics(shared: &Shared) -> Response<Body> {
+    let mut text = String::with_capacity(8192);
+    let engine = &shared.engine;
+    engine.metrics.render(&mut text);
+    text.push_str("# HELP waygate_sessions_open Handshake-era sessions open on this replica, by revision and transport.\n# TYPE waygate_sessions_open gauge\n");
+    let counts = engine.sessions.counts();
+    if counts.is_empty() {
+        text.push_str("waygate_sessions_open{version=\"none\",transport=\"none\"} 0\n");
+    }
+    for ((version, transport), n) in counts {
+        let _ = writeln!(
+            text,
+            "waygate_sessions_open{{version=\"{version}\",transport=\"{transport}\"}} {n}"
+        );
+    }
+    text.push_str("# HELP waygate_catalog_tools Tools in the catalog.\n# TYPE waygate_catalog_tools gauge\n");
+    let _ = writeln!(text, "waygate_catalog_tools {}", engine.registry.catalog().tool_count());
+    if let Some(ops) = &shared.cfg.ops {
+        ops.render_metrics(&mut text);
+    }
+    text.push_str("# HELP waygate_build_info Build of the running binary.\n# TYPE waygate_build_info gauge\n");
+    let _ = writeln!(
+        text,
+        "waygate_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    let mut r = Response::new(Body::bytes(text));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+pub(super) async fn diagnostics(shared: &Shared) -> Response<Body> {
+    let doc = match &shared.cfg.ops {
+        Some(ops) => ops.diagnostics().await,
+        None => serde_json::json!({}),
+    };
+    json_response(StatusCode::OK, serde_json::to_vec_pretty(&doc).unwrap_or_default())
+}
+
+impl std::fmt::Debug for dyn Operations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Operations")
+    }
+}

@@ -1,0 +1,190 @@
+//! What `serve` tells the operational endpoints: extra metric families (audit queue, store,
+//! upstreams, process start), readiness reasons, and the diagnostics document behind
+//! `/api/v1/diagnostics` (admin scope; secrets redacted).
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use waygate_core::{BoxFuture, PluginRegistry};
+use waygate_store::Store;
+use waygate_transport::http::Operations;
+
+use crate::audit_queue::AuditQueue;
+use crate::config::FileConfig;
+
+pub struct ServeOps {
+    started: Instant,
+    started_unix: f64,
+    pub store: OnceLock<Store>,
+    pub audit: OnceLock<Arc<AuditQueue>>,
+    /// The store answered its last ping.
+    pub store_up: Arc<AtomicBool>,
+    registry: Arc<PluginRegistry>,
+    /// The configuration in effect (replaced on reload).
+    pub config: RwLock<FileConfig>,
+    audit_enabled: bool,
+}
+
+impl ServeOps {
+    pub fn new(
+        registry: Arc<PluginRegistry>,
+        config: FileConfig,
+        store_up: Arc<AtomicBool>,
+        audit_enabled: bool,
+    ) -> Self {
+        ServeOps {
+            started: Instant::now(),
+            started_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            store: OnceLock::new(),
+            audit: OnceLock::new(),
+            store_up,
+            registry,
+            config: RwLock::new(config),
+            audit_enabled,
+        }
+    }
+
+    fn cfg(&self) -> FileConfig {
+        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+impl Operations for ServeOps {
+    fn render_metrics(&self, out: &mut String) {
+        let (depth, written, dropped) = match self.audit.get() {
+            Some(q) => (
+                q.depth() as u64,
+                q.written.load(Ordering::Relaxed),
+                q.dropped.load(Ordering::Relaxed),
+            ),
+            None => (0, 0, 0),
+        };
+        family(
+            out,
+            "waygate_audit_queue_depth",
+            "gauge",
+            "Audit records waiting for the database.",
+        );
+        let _ = writeln!(out, "waygate_audit_queue_depth {depth}");
+        family(
+            out,
+            "waygate_audit_records_written_total",
+            "counter",
+            "Audit records stored.",
+        );
+        let _ = writeln!(out, "waygate_audit_records_written_total {written}");
+        family(
+            out,
+            "waygate_audit_records_dropped_total",
+            "counter",
+            "Audit records dropped because the queue was full.",
+        );
+        let _ = writeln!(out, "waygate_audit_records_dropped_total {dropped}");
+        family(
+            out,
+            "waygate_store_up",
+            "gauge",
+            "1 when the store answered its last ping.",
+        );
+        let _ = writeln!(
+            out,
+            "waygate_store_up {}",
+            u8::from(self.store_up.load(Ordering::Relaxed))
+        );
+        family(
+            out,
+            "waygate_upstreams_configured",
+            "gauge",
+            "Upstream MCP servers in the configuration.",
+        );
+        let n = self.config.read().unwrap_or_else(|e| e.into_inner()).upstreams.len();
+        let _ = writeln!(out, "waygate_upstreams_configured {n}");
+        family(
+            out,
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since the Unix epoch.",
+        );
+        let _ = writeln!(out, "process_start_time_seconds {:.3}", self.started_unix);
+    }
+
+    fn not_ready(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn diagnostics(&self) -> BoxFuture<'_, Value> {
+        Box::pin(async move {
+            let cfg = self.cfg();
+            let store = match self.store.get() {
+                None => json!({"state": "opening"}),
+                Some(s) => {
+                    let status = s.status().await;
+                    json!({
+                        "url": s.url(),
+                        "reachable": self.store_up.load(Ordering::Relaxed),
+                        "schema_version": s.schema_version().await.ok(),
+                        "pending_migrations": status.as_ref().map(|st| st.iter().filter(|m| !m.applied).count()).ok(),
+                        "error": status.err().map(|e| e.to_string()),
+                    })
+                }
+            };
+            let plugins: Vec<Value> = self
+                .registry
+                .list()
+                .await
+                .into_iter()
+                .map(|p| json!({"name": p.name, "state": p.state.label(), "tools": p.tools, "resources": p.resources, "prompts": p.prompts}))
+                .collect();
+            let upstreams: Vec<Value> = cfg
+                .upstreams
+                .iter()
+                .map(|u| {
+                    json!({
+                        "name": u.name, "transport": u.transport,
+                        "enabled": u.enabled.unwrap_or(true),
+                        "state": "not started (federation is not part of this build)",
+                        "restarts": 0, "last_error": null,
+                    })
+                })
+                .collect();
+            let audit = match self.audit.get() {
+                Some(q) => json!({
+                    "enabled": self.audit_enabled,
+                    "queue_depth": q.depth(),
+                    "written": q.written.load(Ordering::Relaxed),
+                    "dropped": q.dropped.load(Ordering::Relaxed),
+                }),
+                None => json!({"enabled": self.audit_enabled}),
+            };
+            let config: serde_json::Map<String, Value> =
+                cfg.flatten().into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+            json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "uptime_secs": self.started.elapsed().as_secs(),
+                "store": store,
+                "plugins": plugins,
+                "catalog_tools": self.registry.catalog().tool_count(),
+                "upstreams": upstreams,
+                "rate_limits": {
+                    "requests_per_second": cfg.limits.requests_per_second,
+                    "burst": cfg.limits.burst,
+                    "shared_via_redis": cfg.limits.redis_url.is_some(),
+                    "tools": cfg.limits.tools.keys().collect::<Vec<_>>(),
+                },
+                "authorization": {"default": cfg.authz.default.as_deref().unwrap_or("allow"), "rules": cfg.policies.len()},
+                "jwt": cfg.auth.jwt.as_ref().map(|j| json!({"issuer": j.issuer, "jwks_url": j.jwks_url})),
+                "audit": audit,
+                "config": config,
+            })
+        })
+    }
+}
