@@ -12,6 +12,7 @@ pub mod context;
 pub mod engine;
 pub mod era;
 pub mod events;
+pub mod logctx;
 pub mod metrics;
 pub mod mrtr;
 pub mod plugin;

@@ -74,6 +74,11 @@ pub struct Metrics {
 /// concurrency cap, a tool's timeout.
 pub const LIMIT_KINDS: [&str; 4] = ["caller", "tool", "concurrency", "timeout"];
 
+/// The method name as a static string (`other` for names outside the known set).
+pub fn static_method(m: &str) -> &'static str {
+    METHODS[method_index(m)]
+}
+
 fn method_index(m: &str) -> usize {
     METHODS.iter().position(|k| *k == m).unwrap_or(METHODS.len() - 1)
 }

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod import;
+pub mod logging;
 pub mod ops;
 pub mod sealing;
 pub mod security;

@@ -121,6 +121,13 @@ impl Operations for ServeOps {
         Vec::new()
     }
 
+    fn log_filter(&self, new: Option<&str>) -> Result<String, String> {
+        if let Some(f) = new {
+            crate::logging::set(f)?;
+        }
+        Ok(crate::logging::current())
+    }
+
     fn diagnostics(&self) -> BoxFuture<'_, Value> {
         Box::pin(async move {
             let cfg = self.cfg();

@@ -189,6 +189,12 @@ impl Engine {
         ctx: &CallContext,
     ) -> Result<Value, ErrorObject> {
         let started = std::time::Instant::now();
+        let static_method = crate::metrics::static_method(method);
+        let target = log_target(method, params.as_ref());
+        crate::logctx::update(|c| {
+            c.method = Some(static_method);
+            c.target = target.map(Box::from);
+        });
         self.metrics
             .in_flight
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -431,10 +437,10 @@ fn authorize(
     let who = ctx.principal.as_ref().map(|p| &*p.label).unwrap_or("anonymous");
     let rule = d.rule.as_deref().unwrap_or("<default>");
     if d.allowed {
-        tracing::debug!(principal = who, method, ?target, rule, "authorization: allowed");
+        tracing::debug!(principal = who, method, subject = ?target, rule, "authorization: allowed");
         return None;
     }
-    tracing::info!(principal = who, method, ?target, rule, "authorization: denied");
+    tracing::info!(principal = who, method, subject = ?target, rule, "authorization: denied");
     Some(match target {
         Target::Tool(n) => ErrorObject::invalid_params(format!("Unknown tool: {n}")).with_data(json!({ "name": n })),
         Target::Resource(u) => calls::not_found_resource(u, ctx.version),
@@ -465,6 +471,16 @@ pub(crate) fn outcome_index(outcome: &str) -> usize {
         "error" => 3,
         _ => 0,
     }
+}
+
+/// The target a log line names: tool, prompt or resource URI.
+fn log_target<'a>(method: &str, params: Option<&'a Map<String, Value>>) -> Option<&'a str> {
+    let key = match method {
+        methods::TOOLS_CALL | methods::PROMPTS_GET => "name",
+        methods::RESOURCES_READ => "uri",
+        _ => return None,
+    };
+    params.and_then(|p| p.get(key)).and_then(Value::as_str)
 }
 
 struct AuditSubject {

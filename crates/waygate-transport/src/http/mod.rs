@@ -221,14 +221,48 @@ pub async fn serve(
     Ok(())
 }
 
-async fn route(shared: Arc<Shared>, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+/// Every log line written while a request is served carries its correlation id, the W3C
+/// trace id when the client sent `traceparent`, and — once known — the principal, the MCP
+/// method and its target (filled in by the engine); see `waygate_core::logctx`.
+async fn route(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let corr = correlation_id(req.headers());
+    let trace_id = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(trace_id_of)
+        .map(Box::from);
+    let ctx = waygate_core::logctx::LogContext {
+        request_id: Some(corr.clone()),
+        trace_id,
+        ..Default::default()
+    };
+    waygate_core::logctx::scope(ctx, route_in_span(shared, req, peer, corr)).await
+}
+
+/// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), if well formed.
+fn trace_id_of(tp: &str) -> Option<&str> {
+    let mut parts = tp.trim().split('-');
+    let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let valid = hex(version, 2) && version != "ff" && hex(trace, 32) && hex(parent, 16) && hex(flags, 2);
+    (valid && trace.bytes().any(|b| b != b'0')).then_some(trace)
+}
+
+async fn route_in_span(
+    shared: Arc<Shared>,
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    corr: Arc<str>,
+) -> Response<Body> {
     if let Err(reason) = shared.cfg.origins.check(req.headers()) {
+        tracing::info!(reason = %reason, "request refused (Host/Origin)");
         return error_response(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(reason));
     }
     let path = req.uri().path();
     let mut caller = Caller {
         principal: None,
-        correlation_id: Some(correlation_id(req.headers())),
+        correlation_id: Some(corr),
         rate_key: None,
     };
     let public = matches!(path, "/health" | "/healthz" | "/ready" | "/readyz") || path.starts_with("/.well-known/");
@@ -238,7 +272,10 @@ async fn route(shared: Arc<Shared>, mut req: Request<Incoming>, peer: SocketAddr
         match auth.authenticate(get("authorization"), get("x-api-key")).await {
             // Operational endpoints need their own scope (admin implies every scope), so a
             // scraper's key cannot call tools and an MCP client's key cannot read metrics.
-            Ok(p) if p.has_scope(required_scope(path)) => caller.principal = Some(p),
+            Ok(p) if p.has_scope(required_scope(path)) => {
+                waygate_core::logctx::update(|c| c.principal = Some(p.label.clone()));
+                caller.principal = Some(p)
+            }
             Ok(p) => {
                 let scope = required_scope(path);
                 let msg = format!("credential of {:?} lacks the {scope:?} scope", p.name);
@@ -249,7 +286,10 @@ async fn route(shared: Arc<Shared>, mut req: Request<Incoming>, peer: SocketAddr
                 }
                 return r;
             }
-            Err(e) => return unauthorized(&e, shared.cfg.resource_metadata.as_deref(), req.headers()),
+            Err(e) => {
+                tracing::debug!(error = %e, "authentication failed");
+                return unauthorized(&e, shared.cfg.resource_metadata.as_deref(), req.headers());
+            }
         }
     }
     if let (Some(limiter), true) = (&shared.cfg.rate, req.method() == http::Method::POST) {
@@ -290,6 +330,7 @@ async fn route(shared: Arc<Shared>, mut req: Request<Incoming>, peer: SocketAddr
         "/metrics" => ops::metrics(&shared),
         "/ready" | "/readyz" => ops::ready(&shared),
         "/api/v1/diagnostics" => ops::diagnostics(&shared).await,
+        "/api/v1/log-level" => ops::log_level(&shared, req).await,
         path => {
             let msg = format!("no such endpoint {path:?}; the MCP endpoint is /mcp (legacy SSE: /sse)");
             error_response(StatusCode::NOT_FOUND, None, &ErrorObject::invalid_request(msg))
@@ -432,4 +473,22 @@ pub(crate) fn sse_response(body: Body) -> Response<Body> {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     r
+}
+
+#[cfg(test)]
+mod trace_tests {
+    #[test]
+    fn traceparent() {
+        let t = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(super::trace_id_of(t), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert_eq!(
+            super::trace_id_of("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+            None
+        );
+        assert_eq!(
+            super::trace_id_of("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            None
+        );
+        assert_eq!(super::trace_id_of("garbage"), None);
+    }
 }

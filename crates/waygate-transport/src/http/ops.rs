@@ -18,6 +18,8 @@ pub trait Operations: Send + Sync {
     fn diagnostics(&self) -> BoxFuture<'_, serde_json::Value>;
     /// Why the process is not ready (empty when it is).
     fn not_ready(&self) -> Vec<String>;
+    /// The log filter in effect, after replacing it with `new` when given.
+    fn log_filter(&self, new: Option<&str>) -> Result<String, String>;
 }
 
 pub(super) fn health() -> Response<Body> {
@@ -87,5 +89,54 @@ pub(super) async fn diagnostics(shared: &Shared) -> Response<Body> {
 impl std::fmt::Debug for dyn Operations {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Operations")
+    }
+}
+
+/// `GET` shows the log filter, `PUT {"filter": "debug,waygate_core=trace"}` replaces it.
+pub(super) async fn log_level(shared: &Shared, req: http::Request<hyper::body::Incoming>) -> Response<Body> {
+    use waygate_protocol::ErrorObject;
+    let Some(ops) = &shared.cfg.ops else {
+        return super::error_response(
+            StatusCode::NOT_FOUND,
+            None,
+            &ErrorObject::invalid_request("not available"),
+        );
+    };
+    let new = match *req.method() {
+        http::Method::GET => None,
+        http::Method::PUT | http::Method::POST => {
+            let (parts, body) = req.into_parts();
+            let bytes = match super::read_body(&parts.headers, body, &shared.cfg).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            match serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("filter").and_then(|f| f.as_str()).map(str::to_string))
+            {
+                Some(f) => Some(f),
+                None => {
+                    return super::error_response(
+                        StatusCode::BAD_REQUEST,
+                        None,
+                        &ErrorObject::invalid_request("expected a JSON body {\"filter\": \"info,waygate_core=debug\"}"),
+                    )
+                }
+            }
+        }
+        _ => {
+            return super::error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                None,
+                &ErrorObject::invalid_request("use GET or PUT on /api/v1/log-level"),
+            )
+        }
+    };
+    match ops.log_filter(new.as_deref()) {
+        Ok(f) => json_response(
+            StatusCode::OK,
+            serde_json::to_vec(&serde_json::json!({"filter": f})).unwrap_or_default(),
+        ),
+        Err(e) => super::error_response(StatusCode::BAD_REQUEST, None, &ErrorObject::invalid_request(e)),
     }
 }

@@ -15,7 +15,7 @@ use crate::cli::{Global, ServeArgs};
 use crate::config::{self, Layered};
 
 pub fn run(g: &Global, args: ServeArgs) -> CmdResult {
-    init_logging(g.log.as_deref(), &g.log_format);
+    crate::logging::init(g.log.as_deref(), &g.log_format);
     let mut layered = super::load_config(g)?;
     if let Some(v) = layered.upgraded_from {
         tracing::warn!(
@@ -29,25 +29,6 @@ pub fn run(g: &Global, args: ServeArgs) -> CmdResult {
         layered.set_flag("server.listen", "--listen");
     }
     super::runtime()?.block_on(serve(g, layered, args))
-}
-
-fn init_logging(filter: Option<&str>, format: &str) {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_new(filter.unwrap_or("info"))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // stderr only: stdout belongs to the protocol in --stdio mode. JSON for log shippers
-    // unless a person is watching a terminal.
-    let json = format == "json" || (format == "auto" && !std::io::stderr().is_terminal());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal());
-    let _ = if json {
-        builder.json().flatten_event(true).try_init()
-    } else {
-        builder.try_init()
-    };
 }
 
 /// The requestState key: config, else a random key kept in the data directory so state

@@ -15,6 +15,7 @@ mod http_eras;
 mod import;
 mod jwt;
 mod limits;
+mod logs;
 mod ops;
 mod redis_limits;
 mod stdio;

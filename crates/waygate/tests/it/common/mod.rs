@@ -92,6 +92,19 @@ impl Server {
     }
 
     fn spawn(data_dir: Option<&std::path::Path>, extra: &[&str]) -> (Server, Option<String>) {
+        Server::spawn_logging(data_dir, extra, None)
+    }
+
+    /// Like `start_with_auth`, with the log written to `log` (JSON lines, level info).
+    pub fn start_logging_to(data_dir: &std::path::Path, log: &std::path::Path) -> (Server, Option<String>) {
+        Server::spawn_logging(Some(data_dir), &["--log-format", "json", "--log", "info"], Some(log))
+    }
+
+    fn spawn_logging(
+        data_dir: Option<&std::path::Path>,
+        extra: &[&str],
+        log: Option<&std::path::Path>,
+    ) -> (Server, Option<String>) {
         let dir = TempDir::new("srv");
         let data = data_dir
             .map(std::path::Path::to_path_buf)
@@ -102,7 +115,10 @@ impl Server {
             .args(extra)
             .env("WAYGATE_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(match log {
+                Some(p) => Stdio::from(std::fs::File::create(p).expect("log file")),
+                None => Stdio::inherit(),
+            })
             .spawn()
             .expect("spawn waygate");
         let mut out = BufReader::new(child.stdout.take().expect("stdout"));

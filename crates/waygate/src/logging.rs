@@ -1,0 +1,125 @@
+//! Log output: JSON lines on stderr (pretty on a terminal), one filter that an operator can
+//! change while the server runs (`PUT /api/v1/log-level`). Inside a request every JSON line
+//! carries a `request` object — correlation id, trace id, principal, MCP method and target —
+//! from the request's [`waygate_core::logctx`].
+
+use std::sync::OnceLock;
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, reload, EnvFilter, Registry};
+
+static FILTER: OnceLock<(reload::Handle<EnvFilter, Registry>, std::sync::Mutex<String>)> = OnceLock::new();
+
+/// Install the global subscriber. `format`: `auto` (JSON unless stderr is a terminal),
+/// `json` or `pretty`.
+pub fn init(filter: Option<&str>, format: &str) {
+    use std::io::IsTerminal;
+    let spec = filter.unwrap_or("info").to_string();
+    let env = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (layer, handle) = reload::Layer::new(env);
+    // stderr only: stdout belongs to the protocol in --stdio mode.
+    let json = format == "json" || (format == "auto" && !std::io::stderr().is_terminal());
+    let registry = tracing_subscriber::registry().with(layer);
+    let ok = if json {
+        let out = fmt::layer().event_format(JsonLines).with_writer(std::io::stderr);
+        registry.with(out).try_init().is_ok()
+    } else {
+        let out = fmt::layer()
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr);
+        registry.with(out).try_init().is_ok()
+    };
+    if ok {
+        let _ = FILTER.set((handle, std::sync::Mutex::new(spec)));
+    }
+}
+
+/// The filter in effect.
+pub fn current() -> String {
+    FILTER
+        .get()
+        .map(|(_, s)| s.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        .unwrap_or_default()
+}
+
+/// Replace the filter (`info`, `debug,waygate_core=trace`, …); the error names the problem.
+pub fn set(spec: &str) -> Result<(), String> {
+    let env = EnvFilter::try_new(spec).map_err(|e| format!("invalid log filter {spec:?}: {e}"))?;
+    let (handle, current) = FILTER.get().ok_or("logging is not initialized")?;
+    handle.reload(env).map_err(|e| e.to_string())?;
+    *current.lock().unwrap_or_else(|e| e.into_inner()) = spec.to_string();
+    tracing::warn!(filter = spec, "log filter changed");
+    Ok(())
+}
+
+/// One JSON object per event (keys sorted): `timestamp`, `level`, `target`, the event's
+/// fields (`message` among them), and `request` when the event happens while a request is
+/// served.
+struct JsonLines;
+
+impl<S, N> fmt::FormatEvent<S, N> for JsonLines
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &fmt::FmtContext<'_, S, N>,
+        mut writer: fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        use serde_json::{Map, Value};
+        let meta = event.metadata();
+        let mut obj = Map::new();
+        obj.insert("timestamp".into(), Value::String(waygate_core::util::rfc3339_now()));
+        obj.insert("level".into(), Value::String(meta.level().to_string()));
+        obj.insert("target".into(), Value::String(meta.target().to_string()));
+        let mut fields = Fields(Map::new());
+        event.record(&mut fields);
+        for (k, v) in fields.0 {
+            // Event fields never overwrite the envelope.
+            let k = if obj.contains_key(&k) { format!("field.{k}") } else { k };
+            obj.insert(k, v);
+        }
+        if let Some(c) = waygate_core::logctx::current() {
+            let mut r = Map::new();
+            let mut put = |k: &str, v: Option<&str>| {
+                if let Some(v) = v {
+                    r.insert(k.into(), Value::String(v.to_string()));
+                }
+            };
+            put("id", c.request_id.as_deref());
+            put("trace_id", c.trace_id.as_deref());
+            put("principal", c.principal.as_deref());
+            put("method", c.method);
+            put("target", c.target.as_deref());
+            obj.insert("request".into(), Value::Object(r));
+        }
+        writeln!(writer, "{}", Value::Object(obj))
+    }
+}
+
+struct Fields(serde_json::Map<String, serde_json::Value>);
+
+impl tracing::field::Visit for Fields {
+    fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
+        self.0.insert(f.name().into(), v.into());
+    }
+    fn record_i64(&mut self, f: &tracing::field::Field, v: i64) {
+        self.0.insert(f.name().into(), v.into());
+    }
+    fn record_u64(&mut self, f: &tracing::field::Field, v: u64) {
+        self.0.insert(f.name().into(), v.into());
+    }
+    fn record_bool(&mut self, f: &tracing::field::Field, v: bool) {
+        self.0.insert(f.name().into(), v.into());
+    }
+    fn record_f64(&mut self, f: &tracing::field::Field, v: f64) {
+        self.0.insert(f.name().into(), v.into());
+    }
+    fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+        self.0.insert(f.name().into(), format!("{v:?}").into());
+    }
+}
