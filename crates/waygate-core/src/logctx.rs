@@ -38,3 +38,48 @@ pub fn update(f: impl FnOnce(&mut LogContext)) {
 pub fn current() -> Option<LogContext> {
     CTX.try_with(|c| c.borrow().clone()).ok()
 }
+
+/// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), if well formed.
+pub fn trace_id_of(tp: &str) -> Option<&str> {
+    let mut parts = tp.trim().split('-');
+    let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let valid = hex(version, 2) && version != "ff" && hex(trace, 32) && hex(parent, 16) && hex(flags, 2);
+    (valid && trace.bytes().any(|b| b != b'0')).then_some(trace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent() {
+        let t = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(trace_id_of(t), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert_eq!(
+            trace_id_of("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+            None
+        );
+        assert_eq!(
+            trace_id_of("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            None
+        );
+        assert_eq!(trace_id_of("garbage"), None);
+    }
+
+    #[tokio::test]
+    async fn scope_and_update() {
+        assert!(current().is_none());
+        let ctx = LogContext {
+            request_id: Some(Arc::from("r1")),
+            ..Default::default()
+        };
+        scope(ctx, async {
+            update(|c| c.method = Some("tools/call"));
+            let c = current().unwrap();
+            assert_eq!((c.request_id.as_deref(), c.method), (Some("r1"), Some("tools/call")));
+        })
+        .await;
+        update(|c| c.method = None); // outside a scope: nothing happens, no panic
+    }
+}

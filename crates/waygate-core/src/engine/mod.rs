@@ -191,9 +191,19 @@ impl Engine {
         let started = std::time::Instant::now();
         let static_method = crate::metrics::static_method(method);
         let target = log_target(method, params.as_ref());
+        // A trace context may also travel in `_meta` (clients without HTTP headers, stdio).
+        let meta_trace = params
+            .as_ref()
+            .and_then(|p| p.get("_meta"))
+            .and_then(|m| m.get("traceparent"))
+            .and_then(Value::as_str)
+            .and_then(crate::logctx::trace_id_of);
         crate::logctx::update(|c| {
             c.method = Some(static_method);
             c.target = target.map(Box::from);
+            if c.trace_id.is_none() {
+                c.trace_id = meta_trace.map(Box::from);
+            }
         });
         self.metrics
             .in_flight

@@ -230,7 +230,7 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) ->
         .headers()
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
-        .and_then(trace_id_of)
+        .and_then(waygate_core::logctx::trace_id_of)
         .map(Box::from);
     let ctx = waygate_core::logctx::LogContext {
         request_id: Some(corr.clone()),
@@ -238,15 +238,6 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) ->
         ..Default::default()
     };
     waygate_core::logctx::scope(ctx, route_in_span(shared, req, peer, corr)).await
-}
-
-/// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), if well formed.
-fn trace_id_of(tp: &str) -> Option<&str> {
-    let mut parts = tp.trim().split('-');
-    let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
-    let valid = hex(version, 2) && version != "ff" && hex(trace, 32) && hex(parent, 16) && hex(flags, 2);
-    (valid && trace.bytes().any(|b| b != b'0')).then_some(trace)
 }
 
 async fn route_in_span(
@@ -473,22 +464,4 @@ pub(crate) fn sse_response(body: Body) -> Response<Body> {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     r
-}
-
-#[cfg(test)]
-mod trace_tests {
-    #[test]
-    fn traceparent() {
-        let t = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        assert_eq!(super::trace_id_of(t), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
-        assert_eq!(
-            super::trace_id_of("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
-            None
-        );
-        assert_eq!(
-            super::trace_id_of("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
-            None
-        );
-        assert_eq!(super::trace_id_of("garbage"), None);
-    }
 }

@@ -87,6 +87,32 @@ fn request_lines_carry_the_request_span_and_the_level_changes_live() {
     let allowed = wait_for(&log, "authorization: allowed");
     assert_eq!(allowed["request"]["id"], "corr-43", "{allowed}");
     assert_eq!(allowed["request"]["target"], "echo");
+    // A 2026-07-28 request carrying its trace context in _meta instead of a header.
+    let meta_trace = "0af7651916cd43dd8448eb211c80319c";
+    let r = s.post(
+        &json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"now","arguments":{},
+            "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},
+                     "traceparent": format!("00-{meta_trace}-b7ad6b7169203331-01")}}}),
+        &[
+            ("authorization", &bearer),
+            ("x-request-id", "corr-44"),
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "now"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let hit = lines(&log)
+            .into_iter()
+            .any(|l| l["request"]["id"] == "corr-44" && l["request"]["trace_id"] == meta_trace);
+        if hit {
+            break;
+        }
+        assert!(Instant::now() < end, "no line with the _meta trace id");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // Nothing in the log leaks the key.
     let key = bearer.trim_start_matches("Bearer ");
     assert!(!std::fs::read_to_string(&log).unwrap().contains(key));
