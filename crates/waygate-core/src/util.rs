@@ -2,6 +2,18 @@
 
 use serde_json::{json, Map, Value};
 
+/// `s` cut to at most `max` bytes on a character boundary, with a marker naming the size.
+pub fn clip(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= max {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…[{} bytes, cut at {max}]", &s[..cut], s.len()))
+}
+
 /// Append lower-case hex of `bytes` to `out`.
 pub fn hex_into(bytes: &[u8], out: &mut Vec<u8>) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -103,6 +103,16 @@ async fn append_locked(
     Ok(())
 }
 
+fn audit_row(r: &sqlx::any::AnyRow) -> Result<AuditRow, StoreError> {
+    Ok(AuditRow {
+        seq: r.try_get(0)?,
+        ts: r.try_get(1)?,
+        record: r.try_get(2)?,
+        prev_hash: r.try_get(3)?,
+        hash: r.try_get(4)?,
+    })
+}
+
 impl Store {
     /// Up to `limit` rows with `seq < before`, newest first (for paging backwards).
     pub async fn audit_before(&self, before: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
@@ -113,37 +123,12 @@ impl Store {
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRow {
-                    seq: r.try_get(0)?,
-                    ts: r.try_get(1)?,
-                    record: r.try_get(2)?,
-                    prev_hash: r.try_get(3)?,
-                    hash: r.try_get(4)?,
-                })
-            })
-            .collect()
+        rows.iter().map(audit_row).collect()
     }
 
     /// The newest `limit` rows, oldest first.
     pub async fn audit_tail(&self, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
-        let rows = sqlx::query("SELECT seq, ts, record, prev_hash, hash FROM audit_log ORDER BY seq DESC LIMIT $1")
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await?;
-        let mut out: Vec<AuditRow> = rows
-            .iter()
-            .map(|r| {
-                Ok(AuditRow {
-                    seq: r.try_get(0)?,
-                    ts: r.try_get(1)?,
-                    record: r.try_get(2)?,
-                    prev_hash: r.try_get(3)?,
-                    hash: r.try_get(4)?,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
+        let mut out = self.audit_before(i64::MAX, limit).await?;
         out.reverse();
         Ok(out)
     }

@@ -37,6 +37,12 @@ impl Engine {
                 )))
             }
         };
+        // Opt-in per tool: keep a redacted copy of the arguments for the body log line.
+        let logged_args = self.body_logging(&name).map(|_| {
+            let mut a = arguments.clone();
+            crate::audit::redact(&mut a);
+            a
+        });
         let catalog = self.registry.catalog();
         let tool = catalog.tool(&name).ok_or_else(|| {
             ErrorObject::invalid_params(format!("Unknown tool: {name}")).with_data(json!({ "name": name }))
@@ -91,6 +97,19 @@ impl Engine {
             if crate::util::cap_result(v, cap) {
                 tracing::info!(tool = %name, limit = cap, "tool result truncated");
             }
+        }
+        if let (Some(args), Some(max)) = (logged_args, self.body_logging(&name)) {
+            let mut res = match &result {
+                Ok(v) => v.clone(),
+                Err(e) => json!({"error": {"code": e.code, "message": e.message}}),
+            };
+            crate::audit::redact(&mut res);
+            tracing::info!(
+                tool = %name,
+                arguments = %crate::util::clip(&args.to_string(), max),
+                result = %crate::util::clip(&res.to_string(), max),
+                "tool call body"
+            );
         }
         // Only catalog tools reach this point, so tool labels stay bounded.
         let idx = super::outcome_index(super::outcome_of(&result));

@@ -83,6 +83,8 @@ pub struct Engine {
     /// Authorization rules; replaced on config reload. `None` allows everything.
     policy: std::sync::RwLock<Option<Arc<crate::policy::Policy>>>,
     audit_arguments: std::sync::OnceLock<Vec<String>>,
+    /// Tools (globs) whose arguments and results are logged, and the size cap per field.
+    body_log: std::sync::OnceLock<(Vec<String>, usize)>,
     pub metrics: crate::metrics::Metrics,
 }
 
@@ -103,6 +105,7 @@ impl Engine {
             tool_limits: std::sync::OnceLock::new(),
             policy: std::sync::RwLock::new(None),
             audit_arguments: std::sync::OnceLock::new(),
+            body_log: std::sync::OnceLock::new(),
             metrics: crate::metrics::Metrics::default(),
         })
     }
@@ -270,6 +273,19 @@ impl Engine {
                 arguments: None,
             });
         }
+    }
+
+    /// Log arguments and results (redacted, each cut at `max_bytes`) of tools matching `tools`.
+    pub fn set_body_logging(&self, tools: Vec<String>, max_bytes: usize) {
+        if !tools.is_empty() {
+            let _ = self.body_log.set((tools, max_bytes.max(64)));
+        }
+    }
+
+    /// The size cap when `tool`'s bodies are logged.
+    pub(crate) fn body_logging(&self, tool: &str) -> Option<usize> {
+        let (globs, max) = self.body_log.get()?;
+        globs.iter().any(|g| crate::policy::glob(g, tool)).then_some(*max)
     }
 
     /// Tools whose arguments are kept (redacted) in audit rows; globs.

@@ -97,6 +97,7 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
         engine.set_tool_limits(t);
     }
     engine.set_policy(config::security::compile(&c.authz, &c.policies));
+    engine.set_body_logging(c.log.bodies.clone(), c.log.max_body_bytes.unwrap_or(4096));
     if !c.upstreams.is_empty() {
         tracing::warn!(
             count = c.upstreams.len(),

@@ -55,6 +55,7 @@ pub struct FileConfig {
     pub policies: Vec<PolicyRule>,
     /// What outbound connections (remote upstreams, HTTP tools) may reach (SSRF guard).
     pub outbound: OutboundSection,
+    pub log: LogSection,
     /// Upstream MCP servers federated behind this gateway (imported or written by hand).
     pub upstreams: Vec<Upstream>,
 }
@@ -94,6 +95,18 @@ pub struct ToolRate {
     /// Results larger than this (serialized bytes) are cut, with a marker naming the size.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_response_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// Tools (globs) whose call arguments and results are logged, secrets redacted. Off by
+    /// default: bodies can hold personal data.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bodies: Vec<String>,
+    /// Bytes kept of each logged body (default 4096).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]

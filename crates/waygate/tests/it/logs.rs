@@ -37,7 +37,8 @@ fn request_lines_carry_the_request_span_and_the_level_changes_live() {
     let d = TempDir::new("logs");
     std::fs::write(
         d.0.join("waygate.toml"),
-        "version = 3\n[authz]\ndefault = \"deny\"\n[[policies]]\nname = \"echo-only\"\neffect = \"allow\"\ntools = [\"echo\"]\n",
+        "version = 3\n[log]\nbodies = [\"ech?\"]\nmax_body_bytes = 120\n\
+         [authz]\ndefault = \"deny\"\n[[policies]]\nname = \"echo-only\"\neffect = \"allow\"\ntools = [\"echo\"]\n",
     )
     .unwrap();
     let log = d.0.join("server.log");
@@ -87,6 +88,29 @@ fn request_lines_carry_the_request_span_and_the_level_changes_live() {
     let allowed = wait_for(&log, "authorization: allowed");
     assert_eq!(allowed["request"]["id"], "corr-43", "{allowed}");
     assert_eq!(allowed["request"]["target"], "echo");
+    // Opt-in body logging for echo: redacted, cut at the configured size, in its request.
+    let body = wait_for(&log, "tool call body");
+    assert_eq!(body["request"]["id"], "corr-43", "{body}");
+    assert_eq!(body["arguments"], r#"{"text":"x"}"#, "{body}");
+    s.post(
+        &json!({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{"text":"y".repeat(500),"api_key":"hunter2"}}}),
+        &[("authorization", &bearer), ("x-request-id", "corr-45")],
+    );
+    let end = Instant::now() + Duration::from_secs(5);
+    let long = loop {
+        if let Some(l) = lines(&log)
+            .into_iter()
+            .find(|l| l["message"] == "tool call body" && l["request"]["id"] == "corr-45")
+        {
+            break l;
+        }
+        assert!(Instant::now() < end, "no body line for corr-45");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let args = long["arguments"].as_str().unwrap();
+    assert!(args.contains("[REDACTED]") && !args.contains("hunter2"), "{args}");
+    assert!(long["result"].as_str().unwrap().contains("cut at 120"), "{long}");
+
     // A 2026-07-28 request carrying its trace context in _meta instead of a header.
     let meta_trace = "0af7651916cd43dd8448eb211c80319c";
     let r = s.post(
