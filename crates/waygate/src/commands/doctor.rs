@@ -101,6 +101,8 @@ async fn checks(g: &Global, l: &Layered, dir: &std::path::Path, rep: &mut Report
     let url = super::store_url(g, l);
     let shown = waygate_store::redact_url(&url);
     let started = Instant::now();
+    // Kept open for the upstream checks: `${secret:NAME}` values come from the store.
+    let mut opened: Option<waygate_store::Store> = None;
     match tokio::time::timeout(Duration::from_secs(10), waygate_store::Store::open(&url)).await {
         Ok(Ok(store)) => {
             let ms = started.elapsed().as_millis();
@@ -130,7 +132,7 @@ async fn checks(g: &Global, l: &Layered, dir: &std::path::Path, rep: &mut Report
                     "check the database user's rights",
                 ),
             }
-            store.close().await;
+            opened = Some(store);
         }
         Ok(Err(e)) => rep.add(
             "store",
@@ -218,7 +220,7 @@ async fn checks(g: &Global, l: &Layered, dir: &std::path::Path, rep: &mut Report
         }
         let t = Instant::now();
         if u.transport == "stdio" {
-            match crate::import::verify::verify(u, Duration::from_secs(20), None).await {
+            match crate::import::verify::verify(u, Duration::from_secs(20), opened.as_ref()).await {
                 Ok(tools) => rep.add(
                     check,
                     Status::Ok,
@@ -291,6 +293,9 @@ async fn checks(g: &Global, l: &Layered, dir: &std::path::Path, rep: &mut Report
                 "start Redis or fix limits.redis_url (replicas fall back to local limits meanwhile)",
             ),
         }
+    }
+    if let Some(s) = opened {
+        s.close().await;
     }
     rep.add(
         "tls",
