@@ -214,7 +214,7 @@ impl Engine {
         let audited = audited_method(method);
         let sink = self.audit.get().filter(|_| audited.is_some());
         let ts_ms = if sink.is_some() { crate::util::unix_now_ms() } else { 0 };
-        let subject = sink.map(|_| self.audit_subject(method, params.as_ref()));
+        let subject = sink.map(|_| self.audit_subject(method, target, params.as_ref()));
         let policy = self.policy();
         let denied = policy
             .as_deref()
@@ -295,17 +295,8 @@ impl Engine {
 
     /// The audited target, the argument digest, and the redacted arguments when the tool is
     /// configured to log them.
-    fn audit_subject(&self, method: &str, params: Option<&Map<String, Value>>) -> AuditSubject {
-        let key = if method == methods::RESOURCES_READ {
-            "uri"
-        } else {
-            "name"
-        };
-        let target = params
-            .and_then(|p| p.get(key))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+    fn audit_subject(&self, method: &str, target: Option<&str>, params: Option<&Map<String, Value>>) -> AuditSubject {
+        let target = target.unwrap_or("").to_string();
         let args = params.and_then(|p| p.get("arguments"));
         let keep = method == methods::TOOLS_CALL
             && self
