@@ -12,6 +12,7 @@ pub mod context;
 pub mod engine;
 pub mod era;
 pub mod events;
+pub mod hooks;
 pub mod logctx;
 pub mod metrics;
 pub mod mrtr;
@@ -32,5 +33,5 @@ pub use plugin::{
     BoxFuture, Invocation, Manifest, Outcome, Plugin, PluginError, PluginInit, PromptDef, ResourceDef,
     ResourceTemplateDef, Target, ToolDef,
 };
-pub use registry::{PluginRegistry, PluginState};
+pub use registry::{CatalogGate, PluginInfo, PluginRegistry, PluginState};
 pub use session::{Session, SessionStore};

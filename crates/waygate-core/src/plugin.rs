@@ -172,4 +172,10 @@ pub trait Plugin: Send + Sync + 'static {
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
+
+    /// Why the plugin stopped working on its own (a sandboxed plugin that keeps trapping),
+    /// so the registry can report it failed until it is reloaded.
+    fn failure(&self) -> Option<String> {
+        None
+    }
 }

@@ -6,6 +6,7 @@
 //! unload or reload never cuts an in-flight call short.
 
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -52,11 +53,22 @@ pub struct PluginInfo {
     pub prompts: usize,
 }
 
+/// How long an unload or reload waits for in-flight calls on the old instance.
+const DRAIN: Duration = Duration::from_secs(30);
+
 pub struct PluginRegistry {
     entries: Mutex<Vec<Entry>>,
     catalog: RwLock<Arc<Catalog>>,
     events: Events,
     page_size: usize,
+    /// Tools held back from the catalog (tool-definition pinning), by plugin.
+    gate: RwLock<Option<Arc<dyn CatalogGate>>>,
+}
+
+/// Decides which tools of a plugin may enter the catalog (definition pinning).
+pub trait CatalogGate: Send + Sync {
+    /// Remove the tools that must not be served yet; called on every publish.
+    fn admit(&self, plugin: &str, manifest: &mut Manifest);
 }
 
 impl PluginRegistry {
@@ -66,6 +78,7 @@ impl PluginRegistry {
             catalog: RwLock::new(Arc::new(Catalog::default())),
             events,
             page_size,
+            gate: RwLock::new(None),
         }
     }
 
@@ -78,62 +91,116 @@ impl PluginRegistry {
         &self.events
     }
 
-    /// Add and initialize a plugin. A plugin of the same name is replaced (a reload).
+    /// Install the pinning gate and rebuild the catalog through it.
+    pub async fn set_gate(&self, gate: Option<Arc<dyn CatalogGate>>) {
+        *self.gate.write().unwrap_or_else(|e| e.into_inner()) = gate;
+        self.republish().await;
+    }
+
+    /// Rebuild the catalog (after a pin approval, say).
+    pub async fn republish(&self) {
+        let entries = self.entries.lock().await;
+        self.publish(&entries);
+    }
+
+    /// Add and initialize a plugin. A plugin of the same name is replaced (a reload): the
+    /// new one serves as soon as it is initialized, the old one drains and shuts down.
+    /// If the replacement fails to initialize, a running predecessor keeps serving.
     pub async fn load(&self, plugin: Arc<dyn Plugin>, settings: Value) -> Result<(), PluginError> {
         let name = plugin.name().to_string();
         let mut entries = self.entries.lock().await;
-        let old = entries
-            .iter()
-            .position(|e| e.plugin.name() == name)
-            .map(|i| entries.remove(i));
         let init = PluginInit {
             settings: settings.clone(),
             events: self.events.clone(),
         };
-        let mut entry = Entry {
-            plugin: plugin.clone(),
-            settings,
-            state: PluginState::Loaded,
-            manifest: None,
-        };
         let result = plugin.initialize(&init).await;
-        let outcome = match result {
+        let pos = entries.iter().position(|e| e.plugin.name() == name);
+        let (manifest, state, outcome) = match result {
             Ok(m) => {
-                entry.state = PluginState::Running;
-                entry.manifest = Some(m);
-                tracing::info!(plugin = %name, "plugin running");
-                Ok(())
+                tracing::info!(plugin = %name, tools = m.tools.len(), "plugin running");
+                (Some(m), PluginState::Running, Ok(()))
             }
             Err(e) => {
                 tracing::error!(plugin = %name, error = %e, "plugin failed to initialize");
-                entry.state = PluginState::Failed(e.to_string());
-                Err(e)
+                if let Some(i) = pos {
+                    if entries[i].state == PluginState::Running {
+                        tracing::warn!(plugin = %name, "reload failed; the previous instance keeps serving");
+                        return Err(e);
+                    }
+                }
+                (None, PluginState::Failed(e.to_string()), Err(e))
             }
         };
-        entries.push(entry);
+        let entry = Entry {
+            plugin: plugin.clone(),
+            settings,
+            state,
+            manifest,
+        };
+        let old = match pos {
+            Some(i) => Some(std::mem::replace(&mut entries[i], entry)),
+            None => {
+                entries.push(entry);
+                None
+            }
+        };
         self.publish(&entries);
         drop(entries);
         if let Some(old) = old {
-            old.plugin.shutdown().await;
+            if !Arc::ptr_eq(&old.plugin, &plugin) {
+                tokio::spawn(retire(old.plugin));
+            }
         }
         outcome
     }
 
-    /// Re-run `initialize` of a loaded plugin with its settings.
+    /// Re-run `initialize` of a loaded plugin with its settings (a WASM plugin re-reads
+    /// its module file; in-flight calls finish on the previous instance).
     pub async fn reload(&self, name: &str) -> Result<(), PluginError> {
-        let (plugin, settings) = {
-            let entries = self.entries.lock().await;
-            let e = entries
-                .iter()
-                .find(|e| e.plugin.name() == name)
-                .ok_or_else(|| PluginError::NotFound(format!("plugin {name:?} is not loaded")))?;
-            (e.plugin.clone(), e.settings.clone())
-        };
-        plugin.shutdown().await;
+        let (plugin, settings) = self.find(name).await?;
         self.load(plugin, settings).await
     }
 
-    /// Remove a plugin from the catalog and shut it down. False when it was not loaded.
+    /// Replace a plugin by a new instance (a changed spec or module), draining the old one.
+    pub async fn replace(&self, plugin: Arc<dyn Plugin>) -> Result<(), PluginError> {
+        let settings = self.find(plugin.name()).await.map(|(_, s)| s).unwrap_or(Value::Object(Default::default()));
+        self.load(plugin, settings).await
+    }
+
+    async fn find(&self, name: &str) -> Result<(Arc<dyn Plugin>, Value), PluginError> {
+        let entries = self.entries.lock().await;
+        let e = entries
+            .iter()
+            .find(|e| e.plugin.name() == name)
+            .ok_or_else(|| PluginError::NotFound(format!("plugin {name:?} is not loaded")))?;
+        Ok((e.plugin.clone(), e.settings.clone()))
+    }
+
+    /// Take a plugin out of the catalog but keep it listed as stopped; in-flight calls
+    /// drain first. False when it is not loaded.
+    pub async fn disable(&self, name: &str) -> bool {
+        let mut entries = self.entries.lock().await;
+        let Some(e) = entries.iter_mut().find(|e| e.plugin.name() == name) else {
+            return false;
+        };
+        e.state = PluginState::Stopped;
+        e.manifest = None;
+        let plugin = e.plugin.clone();
+        self.publish(&entries);
+        drop(entries);
+        drain(&plugin, 1).await;
+        plugin.shutdown().await;
+        tracing::info!(plugin = %name, "plugin disabled");
+        true
+    }
+
+    /// Start a stopped (or failed) plugin again.
+    pub async fn enable(&self, name: &str) -> Result<(), PluginError> {
+        self.reload(name).await
+    }
+
+    /// Remove a plugin from the catalog and shut it down once its calls drained. False
+    /// when it was not loaded.
     pub async fn unload(&self, name: &str) -> bool {
         let mut entries = self.entries.lock().await;
         let Some(i) = entries.iter().position(|e| e.plugin.name() == name) else {
@@ -142,9 +209,14 @@ impl PluginRegistry {
         let e = entries.remove(i);
         self.publish(&entries);
         drop(entries);
-        e.plugin.shutdown().await;
+        tokio::spawn(retire(e.plugin));
         tracing::info!(plugin = %name, "plugin unloaded");
         true
+    }
+
+    /// The plugin instance by name (to ask a WASM plugin whether its module changed).
+    pub async fn get(&self, name: &str) -> Option<Arc<dyn Plugin>> {
+        self.find(name).await.ok().map(|(p, _)| p)
     }
 
     pub async fn list(&self) -> Vec<PluginInfo> {
@@ -154,7 +226,10 @@ impl PluginRegistry {
             .iter()
             .map(|e| PluginInfo {
                 name: e.plugin.name().to_string(),
-                state: e.state.clone(),
+                state: match (&e.state, e.plugin.failure()) {
+                    (PluginState::Running, Some(why)) => PluginState::Failed(why),
+                    (s, _) => s.clone(),
+                },
                 tools: e.manifest.as_ref().map_or(0, |m| m.tools.len()),
                 resources: e
                     .manifest
@@ -175,9 +250,16 @@ impl PluginRegistry {
     }
 
     fn publish(&self, entries: &[Entry]) {
+        let gate = self.gate.read().unwrap_or_else(|e| e.into_inner()).clone();
         let running: Vec<(Arc<dyn Plugin>, Manifest)> = entries
             .iter()
-            .filter_map(|e| e.manifest.clone().map(|m| (e.plugin.clone(), m)))
+            .filter_map(|e| {
+                let mut m = e.manifest.clone()?;
+                if let Some(g) = &gate {
+                    g.admit(e.plugin.name(), &mut m);
+                }
+                Some((e.plugin.clone(), m))
+            })
             .collect();
         let catalog = Arc::new(Catalog::build(&running, self.page_size));
         *self.catalog.write().unwrap_or_else(|e| e.into_inner()) = catalog;
@@ -185,4 +267,24 @@ impl PluginRegistry {
         self.events.emit(Event::PromptsChanged);
         self.events.emit(Event::ResourcesChanged);
     }
+}
+
+/// Wait until only `keep` references to the plugin remain (calls in flight hold one each,
+/// through the catalog they started with), at most [`DRAIN`].
+async fn drain(plugin: &Arc<dyn Plugin>, keep: usize) {
+    let start = tokio::time::Instant::now();
+    // Published catalogs that no request holds any more are already dropped, so what is
+    // left are calls still running on the old instance.
+    while Arc::strong_count(plugin) > keep + 1 && start.elapsed() < DRAIN {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if Arc::strong_count(plugin) > keep + 1 {
+        tracing::warn!(plugin = plugin.name(), "calls still running after the drain timeout; shutting down anyway");
+    }
+}
+
+/// Drain a replaced or removed instance, then shut it down.
+async fn retire(plugin: Arc<dyn Plugin>) {
+    drain(&plugin, 0).await;
+    plugin.shutdown().await;
 }

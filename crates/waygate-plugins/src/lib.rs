@@ -4,6 +4,7 @@
 pub mod defs;
 pub mod demo;
 pub mod everything;
+pub mod wasm;
 
 use std::sync::Arc;
 

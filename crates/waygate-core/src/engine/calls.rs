@@ -10,6 +10,7 @@ use super::Engine;
 use crate::catalog::TaskSupport;
 use crate::context::CallContext;
 use crate::plugin::{Invocation, Outcome, Plugin, PluginError, Target};
+use crate::hooks::{HookTarget, Phase};
 use crate::util::error_result;
 
 /// Which kind of primitive a call addresses; decides the error mapping.
@@ -72,7 +73,15 @@ impl Engine {
             ctx,
         )?;
 
-        if let Some(created) = self.maybe_task(tool.task_support, &params, &plugin, &invocation, ctx)? {
+        let hooks = self.hooks();
+        let guarded = !hooks.is_empty() && hooks.has_post_for(&hook_target(Kind::Tool, &name, &plugin, ctx));
+        // A guarded call stays on the synchronous path, where every hook sees it.
+        let task_support = if guarded && tool.task_support != TaskSupport::Required {
+            TaskSupport::Forbidden
+        } else {
+            tool.task_support
+        };
+        if let Some(created) = self.maybe_task(task_support, &params, &plugin, &invocation, ctx)? {
             return Ok(created);
         }
         drop(catalog);
@@ -280,6 +289,13 @@ impl Engine {
         name: &str,
         ctx: &CallContext,
     ) -> Result<Value, ErrorObject> {
+        let hooks = self.hooks();
+        let target = hook_target(kind, name, plugin, ctx);
+        if !hooks.is_empty() {
+            if let Err(reason) = hooks.run(Phase::Pre, &target, &mut invocation.arguments).await {
+                return tool_error_or(kind, PluginError::ToolFailed(reason), ctx.version, name);
+            }
+        }
         let mut rounds = 0usize;
         loop {
             let outcome = match plugin.execute(&invocation, ctx).await {
@@ -287,7 +303,14 @@ impl Engine {
                 Err(e) => return tool_error_or(kind, e, ctx.version, name),
             };
             let (requests, state) = match outcome {
-                Outcome::Complete(v) => return Ok(v),
+                Outcome::Complete(mut v) => {
+                    if !hooks.is_empty() {
+                        if let Err(reason) = hooks.run(Phase::Post, &target, &mut v).await {
+                            return tool_error_or(kind, PluginError::ToolFailed(reason), ctx.version, name);
+                        }
+                    }
+                    return Ok(v);
+                }
                 Outcome::InputRequired { requests, state } => (requests, state),
             };
             if let Some(missing) = missing_capabilities(&ctx.client_caps, &requests) {
@@ -421,6 +444,19 @@ impl Engine {
         } else {
             json!({ "task": task })
         }))
+    }
+}
+
+fn hook_target<'a>(kind: Kind, name: &'a str, plugin: &'a Arc<dyn Plugin>, ctx: &'a CallContext) -> HookTarget<'a> {
+    HookTarget {
+        kind: match kind {
+            Kind::Tool => "tool",
+            Kind::Resource => "resource",
+            Kind::Prompt => "prompt",
+        },
+        name,
+        plugin: plugin.name(),
+        principal: ctx.principal.as_ref().map(|p| &*p.label),
     }
 }
 

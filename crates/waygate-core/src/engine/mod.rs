@@ -85,6 +85,8 @@ pub struct Engine {
     audit_arguments: std::sync::OnceLock<Vec<String>>,
     /// Tools (globs) whose arguments and results are logged, and the size cap per field.
     body_log: std::sync::OnceLock<(Vec<String>, usize)>,
+    /// Guard and policy hooks around calls; replaced on reload.
+    hooks: std::sync::RwLock<Arc<crate::hooks::HookChain>>,
     pub metrics: crate::metrics::Metrics,
 }
 
@@ -106,6 +108,7 @@ impl Engine {
             policy: std::sync::RwLock::new(None),
             audit_arguments: std::sync::OnceLock::new(),
             body_log: std::sync::OnceLock::new(),
+            hooks: std::sync::RwLock::new(Arc::new(crate::hooks::HookChain::default())),
             metrics: crate::metrics::Metrics::default(),
         })
     }
@@ -141,6 +144,14 @@ impl Engine {
     /// Install (or clear) the authorization rules; applies to the next request.
     pub fn set_policy(&self, policy: Option<crate::policy::Policy>) {
         *self.policy.write().unwrap_or_else(|e| e.into_inner()) = policy.map(Arc::new);
+    }
+
+    pub fn set_hooks(&self, chain: crate::hooks::HookChain) {
+        *self.hooks.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(chain);
+    }
+
+    pub fn hooks(&self) -> Arc<crate::hooks::HookChain> {
+        self.hooks.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub(crate) fn policy(&self) -> Option<Arc<crate::policy::Policy>> {

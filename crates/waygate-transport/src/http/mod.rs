@@ -30,7 +30,7 @@ use waygate_protocol::{ErrorObject, Id};
 
 pub use body::Body;
 pub use guard::OriginPolicy;
-pub use ops::Operations;
+pub use ops::{AdminRequest, Operations};
 
 /// HTTP settings; plain data from the config file.
 #[derive(Debug, Clone)]
@@ -322,6 +322,7 @@ async fn route_in_span(
         "/ready" | "/readyz" => ops::ready(&shared),
         "/api/v1/diagnostics" => ops::diagnostics(&shared).await,
         "/api/v1/log-level" => ops::log_level(&shared, req).await,
+        p if p.starts_with("/api/v1/") => ops::admin(&shared, req).await,
         path => {
             let msg = format!("no such endpoint {path:?}; the MCP endpoint is /mcp (legacy SSE: /sse)");
             error_response(StatusCode::NOT_FOUND, None, &ErrorObject::invalid_request(msg))

@@ -20,6 +20,20 @@ pub trait Operations: Send + Sync {
     fn not_ready(&self) -> Vec<String>;
     /// The log filter in effect, after replacing it with `new` when given.
     fn log_filter(&self, new: Option<&str>) -> Result<String, String>;
+    /// Admin REST resources the binary owns (plugins, pins, …): the status and JSON body,
+    /// or `None` when `path` is not one of them. `actor` names the caller for the audit.
+    fn admin<'a>(&'a self, request: AdminRequest<'a>) -> BoxFuture<'a, Option<(StatusCode, serde_json::Value)>> {
+        let _ = request;
+        Box::pin(async { None })
+    }
+}
+
+/// One admin REST call, body already read (and size-limited).
+pub struct AdminRequest<'a> {
+    pub method: &'a http::Method,
+    pub path: &'a str,
+    pub body: &'a [u8],
+    pub actor: &'a str,
 }
 
 pub(super) fn health() -> Response<Body> {
@@ -138,5 +152,41 @@ pub(super) async fn log_level(shared: &Shared, req: http::Request<hyper::body::I
             serde_json::to_vec(&serde_json::json!({"filter": f})).unwrap_or_default(),
         ),
         Err(e) => super::error_response(StatusCode::BAD_REQUEST, None, &ErrorObject::invalid_request(e)),
+    }
+}
+
+/// Any other `/api/v1/…` path: handed to [`Operations::admin`].
+pub(super) async fn admin(shared: &Shared, req: http::Request<hyper::body::Incoming>) -> Response<Body> {
+    use waygate_protocol::ErrorObject;
+    let actor = req
+        .extensions()
+        .get::<super::Caller>()
+        .and_then(|c| c.principal.as_ref())
+        .map_or_else(|| "anonymous".to_string(), |p| p.label.to_string());
+    let (parts, body) = req.into_parts();
+    let bytes = match super::read_body(&parts.headers, body, &shared.cfg).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let path = parts.uri.path();
+    let answer = match &shared.cfg.ops {
+        Some(ops) => {
+            ops.admin(AdminRequest {
+                method: &parts.method,
+                path,
+                body: &bytes,
+                actor: &actor,
+            })
+            .await
+        }
+        None => None,
+    };
+    match answer {
+        Some((status, doc)) => json_response(status, serde_json::to_vec_pretty(&doc).unwrap_or_default()),
+        None => super::error_response(
+            StatusCode::NOT_FOUND,
+            None,
+            &ErrorObject::invalid_request(format!("no such admin endpoint {path:?}")),
+        ),
     }
 }
