@@ -4,6 +4,8 @@
 pub mod defs;
 pub mod demo;
 pub mod everything;
+pub mod guards;
+pub mod system;
 pub mod wasm;
 
 use std::sync::Arc;

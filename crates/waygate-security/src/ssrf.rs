@@ -183,8 +183,13 @@ impl Guard {
     }
 
     /// An HTTP client whose every connection goes through this guard.
+    /// Environment proxies are ignored: a proxy resolves names itself, out of the guard's sight.
+    /// Literal-address URLs never reach a resolver, so callers also run [`Guard::check_url`].
     pub fn client(&self, builder: reqwest::ClientBuilder) -> reqwest::Result<reqwest::Client> {
-        builder.dns_resolver(Arc::new(GuardedResolver(self.clone()))).build()
+        builder
+            .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver(self.clone())))
+            .build()
     }
 }
 

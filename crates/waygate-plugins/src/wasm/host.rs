@@ -71,6 +71,9 @@ async fn fetch(caps: &Caps, req: &Value, remaining: Duration) -> Result<Value, S
     if !host_allowed(&caps.http_hosts, host.trim_start_matches('[').trim_end_matches(']')) {
         return Err(format!("host {host:?} is not in http_hosts"));
     }
+    waygate_security::ssrf::Guard::default()
+        .check_url(url)
+        .map_err(|e| format!("request failed: {e}"))?;
     let method = req.get("method").and_then(Value::as_str).unwrap_or("GET");
     let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| format!("bad method {method:?}"))?;
     let mut rb = client.request(method, parsed).timeout(remaining.max(Duration::from_millis(1)));

@@ -19,13 +19,14 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
+use waygate_core::hooks::{Hook, HookTarget, Verdict};
 use waygate_core::util::text_result;
 use waygate_core::{
     BoxFuture, CallContext, Invocation, Manifest, Outcome, Plugin, PluginError, PluginInit, PromptDef, ResourceDef,
     ResourceTemplateDef, Target, ToolDef,
 };
 
-pub use spec::WasmSpec;
+pub use spec::{host_allowed, WasmSpec};
 
 use host::Caps;
 use instance::Slot;
@@ -270,4 +271,43 @@ fn shape(kind: &str, request: &Value, answer: Value) -> Result<Outcome, String> 
         _ => return Err("prompt answer has no \"messages\"".into()),
     };
     Ok(Outcome::Complete(full))
+}
+
+/// A WASM plugin serving as a hook: `waygate_call` gets
+/// `{"kind":"hook","phase","target":{kind,name,plugin,principal},"value"}` and answers
+/// `{"action":"pass"}`, `{"action":"modify","value":…}` or `{"action":"deny","reason":…}`.
+pub struct WasmHook(pub Arc<WasmPlugin>);
+
+impl WasmHook {
+    async fn ask(&self, phase: &str, t: &HookTarget<'_>, v: &mut Value) -> Result<Verdict, String> {
+        let req = json!({
+            "kind": "hook", "phase": phase,
+            "target": {"kind": t.kind, "name": t.name, "plugin": t.plugin, "principal": t.principal},
+            "value": v,
+        });
+        let ans = self.0.run(&req).await.map_err(|e| e.to_string())?;
+        match ans.get("action").and_then(Value::as_str).unwrap_or("pass") {
+            "pass" => Ok(Verdict::Pass),
+            "modify" => {
+                *v = ans.get("value").cloned().ok_or("\"modify\" without \"value\"")?;
+                Ok(Verdict::Modified)
+            }
+            "deny" => Ok(Verdict::Deny(
+                ans.get("reason").and_then(Value::as_str).unwrap_or("no reason given").to_string(),
+            )),
+            other => Err(format!("unknown action {other:?}")),
+        }
+    }
+}
+
+impl Hook for WasmHook {
+    fn kind(&self) -> &str {
+        "wasm"
+    }
+    fn pre<'a>(&'a self, t: &'a HookTarget<'a>, a: &'a mut Value) -> BoxFuture<'a, Result<Verdict, String>> {
+        Box::pin(self.ask("pre", t, a))
+    }
+    fn post<'a>(&'a self, t: &'a HookTarget<'a>, r: &'a mut Value) -> BoxFuture<'a, Result<Verdict, String>> {
+        Box::pin(self.ask("post", t, r))
+    }
 }

@@ -123,7 +123,7 @@ pub(crate) fn split_dir(d: &str) -> (&str, &str) {
 }
 
 /// `api.example.com` matches itself; `*.example.com` matches any subdomain.
-pub(crate) fn host_allowed(patterns: &[String], host: &str) -> bool {
+pub fn host_allowed(patterns: &[String], host: &str) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     patterns.iter().any(|p| {
         let p = p.to_ascii_lowercase();
