@@ -7,6 +7,7 @@
 
 mod audit;
 mod keys;
+mod pins;
 mod records;
 mod secrets;
 
@@ -19,6 +20,7 @@ use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
 pub use audit::{AuditRow, ChainCheck};
 pub use keys::KeyRow;
+pub use pins::Pin;
 pub use records::{PluginRow, Snapshot, UpstreamRow};
 pub use secrets::SealedSecret;
 

@@ -223,8 +223,83 @@ pub struct ServeArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum PluginsCommand {
-    /// List the built-in plugins and which ones the configuration enables.
-    List,
+    /// List the plugins of the running server (state, tier, tools); without a running
+    /// server, the built-in plugins and which ones the configuration enables.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Load a WASM plugin into the running server (remembered across restarts).
+    Load {
+        /// Plugin name.
+        name: String,
+        /// Path of the .wasm module (as the server sees it).
+        module: PathBuf,
+        /// Memory cap in MiB.
+        #[arg(long)]
+        memory_mib: Option<u32>,
+        /// Time limit per call in ms.
+        #[arg(long)]
+        time_ms: Option<u64>,
+        /// Grant read-only access to a directory (repeatable; HOST[:GUEST]).
+        #[arg(long = "fs-read")]
+        fs_read: Vec<String>,
+        /// Grant outbound HTTP to a host (repeatable).
+        #[arg(long = "http-host")]
+        http_hosts: Vec<String>,
+        /// Pass a host environment variable through (repeatable).
+        #[arg(long = "env")]
+        env: Vec<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Unload a plugin loaded at runtime.
+    Unload {
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Re-create a plugin (a WASM module is read again); in-flight calls finish first.
+    Reload {
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Start a disabled plugin.
+    Enable {
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Stop serving a plugin (remembered across restarts).
+    Disable {
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Tools held back because their definition changed since it was approved.
+    Pins {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Approve the new definition of a held-back tool.
+    Approve {
+        plugin: String,
+        tool: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// How to reach a running server's admin API.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Base URL of the running server. Default: http://<server.listen from the config>.
+    #[arg(long, env = "WAYGATE_URL", value_name = "URL")]
+    pub url: Option<String>,
+    /// An API key with the admin scope.
+    #[arg(long, env = "WAYGATE_API_KEY", value_name = "KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -26,6 +26,8 @@ pub struct ServeOps {
     /// The configuration in effect (replaced on reload).
     pub config: RwLock<FileConfig>,
     audit_enabled: bool,
+    pub plugins: OnceLock<Arc<crate::plugins::PluginManager>>,
+    pub engine: OnceLock<Arc<waygate_core::Engine>>,
 }
 
 impl ServeOps {
@@ -46,6 +48,8 @@ impl ServeOps {
             registry,
             config: RwLock::new(config),
             audit_enabled,
+            plugins: OnceLock::new(),
+            engine: OnceLock::new(),
         }
     }
 
@@ -115,6 +119,19 @@ impl Operations for ServeOps {
             "Start time of the process since the Unix epoch.",
         );
         let _ = writeln!(out, "process_start_time_seconds {:.3}", self.started_unix);
+        if let Some(e) = self.engine.get() {
+            e.hooks().render(out);
+        }
+    }
+
+    fn admin<'a>(
+        &'a self,
+        request: waygate_transport::http::AdminRequest<'a>,
+    ) -> BoxFuture<'a, Option<(http::StatusCode, Value)>> {
+        Box::pin(async move {
+            let m = self.plugins.get()?;
+            crate::plugins::admin::handle(m, self.engine.get().map(|e| &**e), &request).await
+        })
     }
 
     fn not_ready(&self) -> Vec<String> {
@@ -144,13 +161,17 @@ impl Operations for ServeOps {
                     })
                 }
             };
-            let plugins: Vec<Value> = self
-                .registry
-                .list()
-                .await
-                .into_iter()
-                .map(|p| json!({"name": p.name, "state": p.state.label(), "tools": p.tools, "resources": p.resources, "prompts": p.prompts}))
-                .collect();
+            let plugins: Vec<Value> = match self.plugins.get() {
+                Some(m) => m.list().await,
+                None => self
+                    .registry
+                    .list()
+                    .await
+                    .into_iter()
+                    .map(|p| json!({"name": p.name, "state": p.state.label(), "tools": p.tools, "resources": p.resources, "prompts": p.prompts}))
+                    .collect(),
+            };
+            let hooks = self.engine.get().map(|e| e.hooks().describe()).unwrap_or_default();
             let upstreams: Vec<Value> = cfg
                 .upstreams
                 .iter()
@@ -180,6 +201,7 @@ impl Operations for ServeOps {
                 "store": store,
                 "plugins": plugins,
                 "catalog_tools": self.registry.catalog().tool_count(),
+                "hooks": hooks,
                 "upstreams": upstreams,
                 "rate_limits": {
                     "requests_per_second": cfg.limits.requests_per_second,

@@ -177,18 +177,23 @@ async fn checks(g: &Global, l: &Layered, dir: &std::path::Path, rep: &mut Report
         ),
     }
     // Plugins: load and initialize each one in a scratch registry.
-    let names = match super::reload::wanted_plugins(c, &super::reload::CliPlugins::default()) {
+    let specs = match crate::plugins::desired(c, &[], false) {
         Ok(n) => n,
         Err(e) => {
             rep.add("plugins", Status::Fail, e, "fix plugins.enabled");
             vec![]
         }
     };
-    for n in names {
+    for spec in specs {
+        let n = spec.name().to_string();
         let reg = waygate_core::PluginRegistry::new(waygate_core::Events::new(), 100);
         let t = Instant::now();
-        let Some(p) = waygate_plugins::builtin(&n) else {
-            continue;
+        let p = match crate::plugins::instantiate(&spec) {
+            Ok((p, _)) => p,
+            Err(e) => {
+                rep.add(format!("plugin {n}"), Status::Fail, e, "see the plugin's settings");
+                continue;
+            }
         };
         match reg.load(p, serde_json::json!({})).await {
             Ok(()) => rep.add(

@@ -1,25 +1,134 @@
-//! `waygate plugins list`.
+//! `waygate plugins …`: talks to a running server's admin API (`/api/v1/plugins`,
+//! `/api/v1/pins`); `list` falls back to the configuration when no server answers.
+
+use serde_json::{json, Value};
 
 use super::CmdResult;
-use crate::cli::{Global, PluginsCommand};
+use crate::cli::{Global, PluginsCommand, ServerArgs};
 
 pub fn run(g: &Global, cmd: PluginsCommand) -> CmdResult {
-    match cmd {
-        PluginsCommand::List => {
-            let cfg = super::load_config(g)?.cfg;
-            println!("{:<12} {:<8} description", "NAME", "ENABLED");
-            for name in waygate_plugins::BUILTIN {
-                let on = match name {
-                    "demo" => cfg.plugins.demo.unwrap_or(true),
-                    n => cfg.plugins.enabled.iter().any(|e| e == n),
-                };
-                let desc = match name {
-                    "demo" => "echo, add, now, countdown, ask_name; a resource and a prompt",
-                    _ => "the MCP conformance suite's fixture surface",
-                };
-                println!("{name:<12} {:<8} {desc}", if on { "yes" } else { "no" });
-            }
-            Ok(())
+    let rt = super::runtime()?;
+    rt.block_on(dispatch(g, cmd))
+}
+
+async fn dispatch(g: &Global, cmd: PluginsCommand) -> CmdResult {
+    use reqwest::Method;
+    let (server, method, path, body) = match cmd {
+        PluginsCommand::List { server } => {
+            return match call(g, &server, Method::GET, "plugins", None).await {
+                Ok(v) => {
+                    print_table(&v["plugins"]);
+                    Ok(())
+                }
+                Err(e) if e.starts_with("connect") => offline_list(g, &e),
+                Err(e) => Err(e.into()),
+            };
         }
+        PluginsCommand::Load { name, module, memory_mib, time_ms, fs_read, http_hosts, env, server } => {
+            let module = std::fs::canonicalize(&module).unwrap_or(module);
+            let mut spec = json!({"name": name, "module": module, "fs_read": fs_read, "http_hosts": http_hosts, "env": env});
+            if let Some(m) = memory_mib {
+                spec["memory_mib"] = json!(m);
+            }
+            if let Some(t) = time_ms {
+                spec["time_ms"] = json!(t);
+            }
+            (server, Method::POST, "plugins".to_string(), Some(json!({"wasm": spec})))
+        }
+        PluginsCommand::Unload { name, server } => (server, Method::DELETE, format!("plugins/{name}"), None),
+        PluginsCommand::Reload { name, server } => (server, Method::POST, format!("plugins/{name}/reload"), None),
+        PluginsCommand::Enable { name, server } => (server, Method::POST, format!("plugins/{name}/enable"), None),
+        PluginsCommand::Disable { name, server } => (server, Method::POST, format!("plugins/{name}/disable"), None),
+        PluginsCommand::Pins { server } => {
+            let v = call(g, &server, Method::GET, "pins", None).await?;
+            let held = v["held"].as_array().cloned().unwrap_or_default();
+            if held.is_empty() {
+                println!("no tools held back");
+            }
+            for h in held {
+                println!(
+                    "{}/{}  held: definition {} (approved: {})\n  {}",
+                    h["plugin"].as_str().unwrap_or_default(),
+                    h["tool"].as_str().unwrap_or_default(),
+                    &h["sha256"].as_str().unwrap_or_default()[..12.min(h["sha256"].as_str().unwrap_or_default().len())],
+                    h["approved_sha256"].as_str().map_or("none".into(), |s| s.chars().take(12).collect::<String>()),
+                    h["definition"]
+                );
+            }
+            return Ok(());
+        }
+        PluginsCommand::Approve { plugin, tool, server } => {
+            (server, Method::POST, format!("pins/{plugin}/{tool}/approve"), None)
+        }
+    };
+    let v = call(g, &server, method, &path, body).await?;
+    match v.get("plugins") {
+        Some(list) => print_table(list),
+        None => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default()),
     }
+    Ok(())
+}
+
+async fn call(g: &Global, server: &ServerArgs, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, String> {
+    let base = match &server.url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => {
+            let cfg = super::load_config(g).map_err(|e| e.to_string())?.cfg;
+            let addr = cfg.server.listen.map_or_else(|| crate::config::DEFAULT_LISTEN.to_string(), |a| a.to_string());
+            format!("http://{addr}")
+        }
+    };
+    let url = format!("{base}/api/v1/{path}");
+    let client = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
+    let mut rb = client.request(method, &url);
+    if let Some(k) = &server.api_key {
+        rb = rb.bearer_auth(k);
+    }
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let resp = rb.send().await.map_err(|e| format!("connect to {url}: {e}"))?;
+    let status = resp.status();
+    let text = resp.text().await.map_err(|e| e.to_string())?;
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+    if !status.is_success() {
+        let msg = v
+            .get("error")
+            .and_then(|e| e.as_str().map(str::to_string).or_else(|| e.get("message").and_then(Value::as_str).map(str::to_string)))
+            .unwrap_or(text);
+        let hint = if status == reqwest::StatusCode::UNAUTHORIZED { " (pass an admin key with --api-key or WAYGATE_API_KEY)" } else { "" };
+        return Err(format!("{status}: {msg}{hint}"));
+    }
+    Ok(v)
+}
+
+fn print_table(list: &Value) {
+    println!("{:<16} {:<7} {:<8} {:<12} {:>5}  detail", "NAME", "TIER", "ORIGIN", "STATE", "TOOLS");
+    for p in list.as_array().into_iter().flatten() {
+        let s = |k: &str| p[k].as_str().unwrap_or_default().to_string();
+        let detail = p["error"].as_str().map(str::to_string).or_else(|| p["module"].as_str().map(str::to_string)).unwrap_or_default();
+        println!("{:<16} {:<7} {:<8} {:<12} {:>5}  {detail}", s("name"), s("tier"), s("origin"), s("state"), p["tools"]);
+    }
+}
+
+fn offline_list(g: &Global, why: &str) -> CmdResult {
+    eprintln!("no running server answered ({why}); showing the configuration");
+    let cfg = super::load_config(g)?.cfg;
+    println!("{:<16} {:<8} description", "NAME", "ENABLED");
+    for name in waygate_plugins::BUILTIN {
+        let on = match name {
+            "demo" => cfg.plugins.demo.unwrap_or(true),
+            n => cfg.plugins.enabled.iter().any(|e| e == n),
+        };
+        let desc = match name {
+            "demo" => "echo, add, now, countdown, ask_name; a resource and a prompt",
+            "system" => "confined execute_command, read/write_file, list_directory, search_files, http_request",
+            _ => "the MCP conformance suite's fixture surface",
+        };
+        println!("{name:<16} {:<8} {desc}", if on { "yes" } else { "no" });
+    }
+    for w in &cfg.plugins.wasm {
+        println!("{:<16} {:<8} wasm module {}", w.name, "yes", w.module.display());
+    }
+    Ok(())
 }

@@ -7,10 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use waygate_core::PluginRegistry;
 use waygate_store::Store;
 
-use crate::config::{self, FileConfig, Layered};
+use crate::config::{self, Layered};
 
 /// Plugins named on the command line, which a reload keeps.
 #[derive(Clone, Debug, Default)]
@@ -19,58 +18,12 @@ pub struct CliPlugins {
     pub no_demo: bool,
 }
 
-/// The plugin set a configuration asks for, in load order.
-pub fn wanted_plugins(cfg: &FileConfig, cli: &CliPlugins) -> Result<Vec<String>, String> {
-    let mut names: Vec<String> = Vec::new();
-    if !cli.no_demo && cfg.plugins.demo.unwrap_or(true) {
-        names.push("demo".into());
-    }
-    for n in cfg.plugins.enabled.iter().chain(cli.add.iter()) {
-        if waygate_plugins::builtin(n).is_none() {
-            return Err(format!(
-                "unknown plugin {n:?}; expected one of {}",
-                waygate_plugins::BUILTIN.join(", ")
-            ));
-        }
-        if !names.contains(n) {
-            names.push(n.clone());
-        }
-    }
-    Ok(names)
-}
-
-/// Bring the registry to exactly `names`; record each plugin's state in the store.
-pub async fn apply_plugins(registry: &PluginRegistry, store: Option<&Store>, names: &[String]) {
-    let loaded: Vec<String> = registry.list().await.into_iter().map(|p| p.name).collect();
-    for gone in loaded.iter().filter(|n| !names.contains(n)) {
-        registry.unload(gone).await;
-        record(store, gone, false).await;
-    }
-    for name in names.iter().filter(|n| !loaded.contains(n)) {
-        let Some(plugin) = waygate_plugins::builtin(name) else {
-            continue;
-        };
-        if let Err(e) = registry.load(plugin, serde_json::json!({})).await {
-            tracing::error!(plugin = %name, error = %e, "plugin not loaded; continuing without it");
-        }
-        record(store, name, true).await;
-    }
-}
-
-/// Persist a plugin's enabled state; a store failure is logged, never fatal.
-pub async fn record(store: Option<&Store>, name: &str, enabled: bool) {
-    if let Some(s) = store {
-        if let Err(e) = s.set_plugin_state(name, enabled, "{}").await {
-            tracing::warn!(plugin = %name, error = %e, "could not record plugin state");
-        }
-    }
-}
-
 /// Watch `path` until `stop`; apply valid changes.
 pub async fn watch(
     path: PathBuf,
     mut current: Layered,
     cli: CliPlugins,
+    manager: Arc<crate::plugins::PluginManager>,
     engine: Arc<waygate_core::Engine>,
     store: Store,
     ops: Arc<crate::ops::ServeOps>,
@@ -100,6 +53,7 @@ pub async fn watch(
             _ = tick.tick() => false,
             _ = hup_fut => true,
         };
+        manager.reload_changed_modules().await;
         let text = std::fs::read_to_string(&path).ok();
         if !forced && text == last {
             continue;
@@ -126,14 +80,15 @@ pub async fn watch(
                 continue;
             }
         };
-        let names = match wanted_plugins(&next.cfg, &cli) {
+        let specs = match crate::plugins::desired(&next.cfg, &cli.add, cli.no_demo) {
             Ok(n) => n,
             Err(e) => {
                 tracing::error!(error = %e, "config reload refused; keeping the running configuration");
                 continue;
             }
         };
-        apply_plugins(&registry, Some(&store), &names).await;
+        let names: Vec<String> = specs.iter().map(|s| s.name().to_string()).collect();
+        manager.apply_config(specs, next.cfg.hooks.clone(), false).await;
         if current.cfg.policies != next.cfg.policies || current.cfg.authz != next.cfg.authz {
             let policy = config::security::compile(&next.cfg.authz, &next.cfg.policies);
             tracing::info!(
@@ -150,6 +105,7 @@ pub async fn watch(
             ("store", current.cfg.store != next.cfg.store),
             ("auth", current.cfg.auth != next.cfg.auth),
             ("limits", current.cfg.limits != next.cfg.limits),
+            ("pinning", current.cfg.pinning != next.cfg.pinning),
         ]
         .into_iter()
         .filter_map(|(s, changed)| changed.then_some(s))

@@ -88,9 +88,14 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
         add: args.plugins.clone(),
         no_demo: args.no_demo,
     };
-    let names = reload::wanted_plugins(&l.cfg, &extra)?;
-    reload::apply_plugins(&registry, None, &names).await;
+    let specs = crate::plugins::desired(&l.cfg, &extra.add, extra.no_demo)?;
+    let names: Vec<&str> = specs.iter().map(|s| s.name()).collect();
+    let manager = crate::plugins::PluginManager::new(registry.clone());
     let engine = Engine::new(ecfg, registry.clone());
+    manager.set_engine(engine.clone());
+    // Native plugins serve from the first request; WASM plugins (pinned, compiled) join
+    // once the store with their pins and remembered state is open.
+    manager.apply_config(specs.clone(), l.cfg.hooks.clone(), true).await;
     engine.start_background();
     let shared = crate::security::shared_buckets(c).await?;
     if let Some(t) = crate::security::tool_limits(c, shared.clone()) {
@@ -198,9 +203,10 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
         .clone()
         .unwrap_or_else(|| toml::to_string(&l.cfg).unwrap_or_default());
     store.snapshot_config("start", &snapshot).await?;
-    for n in &names {
-        reload::record(Some(&store), n, true).await;
-    }
+    let pins = crate::plugins::pinning::PinGate::open(&l.cfg.pinning, store.clone()).await;
+    manager
+        .restore(store.clone(), pins, specs.clone(), l.cfg.hooks.clone())
+        .await;
     if let Some(keys) = &api_keys {
         if let Some(k) = super::keys::first_admin_key(&store).await? {
             println!(
@@ -217,6 +223,8 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
         }
     }
     let _ = ops.store.set(store.clone());
+    let _ = ops.plugins.set(manager.clone());
+    let _ = ops.engine.set(engine.clone());
     let (audit, audit_task) =
         crate::audit_queue::AuditQueue::start(store.clone(), l.cfg.audit.queue_capacity.unwrap_or(10_000));
     let _ = ops.audit.set(audit.clone());
@@ -257,6 +265,7 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
             path,
             l.clone(),
             extra,
+            manager.clone(),
             engine.clone(),
             store.clone(),
             ops.clone(),

@@ -5,6 +5,7 @@
 //! variable), the key, and what was expected; unknown keys are refused with a hint.
 
 mod layers;
+pub mod plugins;
 pub mod security;
 pub mod upgrade;
 
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use layers::{Layered, Source};
+pub use plugins::{HookConfig, PinningSection, PluginsSection};
 pub use security::{AuthSection, AuthzSection, PolicyRule};
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +60,9 @@ pub struct FileConfig {
     pub log: LogSection,
     /// Upstream MCP servers federated behind this gateway (imported or written by hand).
     pub upstreams: Vec<Upstream>,
+    /// Guard and policy hooks around every call.
+    pub hooks: Vec<HookConfig>,
+    pub pinning: PinningSection,
 }
 
 /// Rate limits, in MCP operations.
@@ -227,15 +232,6 @@ pub struct McpSection {
 
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
 #[serde(deny_unknown_fields, default)]
-pub struct PluginsSection {
-    /// Built-in plugins to enable in addition to `demo`.
-    pub enabled: Vec<String>,
-    /// Set false to start without the demo plugin.
-    pub demo: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
-#[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
     /// `sqlite://PATH` (default: `<data-dir>/waygate.db`) or `postgres://…`.
     pub url: Option<String>,
@@ -392,16 +388,8 @@ impl FileConfig {
                 }
             }
         }
-        for p in &self.plugins.enabled {
-            if !waygate_plugins::BUILTIN.contains(&p.as_str()) {
-                return Err(err(
-                    "plugins.enabled",
-                    format!(
-                        "unknown plugin {p:?}; expected one of {}",
-                        waygate_plugins::BUILTIN.join(", ")
-                    ),
-                ));
-            }
+        if let Err((key, message)) = plugins::validate(&self.plugins, &self.hooks) {
+            return Err(err(&key, message));
         }
         Ok(())
     }
@@ -485,7 +473,14 @@ pub fn schema() -> serde_json::Value {
                 "list_ttl_ms": n("ttlMs cache hint on list results")}},
             "plugins": {"type": "object", "additionalProperties": false, "properties": {
                 "enabled": {"type": "array", "items": {"enum": waygate_plugins::BUILTIN}},
-                "demo": {"type": "boolean"}}},
+                "demo": {"type": "boolean"},
+                "system": {"type": "object", "description": "roots, writable, max_read_bytes, max_write_bytes, commands, command_timeout_ms, max_output_bytes, http_hosts, http_timeout_ms, max_search_results"},
+                "wasm": {"type": "array", "items": {"type": "object", "required": ["name", "module"], "description": "name, module, memory_mib, time_ms, instances, max_traps, max_output_bytes, fs_read, env, http_hosts, wall_clock, settings"}}}},
+            "hooks": {"type": "array", "items": {"type": "object", "required": ["name", "kind"], "properties": {
+                "kind": {"enum": plugins::HOOK_KINDS}, "mode": {"enum": ["enforce", "permissive", "disabled"]}}}},
+            "pinning": {"type": "object", "additionalProperties": false, "properties": {
+                "enabled": {"type": "boolean"}, "plugins": list("plugin globs whose tools are pinned"),
+                "approve_new": {"type": "boolean"}}},
             "audit": {"type": "object", "additionalProperties": false, "properties": {
                 "enabled": {"type": "boolean"}, "queue_capacity": n("records waiting for the database at most")}},
             "store": {"type": "object", "additionalProperties": false, "properties": {

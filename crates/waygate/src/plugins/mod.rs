@@ -1,0 +1,425 @@
+//! The running plugin set: which plugins exist (from the config file, or loaded at
+//! runtime through the admin API), whether each is enabled, and what is remembered in the
+//! store so a restart comes back the same. The registry in `waygate-core` only holds what
+//! is active; this layer decides what that is, and rebuilds the hook chain whenever the
+//! plugins a hook points at change.
+
+pub mod admin;
+pub mod pinning;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use waygate_core::hooks::{Conditions, HookChain, HookEntry, Mode};
+use waygate_core::{Engine, Plugin, PluginRegistry};
+use waygate_plugins::system::{System, SystemSpec};
+use waygate_plugins::wasm::{WasmHook, WasmPlugin, WasmSpec};
+use waygate_store::Store;
+
+use crate::config::{FileConfig, HookConfig};
+
+/// What a plugin is made from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Spec {
+    Builtin(String),
+    System(SystemSpec),
+    Wasm(WasmSpec),
+}
+
+impl Spec {
+    pub fn name(&self) -> &str {
+        match self {
+            Spec::Builtin(n) => n,
+            Spec::System(_) => "system",
+            Spec::Wasm(w) => &w.name,
+        }
+    }
+
+    fn tier(&self) -> &'static str {
+        match self {
+            Spec::Wasm(_) => "wasm",
+            _ => "native",
+        }
+    }
+
+    /// From an admin request body: `{"wasm": {…}}` or `{"builtin": "everything"}`.
+    pub fn from_request(v: &Value) -> Result<Spec, String> {
+        if let Some(w) = v.get("wasm") {
+            let spec: WasmSpec = serde_json::from_value(w.clone()).map_err(|e| format!("wasm: {e}"))?;
+            spec.validate().map_err(|e| format!("wasm.{e}"))?;
+            if !spec.module.is_file() {
+                return Err(format!("wasm.module: {} is not a file", spec.module.display()));
+            }
+            return Ok(Spec::Wasm(spec));
+        }
+        match v.get("builtin").and_then(Value::as_str) {
+            Some("system") => Err("the system plugin is configured in [plugins.system] of the config file".into()),
+            Some(n) if waygate_plugins::BUILTIN.contains(&n) => Ok(Spec::Builtin(n.to_string())),
+            Some(n) => Err(format!("unknown built-in plugin {n:?}")),
+            None => Err("expected {\"wasm\": {\"name\": …, \"module\": …}} or {\"builtin\": NAME}".into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Config,
+    Runtime,
+}
+
+struct Item {
+    spec: Spec,
+    origin: Origin,
+    enabled: bool,
+    /// The live WASM instance, for hooks and module-change checks.
+    wasm: Option<Arc<WasmPlugin>>,
+}
+
+/// The plugin set of a running server.
+pub struct PluginManager {
+    pub registry: Arc<PluginRegistry>,
+    engine: OnceLock<Arc<Engine>>,
+    store: OnceLock<Store>,
+    items: tokio::sync::Mutex<BTreeMap<String, Item>>,
+    hooks: std::sync::Mutex<Vec<HookConfig>>,
+    pub pins: OnceLock<Arc<pinning::PinGate>>,
+}
+
+/// The plugins a configuration asks for, in load order (plus `--plugin` names).
+pub fn desired(cfg: &FileConfig, add: &[String], no_demo: bool) -> Result<Vec<Spec>, String> {
+    let mut out: Vec<Spec> = Vec::new();
+    if !no_demo && cfg.plugins.demo.unwrap_or(true) {
+        out.push(Spec::Builtin("demo".into()));
+    }
+    for n in cfg.plugins.enabled.iter().chain(add.iter()) {
+        let spec = match n.as_str() {
+            "system" => Spec::System(cfg.plugins.system.clone().unwrap_or_default()),
+            n if waygate_plugins::BUILTIN.contains(&n) => Spec::Builtin(n.to_string()),
+            _ => {
+                return Err(format!(
+                    "unknown plugin {n:?}; expected one of {}",
+                    waygate_plugins::BUILTIN.join(", ")
+                ))
+            }
+        };
+        if !out.iter().any(|s| s.name() == spec.name()) {
+            out.push(spec);
+        }
+    }
+    out.extend(cfg.plugins.wasm.iter().cloned().map(Spec::Wasm));
+    Ok(out)
+}
+
+/// A fresh instance of the plugin a spec describes (and the WASM handle, if it is one).
+pub fn instantiate(spec: &Spec) -> Result<(Arc<dyn Plugin>, Option<Arc<WasmPlugin>>), String> {
+    Ok(match spec {
+        Spec::Builtin(n) => (waygate_plugins::builtin(n).ok_or_else(|| format!("unknown plugin {n:?}"))?, None),
+        Spec::System(s) => (Arc::new(System::new(s.clone()).map_err(|e| format!("plugins.system: {e}"))?), None),
+        Spec::Wasm(w) => {
+            let p = Arc::new(WasmPlugin::new(w.clone()));
+            (p.clone(), Some(p))
+        }
+    })
+}
+
+impl PluginManager {
+    pub fn new(registry: Arc<PluginRegistry>) -> Arc<Self> {
+        Arc::new(PluginManager {
+            registry,
+            engine: OnceLock::new(),
+            store: OnceLock::new(),
+            items: tokio::sync::Mutex::new(BTreeMap::new()),
+            hooks: std::sync::Mutex::new(Vec::new()),
+            pins: OnceLock::new(),
+        })
+    }
+
+    pub fn set_engine(&self, engine: Arc<Engine>) {
+        let _ = self.engine.set(engine);
+    }
+
+    /// Bring the config-defined plugins to `specs` (runtime-loaded ones are kept). With
+    /// `builtin_only`, plugins that need the store first (WASM: pinned) wait for
+    /// [`PluginManager::restore`].
+    pub async fn apply_config(&self, specs: Vec<Spec>, hooks: Vec<HookConfig>, builtin_only: bool) {
+        let mut items = self.items.lock().await;
+        let gone: Vec<String> = items
+            .iter()
+            .filter(|(n, i)| i.origin == Origin::Config && !specs.iter().any(|s| s.name() == n.as_str()))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in gone {
+            items.remove(&n);
+            self.registry.unload(&n).await;
+        }
+        for spec in specs {
+            if builtin_only && matches!(spec, Spec::Wasm(_)) {
+                continue;
+            }
+            let name = spec.name().to_string();
+            let enabled = match items.get(&name) {
+                Some(i) if i.spec == spec && i.origin == Origin::Config => continue,
+                Some(i) => i.enabled,
+                None => true,
+            };
+            let mut item = Item { spec, origin: Origin::Config, enabled, wasm: None };
+            if enabled {
+                if let Err(e) = self.start(&mut item).await {
+                    tracing::error!(plugin = %name, error = %e, "plugin not loaded; continuing without it");
+                }
+            }
+            items.insert(name, item);
+        }
+        *self.hooks.lock().unwrap_or_else(|e| e.into_inner()) = hooks;
+        self.rebuild_hooks(&items);
+    }
+
+    async fn start(&self, item: &mut Item) -> Result<(), String> {
+        let (plugin, wasm) = instantiate(&item.spec)?;
+        item.wasm = wasm;
+        self.registry.load(plugin, json!({})).await.map_err(|e| e.to_string())
+    }
+
+    /// After the store opened: install pinning, restore runtime-loaded plugins and
+    /// enabled/disabled choices, then load the plugins that waited for it.
+    pub async fn restore(&self, store: Store, pins: Arc<pinning::PinGate>, specs: Vec<Spec>, hooks: Vec<HookConfig>) {
+        let _ = self.store.set(store.clone());
+        let _ = self.pins.set(pins.clone());
+        self.registry.set_gate(Some(pins)).await;
+        let rows = match store.plugin_states().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read stored plugin state; using the config alone");
+                vec![]
+            }
+        };
+        {
+            let mut items = self.items.lock().await;
+            for row in rows {
+                let doc: Value = serde_json::from_str(&row.settings).unwrap_or(Value::Null);
+                if doc.get("origin").and_then(Value::as_str) == Some("runtime") {
+                    match doc.get("spec").map(Spec::from_request) {
+                        Some(Ok(spec)) => {
+                            let mut item = Item { spec, origin: Origin::Runtime, enabled: row.enabled, wasm: None };
+                            if row.enabled {
+                                if let Err(e) = self.start(&mut item).await {
+                                    tracing::error!(plugin = %row.name, error = %e, "stored plugin not loaded");
+                                }
+                            }
+                            items.insert(row.name, item);
+                        }
+                        _ => tracing::warn!(plugin = %row.name, "stored plugin spec unreadable; skipped"),
+                    }
+                } else if !row.enabled {
+                    // A config plugin disabled at runtime stays disabled across restarts.
+                    if let Some(i) = items.get_mut(&row.name) {
+                        i.enabled = false;
+                        i.wasm = None;
+                        self.registry.unload(&row.name).await;
+                    } else if let Some(spec) = specs.iter().find(|s| s.name() == row.name) {
+                        items.insert(row.name, Item { spec: spec.clone(), origin: Origin::Config, enabled: false, wasm: None });
+                    }
+                }
+            }
+        }
+        self.apply_config(specs, hooks, false).await;
+    }
+
+    async fn persist(&self, name: &str, item: Option<&Item>) {
+        let Some(store) = self.store.get() else { return };
+        let r = match item {
+            None => store.delete_plugin_state(name).await.map(|_| ()),
+            Some(i) => {
+                let doc = match (&i.origin, &i.spec) {
+                    (Origin::Runtime, Spec::Wasm(w)) => json!({"origin": "runtime", "spec": {"wasm": w}}),
+                    (Origin::Runtime, s) => json!({"origin": "runtime", "spec": {"builtin": s.name()}}),
+                    (Origin::Config, _) => json!({"origin": "config"}),
+                };
+                store.set_plugin_state(name, i.enabled, &doc.to_string()).await
+            }
+        };
+        if let Err(e) = r {
+            tracing::warn!(plugin = %name, error = %e, "could not record plugin state");
+        }
+    }
+
+    /// Load a new plugin at runtime (remembered across restarts).
+    pub async fn load(&self, spec: Spec) -> Result<(), (u16, String)> {
+        let name = spec.name().to_string();
+        let mut items = self.items.lock().await;
+        if items.contains_key(&name) {
+            return Err((409, format!("a plugin named {name:?} exists; reload or unload it first")));
+        }
+        let mut item = Item { spec, origin: Origin::Runtime, enabled: true, wasm: None };
+        self.start(&mut item).await.map_err(|e| (422, e))?;
+        self.persist(&name, Some(&item)).await;
+        items.insert(name, item);
+        self.rebuild_hooks(&items);
+        Ok(())
+    }
+
+    pub async fn unload(&self, name: &str) -> Result<(), (u16, String)> {
+        let mut items = self.items.lock().await;
+        match items.get(name).map(|i| i.origin) {
+            None => Err((404, format!("no plugin named {name:?}"))),
+            Some(Origin::Config) => Err((
+                409,
+                format!("{name:?} comes from the config file: disable it, or remove it from the file"),
+            )),
+            Some(Origin::Runtime) => {
+                items.remove(name);
+                self.registry.unload(name).await;
+                self.persist(name, None).await;
+                self.rebuild_hooks(&items);
+                Ok(())
+            }
+        }
+    }
+
+    /// Re-create the plugin from its spec (a WASM module is read and compiled again); the
+    /// old instance drains. If the new one fails, the old one keeps serving.
+    pub async fn reload(&self, name: &str) -> Result<(), (u16, String)> {
+        let mut items = self.items.lock().await;
+        let item = items.get_mut(name).ok_or_else(|| (404, format!("no plugin named {name:?}")))?;
+        if !item.enabled {
+            return Err((409, format!("{name:?} is disabled; enable it")));
+        }
+        let (plugin, wasm) = instantiate(&item.spec).map_err(|e| (422, e))?;
+        self.registry.replace(plugin).await.map_err(|e| (422, e.to_string()))?;
+        item.wasm = wasm;
+        self.rebuild_hooks(&items);
+        Ok(())
+    }
+
+    pub async fn set_enabled(&self, name: &str, on: bool) -> Result<(), (u16, String)> {
+        let mut items = self.items.lock().await;
+        let item = items.get_mut(name).ok_or_else(|| (404, format!("no plugin named {name:?}")))?;
+        if item.enabled == on {
+            return Ok(());
+        }
+        if on {
+            self.start(item).await.map_err(|e| (422, e))?;
+        } else {
+            self.registry.unload(name).await;
+            item.wasm = None;
+        }
+        item.enabled = on;
+        let item = &items[name];
+        self.persist(name, Some(item)).await;
+        self.rebuild_hooks(&items);
+        Ok(())
+    }
+
+    /// Reload WASM plugins whose module file changed (a new version dropped in place).
+    pub async fn reload_changed_modules(&self) {
+        let changed: Vec<String> = {
+            let items = self.items.lock().await;
+            items
+                .iter()
+                .filter(|(_, i)| i.wasm.as_ref().is_some_and(|w| w.module_changed()))
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
+        for name in changed {
+            match self.reload(&name).await {
+                Ok(()) => tracing::info!(plugin = %name, "module file changed; plugin reloaded"),
+                Err((_, e)) => tracing::error!(plugin = %name, error = %e, "module file changed; reload failed, previous version keeps serving"),
+            }
+        }
+    }
+
+    /// Rows for the CLI and the admin API.
+    pub async fn list(&self) -> Vec<Value> {
+        let live: BTreeMap<String, waygate_core::PluginInfo> =
+            self.registry.list().await.into_iter().map(|p| (p.name.clone(), p)).collect();
+        let items = self.items.lock().await;
+        items
+            .iter()
+            .map(|(name, i)| {
+                let info = live.get(name);
+                let (state, error) = match (i.enabled, info.map(|p| &p.state)) {
+                    (false, _) => ("disabled".to_string(), None),
+                    (true, Some(waygate_core::PluginState::Failed(why))) => ("failed".into(), Some(why.clone())),
+                    (true, Some(s)) => (s.label().to_string(), None),
+                    (true, None) => ("stopped".into(), None),
+                };
+                let mut row = json!({
+                    "name": name, "tier": i.spec.tier(), "enabled": i.enabled, "state": state,
+                    "origin": if i.origin == Origin::Config { "config" } else { "runtime" },
+                    "tools": info.map_or(0, |p| p.tools), "resources": info.map_or(0, |p| p.resources),
+                    "prompts": info.map_or(0, |p| p.prompts),
+                });
+                if let Some(e) = error {
+                    row["error"] = json!(e);
+                }
+                if let Spec::Wasm(w) = &i.spec {
+                    row["module"] = json!(w.module);
+                    row["limits"] = json!({"memory_mib": w.memory_mib, "time_ms": w.time_ms, "instances": w.instances});
+                    row["grants"] = json!({"fs_read": w.fs_read, "env": w.env, "http_hosts": w.http_hosts, "wall_clock": w.wall_clock});
+                }
+                row
+            })
+            .collect()
+    }
+
+    /// Build the hook chain from the config and the live WASM plugins.
+    fn rebuild_hooks(&self, items: &BTreeMap<String, Item>) {
+        let Some(engine) = self.engine.get() else { return };
+        let cfgs = self.hooks.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut entries = Vec::new();
+        for h in &cfgs {
+            let hook: Arc<dyn waygate_core::hooks::Hook> = match h.kind.as_str() {
+                "wasm" => {
+                    let live = h.plugin.as_ref().and_then(|p| items.get(p)).and_then(|i| i.wasm.clone());
+                    match live {
+                        Some(w) => Arc::new(WasmHook(w)),
+                        None => {
+                            // An enforcing hook whose code is missing must not fail open.
+                            tracing::error!(hook = %h.name, "hook plugin is not running; calls it covers are denied");
+                            Arc::new(Missing(h.plugin.clone().unwrap_or_default()))
+                        }
+                    }
+                }
+                k => match waygate_plugins::guards::builtin(k, &h.settings) {
+                    Some(Ok(hook)) => hook,
+                    other => {
+                        let e = match other {
+                            Some(Err(e)) => e,
+                            _ => format!("unknown hook kind {k:?}"),
+                        };
+                        tracing::error!(hook = %h.name, error = %e, "hook not built");
+                        Arc::new(Missing(h.name.clone()))
+                    }
+                },
+            };
+            let when = Conditions {
+                targets: h.tools.clone(),
+                plugins: h.plugins.clone(),
+                principals: h.principals.clone(),
+                kinds: h.kinds.clone(),
+            };
+            let mode = Mode::parse(&h.mode).unwrap_or(Mode::Enforce);
+            entries.push(HookEntry::new(h.name.clone(), hook, h.priority, mode, when, Duration::from_millis(h.timeout_ms)));
+        }
+        engine.set_hooks(HookChain::new(entries));
+    }
+}
+
+/// Stands in for a hook whose implementation is not available: fails every run, so an
+/// `enforce` hook denies and a `permissive` one logs.
+struct Missing(String);
+
+impl waygate_core::hooks::Hook for Missing {
+    fn kind(&self) -> &str {
+        "missing"
+    }
+    fn pre<'a>(
+        &'a self,
+        _t: &'a waygate_core::hooks::HookTarget<'a>,
+        _v: &'a mut Value,
+    ) -> waygate_core::BoxFuture<'a, Result<waygate_core::hooks::Verdict, String>> {
+        Box::pin(async move { Err(format!("{} is not available", self.0)) })
+    }
+}
