@@ -141,7 +141,14 @@ impl Slot {
         self.memory
             .write(&mut self.store, ptr as u32 as usize, input)
             .map_err(|_| "waygate_alloc returned a buffer outside memory".to_string())?;
-        let packed = entry.call_async(&mut self.store, (ptr, len)).await.map_err(|e| describe(&e))?;
+        let packed = entry.call_async(&mut self.store, (ptr, len)).await.map_err(|e| {
+            let why = describe(&e);
+            if why == TimeLimit.to_string() {
+                format!("stopped at its time limit of {} ms", time.as_millis())
+            } else {
+                why
+            }
+        })?;
         let (optr, olen) = host::unpack(packed);
         if olen as usize > max_out {
             return Err(format!("answer of {olen} bytes exceeds max_output_bytes ({max_out})"));
@@ -149,7 +156,9 @@ impl Slot {
         let out = host::slice(self.memory.data(&self.store), optr as i32, olen as i32)
             .ok_or("answer pointer is outside memory")?
             .to_vec();
+        // Both buffers go back to the guest's allocator (the guest must not free them).
         if let Some(free) = &self.free {
+            free.call_async(&mut self.store, (ptr, len)).await.map_err(|e| describe(&e))?;
             free.call_async(&mut self.store, (optr as i32, olen as i32))
                 .await
                 .map_err(|e| describe(&e))?;
@@ -173,12 +182,6 @@ fn describe(e: &wasmtime::Error) -> String {
     if let Some(t) = e.downcast_ref::<wasmtime::Trap>() {
         return format!("trap: {t}");
     }
-    let mut msg = e.to_string();
-    if let Some(root) = e.chain().last() {
-        let root = root.to_string();
-        if root != msg {
-            msg = format!("{msg}: {root}");
-        }
-    }
-    msg.lines().next().unwrap_or_default().to_string()
+    let root = e.chain().last().map_or_else(|| e.to_string(), |r| r.to_string());
+    root.lines().next().unwrap_or_default().to_string()
 }

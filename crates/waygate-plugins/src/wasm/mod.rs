@@ -133,7 +133,7 @@ impl WasmPlugin {
         Duration::from_millis(self.spec.time_ms)
     }
 
-    async fn run(&self, request: &Value) -> Result<Value, PluginError> {
+    async fn run(&self, input: &[u8]) -> Result<Value, PluginError> {
         if let Some(why) = self.failed.lock().unwrap_or_else(|e| e.into_inner()).clone() {
             return Err(self.fail(format!("marked failed ({why}); reload it")));
         }
@@ -144,13 +144,12 @@ impl WasmPlugin {
             .await
             .map_err(|_| self.fail("shutting down".into()))?;
         let pooled = loaded.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let input = serde_json::to_vec(request).unwrap_or_default();
         let result = async {
             let mut slot = match pooled {
                 Some(s) => s,
                 None => Slot::new(&loaded.rt, &loaded.pre, &self.spec, loaded.caps.clone()).await?,
             };
-            let out = slot.call(&input, self.time(), self.spec.max_output_bytes).await?;
+            let out = slot.call(input, self.time(), self.spec.max_output_bytes).await?;
             Ok::<_, String>((slot, out))
         }
         .await;
@@ -226,14 +225,14 @@ impl Plugin for WasmPlugin {
 
     fn execute<'a>(&'a self, inv: &'a Invocation, _ctx: &'a CallContext) -> BoxFuture<'a, Result<Outcome, PluginError>> {
         Box::pin(async move {
-            let (request, kind) = match &inv.target {
-                Target::Tool(n) => (json!({"kind": "tool", "name": n, "arguments": inv.arguments}), "tool"),
-                Target::Resource(u) => (json!({"kind": "resource", "uri": u}), "resource"),
-                Target::Prompt(n) => (json!({"kind": "prompt", "name": n, "arguments": inv.arguments}), "prompt"),
+            let (kind, name) = match &inv.target {
+                Target::Tool(n) => ("tool", n),
+                Target::Resource(u) => ("resource", u),
+                Target::Prompt(n) => ("prompt", n),
                 Target::Complete { .. } => return Err(PluginError::NotFound("completion".into())),
             };
-            let answer = self.run(&request).await?;
-            shape(kind, &request, answer).map_err(|e| match kind {
+            let answer = self.run(&request(kind, name, &inv.arguments)).await?;
+            shape(kind, name, answer).map_err(|e| match kind {
                 "tool" => self.fail(e),
                 _ => PluginError::Internal(format!("plugin {}: {e}", self.spec.name)),
             })
@@ -253,8 +252,23 @@ impl Plugin for WasmPlugin {
     }
 }
 
+/// `{"kind":…,"name"|"uri":…,"arguments":…}` in exactly this order, so a guest without a
+/// JSON parser can find the name before any argument of the same key.
+fn request(kind: &str, name: &str, arguments: &Value) -> Vec<u8> {
+    let key = if kind == "resource" { "uri" } else { "name" };
+    let mut out = Vec::with_capacity(64 + name.len());
+    out.extend_from_slice(b"{\"kind\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(format!("\",\"{key}\":").as_bytes());
+    let _ = serde_json::to_writer(&mut out, name);
+    out.extend_from_slice(b",\"arguments\":");
+    let _ = serde_json::to_writer(&mut out, arguments);
+    out.push(b'}');
+    out
+}
+
 /// Accept the full MCP result shape, or the short forms `{"text": …}` and `{"error": …}`.
-fn shape(kind: &str, request: &Value, answer: Value) -> Result<Outcome, String> {
+fn shape(kind: &str, name: &str, answer: Value) -> Result<Outcome, String> {
     if let Some(e) = answer.get("error") {
         return Err(e.as_str().map_or_else(|| e.to_string(), str::to_string));
     }
@@ -264,7 +278,7 @@ fn shape(kind: &str, request: &Value, answer: Value) -> Result<Outcome, String> 
         "tool" => text_result(text.ok_or("answer has neither \"content\" nor \"text\"")?),
         "resource" if answer.get("contents").is_some() => answer,
         "resource" => json!({"contents": [{
-            "uri": request["uri"], "mimeType": "text/plain",
+            "uri": name, "mimeType": "text/plain",
             "text": text.ok_or("answer has neither \"contents\" nor \"text\"")?
         }]}),
         _ if answer.get("messages").is_some() => answer,
@@ -285,7 +299,7 @@ impl WasmHook {
             "target": {"kind": t.kind, "name": t.name, "plugin": t.plugin, "principal": t.principal},
             "value": v,
         });
-        let ans = self.0.run(&req).await.map_err(|e| e.to_string())?;
+        let ans = self.0.run(&serde_json::to_vec(&req).unwrap_or_default()).await.map_err(|e| e.to_string())?;
         match ans.get("action").and_then(Value::as_str).unwrap_or("pass") {
             "pass" => Ok(Verdict::Pass),
             "modify" => {
@@ -311,3 +325,6 @@ impl Hook for WasmHook {
         Box::pin(self.ask("post", t, r))
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

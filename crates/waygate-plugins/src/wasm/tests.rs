@@ -1,0 +1,190 @@
+//! Real modules, compiled from WAT text: the sandbox stops loops, memory grabs and traps,
+//! refuses file access, and keeps serving.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use waygate_core::{CallContext, Events, Invocation, Outcome, Plugin, PluginError, PluginInit, Target};
+
+use super::{WasmPlugin, WasmSpec};
+
+/// Bytes as a WAT string literal.
+fn lit(s: &str) -> String {
+    s.bytes().map(|b| format!("\\{b:02x}")).collect()
+}
+
+/// A module with one tool whose `waygate_call` body is `call` (params $p $n, result i64).
+/// Memory layout: manifest at 0, answer prefix at 4096, heap from 8192 (reset on free).
+pub(crate) fn module(tool: &str, call: &str, imports: &str) -> String {
+    let manifest = format!(r#"{{"tools":[{{"name":"{tool}","description":"test tool {tool}"}}]}}"#);
+    let prefix = r#"{"content":[{"type":"text","text":"echo"}],"structuredContent":"#;
+    format!(
+        r#"(module
+  {imports}
+  (memory (export "memory") 1)
+  (global $bump (mut i32) (i32.const 8192))
+  (data (i32.const 0) "{m}")
+  (data (i32.const 4096) "{p}")
+  (func $alloc (export "waygate_alloc") (param $n i32) (result i32)
+    (local $at i32)
+    (local.set $at (global.get $bump))
+    (global.set $bump (i32.add (global.get $bump) (local.get $n)))
+    (if (i32.gt_u (global.get $bump) (i32.mul (memory.size) (i32.const 65536)))
+      (then (drop (memory.grow (i32.add (i32.div_u (local.get $n) (i32.const 65536)) (i32.const 1))))))
+    (local.get $at))
+  (func (export "waygate_free") (param i32 i32) (global.set $bump (i32.const 8192)))
+  (func (export "waygate_init") (param i32 i32) (result i64) (i64.const {mlen}))
+  (func (export "waygate_call") (param $p i32) (param $n i32) (result i64)
+    (local $out i32)
+    {call})
+)"#,
+        m = lit(&manifest),
+        p = lit(prefix),
+        mlen = manifest.len(),
+    )
+    .replace("PREFIX_LEN", &prefix.len().to_string())
+}
+
+/// Answers `prefix + request + "}"`: the request comes back as structuredContent.
+pub(crate) const ECHO: &str = r#"
+    (local.set $out (call $alloc (i32.add (local.get $n) (i32.const 200))))
+    (memory.copy (local.get $out) (i32.const 4096) (i32.const PREFIX_LEN))
+    (memory.copy (i32.add (local.get $out) (i32.const PREFIX_LEN)) (local.get $p) (local.get $n))
+    (i32.store8 (i32.add (i32.add (local.get $out) (i32.const PREFIX_LEN)) (local.get $n)) (i32.const 125))
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $out)) (i64.const 32))
+            (i64.extend_i32_u (i32.add (i32.add (local.get $n) (i32.const PREFIX_LEN)) (i32.const 1))))"#;
+
+const SPIN: &str = "(loop $l (br $l)) (unreachable)";
+const GRAB: &str = "(loop $l (br_if $l (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) (unreachable)";
+const TRAP: &str = "(unreachable)";
+/// path_open("/etc/passwd") on fd 3 (the first preopen, if any): errno 0 → echo, else trap.
+const OPEN: &str = r#"
+    (if (i32.eqz (call $path_open (i32.const 3) (i32.const 0) (i32.const 4096) (i32.const 11)
+                   (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 6000)))
+      (then (return (i64.const 0))))
+    (unreachable)"#;
+const OPEN_IMPORT: &str = r#"(import "wasi_snapshot_preview1" "path_open"
+    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))"#;
+
+fn write(tag: &str, wat: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("waygate-wasm-{tag}-{}.wat", waygate_core::util::random_hex(4)));
+    std::fs::write(&p, wat).unwrap();
+    p
+}
+
+async fn plugin(tag: &str, wat: &str, tweak: impl FnOnce(&mut WasmSpec)) -> Result<WasmPlugin, PluginError> {
+    let mut spec = WasmSpec::new(tag, write(tag, wat));
+    tweak(&mut spec);
+    let p = WasmPlugin::new(spec);
+    let init = PluginInit { settings: json!({}), events: Events::new() };
+    p.initialize(&init).await.map(|_| p)
+}
+
+async fn call(p: &WasmPlugin, tool: &str, args: Value) -> Result<Value, PluginError> {
+    let inv = Invocation { target: Target::Tool(tool.into()), arguments: args, input_responses: None, state: None };
+    let ctx = CallContext::detached(waygate_protocol::ProtocolVersion::V2025_11_25);
+    match p.execute(&inv, &ctx).await? {
+        Outcome::Complete(v) => Ok(v),
+        Outcome::InputRequired { .. } => panic!("unexpected input request"),
+    }
+}
+
+fn err(r: Result<Value, PluginError>) -> String {
+    match r {
+        Err(PluginError::ToolFailed(m)) => m,
+        other => panic!("expected a tool failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn echo_round_trips_and_instances_are_reused() {
+    let p = plugin("echo", &module("echo", ECHO, ""), |_| {}).await.unwrap();
+    for i in 0..200 {
+        let v = call(&p, "echo", json!({"i": i, "s": "ünïcode \"q\""})).await.unwrap();
+        assert_eq!(v["structuredContent"]["arguments"]["i"], i, "{v}");
+        assert_eq!(v["structuredContent"]["name"], "echo");
+        assert_eq!(v["structuredContent"]["kind"], "tool");
+    }
+    // Four concurrent calls on four instances.
+    let calls: Vec<_> = (0..4).map(|i| call(&p, "echo", json!({"c": i}))).collect();
+    for r in futures_join(calls).await {
+        assert!(r.is_ok());
+    }
+}
+
+async fn futures_join<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> {
+    let mut out = Vec::new();
+    let handles: Vec<_> = fs.into_iter().map(Box::pin).collect();
+    for h in handles {
+        out.push(h.await);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_infinite_loop_stops_at_the_time_limit_while_others_are_served() {
+    let spin = std::sync::Arc::new(plugin("spin", &module("spin", SPIN, ""), |s| s.time_ms = 300).await.unwrap());
+    let echo = plugin("echo2", &module("echo", ECHO, ""), |_| {}).await.unwrap();
+    let started = Instant::now();
+    let s2 = spin.clone();
+    let spinning = tokio::spawn(async move { err(call(&s2, "spin", json!({})).await) });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The spinning guest yields at every epoch tick, so other calls go on meanwhile.
+    let t = Instant::now();
+    call(&echo, "echo", json!({})).await.unwrap();
+    assert!(t.elapsed() < Duration::from_millis(200), "echo waited {:?}", t.elapsed());
+    let msg = spinning.await.unwrap();
+    assert!(msg.contains("plugin spin") && msg.contains("time limit"), "{msg}");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(290) && took < Duration::from_secs(2), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_memory_grab_fails_at_the_cap() {
+    let p = plugin("grab", &module("grab", GRAB, ""), |s| s.memory_mib = 2).await.unwrap();
+    let msg = err(call(&p, "grab", json!({})).await);
+    assert!(msg.contains("memory limit of 2 MiB"), "{msg}");
+    // A module that declares more memory than the cap does not instantiate.
+    let big = module("big", ECHO, "").replace(r#"(memory (export "memory") 1)"#, r#"(memory (export "memory") 100)"#);
+    let e = plugin("big", &big, |s| s.memory_mib = 2).await.err().expect("refused");
+    assert!(e.to_string().contains("memory limit"), "{e}");
+}
+
+#[tokio::test]
+async fn repeated_traps_mark_the_plugin_failed_until_reloaded() {
+    let p = plugin("trap", &module("trap", TRAP, ""), |s| s.max_traps = 3).await.unwrap();
+    for _ in 0..3 {
+        let msg = err(call(&p, "trap", json!({})).await);
+        assert!(msg.contains("plugin trap: trap") && msg.contains("unreachable"), "{msg}");
+    }
+    assert!(p.failure().is_some());
+    let msg = err(call(&p, "trap", json!({})).await);
+    assert!(msg.contains("marked failed") && msg.contains("reload"), "{msg}");
+    let init = PluginInit { settings: json!({}), events: Events::new() };
+    p.initialize(&init).await.unwrap();
+    assert!(p.failure().is_none());
+}
+
+#[tokio::test]
+async fn no_file_system_unless_granted() {
+    let p = plugin("open", &module("open", OPEN, OPEN_IMPORT), |_| {}).await.unwrap();
+    let msg = err(call(&p, "open", json!({})).await);
+    assert!(msg.contains("trap"), "path_open must fail without a preopen: {msg}");
+    // Granting a directory that does not contain the file still does not reach /etc.
+    let dir = std::env::temp_dir().join(format!("waygate-wasm-grant-{}", waygate_core::util::random_hex(4)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = plugin("open2", &module("open", OPEN, OPEN_IMPORT), |s| s.fs_read = vec![format!("{}:/data", dir.display())]).await.unwrap();
+    let msg = err(call(&p, "open", json!({})).await);
+    assert!(msg.contains("trap"), "absolute paths outside the grant stay closed: {msg}");
+}
+
+#[tokio::test]
+async fn unknown_imports_and_missing_exports_are_named_at_load() {
+    let wat = module("x", ECHO, r#"(import "env" "system" (func $sys (param i32) (result i32)))"#);
+    let e = plugin("imp", &wat, |_| {}).await.err().expect("refused").to_string();
+    assert!(e.contains("env") && e.contains("system"), "{e}");
+    let e = plugin("bad", "(module (memory (export \"memory\") 1))", |_| {}).await.err().expect("refused").to_string();
+    assert!(e.contains("waygate_alloc"), "{e}");
+    let e = plugin("garbage", "this is not wasm", |_| {}).await.err().expect("refused").to_string();
+    assert!(e.contains("cannot compile"), "{e}");
+}
