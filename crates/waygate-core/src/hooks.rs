@@ -60,7 +60,11 @@ pub enum Verdict {
 pub trait Hook: Send + Sync + 'static {
     fn kind(&self) -> &str;
     /// Look at, and possibly rewrite, the arguments before the call.
-    fn pre<'a>(&'a self, target: &'a HookTarget<'a>, arguments: &'a mut Value) -> BoxFuture<'a, Result<Verdict, String>> {
+    fn pre<'a>(
+        &'a self,
+        target: &'a HookTarget<'a>,
+        arguments: &'a mut Value,
+    ) -> BoxFuture<'a, Result<Verdict, String>> {
         let _ = (target, arguments);
         Box::pin(async { Ok(Verdict::Pass) })
     }
@@ -132,7 +136,14 @@ pub struct HookEntry {
 }
 
 impl HookEntry {
-    pub fn new(name: impl Into<String>, hook: Arc<dyn Hook>, priority: i32, mode: Mode, when: Conditions, timeout: Duration) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        hook: Arc<dyn Hook>,
+        priority: i32,
+        mode: Mode,
+        when: Conditions,
+        timeout: Duration,
+    ) -> Self {
         HookEntry {
             name: name.into(),
             hook,
@@ -179,7 +190,10 @@ impl HookChain {
             let outcome = match tokio::time::timeout(e.timeout, fut).await {
                 Ok(Ok(v)) => Ok(v),
                 Ok(Err(err)) => Err((3, format!("hook {} failed: {err}", e.name))),
-                Err(_) => Err((4, format!("hook {} timed out after {} ms", e.name, e.timeout.as_millis()))),
+                Err(_) => Err((
+                    4,
+                    format!("hook {} timed out after {} ms", e.name, e.timeout.as_millis()),
+                )),
             };
             let p = phase as usize;
             e.stats.micros[p].fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -196,7 +210,9 @@ impl HookChain {
                         tracing::info!(hook = %e.name, phase = phase.label(), target = t.name, reason = %msg, "call denied by hook");
                         return Err(msg);
                     }
-                    _ => tracing::warn!(hook = %e.name, phase = phase.label(), target = t.name, reason = %msg, "permissive hook would deny; call proceeds"),
+                    _ => {
+                        tracing::warn!(hook = %e.name, phase = phase.label(), target = t.name, reason = %msg, "permissive hook would deny; call proceeds")
+                    }
                 }
             }
         }
@@ -210,15 +226,25 @@ impl HookChain {
             for (p, phase) in ["pre", "post"].iter().enumerate() {
                 for (i, o) in OUTCOMES.iter().enumerate() {
                     let n = e.stats.counts[p][i].load(Ordering::Relaxed);
-                    let _ = writeln!(out, "waygate_hook_calls_total{{hook=\"{}\",phase=\"{phase}\",outcome=\"{o}\"}} {n}", e.name);
+                    let _ = writeln!(
+                        out,
+                        "waygate_hook_calls_total{{hook=\"{}\",phase=\"{phase}\",outcome=\"{o}\"}} {n}",
+                        e.name
+                    );
                 }
             }
         }
-        out.push_str("# HELP waygate_hook_seconds_total Time spent in each hook.\n# TYPE waygate_hook_seconds_total counter\n");
+        out.push_str(
+            "# HELP waygate_hook_seconds_total Time spent in each hook.\n# TYPE waygate_hook_seconds_total counter\n",
+        );
         for e in &self.entries {
             for (p, phase) in ["pre", "post"].iter().enumerate() {
                 let s = e.stats.micros[p].load(Ordering::Relaxed) as f64 / 1e6;
-                let _ = writeln!(out, "waygate_hook_seconds_total{{hook=\"{}\",phase=\"{phase}\"}} {s}", e.name);
+                let _ = writeln!(
+                    out,
+                    "waygate_hook_seconds_total{{hook=\"{}\",phase=\"{phase}\"}} {s}",
+                    e.name
+                );
             }
         }
     }
@@ -263,7 +289,11 @@ mod tests {
         }
         fn pre<'a>(&'a self, _t: &'a HookTarget<'a>, a: &'a mut Value) -> BoxFuture<'a, Result<Verdict, String>> {
             Box::pin(async move {
-                Ok(if a["text"] == "BAD" { Verdict::Deny("no".into()) } else { Verdict::Pass })
+                Ok(if a["text"] == "BAD" {
+                    Verdict::Deny("no".into())
+                } else {
+                    Verdict::Pass
+                })
             })
         }
     }
@@ -281,7 +311,12 @@ mod tests {
     }
 
     fn target() -> HookTarget<'static> {
-        HookTarget { kind: "tool", name: "echo", plugin: "demo", principal: None }
+        HookTarget {
+            kind: "tool",
+            name: "echo",
+            plugin: "demo",
+            principal: None,
+        }
     }
     fn entry(name: &str, h: Arc<dyn Hook>, prio: i32, mode: Mode) -> HookEntry {
         HookEntry::new(name, h, prio, mode, Conditions::default(), Duration::from_millis(50))
@@ -290,12 +325,18 @@ mod tests {
     #[tokio::test]
     async fn priority_order_decides_what_later_hooks_see() {
         // Upper runs first (priority 1), so NoBad sees "BAD" and denies.
-        let chain = HookChain::new(vec![entry("nobad", Arc::new(NoBad), 2, Mode::Enforce), entry("upper", Arc::new(Upper), 1, Mode::Enforce)]);
+        let chain = HookChain::new(vec![
+            entry("nobad", Arc::new(NoBad), 2, Mode::Enforce),
+            entry("upper", Arc::new(Upper), 1, Mode::Enforce),
+        ]);
         let mut a = json!({"text": "bad"});
         let err = chain.run(Phase::Pre, &target(), &mut a).await.unwrap_err();
         assert!(err.contains("denied by nobad"), "{err}");
         // Reversed priorities: NoBad sees "bad", passes; Upper rewrites.
-        let chain = HookChain::new(vec![entry("nobad", Arc::new(NoBad), 1, Mode::Enforce), entry("upper", Arc::new(Upper), 2, Mode::Enforce)]);
+        let chain = HookChain::new(vec![
+            entry("nobad", Arc::new(NoBad), 1, Mode::Enforce),
+            entry("upper", Arc::new(Upper), 2, Mode::Enforce),
+        ]);
         let mut a = json!({"text": "bad"});
         chain.run(Phase::Pre, &target(), &mut a).await.unwrap();
         assert_eq!(a["text"], "BAD");
@@ -310,7 +351,10 @@ mod tests {
         chain.run(Phase::Pre, &target(), &mut json!({})).await.unwrap();
         let mut text = String::new();
         chain.render(&mut text);
-        assert!(text.contains("waygate_hook_calls_total{hook=\"slow\",phase=\"pre\",outcome=\"timeout\"} 1"), "{text}");
+        assert!(
+            text.contains("waygate_hook_calls_total{hook=\"slow\",phase=\"pre\",outcome=\"timeout\"} 1"),
+            "{text}"
+        );
         let chain = HookChain::new(vec![entry("slow", Arc::new(Slow), 0, Mode::Disabled)]);
         assert!(chain.is_empty());
     }
@@ -318,11 +362,21 @@ mod tests {
     #[tokio::test]
     async fn conditions_select_targets_plugins_and_principals() {
         let mut e = entry("nobad", Arc::new(NoBad), 0, Mode::Enforce);
-        e.when = Conditions { targets: vec!["ec*".into()], principals: vec!["*:alice".into()], ..Default::default() };
+        e.when = Conditions {
+            targets: vec!["ec*".into()],
+            principals: vec!["*:alice".into()],
+            ..Default::default()
+        };
         let chain = HookChain::new(vec![e]);
         let mut bad = json!({"text": "BAD"});
-        assert!(chain.run(Phase::Pre, &target(), &mut bad).await.is_ok(), "anonymous is not alice");
-        let alice = HookTarget { principal: Some("k1:alice"), ..target() };
+        assert!(
+            chain.run(Phase::Pre, &target(), &mut bad).await.is_ok(),
+            "anonymous is not alice"
+        );
+        let alice = HookTarget {
+            principal: Some("k1:alice"),
+            ..target()
+        };
         assert!(chain.run(Phase::Pre, &alice, &mut bad).await.is_err());
         let other = HookTarget { name: "add", ..alice };
         assert!(chain.run(Phase::Pre, &other, &mut bad).await.is_ok());

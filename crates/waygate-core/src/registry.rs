@@ -163,7 +163,11 @@ impl PluginRegistry {
 
     /// Replace a plugin by a new instance (a changed spec or module), draining the old one.
     pub async fn replace(&self, plugin: Arc<dyn Plugin>) -> Result<(), PluginError> {
-        let settings = self.find(plugin.name()).await.map(|(_, s)| s).unwrap_or(Value::Object(Default::default()));
+        let settings = self
+            .find(plugin.name())
+            .await
+            .map(|(_, s)| s)
+            .unwrap_or(Value::Object(Default::default()));
         self.load(plugin, settings).await
     }
 
@@ -279,7 +283,10 @@ async fn drain(plugin: &Arc<dyn Plugin>, keep: usize) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     if Arc::strong_count(plugin) > keep + 1 {
-        tracing::warn!(plugin = plugin.name(), "calls still running after the drain timeout; shutting down anyway");
+        tracing::warn!(
+            plugin = plugin.name(),
+            "calls still running after the drain timeout; shutting down anyway"
+        );
     }
 }
 

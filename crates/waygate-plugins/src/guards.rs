@@ -44,7 +44,12 @@ impl RedactSecrets {
         let any = RegexSet::new(&pats).map_err(|e| e.to_string())?;
         let phases = strings(settings, "phases")?;
         let on = |p: &str| phases.is_empty() || phases.iter().any(|x| x == p);
-        Ok(RedactSecrets { res, any, pre: on("pre"), post: on("post") })
+        Ok(RedactSecrets {
+            res,
+            any,
+            pre: on("pre"),
+            post: on("post"),
+        })
     }
 
     fn scrub(&self, v: &mut Value) -> bool {
@@ -66,7 +71,11 @@ impl RedactSecrets {
     }
 
     fn verdict(&self, on: bool, v: &mut Value) -> Result<Verdict, String> {
-        Ok(if on && self.scrub(v) { Verdict::Modified } else { Verdict::Pass })
+        Ok(if on && self.scrub(v) {
+            Verdict::Modified
+        } else {
+            Verdict::Pass
+        })
     }
 }
 
@@ -98,15 +107,31 @@ impl DenyList {
             return Err("settings.patterns: expected at least one regular expression".into());
         }
         let set = RegexSet::new(&patterns).map_err(|e| format!("settings.patterns: {e}"))?;
-        Ok(DenyList { set, patterns, arguments: strings(settings, "arguments")? })
+        Ok(DenyList {
+            set,
+            patterns,
+            arguments: strings(settings, "arguments")?,
+        })
     }
 
     fn first_match(&self, path: &str, v: &Value) -> Option<(String, String)> {
         match v {
-            Value::String(s) => self.set.matches(s).iter().next().map(|i| (path.to_string(), self.patterns[i].clone())),
-            Value::Array(a) => a.iter().enumerate().find_map(|(i, x)| self.first_match(&format!("{path}[{i}]"), x)),
+            Value::String(s) => self
+                .set
+                .matches(s)
+                .iter()
+                .next()
+                .map(|i| (path.to_string(), self.patterns[i].clone())),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .find_map(|(i, x)| self.first_match(&format!("{path}[{i}]"), x)),
             Value::Object(m) => m.iter().find_map(|(k, x)| {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 self.first_match(&p, x)
             }),
             _ => None,
@@ -123,7 +148,9 @@ impl Hook for DenyList {
             let hit = if self.arguments.is_empty() {
                 self.first_match("", a)
             } else {
-                self.arguments.iter().find_map(|n| a.get(n).and_then(|v| self.first_match(n, v)))
+                self.arguments
+                    .iter()
+                    .find_map(|n| a.get(n).and_then(|v| self.first_match(n, v)))
             };
             Ok(match hit {
                 Some((arg, pat)) => Verdict::Deny(format!("argument {arg:?} matches the denied pattern {pat:?}")),
@@ -155,7 +182,11 @@ impl Hook for OutputLimit {
     }
     fn post<'a>(&'a self, _t: &'a HookTarget<'a>, r: &'a mut Value) -> BoxFuture<'a, Result<Verdict, String>> {
         Box::pin(async move {
-            Ok(if waygate_core::util::cap_result(r, self.max) { Verdict::Modified } else { Verdict::Pass })
+            Ok(if waygate_core::util::cap_result(r, self.max) {
+                Verdict::Modified
+            } else {
+                Verdict::Pass
+            })
         })
     }
 }
@@ -165,7 +196,11 @@ fn strings(settings: &Value, key: &str) -> Result<Vec<String>, String> {
         None | Some(Value::Null) => Ok(vec![]),
         Some(Value::Array(a)) => a
             .iter()
-            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| format!("settings.{key}: expected strings")))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("settings.{key}: expected strings"))
+            })
             .collect(),
         Some(_) => Err(format!("settings.{key}: expected a list of strings")),
     }
@@ -187,7 +222,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const T: HookTarget<'static> = HookTarget { kind: "tool", name: "t", plugin: "p", principal: None };
+    const T: HookTarget<'static> = HookTarget {
+        kind: "tool",
+        name: "t",
+        plugin: "p",
+        principal: None,
+    };
 
     #[tokio::test]
     async fn redaction_catches_embedded_tokens_and_keeps_ordinary_text() {
@@ -199,7 +239,14 @@ mod tests {
         });
         assert_eq!(h.post(&T, &mut v).await.unwrap(), Verdict::Modified);
         let s = v.to_string();
-        for leak in ["ghp_abc", "AKIAABCD", "abcdefghijklmnopqrstuvwxyz\"", "hunter2", "eyJhbGci", "MIIEow"] {
+        for leak in [
+            "ghp_abc",
+            "AKIAABCD",
+            "abcdefghijklmnopqrstuvwxyz\"",
+            "hunter2",
+            "eyJhbGci",
+            "MIIEow",
+        ] {
             assert!(!s.contains(leak), "{leak} leaked: {s}");
         }
         assert!(s.contains("token [REDACTED] and [REDACTED]"), "{s}");
@@ -210,7 +257,9 @@ mod tests {
 
     #[tokio::test]
     async fn deny_list_blocks_matching_arguments_only() {
-        let h = DenyList::new(&json!({"patterns": ["(?i)\\brm\\s+-rf\\b", "\\.\\./"], "arguments": ["command", "path"]})).unwrap();
+        let h =
+            DenyList::new(&json!({"patterns": ["(?i)\\brm\\s+-rf\\b", "\\.\\./"], "arguments": ["command", "path"]}))
+                .unwrap();
         let mut bad = json!({"command": "RM -rf /", "other": "x"});
         assert!(matches!(h.pre(&T, &mut bad).await.unwrap(), Verdict::Deny(r) if r.contains("\"command\"")));
         let mut nested = json!({"path": ["ok", "../etc/passwd"]});
@@ -229,7 +278,10 @@ mod tests {
         let mut big = json!({"content": [{"type": "text", "text": "x".repeat(1000)}]});
         assert_eq!(h.post(&T, &mut big).await.unwrap(), Verdict::Modified);
         let text = big["content"][0]["text"].as_str().unwrap();
-        assert!(text.contains("truncated by Waygate") && text.contains("limit 200"), "{text}");
+        assert!(
+            text.contains("truncated by Waygate") && text.contains("limit 200"),
+            "{text}"
+        );
         let mut small = json!({"content": [{"type": "text", "text": "ok"}]});
         assert_eq!(h.post(&T, &mut small).await.unwrap(), Verdict::Pass);
     }

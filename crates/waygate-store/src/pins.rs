@@ -35,7 +35,14 @@ impl Store {
             .collect()
     }
 
-    pub async fn put_pin(&self, plugin: &str, tool: &str, sha256: &str, definition: &str, by: &str) -> Result<(), StoreError> {
+    pub async fn put_pin(
+        &self,
+        plugin: &str,
+        tool: &str,
+        sha256: &str,
+        definition: &str,
+        by: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO tool_pins (plugin, tool, sha256, definition, approved_by, approved_at) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (plugin, tool) DO UPDATE SET sha256 = excluded.sha256, definition = excluded.definition, \

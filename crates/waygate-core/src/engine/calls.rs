@@ -9,8 +9,8 @@ use waygate_protocol::{codes, meta, methods, ErrorObject, ProtocolVersion};
 use super::Engine;
 use crate::catalog::TaskSupport;
 use crate::context::CallContext;
-use crate::plugin::{Invocation, Outcome, Plugin, PluginError, Target};
 use crate::hooks::{HookTarget, Phase};
+use crate::plugin::{Invocation, Outcome, Plugin, PluginError, Target};
 use crate::util::error_result;
 
 /// Which kind of primitive a call addresses; decides the error mapping.

@@ -22,7 +22,11 @@ pub(super) struct Commands {
 pub(super) fn resolve(cmd: &str) -> Result<PathBuf, String> {
     let p = Path::new(cmd);
     if p.is_absolute() {
-        return if p.is_file() { Ok(p.to_path_buf()) } else { Err(format!("{cmd} does not exist")) };
+        return if p.is_file() {
+            Ok(p.to_path_buf())
+        } else {
+            Err(format!("{cmd} does not exist"))
+        };
     }
     if cmd.contains('/') || cmd.is_empty() {
         return Err(format!("{cmd:?}: give a program name or an absolute path"));
@@ -87,7 +91,10 @@ impl Commands {
                 Ok(text)
             }
             // Dropping `work` drops the child, and kill_on_drop kills it.
-            Err(_) => Err(format!("{command} did not finish within {} ms and was killed", self.timeout.as_millis())),
+            Err(_) => Err(format!(
+                "{command} did not finish within {} ms and was killed",
+                self.timeout.as_millis()
+            )),
         }
     }
 

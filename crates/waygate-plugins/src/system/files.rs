@@ -71,7 +71,11 @@ impl Roots {
                 return Err(format!("{path} climbs out of its root"));
             }
         }
-        let rel = if rel.as_os_str().is_empty() { PathBuf::from(".") } else { rel };
+        let rel = if rel.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            rel
+        };
         Ok((root, dir, rel))
     }
 
@@ -83,7 +87,11 @@ impl Roots {
             return Err(format!("{path} is a directory; use list_directory"));
         }
         if meta.len() > self.max_read {
-            return Err(format!("{path} is {} bytes; max_read_bytes is {}", meta.len(), self.max_read));
+            return Err(format!(
+                "{path} is {} bytes; max_read_bytes is {}",
+                meta.len(),
+                self.max_read
+            ));
         }
         let mut buf = Vec::new();
         f.into_std()
@@ -98,7 +106,11 @@ impl Roots {
 
     pub fn write(&self, path: &str, content: &str) -> Result<String, String> {
         if content.len() as u64 > self.max_write {
-            return Err(format!("content is {} bytes; max_write_bytes is {}", content.len(), self.max_write));
+            return Err(format!(
+                "content is {} bytes; max_write_bytes is {}",
+                content.len(),
+                self.max_write
+            ));
         }
         let (_, dir, rel) = self.locate(path)?;
         if rel == Path::new(".") {

@@ -13,7 +13,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use waygate_core::{BoxFuture, CallContext, Invocation, Manifest, Outcome, Plugin, PluginError, PluginInit, Target, ToolDef};
+use waygate_core::{
+    BoxFuture, CallContext, Invocation, Manifest, Outcome, Plugin, PluginError, PluginInit, Target, ToolDef,
+};
 
 /// `[plugins.system]`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -69,7 +71,10 @@ impl SystemSpec {
     pub fn validate(&self) -> Result<(), String> {
         for (i, r) in self.roots.iter().enumerate() {
             if !r.is_absolute() || !r.is_dir() {
-                return Err(format!("roots[{i}]: {} must be an existing absolute directory", r.display()));
+                return Err(format!(
+                    "roots[{i}]: {} must be an existing absolute directory",
+                    r.display()
+                ));
             }
         }
         for (i, c) in self.commands.iter().enumerate() {
@@ -90,7 +95,11 @@ pub struct System {
 impl System {
     pub fn new(spec: SystemSpec) -> Result<Self, String> {
         spec.validate()?;
-        let files = if spec.roots.is_empty() { None } else { Some(files::Roots::open(&spec)?) };
+        let files = if spec.roots.is_empty() {
+            None
+        } else {
+            Some(files::Roots::open(&spec)?)
+        };
         let commands = exec::Commands::new(&spec)?;
         let http = if spec.http_hosts.is_empty() {
             None
@@ -116,8 +125,16 @@ impl System {
         };
         let mut out = Vec::new();
         if self.files.is_some() {
-            out.push(t("read_file", "Read a text file inside the allowed roots.", json!({"type":"object","properties":{"path":{"type":"string"}},"required":["path"]})));
-            out.push(t("list_directory", "List a directory inside the allowed roots.", json!({"type":"object","properties":{"path":{"type":"string"}},"required":["path"]})));
+            out.push(t(
+                "read_file",
+                "Read a text file inside the allowed roots.",
+                json!({"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}),
+            ));
+            out.push(t(
+                "list_directory",
+                "List a directory inside the allowed roots.",
+                json!({"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}),
+            ));
             out.push(t("search_files", "Find files by name glob (and optionally containing text) under a directory inside the allowed roots.", json!({"type":"object","properties":{"path":{"type":"string"},"pattern":{"type":"string"},"contains":{"type":"string"}},"required":["path","pattern"]})));
             if self.spec.writable {
                 out.push(t("write_file", "Write a text file inside the allowed roots (replaces it).", json!({"type":"object","properties":{"path":{"type":"string"},"content":{"type":"string"}},"required":["path","content"]})));
@@ -135,7 +152,11 @@ impl System {
     async fn call(&self, tool: &str, a: &Value) -> Result<String, String> {
         let s = |k: &str| a.get(k).and_then(Value::as_str);
         let need = |k: &str| s(k).ok_or_else(|| format!("missing string argument {k:?}"));
-        let files = || self.files.as_ref().ok_or_else(|| "file tools are not enabled".to_string());
+        let files = || {
+            self.files
+                .as_ref()
+                .ok_or_else(|| "file tools are not enabled".to_string())
+        };
         match tool {
             "read_file" => files()?.read(need("path")?),
             "write_file" if self.spec.writable => files()?.write(need("path")?, need("content")?),
@@ -163,19 +184,28 @@ impl System {
 
     async fn http(&self, a: &Value) -> Result<String, String> {
         let client = self.http.as_ref().ok_or("http_request is not enabled")?;
-        let url = a.get("url").and_then(Value::as_str).ok_or("missing string argument \"url\"")?;
+        let url = a
+            .get("url")
+            .and_then(Value::as_str)
+            .ok_or("missing string argument \"url\"")?;
         let parsed = reqwest::Url::parse(url).map_err(|e| format!("bad url: {e}"))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(format!("scheme {:?} not allowed", parsed.scheme()));
         }
-        let host = parsed.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+        let host = parsed
+            .host_str()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         if !crate::wasm::host_allowed(&self.spec.http_hosts, host) {
             return Err(format!("host {host:?} is not in http_hosts"));
         }
         self.guard.check_url(url).map_err(|e| format!("request failed: {e}"))?;
         let method = a.get("method").and_then(Value::as_str).unwrap_or("GET");
         let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).map_err(|_| "bad method")?;
-        let mut rb = client.request(method, parsed).timeout(std::time::Duration::from_millis(self.spec.http_timeout_ms));
+        let mut rb = client
+            .request(method, parsed)
+            .timeout(std::time::Duration::from_millis(self.spec.http_timeout_ms));
         if let Some(h) = a.get("headers").and_then(Value::as_object) {
             for (k, v) in h {
                 if let Some(v) = v.as_str() {
@@ -223,7 +253,11 @@ impl Plugin for System {
         })
     }
 
-    fn execute<'a>(&'a self, inv: &'a Invocation, _ctx: &'a CallContext) -> BoxFuture<'a, Result<Outcome, PluginError>> {
+    fn execute<'a>(
+        &'a self,
+        inv: &'a Invocation,
+        _ctx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<Outcome, PluginError>> {
         Box::pin(async move {
             let Target::Tool(tool) = &inv.target else {
                 return Err(PluginError::NotFound("system offers tools only".into()));

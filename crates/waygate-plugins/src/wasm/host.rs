@@ -25,7 +25,9 @@ pub(crate) struct Caps {
 /// `log(level, ptr, len)`: 0 error, 1 warn, 2 info, 3 debug, else trace.
 pub(crate) fn log(mut caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32) {
     let Some(mem) = memory(&mut caller) else { return };
-    let Some(bytes) = slice(mem.data(&caller), ptr, len) else { return };
+    let Some(bytes) = slice(mem.data(&caller), ptr, len) else {
+        return;
+    };
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_LOG)]).into_owned();
     let plugin = caller.data().caps.plugin.as_str();
     match level {
@@ -76,7 +78,9 @@ async fn fetch(caps: &Caps, req: &Value, remaining: Duration) -> Result<Value, S
         .map_err(|e| format!("request failed: {e}"))?;
     let method = req.get("method").and_then(Value::as_str).unwrap_or("GET");
     let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| format!("bad method {method:?}"))?;
-    let mut rb = client.request(method, parsed).timeout(remaining.max(Duration::from_millis(1)));
+    let mut rb = client
+        .request(method, parsed)
+        .timeout(remaining.max(Duration::from_millis(1)));
     if let Some(h) = req.get("headers").and_then(Value::as_object) {
         for (k, v) in h {
             if let Some(v) = v.as_str() {
@@ -87,12 +91,19 @@ async fn fetch(caps: &Caps, req: &Value, remaining: Duration) -> Result<Value, S
     if let Some(b) = req.get("body").and_then(Value::as_str) {
         rb = rb.body(b.to_string());
     }
-    let mut resp = rb.send().await.map_err(|e| format!("request failed: {}", error_chain(&e)))?;
+    let mut resp = rb
+        .send()
+        .await
+        .map_err(|e| format!("request failed: {}", error_chain(&e)))?;
     let status = resp.status().as_u16();
     let headers: serde_json::Map<String, Value> = resp
         .headers()
         .iter()
-        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), Value::String(v.into()))))
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_string(), Value::String(v.into())))
+        })
         .collect();
     let mut body = Vec::new();
     let mut truncated = false;

@@ -74,7 +74,12 @@ fn typed<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
 
 impl Slot {
     /// Instantiate, run `_initialize` (reactor modules) and resolve the ABI exports.
-    pub async fn new(rt: &Runtime, pre: &InstancePre<HostState>, spec: &WasmSpec, caps: Arc<Caps>) -> Result<Slot, String> {
+    pub async fn new(
+        rt: &Runtime,
+        pre: &InstancePre<HostState>,
+        spec: &WasmSpec,
+        caps: Arc<Caps>,
+    ) -> Result<Slot, String> {
         let state = HostState {
             wasi: wasi_for(spec)?,
             limits: MemoryCap {
@@ -137,7 +142,11 @@ impl Slot {
         self.store.data_mut().deadline = Instant::now() + time;
         self.store.set_epoch_deadline(1);
         let len = i32::try_from(input.len()).map_err(|_| "request too large for a 32-bit guest".to_string())?;
-        let ptr = self.alloc.call_async(&mut self.store, len).await.map_err(|e| describe(&e))?;
+        let ptr = self
+            .alloc
+            .call_async(&mut self.store, len)
+            .await
+            .map_err(|e| describe(&e))?;
         self.memory
             .write(&mut self.store, ptr as u32 as usize, input)
             .map_err(|_| "waygate_alloc returned a buffer outside memory".to_string())?;
@@ -158,7 +167,9 @@ impl Slot {
             .to_vec();
         // Both buffers go back to the guest's allocator (the guest must not free them).
         if let Some(free) = &self.free {
-            free.call_async(&mut self.store, (ptr, len)).await.map_err(|e| describe(&e))?;
+            free.call_async(&mut self.store, (ptr, len))
+                .await
+                .map_err(|e| describe(&e))?;
             free.call_async(&mut self.store, (optr as i32, olen as i32))
                 .await
                 .map_err(|e| describe(&e))?;

@@ -8,6 +8,8 @@
 //! `waygate_call(ptr, len) -> packed` and optionally `waygate_free(ptr, len)`; `packed`
 //! is `(ptr << 32) | len` of a UTF-8 JSON answer in guest memory.
 
+#[doc(hidden)]
+pub mod fixtures;
 mod host;
 mod instance;
 mod runtime;
@@ -95,7 +97,10 @@ impl WasmPlugin {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("cannot compile {}: {}", self.spec.module.display(), root(&e)))?;
-        let pre = rt.linker.instantiate_pre(&module).map_err(|e| format!("imports: {}", root(&e)))?;
+        let pre = rt
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|e| format!("imports: {}", root(&e)))?;
         let client = if self.spec.http_hosts.is_empty() {
             None
         } else {
@@ -165,7 +170,8 @@ impl WasmPlugin {
                 tracing::warn!(plugin = %self.spec.name, error = %why, consecutive = n, "wasm call failed");
                 if n >= self.spec.max_traps {
                     tracing::error!(plugin = %self.spec.name, traps = n, "wasm plugin marked failed");
-                    *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{n} consecutive traps, last: {why}"));
+                    *self.failed.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(format!("{n} consecutive traps, last: {why}"));
                 }
                 Err(self.fail(why))
             }
@@ -196,12 +202,18 @@ fn parse_manifest(out: &[u8]) -> Result<Manifest, String> {
     }
     Ok(Manifest {
         tools,
-        resources: list("resources").into_iter().map(|d| ResourceDef { definition: d }).collect(),
+        resources: list("resources")
+            .into_iter()
+            .map(|d| ResourceDef { definition: d })
+            .collect(),
         resource_templates: list("resourceTemplates")
             .into_iter()
             .map(|d| ResourceTemplateDef { definition: d })
             .collect(),
-        prompts: list("prompts").into_iter().map(|d| PromptDef { definition: d }).collect(),
+        prompts: list("prompts")
+            .into_iter()
+            .map(|d| PromptDef { definition: d })
+            .collect(),
         completions: false,
     })
 }
@@ -223,7 +235,11 @@ impl Plugin for WasmPlugin {
         })
     }
 
-    fn execute<'a>(&'a self, inv: &'a Invocation, _ctx: &'a CallContext) -> BoxFuture<'a, Result<Outcome, PluginError>> {
+    fn execute<'a>(
+        &'a self,
+        inv: &'a Invocation,
+        _ctx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<Outcome, PluginError>> {
         Box::pin(async move {
             let (kind, name) = match &inv.target {
                 Target::Tool(n) => ("tool", n),
@@ -299,7 +315,11 @@ impl WasmHook {
             "target": {"kind": t.kind, "name": t.name, "plugin": t.plugin, "principal": t.principal},
             "value": v,
         });
-        let ans = self.0.run(&serde_json::to_vec(&req).unwrap_or_default()).await.map_err(|e| e.to_string())?;
+        let ans = self
+            .0
+            .run(&serde_json::to_vec(&req).unwrap_or_default())
+            .await
+            .map_err(|e| e.to_string())?;
         match ans.get("action").and_then(Value::as_str).unwrap_or("pass") {
             "pass" => Ok(Verdict::Pass),
             "modify" => {
@@ -307,7 +327,10 @@ impl WasmHook {
                 Ok(Verdict::Modified)
             }
             "deny" => Ok(Verdict::Deny(
-                ans.get("reason").and_then(Value::as_str).unwrap_or("no reason given").to_string(),
+                ans.get("reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or("no reason given")
+                    .to_string(),
             )),
             other => Err(format!("unknown action {other:?}")),
         }

@@ -56,7 +56,9 @@ static RUNTIME: OnceLock<Result<Arc<Runtime>, String>> = OnceLock::new();
 
 /// The shared runtime, built on first use (a server without WASM plugins never pays).
 pub(crate) fn get() -> Result<Arc<Runtime>, String> {
-    RUNTIME.get_or_init(|| build().map(Arc::new).map_err(|e| e.to_string())).clone()
+    RUNTIME
+        .get_or_init(|| build().map(Arc::new).map_err(|e| e.to_string()))
+        .clone()
 }
 
 fn build() -> wasmtime::Result<Runtime> {
@@ -74,9 +76,11 @@ fn build() -> wasmtime::Result<Runtime> {
         .map_err(|e| wasmtime::format_err!("cannot start the epoch thread: {e}"))?;
     let mut linker: Linker<HostState> = Linker::new(&engine);
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut HostState| &mut s.wasi)?;
-    linker.func_wrap("waygate", "log", |caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| {
-        host::log(caller, level, ptr, len)
-    })?;
+    linker.func_wrap(
+        "waygate",
+        "log",
+        |caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| host::log(caller, level, ptr, len),
+    )?;
     linker.func_wrap_async(
         "waygate",
         "http_request",

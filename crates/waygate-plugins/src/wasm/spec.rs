@@ -71,8 +71,16 @@ fn empty_object() -> Value {
 impl WasmSpec {
     /// Check the values a deserializer cannot; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
-        if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            return Err(format!("name: {:?} must be non-empty letters, digits, '_' or '-'", self.name));
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(format!(
+                "name: {:?} must be non-empty letters, digits, '_' or '-'",
+                self.name
+            ));
         }
         if !(1..=4096).contains(&self.memory_mib) {
             return Err(format!("memory_mib: got {}, expected 1..=4096", self.memory_mib));

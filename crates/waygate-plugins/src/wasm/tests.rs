@@ -8,51 +8,7 @@ use waygate_core::{CallContext, Events, Invocation, Outcome, Plugin, PluginError
 
 use super::{WasmPlugin, WasmSpec};
 
-/// Bytes as a WAT string literal.
-fn lit(s: &str) -> String {
-    s.bytes().map(|b| format!("\\{b:02x}")).collect()
-}
-
-/// A module with one tool whose `waygate_call` body is `call` (params $p $n, result i64).
-/// Memory layout: manifest at 0, answer prefix at 4096, heap from 8192 (reset on free).
-pub(crate) fn module(tool: &str, call: &str, imports: &str) -> String {
-    let manifest = format!(r#"{{"tools":[{{"name":"{tool}","description":"test tool {tool}"}}]}}"#);
-    let prefix = r#"{"content":[{"type":"text","text":"echo"}],"structuredContent":"#;
-    format!(
-        r#"(module
-  {imports}
-  (memory (export "memory") 1)
-  (global $bump (mut i32) (i32.const 8192))
-  (data (i32.const 0) "{m}")
-  (data (i32.const 4096) "{p}")
-  (func $alloc (export "waygate_alloc") (param $n i32) (result i32)
-    (local $at i32)
-    (local.set $at (global.get $bump))
-    (global.set $bump (i32.add (global.get $bump) (local.get $n)))
-    (if (i32.gt_u (global.get $bump) (i32.mul (memory.size) (i32.const 65536)))
-      (then (drop (memory.grow (i32.add (i32.div_u (local.get $n) (i32.const 65536)) (i32.const 1))))))
-    (local.get $at))
-  (func (export "waygate_free") (param i32 i32) (global.set $bump (i32.const 8192)))
-  (func (export "waygate_init") (param i32 i32) (result i64) (i64.const {mlen}))
-  (func (export "waygate_call") (param $p i32) (param $n i32) (result i64)
-    (local $out i32)
-    {call})
-)"#,
-        m = lit(&manifest),
-        p = lit(prefix),
-        mlen = manifest.len(),
-    )
-    .replace("PREFIX_LEN", &prefix.len().to_string())
-}
-
-/// Answers `prefix + request + "}"`: the request comes back as structuredContent.
-pub(crate) const ECHO: &str = r#"
-    (local.set $out (call $alloc (i32.add (local.get $n) (i32.const 200))))
-    (memory.copy (local.get $out) (i32.const 4096) (i32.const PREFIX_LEN))
-    (memory.copy (i32.add (local.get $out) (i32.const PREFIX_LEN)) (local.get $p) (local.get $n))
-    (i32.store8 (i32.add (i32.add (local.get $out) (i32.const PREFIX_LEN)) (local.get $n)) (i32.const 125))
-    (i64.or (i64.shl (i64.extend_i32_u (local.get $out)) (i64.const 32))
-            (i64.extend_i32_u (i32.add (i32.add (local.get $n) (i32.const PREFIX_LEN)) (i32.const 1))))"#;
+use super::fixtures::{module, ECHO};
 
 const SPIN: &str = "(loop $l (br $l)) (unreachable)";
 const GRAB: &str = "(loop $l (br_if $l (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) (unreachable)";
@@ -76,12 +32,20 @@ async fn plugin(tag: &str, wat: &str, tweak: impl FnOnce(&mut WasmSpec)) -> Resu
     let mut spec = WasmSpec::new(tag, write(tag, wat));
     tweak(&mut spec);
     let p = WasmPlugin::new(spec);
-    let init = PluginInit { settings: json!({}), events: Events::new() };
+    let init = PluginInit {
+        settings: json!({}),
+        events: Events::new(),
+    };
     p.initialize(&init).await.map(|_| p)
 }
 
 async fn call(p: &WasmPlugin, tool: &str, args: Value) -> Result<Value, PluginError> {
-    let inv = Invocation { target: Target::Tool(tool.into()), arguments: args, input_responses: None, state: None };
+    let inv = Invocation {
+        target: Target::Tool(tool.into()),
+        arguments: args,
+        input_responses: None,
+        state: None,
+    };
     let ctx = CallContext::detached(waygate_protocol::ProtocolVersion::V2025_11_25);
     match p.execute(&inv, &ctx).await? {
         Outcome::Complete(v) => Ok(v),
@@ -123,7 +87,11 @@ async fn futures_join<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_infinite_loop_stops_at_the_time_limit_while_others_are_served() {
-    let spin = std::sync::Arc::new(plugin("spin", &module("spin", SPIN, ""), |s| s.time_ms = 300).await.unwrap());
+    let spin = std::sync::Arc::new(
+        plugin("spin", &module("spin", SPIN, ""), |s| s.time_ms = 300)
+            .await
+            .unwrap(),
+    );
     let echo = plugin("echo2", &module("echo", ECHO, ""), |_| {}).await.unwrap();
     let started = Instant::now();
     let s2 = spin.clone();
@@ -132,16 +100,25 @@ async fn an_infinite_loop_stops_at_the_time_limit_while_others_are_served() {
     // The spinning guest yields at every epoch tick, so other calls go on meanwhile.
     let t = Instant::now();
     call(&echo, "echo", json!({})).await.unwrap();
-    assert!(t.elapsed() < Duration::from_millis(200), "echo waited {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(200),
+        "echo waited {:?}",
+        t.elapsed()
+    );
     let msg = spinning.await.unwrap();
     assert!(msg.contains("plugin spin") && msg.contains("time limit"), "{msg}");
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(290) && took < Duration::from_secs(2), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(290) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_memory_grab_fails_at_the_cap() {
-    let p = plugin("grab", &module("grab", GRAB, ""), |s| s.memory_mib = 2).await.unwrap();
+    let p = plugin("grab", &module("grab", GRAB, ""), |s| s.memory_mib = 2)
+        .await
+        .unwrap();
     let msg = err(call(&p, "grab", json!({})).await);
     assert!(msg.contains("memory limit of 2 MiB"), "{msg}");
     // A module that declares more memory than the cap does not instantiate.
@@ -152,39 +129,68 @@ async fn a_memory_grab_fails_at_the_cap() {
 
 #[tokio::test]
 async fn repeated_traps_mark_the_plugin_failed_until_reloaded() {
-    let p = plugin("trap", &module("trap", TRAP, ""), |s| s.max_traps = 3).await.unwrap();
+    let p = plugin("trap", &module("trap", TRAP, ""), |s| s.max_traps = 3)
+        .await
+        .unwrap();
     for _ in 0..3 {
         let msg = err(call(&p, "trap", json!({})).await);
-        assert!(msg.contains("plugin trap: trap") && msg.contains("unreachable"), "{msg}");
+        assert!(
+            msg.contains("plugin trap: trap") && msg.contains("unreachable"),
+            "{msg}"
+        );
     }
     assert!(p.failure().is_some());
     let msg = err(call(&p, "trap", json!({})).await);
     assert!(msg.contains("marked failed") && msg.contains("reload"), "{msg}");
-    let init = PluginInit { settings: json!({}), events: Events::new() };
+    let init = PluginInit {
+        settings: json!({}),
+        events: Events::new(),
+    };
     p.initialize(&init).await.unwrap();
     assert!(p.failure().is_none());
 }
 
 #[tokio::test]
 async fn no_file_system_unless_granted() {
-    let p = plugin("open", &module("open", OPEN, OPEN_IMPORT), |_| {}).await.unwrap();
+    let p = plugin("open", &module("open", OPEN, OPEN_IMPORT), |_| {})
+        .await
+        .unwrap();
     let msg = err(call(&p, "open", json!({})).await);
     assert!(msg.contains("trap"), "path_open must fail without a preopen: {msg}");
     // Granting a directory that does not contain the file still does not reach /etc.
     let dir = std::env::temp_dir().join(format!("waygate-wasm-grant-{}", waygate_core::util::random_hex(4)));
     std::fs::create_dir_all(&dir).unwrap();
-    let p = plugin("open2", &module("open", OPEN, OPEN_IMPORT), |s| s.fs_read = vec![format!("{}:/data", dir.display())]).await.unwrap();
+    let p = plugin("open2", &module("open", OPEN, OPEN_IMPORT), |s| {
+        s.fs_read = vec![format!("{}:/data", dir.display())]
+    })
+    .await
+    .unwrap();
     let msg = err(call(&p, "open", json!({})).await);
-    assert!(msg.contains("trap"), "absolute paths outside the grant stay closed: {msg}");
+    assert!(
+        msg.contains("trap"),
+        "absolute paths outside the grant stay closed: {msg}"
+    );
 }
 
 #[tokio::test]
 async fn unknown_imports_and_missing_exports_are_named_at_load() {
-    let wat = module("x", ECHO, r#"(import "env" "system" (func $sys (param i32) (result i32)))"#);
+    let wat = module(
+        "x",
+        ECHO,
+        r#"(import "env" "system" (func $sys (param i32) (result i32)))"#,
+    );
     let e = plugin("imp", &wat, |_| {}).await.err().expect("refused").to_string();
     assert!(e.contains("env") && e.contains("system"), "{e}");
-    let e = plugin("bad", "(module (memory (export \"memory\") 1))", |_| {}).await.err().expect("refused").to_string();
+    let e = plugin("bad", "(module (memory (export \"memory\") 1))", |_| {})
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
     assert!(e.contains("waygate_alloc"), "{e}");
-    let e = plugin("garbage", "this is not wasm", |_| {}).await.err().expect("refused").to_string();
+    let e = plugin("garbage", "this is not wasm", |_| {})
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
     assert!(e.contains("cannot compile"), "{e}");
 }

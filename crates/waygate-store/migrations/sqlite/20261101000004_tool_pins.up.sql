@@ -1,3 +1,5 @@
+-- Migration 2 reserved tool_pins keyed by tool alone (never written); pins are per plugin × tool.
+DROP TABLE tool_pins;
 CREATE TABLE tool_pins (
     plugin TEXT NOT NULL,
     tool TEXT NOT NULL,

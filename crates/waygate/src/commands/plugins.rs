@@ -24,9 +24,19 @@ async fn dispatch(g: &Global, cmd: PluginsCommand) -> CmdResult {
                 Err(e) => Err(e.into()),
             };
         }
-        PluginsCommand::Load { name, module, memory_mib, time_ms, fs_read, http_hosts, env, server } => {
+        PluginsCommand::Load {
+            name,
+            module,
+            memory_mib,
+            time_ms,
+            fs_read,
+            http_hosts,
+            env,
+            server,
+        } => {
             let module = std::fs::canonicalize(&module).unwrap_or(module);
-            let mut spec = json!({"name": name, "module": module, "fs_read": fs_read, "http_hosts": http_hosts, "env": env});
+            let mut spec =
+                json!({"name": name, "module": module, "fs_read": fs_read, "http_hosts": http_hosts, "env": env});
             if let Some(m) = memory_mib {
                 spec["memory_mib"] = json!(m);
             }
@@ -51,7 +61,9 @@ async fn dispatch(g: &Global, cmd: PluginsCommand) -> CmdResult {
                     h["plugin"].as_str().unwrap_or_default(),
                     h["tool"].as_str().unwrap_or_default(),
                     &h["sha256"].as_str().unwrap_or_default()[..12.min(h["sha256"].as_str().unwrap_or_default().len())],
-                    h["approved_sha256"].as_str().map_or("none".into(), |s| s.chars().take(12).collect::<String>()),
+                    h["approved_sha256"]
+                        .as_str()
+                        .map_or("none".into(), |s| s.chars().take(12).collect::<String>()),
                     h["definition"]
                 );
             }
@@ -69,17 +81,29 @@ async fn dispatch(g: &Global, cmd: PluginsCommand) -> CmdResult {
     Ok(())
 }
 
-async fn call(g: &Global, server: &ServerArgs, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, String> {
+async fn call(
+    g: &Global,
+    server: &ServerArgs,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, String> {
     let base = match &server.url {
         Some(u) => u.trim_end_matches('/').to_string(),
         None => {
             let cfg = super::load_config(g).map_err(|e| e.to_string())?.cfg;
-            let addr = cfg.server.listen.map_or_else(|| crate::config::DEFAULT_LISTEN.to_string(), |a| a.to_string());
+            let addr = cfg
+                .server
+                .listen
+                .map_or_else(|| crate::config::DEFAULT_LISTEN.to_string(), |a| a.to_string());
             format!("http://{addr}")
         }
     };
     let url = format!("{base}/api/v1/{path}");
-    let client = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())?;
     let mut rb = client.request(method, &url);
     if let Some(k) = &server.api_key {
         rb = rb.bearer_auth(k);
@@ -94,20 +118,42 @@ async fn call(g: &Global, server: &ServerArgs, method: reqwest::Method, path: &s
     if !status.is_success() {
         let msg = v
             .get("error")
-            .and_then(|e| e.as_str().map(str::to_string).or_else(|| e.get("message").and_then(Value::as_str).map(str::to_string)))
+            .and_then(|e| {
+                e.as_str()
+                    .map(str::to_string)
+                    .or_else(|| e.get("message").and_then(Value::as_str).map(str::to_string))
+            })
             .unwrap_or(text);
-        let hint = if status == reqwest::StatusCode::UNAUTHORIZED { " (pass an admin key with --api-key or WAYGATE_API_KEY)" } else { "" };
+        let hint = if status == reqwest::StatusCode::UNAUTHORIZED {
+            " (pass an admin key with --api-key or WAYGATE_API_KEY)"
+        } else {
+            ""
+        };
         return Err(format!("{status}: {msg}{hint}"));
     }
     Ok(v)
 }
 
 fn print_table(list: &Value) {
-    println!("{:<16} {:<7} {:<8} {:<12} {:>5}  detail", "NAME", "TIER", "ORIGIN", "STATE", "TOOLS");
+    println!(
+        "{:<16} {:<7} {:<8} {:<12} {:>5}  detail",
+        "NAME", "TIER", "ORIGIN", "STATE", "TOOLS"
+    );
     for p in list.as_array().into_iter().flatten() {
         let s = |k: &str| p[k].as_str().unwrap_or_default().to_string();
-        let detail = p["error"].as_str().map(str::to_string).or_else(|| p["module"].as_str().map(str::to_string)).unwrap_or_default();
-        println!("{:<16} {:<7} {:<8} {:<12} {:>5}  {detail}", s("name"), s("tier"), s("origin"), s("state"), p["tools"]);
+        let detail = p["error"]
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| p["module"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        println!(
+            "{:<16} {:<7} {:<8} {:<12} {:>5}  {detail}",
+            s("name"),
+            s("tier"),
+            s("origin"),
+            s("state"),
+            p["tools"]
+        );
     }
 }
 

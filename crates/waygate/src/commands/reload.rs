@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use waygate_store::Store;
 
 use crate::config::{self, Layered};
 
@@ -25,7 +24,6 @@ pub async fn watch(
     cli: CliPlugins,
     manager: Arc<crate::plugins::PluginManager>,
     engine: Arc<waygate_core::Engine>,
-    store: Store,
     ops: Arc<crate::ops::ServeOps>,
     stop: CancellationToken,
 ) {
@@ -114,7 +112,11 @@ pub async fn watch(
             tracing::warn!(sections = ?restart_needed, "these sections changed and take effect after a restart");
         }
         if let Some(raw) = &next.raw {
-            if let Err(e) = store.snapshot_config("reload", raw).await {
+            let snap = match ops.store.get() {
+                Some(store) => store.snapshot_config("reload", raw).await,
+                None => Ok(0),
+            };
+            if let Err(e) = snap {
                 tracing::warn!(error = %e, "could not snapshot the applied configuration");
             }
         }

@@ -267,7 +267,6 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
             extra,
             manager.clone(),
             engine.clone(),
-            store.clone(),
             ops.clone(),
             shutdown.clone(),
         ));

@@ -92,7 +92,10 @@ pub fn validate(p: &PluginsSection, hooks: &[HookConfig]) -> Result<(), (String,
         if !waygate_plugins::BUILTIN.contains(&n.as_str()) {
             return Err((
                 "plugins.enabled".into(),
-                format!("unknown plugin {n:?}; expected one of {}", waygate_plugins::BUILTIN.join(", ")),
+                format!(
+                    "unknown plugin {n:?}; expected one of {}",
+                    waygate_plugins::BUILTIN.join(", ")
+                ),
             ));
         }
     }
@@ -103,7 +106,10 @@ pub fn validate(p: &PluginsSection, hooks: &[HookConfig]) -> Result<(), (String,
     for (i, w) in p.wasm.iter().enumerate() {
         let key = format!("plugins.wasm[{i}]");
         if names.contains(&w.name.as_str()) {
-            return Err((format!("{key}.name"), format!("{:?} is already taken by another plugin", w.name)));
+            return Err((
+                format!("{key}.name"),
+                format!("{:?} is already taken by another plugin", w.name),
+            ));
         }
         w.validate().map_err(|m| (key.clone(), m))?;
         if !w.module.is_file() {
@@ -114,20 +120,32 @@ pub fn validate(p: &PluginsSection, hooks: &[HookConfig]) -> Result<(), (String,
     for (i, h) in hooks.iter().enumerate() {
         let key = format!("hooks[{i}]");
         if waygate_core::hooks::Mode::parse(&h.mode).is_none() {
-            return Err((format!("{key}.mode"), format!("got {:?}, expected enforce, permissive or disabled", h.mode)));
+            return Err((
+                format!("{key}.mode"),
+                format!("got {:?}, expected enforce, permissive or disabled", h.mode),
+            ));
         }
         match h.kind.as_str() {
             "wasm" => {
                 let Some(pl) = &h.plugin else {
-                    return Err((format!("{key}.plugin"), "a wasm hook names the WASM plugin that implements it".into()));
+                    return Err((
+                        format!("{key}.plugin"),
+                        "a wasm hook names the WASM plugin that implements it".into(),
+                    ));
                 };
                 if !p.wasm.iter().any(|w| &w.name == pl) {
-                    return Err((format!("{key}.plugin"), format!("{pl:?} is not a configured WASM plugin")));
+                    return Err((
+                        format!("{key}.plugin"),
+                        format!("{pl:?} is not a configured WASM plugin"),
+                    ));
                 }
             }
             k => match waygate_plugins::guards::builtin(k, &h.settings) {
                 None => {
-                    return Err((format!("{key}.kind"), format!("got {k:?}, expected one of {}", HOOK_KINDS.join(", "))))
+                    return Err((
+                        format!("{key}.kind"),
+                        format!("got {k:?}, expected one of {}", HOOK_KINDS.join(", ")),
+                    ))
                 }
                 Some(Err(m)) => return Err((format!("{key}.{}", m.split(':').next().unwrap_or("settings")), m)),
                 Some(Ok(_)) => {}

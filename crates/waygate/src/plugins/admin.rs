@@ -50,7 +50,10 @@ pub async fn handle(m: &PluginManager, engine: Option<&waygate_core::Engine>, re
         (&Method::DELETE, ["plugins", name]) => {
             let r = m.unload(name).await;
             audit("admin/plugin.unload", name, r.is_ok());
-            r.map_or_else(|(c, e)| error(c, e), |()| Some((StatusCode::OK, json!({"unloaded": name}))))
+            r.map_or_else(
+                |(c, e)| error(c, e),
+                |()| Some((StatusCode::OK, json!({"unloaded": name}))),
+            )
         }
         (&Method::POST, ["plugins", name, action]) => {
             let (r, what) = match *action {
@@ -91,7 +94,10 @@ pub async fn handle(m: &PluginManager, engine: Option<&waygate_core::Engine>, re
             match r {
                 Ok(sha) => {
                     m.registry.republish().await;
-                    Some((StatusCode::OK, json!({"approved": {"plugin": plugin, "tool": tool, "sha256": sha}})))
+                    Some((
+                        StatusCode::OK,
+                        json!({"approved": {"plugin": plugin, "tool": tool, "sha256": sha}}),
+                    ))
                 }
                 Err(e) => error(404, e),
             }
@@ -100,7 +106,9 @@ pub async fn handle(m: &PluginManager, engine: Option<&waygate_core::Engine>, re
             let chain = engine.map(|e| e.hooks().describe()).unwrap_or_default();
             Some((StatusCode::OK, json!({"hooks": chain})))
         }
-        (_, ["plugins", ..]) | (_, ["pins", ..]) | (_, ["hooks"]) => error(405, format!("{} is not supported on {}", req.method, req.path)),
+        (_, ["plugins", ..]) | (_, ["pins", ..]) | (_, ["hooks"]) => {
+            error(405, format!("{} is not supported on {}", req.method, req.path))
+        }
         _ => None,
     }
 }

@@ -112,11 +112,20 @@ pub fn desired(cfg: &FileConfig, add: &[String], no_demo: bool) -> Result<Vec<Sp
     Ok(out)
 }
 
+/// A plugin instance, and its WASM handle when it is one.
+pub type Instance = (Arc<dyn Plugin>, Option<Arc<WasmPlugin>>);
+
 /// A fresh instance of the plugin a spec describes (and the WASM handle, if it is one).
-pub fn instantiate(spec: &Spec) -> Result<(Arc<dyn Plugin>, Option<Arc<WasmPlugin>>), String> {
+pub fn instantiate(spec: &Spec) -> Result<Instance, String> {
     Ok(match spec {
-        Spec::Builtin(n) => (waygate_plugins::builtin(n).ok_or_else(|| format!("unknown plugin {n:?}"))?, None),
-        Spec::System(s) => (Arc::new(System::new(s.clone()).map_err(|e| format!("plugins.system: {e}"))?), None),
+        Spec::Builtin(n) => (
+            waygate_plugins::builtin(n).ok_or_else(|| format!("unknown plugin {n:?}"))?,
+            None,
+        ),
+        Spec::System(s) => (
+            Arc::new(System::new(s.clone()).map_err(|e| format!("plugins.system: {e}"))?),
+            None,
+        ),
         Spec::Wasm(w) => {
             let p = Arc::new(WasmPlugin::new(w.clone()));
             (p.clone(), Some(p))
@@ -164,7 +173,12 @@ impl PluginManager {
                 Some(i) => i.enabled,
                 None => true,
             };
-            let mut item = Item { spec, origin: Origin::Config, enabled, wasm: None };
+            let mut item = Item {
+                spec,
+                origin: Origin::Config,
+                enabled,
+                wasm: None,
+            };
             if enabled {
                 if let Err(e) = self.start(&mut item).await {
                     tracing::error!(plugin = %name, error = %e, "plugin not loaded; continuing without it");
@@ -202,7 +216,12 @@ impl PluginManager {
                 if doc.get("origin").and_then(Value::as_str) == Some("runtime") {
                     match doc.get("spec").map(Spec::from_request) {
                         Some(Ok(spec)) => {
-                            let mut item = Item { spec, origin: Origin::Runtime, enabled: row.enabled, wasm: None };
+                            let mut item = Item {
+                                spec,
+                                origin: Origin::Runtime,
+                                enabled: row.enabled,
+                                wasm: None,
+                            };
                             if row.enabled {
                                 if let Err(e) = self.start(&mut item).await {
                                     tracing::error!(plugin = %row.name, error = %e, "stored plugin not loaded");
@@ -219,7 +238,15 @@ impl PluginManager {
                         i.wasm = None;
                         self.registry.unload(&row.name).await;
                     } else if let Some(spec) = specs.iter().find(|s| s.name() == row.name) {
-                        items.insert(row.name, Item { spec: spec.clone(), origin: Origin::Config, enabled: false, wasm: None });
+                        items.insert(
+                            row.name,
+                            Item {
+                                spec: spec.clone(),
+                                origin: Origin::Config,
+                                enabled: false,
+                                wasm: None,
+                            },
+                        );
                     }
                 }
             }
@@ -250,9 +277,17 @@ impl PluginManager {
         let name = spec.name().to_string();
         let mut items = self.items.lock().await;
         if items.contains_key(&name) {
-            return Err((409, format!("a plugin named {name:?} exists; reload or unload it first")));
+            return Err((
+                409,
+                format!("a plugin named {name:?} exists; reload or unload it first"),
+            ));
         }
-        let mut item = Item { spec, origin: Origin::Runtime, enabled: true, wasm: None };
+        let mut item = Item {
+            spec,
+            origin: Origin::Runtime,
+            enabled: true,
+            wasm: None,
+        };
         self.start(&mut item).await.map_err(|e| (422, e))?;
         self.persist(&name, Some(&item)).await;
         items.insert(name, item);
@@ -282,7 +317,9 @@ impl PluginManager {
     /// old instance drains. If the new one fails, the old one keeps serving.
     pub async fn reload(&self, name: &str) -> Result<(), (u16, String)> {
         let mut items = self.items.lock().await;
-        let item = items.get_mut(name).ok_or_else(|| (404, format!("no plugin named {name:?}")))?;
+        let item = items
+            .get_mut(name)
+            .ok_or_else(|| (404, format!("no plugin named {name:?}")))?;
         if !item.enabled {
             return Err((409, format!("{name:?} is disabled; enable it")));
         }
@@ -295,7 +332,9 @@ impl PluginManager {
 
     pub async fn set_enabled(&self, name: &str, on: bool) -> Result<(), (u16, String)> {
         let mut items = self.items.lock().await;
-        let item = items.get_mut(name).ok_or_else(|| (404, format!("no plugin named {name:?}")))?;
+        let item = items
+            .get_mut(name)
+            .ok_or_else(|| (404, format!("no plugin named {name:?}")))?;
         if item.enabled == on {
             return Ok(());
         }
@@ -325,15 +364,22 @@ impl PluginManager {
         for name in changed {
             match self.reload(&name).await {
                 Ok(()) => tracing::info!(plugin = %name, "module file changed; plugin reloaded"),
-                Err((_, e)) => tracing::error!(plugin = %name, error = %e, "module file changed; reload failed, previous version keeps serving"),
+                Err((_, e)) => {
+                    tracing::error!(plugin = %name, error = %e, "module file changed; reload failed, previous version keeps serving")
+                }
             }
         }
     }
 
     /// Rows for the CLI and the admin API.
     pub async fn list(&self) -> Vec<Value> {
-        let live: BTreeMap<String, waygate_core::PluginInfo> =
-            self.registry.list().await.into_iter().map(|p| (p.name.clone(), p)).collect();
+        let live: BTreeMap<String, waygate_core::PluginInfo> = self
+            .registry
+            .list()
+            .await
+            .into_iter()
+            .map(|p| (p.name.clone(), p))
+            .collect();
         let items = self.items.lock().await;
         items
             .iter()
@@ -372,7 +418,11 @@ impl PluginManager {
         for h in &cfgs {
             let hook: Arc<dyn waygate_core::hooks::Hook> = match h.kind.as_str() {
                 "wasm" => {
-                    let live = h.plugin.as_ref().and_then(|p| items.get(p)).and_then(|i| i.wasm.clone());
+                    let live = h
+                        .plugin
+                        .as_ref()
+                        .and_then(|p| items.get(p))
+                        .and_then(|i| i.wasm.clone());
                     match live {
                         Some(w) => Arc::new(WasmHook(w)),
                         None => {
@@ -401,7 +451,14 @@ impl PluginManager {
                 kinds: h.kinds.clone(),
             };
             let mode = Mode::parse(&h.mode).unwrap_or(Mode::Enforce);
-            entries.push(HookEntry::new(h.name.clone(), hook, h.priority, mode, when, Duration::from_millis(h.timeout_ms)));
+            entries.push(HookEntry::new(
+                h.name.clone(),
+                hook,
+                h.priority,
+                mode,
+                when,
+                Duration::from_millis(h.timeout_ms),
+            ));
         }
         engine.set_hooks(HookChain::new(entries));
     }

@@ -106,7 +106,10 @@ impl PinGate {
             .put_pin(plugin, tool, &held.sha256, &held.definition.to_string(), by)
             .await
             .map_err(|e| format!("store: {e}"))?;
-        self.approved.write().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), held.sha256.clone());
+        self.approved
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone(), held.sha256.clone());
         self.held.write().unwrap_or_else(|e| e.into_inner()).remove(&key);
         Ok(held.sha256)
     }

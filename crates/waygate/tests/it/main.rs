@@ -19,3 +19,4 @@ mod logs;
 mod ops;
 mod redis_limits;
 mod stdio;
+mod wasm;
