@@ -188,11 +188,15 @@ EXPORT("waygate_call") uint64_t wg_call(char *req, int len) {
         volatile unsigned long i = 0;
         for (;;) i++;
     } else if (!strcmp(name, "grab")) {
+        /* Published through a volatile pointer, or the compiler may drop the mallocs. */
+        static char *volatile keep;
         for (;;) {
             char *p = malloc(1 << 20);
             if (!p) break;
             memset(p, 1, 1 << 20);
+            keep = p;
         }
+        (void)keep;
         out = error_answer("malloc failed before the cap (unexpected)");
     } else {
         out = error_answer("unknown tool");

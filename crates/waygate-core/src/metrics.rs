@@ -63,6 +63,8 @@ impl Series {
 pub struct Metrics {
     methods: [Series; 16],
     tools: RwLock<HashMap<String, Arc<Series>>>,
+    /// Calls by the plugin that served them (registered plugins only, so bounded).
+    plugins: RwLock<HashMap<String, Arc<Series>>>,
     pub in_flight: AtomicI64,
     /// Rejections by limit kind, in [`LIMIT_KINDS`] order.
     limited: [AtomicU64; 4],
@@ -90,14 +92,12 @@ impl Metrics {
 
     /// Count a call of a catalog tool (callers pass only names the catalog knows).
     pub fn observe_tool(&self, tool: &str, outcome: usize, took: Duration) {
-        if let Some(s) = self.tools.read().unwrap_or_else(|e| e.into_inner()).get(tool) {
-            s.observe(outcome, took);
-            return;
-        }
-        let mut map = self.tools.write().unwrap_or_else(|e| e.into_inner());
-        if map.len() < 10_000 {
-            map.entry(tool.to_string()).or_default().observe(outcome, took);
-        }
+        observe_in(&self.tools, tool, outcome, took);
+    }
+
+    /// A tool call, resource read or prompt get served by `plugin`.
+    pub fn observe_plugin(&self, plugin: &str, outcome: usize, took: Duration) {
+        observe_in(&self.plugins, plugin, outcome, took);
     }
 
     /// Count a rejection by one of [`LIMIT_KINDS`].
@@ -141,43 +141,69 @@ impl Metrics {
         for (m, s) in METHODS.iter().zip(&self.methods) {
             histogram(out, "waygate_request_duration_seconds", &format!("method=\"{m}\""), s);
         }
-        let _ = writeln!(out, "# HELP waygate_tool_calls_total Tool calls by tool and outcome.");
-        let _ = writeln!(out, "# TYPE waygate_tool_calls_total counter");
-        let tools = self.tools.read().unwrap_or_else(|e| e.into_inner());
-        let mut names: Vec<&String> = tools.keys().collect();
-        names.sort();
-        for t in &names {
-            let s = &tools[*t];
-            for (o, c) in OUTCOMES.iter().zip(&s.outcomes) {
-                let v = c.load(Relaxed);
-                if v > 0 {
-                    let _ = writeln!(
-                        out,
-                        "waygate_tool_calls_total{{tool=\"{}\",outcome=\"{o}\"}} {v}",
-                        escape(t)
-                    );
-                }
-            }
-        }
-        let _ = writeln!(
+        labeled(
             out,
-            "# HELP waygate_tool_call_duration_seconds Time to answer a tool call."
+            ("waygate_tool_calls_total", "Tool calls by tool and outcome."),
+            ("waygate_tool_call_duration_seconds", "Time to answer a tool call."),
+            "tool",
+            &self.tools,
         );
-        let _ = writeln!(out, "# TYPE waygate_tool_call_duration_seconds histogram");
-        for t in &names {
-            histogram(
-                out,
-                "waygate_tool_call_duration_seconds",
-                &format!("tool=\"{}\"", escape(t)),
-                &tools[*t],
-            );
-        }
+        labeled(
+            out,
+            (
+                "waygate_plugin_calls_total",
+                "Tool calls, resource reads and prompt gets by serving plugin and outcome.",
+            ),
+            (
+                "waygate_plugin_call_duration_seconds",
+                "Time a plugin took to answer, hooks included.",
+            ),
+            "plugin",
+            &self.plugins,
+        );
         let _ = writeln!(
             out,
             "# HELP waygate_requests_in_flight MCP requests being answered now."
         );
         let _ = writeln!(out, "# TYPE waygate_requests_in_flight gauge");
         let _ = writeln!(out, "waygate_requests_in_flight {}", self.in_flight.load(Relaxed));
+    }
+}
+
+fn observe_in(map: &RwLock<HashMap<String, Arc<Series>>>, key: &str, outcome: usize, took: Duration) {
+    if let Some(s) = map.read().unwrap_or_else(|e| e.into_inner()).get(key) {
+        s.observe(outcome, took);
+        return;
+    }
+    let mut map = map.write().unwrap_or_else(|e| e.into_inner());
+    if map.len() < 10_000 {
+        map.entry(key.to_string()).or_default().observe(outcome, took);
+    }
+}
+
+/// A counter family by outcome and a histogram family, one series per map key.
+fn labeled(
+    out: &mut String,
+    counter: (&str, &str),
+    hist: (&str, &str),
+    label: &str,
+    map: &RwLock<HashMap<String, Arc<Series>>>,
+) {
+    let _ = writeln!(out, "# HELP {} {}\n# TYPE {} counter", counter.0, counter.1, counter.0);
+    let map = map.read().unwrap_or_else(|e| e.into_inner());
+    let mut names: Vec<&String> = map.keys().collect();
+    names.sort();
+    for n in &names {
+        for (o, c) in OUTCOMES.iter().zip(&map[*n].outcomes) {
+            let v = c.load(Relaxed);
+            if v > 0 {
+                let _ = writeln!(out, "{}{{{label}=\"{}\",outcome=\"{o}\"}} {v}", counter.0, escape(n));
+            }
+        }
+    }
+    let _ = writeln!(out, "# HELP {} {}\n# TYPE {} histogram", hist.0, hist.1, hist.0);
+    for n in &names {
+        histogram(out, hist.0, &format!("{label}=\"{}\"", escape(n)), &map[*n]);
     }
 }
 

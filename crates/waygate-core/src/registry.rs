@@ -295,3 +295,109 @@ async fn retire(plugin: Arc<dyn Plugin>) {
     drain(&plugin, 0).await;
     plugin.shutdown().await;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::plugin::{BoxFuture, Invocation, Outcome, ToolDef};
+    use crate::CallContext;
+
+    /// A plugin whose one tool takes 300 ms and which records its shutdown.
+    struct Slow {
+        version: &'static str,
+        shut: Arc<AtomicBool>,
+        fail_init: bool,
+    }
+
+    impl Plugin for Slow {
+        fn name(&self) -> &str {
+            "slow"
+        }
+        fn initialize<'a>(&'a self, _i: &'a PluginInit) -> BoxFuture<'a, Result<Manifest, PluginError>> {
+            Box::pin(async move {
+                if self.fail_init {
+                    return Err(PluginError::Internal("broken build".into()));
+                }
+                Ok(Manifest {
+                    tools: vec![ToolDef {
+                        definition: json!({"name": "work", "inputSchema": {"type": "object"}}),
+                    }],
+                    ..Default::default()
+                })
+            })
+        }
+        fn execute<'a>(
+            &'a self,
+            _i: &'a Invocation,
+            _c: &'a CallContext,
+        ) -> BoxFuture<'a, Result<Outcome, PluginError>> {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                // A call that outlives its instance's shutdown would see this flag set.
+                assert!(!self.shut.load(Ordering::SeqCst), "shut down under a running call");
+                Ok(Outcome::Complete(json!({"version": self.version})))
+            })
+        }
+        fn shutdown(&self) -> BoxFuture<'_, ()> {
+            self.shut.store(true, Ordering::SeqCst);
+            Box::pin(async {})
+        }
+    }
+
+    fn slow(version: &'static str, fail_init: bool) -> (Arc<dyn Plugin>, Arc<AtomicBool>) {
+        let shut = Arc::new(AtomicBool::new(false));
+        (
+            Arc::new(Slow {
+                version,
+                shut: shut.clone(),
+                fail_init,
+            }),
+            shut,
+        )
+    }
+
+    async fn call(reg: &PluginRegistry) -> Value {
+        let catalog = reg.catalog();
+        let plugin = catalog.tool("work").expect("tool").route.plugin.clone();
+        drop(catalog);
+        let inv = Invocation {
+            target: crate::Target::Tool("work".into()),
+            arguments: json!({}),
+            input_responses: None,
+            state: None,
+        };
+        let ctx = CallContext::detached(waygate_protocol::ProtocolVersion::V2025_11_25);
+        match plugin.execute(&inv, &ctx).await.expect("call") {
+            Outcome::Complete(v) => v,
+            Outcome::InputRequired { .. } => unreachable!(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_replacement_drains_calls_in_flight_and_a_broken_one_keeps_the_old() {
+        let reg = Arc::new(PluginRegistry::new(Events::new(), 50));
+        let (v1, v1_shut) = slow("v1", false);
+        reg.load(v1, json!({})).await.unwrap();
+        let r2 = reg.clone();
+        let in_flight = tokio::spawn(async move { call(&r2).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // A broken new version is refused; v1 keeps serving.
+        let (broken, _) = slow("broken", true);
+        assert!(reg.replace(broken).await.is_err());
+        assert_eq!(reg.list().await[0].state, PluginState::Running);
+        let (v2, _) = slow("v2", false);
+        reg.replace(v2).await.unwrap();
+        // New calls go to v2 at once; v1 finishes its call before it is shut down.
+        assert_eq!(call(&reg).await["version"], "v2");
+        assert_eq!(in_flight.await.unwrap()["version"], "v1");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(v1_shut.load(Ordering::SeqCst), "v1 shut down after draining");
+        assert!(reg.disable("slow").await);
+        assert!(reg.catalog().tool("work").is_none());
+        assert_eq!(reg.list().await[0].state, PluginState::Stopped);
+    }
+}

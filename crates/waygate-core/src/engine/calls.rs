@@ -284,6 +284,22 @@ impl Engine {
         &self,
         kind: Kind,
         plugin: &Arc<dyn Plugin>,
+        invocation: Invocation,
+        method: &str,
+        name: &str,
+        ctx: &CallContext,
+    ) -> Result<Value, ErrorObject> {
+        let started = std::time::Instant::now();
+        let result = self.run_hooked(kind, plugin, invocation, method, name, ctx).await;
+        let idx = super::outcome_index(super::outcome_of(&result));
+        self.metrics.observe_plugin(plugin.name(), idx, started.elapsed());
+        result
+    }
+
+    async fn run_hooked(
+        &self,
+        kind: Kind,
+        plugin: &Arc<dyn Plugin>,
         mut invocation: Invocation,
         method: &str,
         name: &str,

@@ -181,11 +181,16 @@ settings = {{ max_bytes = 300 }}
     assert_eq!(outside["isError"], true, "{outside}");
     let (ok, out, _) = plugins_cli(&s, &["disable", "cdemo"]);
     assert!(ok && out.contains("disabled"), "{out}");
-    assert!(!has_tool(&s, "word_count") && has_tool(&s, "cgrant__word_count"));
+    // With cdemo out of the catalog, cgrant's tools lose their prefix.
+    assert!(!has_tool(&s, "cgrant__word_count"), "{:?}", tools(&s));
+    assert_eq!(
+        text(&call(&s, "read_file", json!({"path": "/data/note.txt"}))),
+        "hello from a granted dir"
+    );
     let (ok, _, err) = plugins_cli(&s, &["unload", "cdemo"]);
     assert!(!ok && err.contains("config file"), "{err}");
 
-    // A restart restores both choices: cgrant loaded, cdemo disabled.
+    // A restart restores both choices: cgrant loaded with its grant, cdemo disabled.
     s.terminate();
     drop(s);
     let s = Server::start_in(Some(&d.0), &["--config", cfg.to_str().unwrap()]);
@@ -202,13 +207,24 @@ settings = {{ max_bytes = 300 }}
         row("cgrant").contains("runtime") && row("cgrant").contains("running"),
         "{out}"
     );
-    assert!(!has_tool(&s, "word_count"));
+    assert_eq!(
+        text(&call(&s, "read_file", json!({"path": "/data/note.txt"}))),
+        "hello from a granted dir"
+    );
     let (ok, _, err) = plugins_cli(&s, &["enable", "cdemo"]);
     assert!(ok, "{err}");
-    assert_eq!(text(&call(&s, "word_count", json!({"text": "back again"}))), "2 words");
+    assert_eq!(
+        text(&call(&s, "cdemo__word_count", json!({"text": "back again"}))),
+        "2 words"
+    );
+    // Unloading cgrant leaves cdemo's tools, which have no grant.
     let (ok, _, err) = plugins_cli(&s, &["unload", "cgrant"]);
     assert!(ok, "{err}");
-    assert!(!has_tool(&s, "cgrant__word_count"));
+    assert!(!has_tool(&s, "cdemo__word_count") && has_tool(&s, "word_count"));
+    let denied = call(&s, "read_file", json!({"path": "/data/note.txt"}));
+    assert_eq!(denied["isError"], true, "{denied}");
+    let (ok, out, _) = plugins_cli(&s, &["list"]);
+    assert!(ok && !out.contains("cgrant"), "{out}");
 }
 
 /// A one-tool module whose tool description is `desc` (the WAT echo module of the unit tests).
