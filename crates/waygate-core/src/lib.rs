@@ -21,6 +21,7 @@ pub mod policy;
 pub mod ratelimit;
 pub mod registry;
 pub mod session;
+pub mod spans;
 pub mod tasks;
 pub mod uri_template;
 pub mod util;

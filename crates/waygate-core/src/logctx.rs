@@ -18,6 +18,11 @@ pub struct LogContext {
     pub principal: Option<Arc<str>>,
     pub method: Option<&'static str>,
     pub target: Option<Box<str>>,
+    /// The raw W3C headers, kept only when spans are exported.
+    pub traceparent: Option<Box<str>>,
+    pub tracestate: Option<Box<str>>,
+    /// The request span (trace and span id), parent of plugin-call spans.
+    pub span: Option<(Arc<crate::spans::TraceContext>, [u8; 8])>,
 }
 
 tokio::task_local! {

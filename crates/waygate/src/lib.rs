@@ -7,6 +7,7 @@ pub mod config;
 pub mod import;
 pub mod logging;
 pub mod ops;
+pub mod otel;
 pub mod plugins;
 pub mod sealing;
 pub mod security;

@@ -290,9 +290,40 @@ impl Engine {
         ctx: &CallContext,
     ) -> Result<Value, ErrorObject> {
         let started = std::time::Instant::now();
+        let wall = std::time::SystemTime::now();
         let result = self.run_hooked(kind, plugin, invocation, method, name, ctx).await;
-        let idx = super::outcome_index(super::outcome_of(&result));
-        self.metrics.observe_plugin(plugin.name(), idx, started.elapsed());
+        let outcome = super::outcome_of(&result);
+        self.metrics
+            .observe_plugin(plugin.name(), super::outcome_index(outcome), started.elapsed());
+        if let Some(sink) = self.span_sink() {
+            if let Some((trace, parent)) = crate::logctx::current().and_then(|c| c.span) {
+                let error = match &result {
+                    Err(e) => Some((e.code.to_string(), e.message.clone())),
+                    Ok(_) if outcome == "tool_error" => {
+                        Some(("tool_error".into(), "the tool reported an error".into()))
+                    }
+                    Ok(_) => None,
+                };
+                sink.export(crate::spans::SpanRecord {
+                    trace_id: trace.trace_id,
+                    span_id: crate::spans::random(),
+                    parent: Some((parent, false)),
+                    sampled: trace.sampled,
+                    trace_state: trace.trace_state.clone(),
+                    name: format!("execute {}", plugin.name()),
+                    kind: crate::spans::SpanKind::Internal,
+                    start: wall,
+                    end: std::time::SystemTime::now(),
+                    attributes: vec![
+                        ("mcp.method.name", method.to_string()),
+                        ("waygate.plugin", plugin.name().to_string()),
+                        ("waygate.target", name.to_string()),
+                        ("waygate.outcome", outcome.to_string()),
+                    ],
+                    error,
+                });
+            }
+        }
         result
     }
 

@@ -87,6 +87,8 @@ pub struct Engine {
     body_log: std::sync::OnceLock<(Vec<String>, usize)>,
     /// Guard and policy hooks around calls; replaced on reload.
     hooks: std::sync::RwLock<Arc<crate::hooks::HookChain>>,
+    /// Where finished spans go (OpenTelemetry export); unset = no spans.
+    spans: std::sync::OnceLock<Arc<dyn crate::spans::SpanSink>>,
     pub metrics: crate::metrics::Metrics,
 }
 
@@ -109,6 +111,7 @@ impl Engine {
             audit_arguments: std::sync::OnceLock::new(),
             body_log: std::sync::OnceLock::new(),
             hooks: std::sync::RwLock::new(Arc::new(crate::hooks::HookChain::default())),
+            spans: std::sync::OnceLock::new(),
             metrics: crate::metrics::Metrics::default(),
         })
     }
@@ -144,6 +147,19 @@ impl Engine {
     /// Install (or clear) the authorization rules; applies to the next request.
     pub fn set_policy(&self, policy: Option<crate::policy::Policy>) {
         *self.policy.write().unwrap_or_else(|e| e.into_inner()) = policy.map(Arc::new);
+    }
+
+    /// Export a span per request and per plugin call.
+    pub fn set_span_sink(&self, sink: Arc<dyn crate::spans::SpanSink>) {
+        let _ = self.spans.set(sink);
+    }
+
+    pub fn spans_enabled(&self) -> bool {
+        self.spans.get().is_some()
+    }
+
+    pub(crate) fn span_sink(&self) -> Option<&Arc<dyn crate::spans::SpanSink>> {
+        self.spans.get()
     }
 
     pub fn set_hooks(&self, chain: crate::hooks::HookChain) {
@@ -234,10 +250,49 @@ impl Engine {
             self.metrics.denied.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let was_denied = denied.is_some();
+        let span = self.span_sink().map(|_| self.open_request_span(params.as_ref()));
+        let span_target = span.as_ref().and(target).map(str::to_string);
         let result = match denied {
             Some(e) => Err(e),
             None => self.dispatch(method, params, ctx, policy.as_deref()).await,
         };
+        if let (Some((trace, span_id, start)), Some(sink)) = (span, self.span_sink()) {
+            let mut attributes = vec![
+                ("mcp.method.name", static_method.to_string()),
+                ("mcp.protocol.version", ctx.version.as_str().to_string()),
+                ("network.transport", ctx.transport.as_str().to_string()),
+            ];
+            if let Some(t) = &span_target {
+                let key = if method == methods::TOOLS_CALL {
+                    "gen_ai.tool.name"
+                } else {
+                    "mcp.target"
+                };
+                attributes.push((key, t.clone()));
+            }
+            if let Some(sid) = ctx.session.as_ref() {
+                attributes.push(("mcp.session.id", sid.id.clone()));
+            }
+            if let Some(p) = ctx.principal.as_ref() {
+                attributes.push(("enduser.id", p.label.to_string()));
+            }
+            sink.export(crate::spans::SpanRecord {
+                trace_id: trace.trace_id,
+                span_id,
+                parent: trace.parent_span.map(|p| (p, true)),
+                sampled: trace.sampled,
+                trace_state: trace.trace_state.clone(),
+                name: match &span_target {
+                    Some(t) => format!("{static_method} {t}"),
+                    None => static_method.to_string(),
+                },
+                kind: crate::spans::SpanKind::Server,
+                start,
+                end: std::time::SystemTime::now(),
+                attributes,
+                error: result.as_ref().err().map(|e| (e.code.to_string(), e.message.clone())),
+            });
+        }
         let took = started.elapsed();
         self.metrics
             .in_flight
@@ -263,6 +318,31 @@ impl Engine {
             arguments: subject.arguments,
         });
         Ok(self.finalize(method, result?, ctx.version))
+    }
+
+    /// The request's trace (from `traceparent` in the headers or `_meta`, else new) and a
+    /// fresh span id, remembered in the log context for child spans.
+    fn open_request_span(
+        &self,
+        params: Option<&Map<String, Value>>,
+    ) -> (Arc<crate::spans::TraceContext>, [u8; 8], std::time::SystemTime) {
+        let lc = crate::logctx::current().unwrap_or_default();
+        let meta = params.and_then(|p| p.get("_meta"));
+        let meta_str = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_str);
+        let trace = lc
+            .traceparent
+            .as_deref()
+            .and_then(|tp| crate::spans::TraceContext::parse(tp, lc.tracestate.as_deref()))
+            .or_else(|| crate::spans::TraceContext::parse(meta_str("traceparent")?, meta_str("tracestate")))
+            .unwrap_or_else(crate::spans::TraceContext::root);
+        let trace = Arc::new(trace);
+        let span_id = crate::spans::random::<8>();
+        let hex = crate::util::hex(&trace.trace_id);
+        crate::logctx::update(|c| {
+            c.span = Some((trace.clone(), span_id));
+            c.trace_id.get_or_insert_with(|| hex.into());
+        });
+        (trace, span_id, std::time::SystemTime::now())
     }
 
     /// Record an administrative change (keys, secrets, configuration, policy).

@@ -216,6 +216,13 @@ impl System {
         if let Some(b) = a.get("body").and_then(Value::as_str) {
             rb = rb.body(b.to_string());
         }
+        // Continue the caller's trace into the outbound request.
+        if let Some((tp, ts)) = waygate_core::spans::outbound() {
+            rb = rb.header("traceparent", tp);
+            if let Some(ts) = ts {
+                rb = rb.header("tracestate", ts);
+            }
+        }
         let mut resp = rb.send().await.map_err(|e| {
             let mut s = e.to_string();
             let mut src = std::error::Error::source(&e);

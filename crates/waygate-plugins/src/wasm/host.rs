@@ -91,6 +91,13 @@ async fn fetch(caps: &Caps, req: &Value, remaining: Duration) -> Result<Value, S
     if let Some(b) = req.get("body").and_then(Value::as_str) {
         rb = rb.body(b.to_string());
     }
+    // Continue the caller's trace into the outbound request.
+    if let Some((tp, ts)) = waygate_core::spans::outbound() {
+        rb = rb.header("traceparent", tp);
+        if let Some(ts) = ts {
+            rb = rb.header("tracestate", ts);
+        }
+    }
     let mut resp = rb
         .send()
         .await

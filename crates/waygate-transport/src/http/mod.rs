@@ -232,11 +232,17 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) ->
         .and_then(|v| v.to_str().ok())
         .and_then(waygate_core::logctx::trace_id_of)
         .map(Box::from);
-    let ctx = waygate_core::logctx::LogContext {
+    let mut ctx = waygate_core::logctx::LogContext {
         request_id: Some(corr.clone()),
         trace_id,
         ..Default::default()
     };
+    if shared.engine.spans_enabled() {
+        let h = req.headers();
+        let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(Box::from);
+        ctx.traceparent = get("traceparent");
+        ctx.tracestate = get("tracestate");
+    }
     waygate_core::logctx::scope(ctx, route_in_span(shared, req, peer, corr)).await
 }
 

@@ -93,6 +93,10 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
     let manager = crate::plugins::PluginManager::new(registry.clone());
     let engine = Engine::new(ecfg, registry.clone());
     manager.set_engine(engine.clone());
+    let otel = crate::otel::OtelSink::start(&l.cfg.otel)?.map(Arc::new);
+    if let Some(sink) = &otel {
+        engine.set_span_sink(sink.clone());
+    }
     // Native plugins serve from the first request; WASM plugins (pinned, compiled) join
     // once the store with their pins and remembered state is open.
     manager.apply_config(specs.clone(), l.cfg.hooks.clone(), true).await;
@@ -285,6 +289,10 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
     engine.shutdown.cancel();
     engine.sessions.close_all();
     registry.shutdown_all().await;
+    if let Some(sink) = otel {
+        // Flushing waits for the exporter: off the async threads.
+        let _ = tokio::task::spawn_blocking(move || sink.shutdown()).await;
+    }
     store.close().await;
     served?;
     Ok(())

@@ -63,6 +63,24 @@ pub struct FileConfig {
     /// Guard and policy hooks around every call.
     pub hooks: Vec<HookConfig>,
     pub pinning: PinningSection,
+    /// OpenTelemetry trace export (off unless `endpoint` is set).
+    pub otel: OtelSection,
+}
+
+/// `[otel]`: OTLP trace export.
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtelSection {
+    /// `http://collector:4318` (HTTP; `/v1/traces` is added) or `http://collector:4317` (gRPC).
+    pub endpoint: Option<String>,
+    /// `http/protobuf` (default) or `grpc`.
+    pub protocol: Option<String>,
+    pub service_name: Option<String>,
+    /// Extra headers / gRPC metadata (vendor API keys; use `${env:NAME}`).
+    pub headers: BTreeMap<String, String>,
+    pub timeout_ms: Option<u64>,
+    /// How long spans wait to be sent in one batch (default 1000 ms).
+    pub batch_delay_ms: Option<u64>,
 }
 
 /// Rate limits, in MCP operations.
@@ -388,6 +406,22 @@ impl FileConfig {
                 }
             }
         }
+        if let Some(p) = self.otel.protocol.as_deref() {
+            if p != "grpc" && p != "http/protobuf" {
+                return Err(err(
+                    "otel.protocol",
+                    format!("got {p:?}, expected grpc or http/protobuf"),
+                ));
+            }
+        }
+        if let Some(e) = self.otel.endpoint.as_deref() {
+            if url::Url::parse(e).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
+                return Err(err(
+                    "otel.endpoint",
+                    format!("got {e:?}, expected an http:// or https:// URL"),
+                ));
+            }
+        }
         if let Err((key, message)) = plugins::validate(&self.plugins, &self.hooks) {
             return Err(err(&key, message));
         }
@@ -478,6 +512,12 @@ pub fn schema() -> serde_json::Value {
                 "wasm": {"type": "array", "items": {"type": "object", "required": ["name", "module"], "description": "name, module, memory_mib, time_ms, instances, max_traps, max_output_bytes, fs_read, env, http_hosts, wall_clock, settings"}}}},
             "hooks": {"type": "array", "items": {"type": "object", "required": ["name", "kind"], "properties": {
                 "kind": {"enum": plugins::HOOK_KINDS}, "mode": {"enum": ["enforce", "permissive", "disabled"]}}}},
+            "otel": {"type": "object", "additionalProperties": false, "properties": {
+                "endpoint": s("OTLP collector URL; unset = no trace export"),
+                "protocol": {"enum": ["http/protobuf", "grpc"]},
+                "service_name": s("service.name of exported spans (default waygate)"),
+                "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+                "timeout_ms": n("export timeout"), "batch_delay_ms": n("batching delay")}},
             "pinning": {"type": "object", "additionalProperties": false, "properties": {
                 "enabled": {"type": "boolean"}, "plugins": list("plugin globs whose tools are pinned"),
                 "approve_new": {"type": "boolean"}}},

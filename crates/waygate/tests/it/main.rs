@@ -17,6 +17,7 @@ mod jwt;
 mod limits;
 mod logs;
 mod ops;
+mod otel;
 mod redis_limits;
 mod stdio;
 mod wasm;

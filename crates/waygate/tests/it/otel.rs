@@ -1,0 +1,250 @@
+//! Traces over OTLP/HTTP into a real receiver on loopback: the exported protobuf batches
+//! are decoded with the OpenTelemetry protocol types and the span tree is checked — the
+//! request span continues the caller's trace (from the `traceparent` header or `_meta`),
+//! and the plugin-call span is its child.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+use serde_json::json;
+
+use super::common::{Server, TempDir};
+
+/// Accept OTLP/HTTP POSTs; every decoded span goes to the channel.
+fn receiver() -> (String, mpsc::Receiver<(String, Span)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut w = conn;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or_default().to_string();
+                    let mut len = 0usize;
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if h == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    r.read_exact(&mut body).unwrap();
+                    let req = ExportTraceServiceRequest::decode(&body[..]).expect("a valid OTLP protobuf batch");
+                    for rs in req.resource_spans {
+                        let service = rs
+                            .resource
+                            .iter()
+                            .flat_map(|r| r.attributes.iter())
+                            .find(|a| a.key == "service.name")
+                            .map(|a| format!("{:?}", a.value))
+                            .unwrap_or_default();
+                        for ss in rs.scope_spans {
+                            for s in ss.spans {
+                                let _ = tx.send((format!("{path} {service}"), s));
+                            }
+                        }
+                    }
+                    let _ = w.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n",
+                    );
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), rx)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn attr(s: &Span, key: &str) -> String {
+    s.attributes
+        .iter()
+        .find(|a| a.key == key)
+        .map(|a| format!("{:?}", a.value))
+        .unwrap_or_default()
+}
+
+/// Collect spans until `n` of trace `trace` arrived (or 15 s passed).
+fn spans_of(rx: &mpsc::Receiver<(String, Span)>, trace: &str, n: usize, seen: &mut Vec<(String, Span)>) -> Vec<Span> {
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got: Vec<Span> = seen
+            .iter()
+            .filter(|(_, s)| hex(&s.trace_id) == trace)
+            .map(|(_, s)| s.clone())
+            .collect();
+        if got.len() >= n || Instant::now() > end {
+            return got;
+        }
+        if let Ok(x) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push(x);
+        }
+    }
+}
+
+/// An HTTP server that answers 200 and reports each request's `traceparent` header.
+fn downstream() -> (String, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            let mut tp = String::new();
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("traceparent:") {
+                    tp = v.trim().to_string();
+                }
+            }
+            let _ = tx.send(tp);
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+        }
+    });
+    (format!("http://{addr}/"), rx)
+}
+
+#[test]
+fn spans_continue_the_callers_trace_and_nest() {
+    let (endpoint, rx) = receiver();
+    let (down_url, down_rx) = downstream();
+    let d = TempDir::new("otel");
+    let cfg = d.0.join("waygate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 3\n[otel]\nendpoint = \"{endpoint}\"\nservice_name = \"waygate-test\"\nbatch_delay_ms = 200\n\
+             [plugins]\nenabled = [\"system\"]\n[plugins.system]\nhttp_hosts = [\"127.0.0.1\"]\n"
+        ),
+    )
+    .unwrap();
+    let s = Server::start_in(Some(&d.0), &["--config", cfg.to_str().unwrap()]);
+    let mut seen = Vec::new();
+
+    // 1. traceparent in the HTTP header.
+    let (trace, parent) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    let tp = format!("00-{trace}-{parent}-01");
+    let r = s.post(
+        &json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}),
+        &[("traceparent", tp.as_str()), ("tracestate", "vendor=1")],
+    );
+    assert_eq!(r.json()["result"]["content"][0]["text"], "hi");
+    let spans = spans_of(&rx, trace, 2, &mut seen);
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    let server = spans
+        .iter()
+        .find(|s| s.name == "tools/call echo")
+        .expect("request span");
+    let child = spans
+        .iter()
+        .find(|s| s.name == "execute demo")
+        .expect("plugin-call span");
+    assert_eq!(
+        hex(&server.parent_span_id),
+        parent,
+        "request span continues the caller's span"
+    );
+    assert_eq!(server.kind, 2, "SERVER kind");
+    assert_eq!(server.trace_state, "vendor=1");
+    assert_eq!(
+        hex(&child.parent_span_id),
+        hex(&server.span_id),
+        "plugin call is the request's child"
+    );
+    assert!(
+        child.start_time_unix_nano >= server.start_time_unix_nano
+            && child.end_time_unix_nano <= server.end_time_unix_nano
+    );
+    assert!(attr(server, "mcp.method.name").contains("tools/call"), "{server:?}");
+    assert!(attr(server, "gen_ai.tool.name").contains("echo"), "{server:?}");
+    assert!(attr(child, "waygate.plugin").contains("demo"), "{child:?}");
+    let (tag, _) = &seen[0];
+    assert!(tag.starts_with("/v1/traces") && tag.contains("waygate-test"), "{tag}");
+
+    // 2. traceparent in `_meta` (no HTTP header), a failing call marks the span as an error.
+    let (trace2, parent2) = ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331");
+    let r = s.post(
+        &json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"no_such_tool","arguments":{},
+            "_meta":{"traceparent": format!("00-{trace2}-{parent2}-01")}}}),
+        &[],
+    );
+    assert!(r.json()["error"].is_object());
+    let spans = spans_of(&rx, trace2, 1, &mut seen);
+    let server = spans.first().expect("span from _meta traceparent");
+    assert_eq!(hex(&server.parent_span_id), parent2);
+    assert_eq!(
+        server.status.as_ref().map(|st| st.code),
+        Some(2),
+        "error status: {server:?}"
+    );
+    assert!(attr(server, "error.type").contains("-32602"), "{server:?}");
+
+    // 3. The trace crosses Waygate: an outbound HTTP call made by a plugin carries a
+    // traceparent in the caller's trace, whose parent is Waygate's request span.
+    let (trace3, parent3) = ("11111111111111111111111111111111", "2222222222222222");
+    let tp3 = format!("00-{trace3}-{parent3}-01");
+    let r = s.post(
+        &json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"http_request","arguments":{"url": down_url}}}),
+        &[("traceparent", tp3.as_str())],
+    );
+    assert!(
+        r.json()["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("200"),
+        "{}",
+        r.text()
+    );
+    let sent = down_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("downstream request");
+    let spans = spans_of(&rx, trace3, 2, &mut seen);
+    let server = spans
+        .iter()
+        .find(|s| s.name == "tools/call http_request")
+        .expect("request span");
+    assert_eq!(
+        sent,
+        format!("00-{trace3}-{}-01", hex(&server.span_id)),
+        "propagated traceparent"
+    );
+
+    // 4. No traceparent: a new trace, still exported, with no parent.
+    let before = seen.len();
+    s.post(&json!({"jsonrpc":"2.0","id":3,"method":"tools/list"}), &[]);
+    let end = Instant::now() + Duration::from_secs(10);
+    while !seen[before..].iter().any(|(_, sp)| sp.name == "tools/list") && Instant::now() < end {
+        if let Ok(x) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push(x);
+        }
+    }
+    let root = seen[before..]
+        .iter()
+        .find(|(_, sp)| sp.name == "tools/list")
+        .map(|(_, sp)| sp)
+        .expect("root span");
+    assert!(root.parent_span_id.is_empty(), "{root:?}");
+}
