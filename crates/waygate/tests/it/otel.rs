@@ -248,3 +248,82 @@ fn spans_continue_the_callers_trace_and_nest() {
         .expect("root span");
     assert!(root.parent_span_id.is_empty(), "{root:?}");
 }
+
+/// A gRPC OTLP receiver on plain HTTP/2 (h2): answers `TraceService/Export` and decodes
+/// each request's length-prefixed protobuf message.
+fn grpc_receiver() -> (String, mpsc::Receiver<(String, Span)>) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        rt.block_on(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let Ok(mut conn) = h2::server::handshake(sock).await else { return };
+                    while let Some(Ok((req, mut respond))) = conn.accept().await {
+                        let path = req.uri().path().to_string();
+                        let mut body = req.into_body();
+                        let mut buf = Vec::new();
+                        while let Some(Ok(chunk)) = body.data().await {
+                            let _ = body.flow_control().release_capacity(chunk.len());
+                            buf.extend_from_slice(&chunk);
+                        }
+                        // gRPC frame: 1 byte compressed flag, 4 bytes length, message.
+                        if buf.len() >= 5 {
+                            if let Ok(msg) = ExportTraceServiceRequest::decode(&buf[5..]) {
+                                for rs in msg.resource_spans {
+                                    for ss in rs.scope_spans {
+                                        for sp in ss.spans {
+                                            let _ = tx.send((path.clone(), sp));
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        let resp = http::Response::builder()
+                            .status(200)
+                            .header("content-type", "application/grpc")
+                            .body(())
+                            .unwrap();
+                        let Ok(mut stream) = respond.send_response(resp, false) else { continue };
+                        let _ = stream.send_data(bytes::Bytes::from_static(&[0, 0, 0, 0, 0]), false);
+                        let mut trailers = http::HeaderMap::new();
+                        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                        let _ = stream.send_trailers(trailers);
+                    }
+                });
+            }
+        });
+    });
+    (format!("http://{addr}"), rx)
+}
+
+#[test]
+fn spans_export_over_grpc() {
+    let (endpoint, rx) = grpc_receiver();
+    let d = TempDir::new("otel-grpc");
+    let cfg = d.0.join("waygate.toml");
+    std::fs::write(
+        &cfg,
+        format!("version = 3\n[otel]\nendpoint = \"{endpoint}\"\nprotocol = \"grpc\"\nbatch_delay_ms = 200\n"),
+    )
+    .unwrap();
+    let s = Server::start_in(Some(&d.0), &["--config", cfg.to_str().unwrap()]);
+    let (trace, parent) = ("5bf92f3577b34da6a3ce929d0e0e4737", "10f067aa0ba902b8");
+    let tp = format!("00-{trace}-{parent}-01");
+    let r = s.post(
+        &json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":2}}}),
+        &[("traceparent", tp.as_str())],
+    );
+    assert_eq!(r.json()["result"]["structuredContent"]["sum"], 3.0);
+    let mut seen = Vec::new();
+    let spans = spans_of(&rx, trace, 2, &mut seen);
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    let server = spans.iter().find(|s| s.name == "tools/call add").expect("request span");
+    let child = spans.iter().find(|s| s.name == "execute demo").expect("plugin-call span");
+    assert_eq!(hex(&server.parent_span_id), parent);
+    assert_eq!(hex(&child.parent_span_id), hex(&server.span_id));
+    assert_eq!(seen[0].0, "/opentelemetry.proto.collector.trace.v1.TraceService/Export");
+}
