@@ -30,7 +30,7 @@ use waygate_protocol::{ErrorObject, Id};
 
 pub use body::Body;
 pub use guard::OriginPolicy;
-pub use ops::{AdminRequest, Operations};
+pub use ops::{metrics_text, serve_metrics, AdminRequest, Operations};
 
 /// HTTP settings; plain data from the config file.
 #[derive(Debug, Clone)]

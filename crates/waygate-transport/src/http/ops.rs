@@ -59,8 +59,12 @@ pub(super) fn ready(shared: &Shared) -> Response<Body> {
 }
 
 pub(super) fn metrics(shared: &Shared) -> Response<Body> {
+    metrics_response(metrics_text(&shared.engine, shared.cfg.ops.as_deref()))
+}
+
+/// The whole Prometheus exposition: engine metrics plus what the binary adds.
+pub fn metrics_text(engine: &waygate_core::Engine, ops: Option<&dyn Operations>) -> String {
     let mut text = String::with_capacity(8192);
-    let engine = &shared.engine;
     engine.metrics.render(&mut text);
     text.push_str("# HELP waygate_sessions_open Handshake-era sessions open on this replica, by revision and transport.\n# TYPE waygate_sessions_open gauge\n");
     let counts = engine.sessions.counts();
@@ -75,7 +79,7 @@ pub(super) fn metrics(shared: &Shared) -> Response<Body> {
     }
     text.push_str("# HELP waygate_catalog_tools Tools in the catalog.\n# TYPE waygate_catalog_tools gauge\n");
     let _ = writeln!(text, "waygate_catalog_tools {}", engine.registry.catalog().tool_count());
-    if let Some(ops) = &shared.cfg.ops {
+    if let Some(ops) = ops {
         ops.render_metrics(&mut text);
     }
     text.push_str("# HELP waygate_build_info Build of the running binary.\n# TYPE waygate_build_info gauge\n");
@@ -84,6 +88,10 @@ pub(super) fn metrics(shared: &Shared) -> Response<Body> {
         "waygate_build_info{{version=\"{}\"}} 1",
         env!("CARGO_PKG_VERSION")
     );
+    text
+}
+
+fn metrics_response(text: String) -> Response<Body> {
     let mut r = Response::new(Body::bytes(text));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -188,5 +196,45 @@ pub(super) async fn admin(shared: &Shared, req: http::Request<hyper::body::Incom
             None,
             &ErrorObject::invalid_request(format!("no such admin endpoint {path:?}")),
         ),
+    }
+}
+
+/// A listener that serves only `GET /metrics`, without authentication: for scrapers on an
+/// internal interface (`server.metrics_listen`), so the main port can stay key-protected.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    engine: std::sync::Arc<waygate_core::Engine>,
+    ops: Option<std::sync::Arc<dyn Operations>>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => return,
+        };
+        let (engine, ops) = (engine.clone(), ops.clone());
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let resp = match (req.method(), req.uri().path()) {
+                    (&http::Method::GET, "/metrics") => metrics_response(metrics_text(&engine, ops.as_deref())),
+                    _ => json_response(
+                        StatusCode::NOT_FOUND,
+                        br#"{"error":"only GET /metrics is served here"}"#.to_vec(),
+                    ),
+                };
+                async move { Ok::<_, std::convert::Infallible>(resp) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+        });
     }
 }

@@ -179,7 +179,26 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
             tokio::time::sleep(Duration::from_millis(100)).await;
             sig.cancel();
         });
+        let mut metrics_line = None;
+        if let Some(maddr) = c.server.metrics_listen {
+            let ml = tokio::net::TcpListener::bind(maddr)
+                .await
+                .map_err(|e| format!("cannot listen on server.metrics_listen {maddr}: {e}"))?;
+            let bound = ml.local_addr()?;
+            tracing::info!(%bound, "serving /metrics without authentication on a separate listener");
+            let o: Arc<dyn waygate_transport::http::Operations> = ops.clone();
+            tokio::spawn(waygate_transport::http::serve_metrics(
+                ml,
+                engine.clone(),
+                Some(o),
+                shutdown.clone(),
+            ));
+            metrics_line = Some(format!("Metrics on http://{bound}/metrics"));
+        }
         println!("Waygate listening on http://{local}/mcp (legacy SSE: http://{local}/sse)");
+        if let Some(l) = metrics_line.take() {
+            println!("{l}");
+        }
         tracing::info!(%local, plugins = ?names, tools = registry.catalog().tool_count(), data_dir = %dir.display(), "serving MCP over HTTP");
         tokio::spawn(http::serve(listener, engine.clone(), hcfg, shutdown.clone()))
     };

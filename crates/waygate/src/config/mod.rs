@@ -212,6 +212,10 @@ pub struct Upstream {
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSection {
     pub listen: Option<SocketAddr>,
+    /// A second listener serving only `GET /metrics` without authentication (bind it to an
+    /// internal interface); `/metrics` on the main port keeps needing the `metrics` scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
     pub name: Option<String>,
     pub instructions: Option<String>,
 }
@@ -493,6 +497,7 @@ pub fn schema() -> serde_json::Value {
             "version": {"const": CURRENT_VERSION},
             "server": {"type": "object", "additionalProperties": false, "properties": {
                 "listen": s("ADDR:PORT to listen on (default 127.0.0.1:8080)"),
+                "metrics_listen": s("ADDR:PORT of an extra listener serving only GET /metrics, unauthenticated"),
                 "name": s("serverInfo.name"), "instructions": s("instructions for the model")}},
             "http": {"type": "object", "additionalProperties": false, "properties": {
                 "max_body_bytes": n("request body limit (default 4194304)"),

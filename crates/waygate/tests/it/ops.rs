@@ -161,3 +161,30 @@ fn metrics_dashboards_alerts_and_diagnostics() {
     let ready = s.request("GET", "/ready", &[], b"");
     assert_eq!((ready.status, ready.json()["status"].clone()), (200, json!("ready")));
 }
+
+#[test]
+fn separate_metrics_listener_needs_no_key_and_serves_nothing_else() {
+    let d = TempDir::new("metrics-listen");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        d.0.join("waygate.toml"),
+        format!("version = 3\n[server]\nmetrics_listen = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    let (s, _admin) = Server::start_with_auth(&d.0);
+    assert_eq!(
+        s.request("GET", "/metrics", &[], b"").status,
+        401,
+        "main port keeps its key check"
+    );
+    let addr = format!("127.0.0.1:{port}");
+    let m = common::http(&addr, "GET", "/metrics", &[], b"");
+    assert_eq!(m.status, 200);
+    assert!(m.text().contains("waygate_build_info") && m.text().contains("waygate_plugin_calls_total"));
+    assert_eq!(common::http(&addr, "POST", "/mcp", &[], b"{}").status, 404);
+    assert_eq!(common::http(&addr, "GET", "/api/v1/plugins", &[], b"").status, 404);
+}

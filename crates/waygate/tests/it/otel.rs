@@ -252,7 +252,11 @@ fn spans_continue_the_callers_trace_and_nest() {
 /// A gRPC OTLP receiver on plain HTTP/2 (h2): answers `TraceService/Export` and decodes
 /// each request's length-prefixed protobuf message.
 fn grpc_receiver() -> (String, mpsc::Receiver<(String, Span)>) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = mpsc::channel();
@@ -261,7 +265,9 @@ fn grpc_receiver() -> (String, mpsc::Receiver<(String, Span)>) {
             while let Ok((sock, _)) = listener.accept().await {
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    let Ok(mut conn) = h2::server::handshake(sock).await else { return };
+                    let Ok(mut conn) = h2::server::handshake(sock).await else {
+                        return;
+                    };
                     while let Some(Ok((req, mut respond))) = conn.accept().await {
                         let path = req.uri().path().to_string();
                         let mut body = req.into_body();
@@ -287,7 +293,9 @@ fn grpc_receiver() -> (String, mpsc::Receiver<(String, Span)>) {
                             .header("content-type", "application/grpc")
                             .body(())
                             .unwrap();
-                        let Ok(mut stream) = respond.send_response(resp, false) else { continue };
+                        let Ok(mut stream) = respond.send_response(resp, false) else {
+                            continue;
+                        };
                         let _ = stream.send_data(bytes::Bytes::from_static(&[0, 0, 0, 0, 0]), false);
                         let mut trailers = http::HeaderMap::new();
                         trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
@@ -322,7 +330,10 @@ fn spans_export_over_grpc() {
     let spans = spans_of(&rx, trace, 2, &mut seen);
     assert_eq!(spans.len(), 2, "{spans:?}");
     let server = spans.iter().find(|s| s.name == "tools/call add").expect("request span");
-    let child = spans.iter().find(|s| s.name == "execute demo").expect("plugin-call span");
+    let child = spans
+        .iter()
+        .find(|s| s.name == "execute demo")
+        .expect("plugin-call span");
     assert_eq!(hex(&server.parent_span_id), parent);
     assert_eq!(hex(&child.parent_span_id), hex(&server.span_id));
     assert_eq!(seen[0].0, "/opentelemetry.proto.collector.trace.v1.TraceService/Export");
