@@ -45,3 +45,25 @@ pub const ECHO: &str = r#"
     (i32.store8 (i32.add (i32.add (local.get $out) (i32.const PREFIX_LEN)) (local.get $n)) (i32.const 125))
     (i64.or (i64.shl (i64.extend_i32_u (local.get $out)) (i64.const 32))
             (i64.extend_i32_u (i32.add (i32.add (local.get $n) (i32.const PREFIX_LEN)) (i32.const 1))))"#;
+
+/// A module with one tool (described as `desc`) whose every call answers `answer`.
+pub fn constant(tool: &str, desc: &str, answer: &str) -> String {
+    let manifest = format!(r#"{{"tools":[{{"name":"{tool}","description":"{desc}"}}]}}"#);
+    format!(
+        r#"(module
+  (memory (export "memory") 1)
+  (global $bump (mut i32) (i32.const 8192))
+  (data (i32.const 0) "{m}")
+  (data (i32.const 4096) "{a}")
+  (func (export "waygate_alloc") (param $n i32) (result i32)
+    (local $at i32) (local.set $at (global.get $bump))
+    (global.set $bump (i32.add (global.get $bump) (local.get $n))) (local.get $at))
+  (func (export "waygate_free") (param i32 i32) (global.set $bump (i32.const 8192)))
+  (func (export "waygate_init") (param i32 i32) (result i64) (i64.const {ml}))
+  (func (export "waygate_call") (param i32 i32) (result i64) (i64.const {al})))"#,
+        m = lit(&manifest),
+        a = lit(answer),
+        ml = manifest.len(),
+        al = (4096u64 << 32) | answer.len() as u64,
+    )
+}

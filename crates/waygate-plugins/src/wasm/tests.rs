@@ -194,3 +194,33 @@ async fn unknown_imports_and_missing_exports_are_named_at_load() {
         .to_string();
     assert!(e.contains("cannot compile"), "{e}");
 }
+
+#[tokio::test]
+async fn a_wasm_hook_can_deny_and_rewrite() {
+    use std::sync::Arc;
+    use waygate_core::hooks::{Hook, HookTarget, Verdict};
+    let deny = super::fixtures::constant("guard", "g", r#"{"action":"deny","reason":"wasm says no"}"#);
+    let hook = super::WasmHook(Arc::new(plugin("guard", &deny, |_| {}).await.unwrap()));
+    let t = HookTarget {
+        kind: "tool",
+        name: "echo",
+        plugin: "demo",
+        principal: None,
+    };
+    assert_eq!(
+        hook.pre(&t, &mut json!({"text": "x"})).await.unwrap(),
+        Verdict::Deny("wasm says no".into())
+    );
+    let modify = super::fixtures::constant("guard", "g", r#"{"action":"modify","value":{"text":"clean"}}"#);
+    let hook = super::WasmHook(Arc::new(plugin("guard2", &modify, |_| {}).await.unwrap()));
+    let mut v = json!({"text": "dirty"});
+    assert_eq!(hook.post(&t, &mut v).await.unwrap(), Verdict::Modified);
+    assert_eq!(v, json!({"text": "clean"}));
+    let bad = super::fixtures::constant("guard", "g", r#"{"action":"explode"}"#);
+    let hook = super::WasmHook(Arc::new(plugin("guard3", &bad, |_| {}).await.unwrap()));
+    assert!(hook
+        .pre(&t, &mut json!({}))
+        .await
+        .unwrap_err()
+        .contains("unknown action"));
+}

@@ -227,28 +227,8 @@ settings = {{ max_bytes = 300 }}
     assert!(ok && !out.contains("cgrant"), "{out}");
 }
 
-/// A one-tool module whose tool description is `desc` (the WAT echo module of the unit tests).
 fn wat_module(tool: &str, desc: &str) -> String {
-    let lit = |s: &str| s.bytes().map(|b| format!("\\{b:02x}")).collect::<String>();
-    let manifest = format!(r#"{{"tools":[{{"name":"{tool}","description":"{desc}"}}]}}"#);
-    let answer = r#"{"text":"pinned tool answered"}"#;
-    format!(
-        r#"(module
-  (memory (export "memory") 1)
-  (global $bump (mut i32) (i32.const 8192))
-  (data (i32.const 0) "{m}")
-  (data (i32.const 4096) "{a}")
-  (func (export "waygate_alloc") (param $n i32) (result i32)
-    (local $at i32) (local.set $at (global.get $bump))
-    (global.set $bump (i32.add (global.get $bump) (local.get $n))) (local.get $at))
-  (func (export "waygate_free") (param i32 i32) (global.set $bump (i32.const 8192)))
-  (func (export "waygate_init") (param i32 i32) (result i64) (i64.const {ml}))
-  (func (export "waygate_call") (param i32 i32) (result i64) (i64.const {al})))"#,
-        m = lit(&manifest),
-        a = lit(answer),
-        ml = manifest.len(),
-        al = (4096u64 << 32) | answer.len() as u64,
-    )
+    waygate_plugins::wasm::fixtures::constant(tool, desc, r#"{"text":"pinned tool answered"}"#)
 }
 
 #[test]
