@@ -124,6 +124,18 @@ mod tests {
     }
 }
 
+/// An error with its sources, `outer: inner: root` (network errors hide the cause inside).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
 /// Cut a tool result down to about `limit` serialized bytes: text items are shortened (on a
 /// character boundary) and marked with the original size, other oversized items are
 /// replaced by a marker, and `structuredContent` is dropped when it alone is too large.

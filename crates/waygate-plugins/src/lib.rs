@@ -5,6 +5,7 @@ pub mod defs;
 pub mod demo;
 pub mod everything;
 pub mod guards;
+pub mod outbound;
 pub mod system;
 pub mod wasm;
 

@@ -89,7 +89,6 @@ pub struct System {
     files: Option<files::Roots>,
     commands: exec::Commands,
     http: Option<reqwest::Client>,
-    guard: waygate_security::ssrf::Guard,
 }
 
 impl System {
@@ -104,18 +103,13 @@ impl System {
         let http = if spec.http_hosts.is_empty() {
             None
         } else {
-            Some(
-                waygate_security::ssrf::Guard::default()
-                    .client(reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()))
-                    .map_err(|e| e.to_string())?,
-            )
+            Some(crate::outbound::client()?)
         };
         Ok(System {
             spec,
             files,
             commands,
             http,
-            guard: waygate_security::ssrf::Guard::default(),
         })
     }
 
@@ -184,65 +178,14 @@ impl System {
 
     async fn http(&self, a: &Value) -> Result<String, String> {
         let client = self.http.as_ref().ok_or("http_request is not enabled")?;
-        let url = a
-            .get("url")
-            .and_then(Value::as_str)
-            .ok_or("missing string argument \"url\"")?;
-        let parsed = reqwest::Url::parse(url).map_err(|e| format!("bad url: {e}"))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(format!("scheme {:?} not allowed", parsed.scheme()));
-        }
-        let host = parsed
-            .host_str()
-            .unwrap_or_default()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        if !crate::wasm::host_allowed(&self.spec.http_hosts, host) {
-            return Err(format!("host {host:?} is not in http_hosts"));
-        }
-        self.guard.check_url(url).map_err(|e| format!("request failed: {e}"))?;
-        let method = a.get("method").and_then(Value::as_str).unwrap_or("GET");
-        let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).map_err(|_| "bad method")?;
-        let mut rb = client
-            .request(method, parsed)
-            .timeout(std::time::Duration::from_millis(self.spec.http_timeout_ms));
-        if let Some(h) = a.get("headers").and_then(Value::as_object) {
-            for (k, v) in h {
-                if let Some(v) = v.as_str() {
-                    rb = rb.header(k.as_str(), v);
-                }
-            }
-        }
-        if let Some(b) = a.get("body").and_then(Value::as_str) {
-            rb = rb.body(b.to_string());
-        }
-        // Continue the caller's trace into the outbound request.
-        if let Some((tp, ts)) = waygate_core::spans::outbound() {
-            rb = rb.header("traceparent", tp);
-            if let Some(ts) = ts {
-                rb = rb.header("tracestate", ts);
-            }
-        }
-        let mut resp = rb.send().await.map_err(|e| {
-            let mut s = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(inner) = src {
-                s = format!("{s}: {inner}");
-                src = inner.source();
-            }
-            format!("request failed: {s}")
-        })?;
-        let status = resp.status();
-        let mut body = Vec::new();
+        let timeout = std::time::Duration::from_millis(self.spec.http_timeout_ms);
         let cap = self.spec.max_output_bytes;
-        while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
-            body.extend_from_slice(&chunk[..chunk.len().min(cap - body.len())]);
-            if body.len() >= cap {
-                body.extend_from_slice(format!("\n…[truncated at {cap} bytes]").as_bytes());
-                break;
-            }
+        let r = crate::outbound::fetch(client, &self.spec.http_hosts, a, timeout, cap).await?;
+        let mut text = format!("HTTP {}\n\n{}", r.status, String::from_utf8_lossy(&r.body));
+        if r.truncated {
+            text.push_str(&format!("\n…[truncated at {cap} bytes]"));
         }
-        Ok(format!("HTTP {status}\n\n{}", String::from_utf8_lossy(&body)))
+        Ok(text)
     }
 }
 

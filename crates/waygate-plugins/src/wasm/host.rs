@@ -8,7 +8,6 @@ use serde_json::{json, Value};
 use wasmtime::{AsContextMut, Caller, Extern, Memory};
 
 use super::runtime::HostState;
-use super::spec::host_allowed;
 
 /// Largest response body `http_request` hands to a guest.
 const MAX_HTTP_BODY: usize = 1 << 20;
@@ -64,77 +63,10 @@ async fn fetch(caps: &Caps, req: &Value, remaining: Duration) -> Result<Value, S
         .client
         .as_ref()
         .ok_or("network capability not granted (set http_hosts)")?;
-    let url = req.get("url").and_then(Value::as_str).ok_or("missing \"url\"")?;
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("bad url: {e}"))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!("scheme {:?} not allowed", parsed.scheme()));
-    }
-    let host = parsed.host_str().unwrap_or_default();
-    if !host_allowed(&caps.http_hosts, host.trim_start_matches('[').trim_end_matches(']')) {
-        return Err(format!("host {host:?} is not in http_hosts"));
-    }
-    waygate_security::ssrf::Guard::default()
-        .check_url(url)
-        .map_err(|e| format!("request failed: {e}"))?;
-    let method = req.get("method").and_then(Value::as_str).unwrap_or("GET");
-    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| format!("bad method {method:?}"))?;
-    let mut rb = client
-        .request(method, parsed)
-        .timeout(remaining.max(Duration::from_millis(1)));
-    if let Some(h) = req.get("headers").and_then(Value::as_object) {
-        for (k, v) in h {
-            if let Some(v) = v.as_str() {
-                rb = rb.header(k.as_str(), v);
-            }
-        }
-    }
-    if let Some(b) = req.get("body").and_then(Value::as_str) {
-        rb = rb.body(b.to_string());
-    }
-    // Continue the caller's trace into the outbound request.
-    if let Some((tp, ts)) = waygate_core::spans::outbound() {
-        rb = rb.header("traceparent", tp);
-        if let Some(ts) = ts {
-            rb = rb.header("tracestate", ts);
-        }
-    }
-    let mut resp = rb
-        .send()
-        .await
-        .map_err(|e| format!("request failed: {}", error_chain(&e)))?;
-    let status = resp.status().as_u16();
-    let headers: serde_json::Map<String, Value> = resp
-        .headers()
-        .iter()
-        .filter_map(|(k, v)| {
-            v.to_str()
-                .ok()
-                .map(|v| (k.as_str().to_string(), Value::String(v.into())))
-        })
-        .collect();
-    let mut body = Vec::new();
-    let mut truncated = false;
-    while let Some(chunk) = resp.chunk().await.map_err(|e| format!("reading body: {e}"))? {
-        let room = MAX_HTTP_BODY - body.len();
-        if chunk.len() > room {
-            body.extend_from_slice(&chunk[..room]);
-            truncated = true;
-            break;
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(json!({"status": status, "headers": headers, "body": String::from_utf8_lossy(&body), "truncated": truncated}))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
+    let r = crate::outbound::fetch(client, &caps.http_hosts, req, remaining, MAX_HTTP_BODY).await?;
+    Ok(
+        json!({"status": r.status, "headers": r.headers, "body": String::from_utf8_lossy(&r.body), "truncated": r.truncated}),
+    )
 }
 
 pub(crate) fn memory(caller: &mut Caller<'_, HostState>) -> Option<Memory> {

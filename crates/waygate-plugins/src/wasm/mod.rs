@@ -104,12 +104,7 @@ impl WasmPlugin {
         let client = if self.spec.http_hosts.is_empty() {
             None
         } else {
-            let guard = waygate_security::ssrf::Guard::default();
-            Some(
-                guard
-                    .client(reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()))
-                    .map_err(|e| format!("http client: {e}"))?,
-            )
+            Some(crate::outbound::client()?)
         };
         let caps = Arc::new(Caps {
             plugin: self.spec.name.clone(),
