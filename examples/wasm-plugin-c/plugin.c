@@ -111,7 +111,7 @@ static char *json_string_after(const char *json, const char *from, const char *k
 }
 
 static const char MANIFEST[] =
-    "{\"tools\":["
+    "{\"version\":\"1.0.0\",\"tools\":["
     "{\"name\":\"word_count\",\"description\":\"Counts the words in a text.\","
     "\"inputSchema\":{\"type\":\"object\",\"properties\":{\"text\":{\"type\":\"string\"}},\"required\":[\"text\"]}},"
     "{\"name\":\"shout\",\"description\":\"Upper-cases a text.\","

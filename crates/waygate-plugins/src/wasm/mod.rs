@@ -49,6 +49,8 @@ pub struct WasmPlugin {
     failed: Mutex<Option<String>>,
     /// The module file's (mtime, length) when it was compiled, to notice a new version.
     stamp: Mutex<Option<(SystemTime, u64)>>,
+    /// `version` from the guest's manifest, if it declares one.
+    version: Mutex<Option<String>>,
 }
 
 fn file_stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
@@ -64,7 +66,13 @@ impl WasmPlugin {
             traps: AtomicU32::new(0),
             failed: Mutex::new(None),
             stamp: Mutex::new(None),
+            version: Mutex::new(None),
         }
+    }
+
+    /// The version the module declares in its manifest.
+    pub fn version(&self) -> Option<String> {
+        self.version.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn spec(&self) -> &WasmSpec {
@@ -115,6 +123,9 @@ impl WasmPlugin {
         let input = serde_json::to_vec(&json!({"plugin": self.spec.name, "settings": settings})).unwrap_or_default();
         let out = slot.init(&input, self.time(), self.spec.max_output_bytes).await?;
         let manifest = parse_manifest(&out)?;
+        *self.version.lock().unwrap_or_else(|e| e.into_inner()) = serde_json::from_slice::<Value>(&out)
+            .ok()
+            .and_then(|v| v.get("version").and_then(Value::as_str).map(str::to_string));
         let loaded = Arc::new(Loaded {
             pre,
             rt,

@@ -141,11 +141,14 @@ fn print_table(list: &Value) {
     );
     for p in list.as_array().into_iter().flatten() {
         let s = |k: &str| p[k].as_str().unwrap_or_default().to_string();
-        let detail = p["error"]
-            .as_str()
-            .map(str::to_string)
-            .or_else(|| p["module"].as_str().map(str::to_string))
-            .unwrap_or_default();
+        let detail = match (p["error"].as_str(), p["module"].as_str()) {
+            (Some(e), _) => e.to_string(),
+            (None, Some(m)) => match p["version"].as_str() {
+                Some(v) => format!("{m} (v{v})"),
+                None => m.to_string(),
+            },
+            _ => String::new(),
+        };
         println!(
             "{:<16} {:<7} {:<8} {:<12} {:>5}  {detail}",
             s("name"),

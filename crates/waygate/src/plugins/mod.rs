@@ -402,6 +402,7 @@ impl PluginManager {
                 }
                 if let Spec::Wasm(w) = &i.spec {
                     row["module"] = json!(w.module);
+                    row["version"] = json!(i.wasm.as_ref().and_then(|p| p.version()));
                     row["limits"] = json!({"memory_mib": w.memory_mib, "time_ms": w.time_ms, "instances": w.instances});
                     row["grants"] = json!({"fs_read": w.fs_read, "env": w.env, "http_hosts": w.http_hosts, "wall_clock": w.wall_clock});
                 }

@@ -173,7 +173,10 @@ settings = {{ max_bytes = 300 }}
         ],
     );
     assert!(ok, "{out}{err}");
-    assert!(out.contains("cgrant") && out.contains("running"), "{out}");
+    assert!(
+        out.contains("cgrant") && out.contains("running") && out.contains("(v1.0.0)"),
+        "{out}"
+    );
     // Its tools collide with cdemo's, so they are exposed with the plugin prefix.
     let read = call(&s, "cgrant__read_file", json!({"path": "/data/note.txt"}));
     assert_eq!(text(&read), "hello from a granted dir", "{read}");
