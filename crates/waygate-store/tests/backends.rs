@@ -63,18 +63,26 @@ async fn migrate_status_rollback_and_reapply() {
         let s = Store::open(&url).await.unwrap();
         assert!(s.status().await.unwrap().iter().all(|m| !m.applied), "{url}");
         let applied = s.migrate().await.unwrap();
-        assert_eq!(applied.len(), 3, "{url}");
+        assert_eq!(applied.len(), 4, "{url}");
         assert!(s.migrate().await.unwrap().is_empty(), "idempotent on {url}");
         let latest = s.schema_version().await.unwrap();
-        // Roll back the newest migration: its tables are gone, older data stays.
+        // Roll back the newest migration: tool pins go back to their old shape, older data stays.
         s.meta_put("k", "v").await.unwrap();
+        s.put_pin("p", "t", "abc", "{}", "test").await.unwrap();
         let reverted = s.rollback(None).await.unwrap();
         assert_eq!(reverted, vec![latest], "{url}");
+        assert!(
+            sqlx::query("SELECT plugin FROM tool_pins")
+                .execute(&pool_of(&url).await)
+                .await
+                .is_err(),
+            "{url}"
+        );
         assert!(
             sqlx::query("SELECT 1 FROM secrets")
                 .execute(&pool_of(&url).await)
                 .await
-                .is_err(),
+                .is_ok(),
             "{url}"
         );
         assert_eq!(s.meta_get("k").await.unwrap().as_deref(), Some("v"), "{url}");
