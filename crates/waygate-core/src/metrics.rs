@@ -37,15 +37,17 @@ const METHODS: [&str; 16] = [
 /// Outcomes, in label order.
 pub const OUTCOMES: [&str; 4] = ["ok", "tool_error", "input_required", "error"];
 
+/// Counts by outcome plus a duration histogram: one labeled series of a RED family.
 #[derive(Default)]
-struct Series {
+pub struct Series {
     outcomes: [AtomicU64; 4],
     buckets: [AtomicU64; 12],
     sum_us: AtomicU64,
 }
 
 impl Series {
-    fn observe(&self, outcome: usize, took: Duration) {
+    /// Count one operation; `outcome` indexes [`OUTCOMES`].
+    pub fn observe(&self, outcome: usize, took: Duration) {
         self.outcomes[outcome.min(3)].fetch_add(1, Relaxed);
         let secs = took.as_secs_f64();
         if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
@@ -189,12 +191,24 @@ fn labeled(
     label: &str,
     map: &RwLock<HashMap<String, Arc<Series>>>,
 ) {
-    let _ = writeln!(out, "# HELP {} {}\n# TYPE {} counter", counter.0, counter.1, counter.0);
     let map = map.read().unwrap_or_else(|e| e.into_inner());
-    let mut names: Vec<&String> = map.keys().collect();
-    names.sort();
-    for n in &names {
-        for (o, c) in OUTCOMES.iter().zip(&map[*n].outcomes) {
+    let mut rows: Vec<(&str, &Series)> = map.iter().map(|(k, v)| (k.as_str(), &**v)).collect();
+    rows.sort_by(|a, b| a.0.cmp(b.0));
+    render_labeled(out, counter, hist, label, &rows);
+}
+
+/// Render `(counter name, help)` by outcome and `(histogram name, help)` for `rows`, each
+/// row's name as the value of `label` (other crates' RED families: upstreams).
+pub fn render_labeled(
+    out: &mut String,
+    counter: (&str, &str),
+    hist: (&str, &str),
+    label: &str,
+    rows: &[(&str, &Series)],
+) {
+    let _ = writeln!(out, "# HELP {} {}\n# TYPE {} counter", counter.0, counter.1, counter.0);
+    for (n, s) in rows {
+        for (o, c) in OUTCOMES.iter().zip(&s.outcomes) {
             let v = c.load(Relaxed);
             if v > 0 {
                 let _ = writeln!(out, "{}{{{label}=\"{}\",outcome=\"{o}\"}} {v}", counter.0, escape(n));
@@ -202,8 +216,8 @@ fn labeled(
         }
     }
     let _ = writeln!(out, "# HELP {} {}\n# TYPE {} histogram", hist.0, hist.1, hist.0);
-    for n in &names {
-        histogram(out, hist.0, &format!("{label}=\"{}\"", escape(n)), &map[*n]);
+    for (n, s) in rows {
+        histogram(out, hist.0, &format!("{label}=\"{}\"", escape(n)), s);
     }
 }
 
@@ -222,7 +236,8 @@ fn histogram(out: &mut String, name: &str, labels: &str, s: &Series) {
     let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
 }
 
-fn escape(v: &str) -> String {
+/// A label value with `\\`, `"` and newlines escaped.
+pub fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 

@@ -11,6 +11,7 @@ pub mod otel;
 pub mod plugins;
 pub mod sealing;
 pub mod security;
+pub mod upstreams;
 
 use std::process::ExitCode;
 

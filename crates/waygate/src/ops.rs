@@ -122,6 +122,9 @@ impl Operations for ServeOps {
         if let Some(e) = self.engine.get() {
             e.hooks().render(out);
         }
+        if let Some(m) = self.plugins.get() {
+            waygate_upstream::render_metrics(&m.upstreams(), out);
+        }
     }
 
     fn admin<'a>(
@@ -134,8 +137,32 @@ impl Operations for ServeOps {
         })
     }
 
+    /// Required upstreams that are not connected (the store and config are checked by the
+    /// transport itself).
     fn not_ready(&self) -> Vec<String> {
-        Vec::new()
+        let live: std::collections::HashMap<String, Arc<waygate_upstream::Upstream>> = self
+            .plugins
+            .get()
+            .map(|m| m.upstreams())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|u| (u.upstream_name().to_string(), u))
+            .collect();
+        let cfg = self.config.read().unwrap_or_else(|e| e.into_inner());
+        cfg.upstreams
+            .iter()
+            .filter(|u| u.required == Some(true) && u.enabled != Some(false))
+            .filter_map(|u| match live.get(&u.name) {
+                Some(up) if up.status() == waygate_upstream::Status::Up => None,
+                Some(up) => Some(format!(
+                    "required upstream {} is {}: {}",
+                    u.name,
+                    up.status().label(),
+                    up.describe()["last_error"].as_str().unwrap_or("not connected")
+                )),
+                None => Some(format!("required upstream {} is not running", u.name)),
+            })
+            .collect()
     }
 
     fn log_filter(&self, new: Option<&str>) -> Result<String, String> {
@@ -172,16 +199,22 @@ impl Operations for ServeOps {
                     .collect(),
             };
             let hooks = self.engine.get().map(|e| e.hooks().describe()).unwrap_or_default();
+            let live: Vec<Arc<waygate_upstream::Upstream>> =
+                self.plugins.get().map(|m| m.upstreams()).unwrap_or_default();
             let upstreams: Vec<Value> = cfg
                 .upstreams
                 .iter()
                 .map(|u| {
-                    json!({
-                        "name": u.name, "transport": u.transport,
-                        "enabled": u.enabled.unwrap_or(true),
-                        "state": "not started (federation is not part of this build)",
-                        "restarts": 0, "last_error": null,
-                    })
+                    let mut row = match live.iter().find(|l| l.upstream_name() == u.name) {
+                        Some(l) => l.describe(),
+                        None if u.enabled == Some(false) => json!({"state": "disabled"}),
+                        None => json!({"state": "not started"}),
+                    };
+                    row["name"] = json!(u.name);
+                    row["transport"] = json!(u.transport);
+                    row["enabled"] = json!(u.enabled.unwrap_or(true));
+                    row["required"] = json!(u.required.unwrap_or(false));
+                    row
                 })
                 .collect();
             let audit = match self.audit.get() {

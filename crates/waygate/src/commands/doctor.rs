@@ -216,57 +216,41 @@ async fn checks(g: &Global, l: &Layered, dir: &std::path::Path, rep: &mut Report
         reg.shutdown_all().await;
     }
     // Upstreams: start or connect, list tools, time it.
-    let guard = c.outbound.guard();
     for u in &c.upstreams {
         let check = format!("upstream {}", u.name);
         if u.enabled == Some(false) {
             rep.add(check, Status::Ok, "disabled", "");
             continue;
         }
-        let t = Instant::now();
-        if u.transport == "stdio" {
-            match crate::import::verify::verify(u, Duration::from_secs(20), opened.as_ref()).await {
-                Ok(tools) => rep.add(
-                    check,
-                    Status::Ok,
-                    format!("started in {} ms, {} tool(s)", t.elapsed().as_millis(), tools.len()),
-                    "",
-                ),
-                Err(e) => rep.add(
-                    check,
-                    Status::Fail,
-                    e,
-                    "run the command by hand; check command, args, env and cwd",
-                ),
-            }
-            continue;
-        }
-        let url = u.url.clone().unwrap_or_default();
-        let reached = async {
-            guard.check_url(&url).map_err(|e| e.to_string())?;
-            let parsed = reqwest_url(&url)?;
-            let addrs = guard.resolve(&parsed.0, parsed.1).await.map_err(|e| e.to_string())?;
-            tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(&addrs[..]))
-                .await
-                .map_err(|_| "no answer within 5 s".to_string())?
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>(())
+        let entry = crate::upstreams::UpstreamEntry {
+            upstream: u.clone(),
+            outbound: c.outbound.clone(),
         };
-        match reached.await {
-            Ok(()) => rep.add(
+        let timeout = Duration::from_secs(u.connect_timeout_secs.unwrap_or(20));
+        match crate::upstreams::probe(&entry, opened.as_ref(), timeout).await {
+            Ok(p) => rep.add(
                 check,
                 Status::Ok,
                 format!(
-                    "{url} reachable in {} ms (MCP session checked once federation lands)",
-                    t.elapsed().as_millis()
+                    "{} in {} ms: {} {}, protocol {}, {} tool(s)",
+                    if u.transport == "stdio" { "started" } else { "connected" },
+                    p.took.as_millis(),
+                    p.server.get("name").and_then(|v| v.as_str()).unwrap_or("?"),
+                    p.server.get("version").and_then(|v| v.as_str()).unwrap_or(""),
+                    p.protocol_version,
+                    p.tools.len()
                 ),
                 "",
             ),
             Err(e) => rep.add(
                 check,
                 Status::Fail,
-                format!("{url}: {e}"),
-                "check the URL, DNS and [outbound] rules",
+                e,
+                if u.transport == "stdio" {
+                    "run the command by hand; check command, args, env and cwd"
+                } else {
+                    "check the URL, credentials (headers), DNS and [outbound] rules"
+                },
             ),
         }
     }

@@ -48,10 +48,12 @@ pub fn run(g: &Global, args: ImportArgs) -> CmdResult {
     let mut ok = true;
     if args.verify {
         let rt = super::runtime()?;
-        let needs_store = imported
-            .upstreams
-            .iter()
-            .any(|u| u.env.values().any(|v| v.contains("${secret:")));
+        let needs_store = imported.upstreams.iter().any(|u| {
+            u.env
+                .values()
+                .chain(u.headers.values())
+                .any(|v| v.contains("${secret:"))
+        });
         let store = if needs_store {
             let l = super::load_config(g)?;
             Some(rt.block_on(super::open_store(g, &l))?)
@@ -61,7 +63,7 @@ pub fn run(g: &Global, args: ImportArgs) -> CmdResult {
         for u in &imported.upstreams {
             match rt.block_on(import::verify::verify(u, Duration::from_secs(20), store.as_ref())) {
                 Ok(tools) => println!("# verify {}: ok, {} tool(s): {}", u.name, tools.len(), tools.join(", ")),
-                Err(e) if u.transport != "stdio" => println!("# verify {}: skipped ({e})", u.name),
+                Err(e) if u.transport == "sse" => println!("# verify {}: skipped ({e})", u.name),
                 Err(e) => {
                     ok = false;
                     println!("# verify {}: FAILED: {e}", u.name);

@@ -107,12 +107,6 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
     }
     engine.set_policy(config::security::compile(&c.authz, &c.policies));
     engine.set_body_logging(c.log.bodies.clone(), c.log.max_body_bytes.unwrap_or(4096));
-    if !c.upstreams.is_empty() {
-        tracing::warn!(
-            count = c.upstreams.len(),
-            "upstreams are configured, but federation is not part of this build yet; they are not started"
-        );
-    }
     let shutdown = CancellationToken::new();
 
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));

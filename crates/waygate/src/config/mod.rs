@@ -200,8 +200,18 @@ pub struct Upstream {
     pub headers: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// Longest wait for one forwarded request (default 60).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_secs: Option<u64>,
+    /// Longest wait to start/reach the server and finish the handshake (default 30).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_secs: Option<u64>,
+    /// How often a quiet connection is pinged (default 30).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_interval_secs: Option<u64>,
+    /// `/ready` answers 503 while this upstream is not connected (default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required: Option<bool>,
     /// Client request headers forwarded to this upstream. Nothing is forwarded unless named
     /// here — a client's `Authorization` only with `passthrough_headers = ["authorization"]`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -368,6 +378,18 @@ impl FileConfig {
             if let Some(url) = u.url.as_deref().filter(|x| !x.contains("${")) {
                 if let Err(e) = guard.check_url(url) {
                     return Err(err(&format!("{key}.url"), e.to_string()));
+                }
+            }
+            for (k, v) in [
+                ("timeout_secs", u.timeout_secs),
+                ("connect_timeout_secs", u.connect_timeout_secs),
+                ("health_interval_secs", u.health_interval_secs),
+            ] {
+                if v == Some(0) {
+                    return Err(err(
+                        &format!("{key}.{k}"),
+                        "got 0, expected a number of seconds ≥ 1".into(),
+                    ));
                 }
             }
             for h in &u.passthrough_headers {

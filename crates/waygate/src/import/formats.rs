@@ -180,6 +180,7 @@ fn entry(imp: &mut Imported, raw_name: &str, s: &Map<String, Value>, known_extra
             .or_else(|| s.get("enabled").and_then(Value::as_bool)),
         timeout_secs: None,
         passthrough_headers: vec![],
+        ..Default::default()
     };
     if let Some(t) = s.get("timeout").and_then(Value::as_u64) {
         // Claude Code and Cursor give milliseconds; anything small is taken as seconds.

@@ -17,6 +17,7 @@ use waygate_core::{Engine, Plugin, PluginRegistry};
 use waygate_plugins::system::{System, SystemSpec};
 use waygate_plugins::wasm::{WasmHook, WasmPlugin, WasmSpec};
 use waygate_store::Store;
+use waygate_upstream::Upstream;
 
 use crate::config::{FileConfig, HookConfig};
 
@@ -26,6 +27,8 @@ pub enum Spec {
     Builtin(String),
     System(SystemSpec),
     Wasm(WasmSpec),
+    /// A federated MCP server from `[[upstreams]]`.
+    Upstream(Box<crate::upstreams::UpstreamEntry>),
 }
 
 impl Spec {
@@ -34,12 +37,14 @@ impl Spec {
             Spec::Builtin(n) => n,
             Spec::System(_) => "system",
             Spec::Wasm(w) => &w.name,
+            Spec::Upstream(u) => &u.upstream.name,
         }
     }
 
     fn tier(&self) -> &'static str {
         match self {
             Spec::Wasm(_) => "wasm",
+            Spec::Upstream(_) => "upstream",
             _ => "native",
         }
     }
@@ -85,6 +90,8 @@ pub struct PluginManager {
     items: tokio::sync::Mutex<BTreeMap<String, Item>>,
     hooks: std::sync::Mutex<Vec<HookConfig>>,
     pub pins: OnceLock<Arc<pinning::PinGate>>,
+    /// Live upstream clients by name, readable without the async lock (metrics, `/ready`).
+    upstreams: std::sync::RwLock<BTreeMap<String, Arc<Upstream>>>,
 }
 
 /// The plugins a configuration asks for, in load order (plus `--plugin` names).
@@ -109,6 +116,21 @@ pub fn desired(cfg: &FileConfig, add: &[String], no_demo: bool) -> Result<Vec<Sp
         }
     }
     out.extend(cfg.plugins.wasm.iter().cloned().map(Spec::Wasm));
+    for (i, u) in cfg.upstreams.iter().enumerate() {
+        if u.enabled == Some(false) {
+            continue;
+        }
+        if out.iter().any(|s| s.name() == u.name) {
+            return Err(format!(
+                "upstreams[{i}].name: {:?} is already the name of a plugin; expected a unique name",
+                u.name
+            ));
+        }
+        out.push(Spec::Upstream(Box::new(crate::upstreams::UpstreamEntry {
+            upstream: u.clone(),
+            outbound: cfg.outbound.clone(),
+        })));
+    }
     Ok(out)
 }
 
@@ -130,6 +152,12 @@ pub fn instantiate(spec: &Spec) -> Result<Instance, String> {
             let p = Arc::new(WasmPlugin::new(w.clone()));
             (p.clone(), Some(p))
         }
+        Spec::Upstream(u) => {
+            return Err(format!(
+                "upstream {:?} is started by the plugin manager",
+                u.upstream.name
+            ))
+        }
     })
 }
 
@@ -142,6 +170,7 @@ impl PluginManager {
             items: tokio::sync::Mutex::new(BTreeMap::new()),
             hooks: std::sync::Mutex::new(Vec::new()),
             pins: OnceLock::new(),
+            upstreams: std::sync::RwLock::new(BTreeMap::new()),
         })
     }
 
@@ -162,9 +191,10 @@ impl PluginManager {
         for n in gone {
             items.remove(&n);
             self.registry.unload(&n).await;
+            self.forget_upstream(&n);
         }
         for spec in specs {
-            if builtin_only && matches!(spec, Spec::Wasm(_)) {
+            if builtin_only && matches!(spec, Spec::Wasm(_) | Spec::Upstream(_)) {
                 continue;
             }
             let name = spec.name().to_string();
@@ -191,9 +221,36 @@ impl PluginManager {
     }
 
     async fn start(&self, item: &mut Item) -> Result<(), String> {
-        let (plugin, wasm) = instantiate(&item.spec)?;
+        let (plugin, wasm) = self.instance(&item.spec).await?;
         item.wasm = wasm;
         self.registry.load(plugin, json!({})).await.map_err(|e| e.to_string())
+    }
+
+    /// A fresh instance; upstreams resolve their secrets from the store here.
+    async fn instance(&self, spec: &Spec) -> Result<Instance, String> {
+        let Spec::Upstream(e) = spec else {
+            return instantiate(spec);
+        };
+        let up = crate::upstreams::start(e, self.store.get(), Arc::downgrade(&self.registry)).await?;
+        self.upstreams
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(e.upstream.name.clone(), up.clone());
+        Ok((up, None))
+    }
+
+    fn forget_upstream(&self, name: &str) {
+        self.upstreams.write().unwrap_or_else(|e| e.into_inner()).remove(name);
+    }
+
+    /// The upstream clients of enabled upstreams.
+    pub fn upstreams(&self) -> Vec<Arc<Upstream>> {
+        self.upstreams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// After the store opened: install pinning, restore runtime-loaded plugins and
@@ -323,7 +380,7 @@ impl PluginManager {
         if !item.enabled {
             return Err((409, format!("{name:?} is disabled; enable it")));
         }
-        let (plugin, wasm) = instantiate(&item.spec).map_err(|e| (422, e))?;
+        let (plugin, wasm) = self.instance(&item.spec).await.map_err(|e| (422, e))?;
         self.registry.replace(plugin).await.map_err(|e| (422, e.to_string()))?;
         item.wasm = wasm;
         self.rebuild_hooks(&items);
@@ -342,6 +399,7 @@ impl PluginManager {
             self.start(item).await.map_err(|e| (422, e))?;
         } else {
             self.registry.unload(name).await;
+            self.forget_upstream(name);
             item.wasm = None;
         }
         item.enabled = on;
@@ -381,11 +439,16 @@ impl PluginManager {
             .map(|p| (p.name.clone(), p))
             .collect();
         let items = self.items.lock().await;
+        let ups = self.upstreams.read().unwrap_or_else(|e| e.into_inner()).clone();
         items
             .iter()
             .map(|(name, i)| {
                 let info = live.get(name);
                 let (state, error) = match (i.enabled, info.map(|p| &p.state)) {
+                    (true, _) if matches!(i.spec, Spec::Upstream(_)) => match ups.get(name) {
+                        Some(u) => (u.status().label().to_string(), None),
+                        None => ("stopped".into(), None),
+                    },
                     (false, _) => ("disabled".to_string(), None),
                     (true, Some(waygate_core::PluginState::Failed(why))) => ("failed".into(), Some(why.clone())),
                     (true, Some(s)) => (s.label().to_string(), None),
@@ -399,6 +462,10 @@ impl PluginManager {
                 });
                 if let Some(e) = error {
                     row["error"] = json!(e);
+                }
+                if let (Spec::Upstream(e), Some(u)) = (&i.spec, ups.get(name)) {
+                    row["upstream"] = u.describe();
+                    row["required"] = json!(e.upstream.required.unwrap_or(false));
                 }
                 if let Spec::Wasm(w) = &i.spec {
                     row["module"] = json!(w.module);

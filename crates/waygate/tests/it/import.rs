@@ -206,7 +206,7 @@ fn encrypted_secrets_are_sealed_listed_by_name_and_resolved_for_upstreams() {
     let wrong = [("WAYGATE_SECRET_KEY", "another secret entirely")];
     let (_, out, _) = common::cli_env(&["import", &f, "--verify", "--dry-run", "--data-dir", dd], &wrong, None);
     assert!(
-        out.contains("verify guarded: FAILED: cannot decrypt secret \"tok\""),
+        out.contains("verify guarded: FAILED: upstreams.guarded.env.TOKEN: cannot decrypt secret \"tok\""),
         "{out}"
     );
     let (ok, _, _) = common::cli_env(&["secrets", "rm", "tok", "--data-dir", dd], &key, None);

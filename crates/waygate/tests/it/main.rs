@@ -20,4 +20,5 @@ mod ops;
 mod otel;
 mod redis_limits;
 mod stdio;
+mod upstreams;
 mod wasm;

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::common::{Server, TempDir};
 
 /// Accept OTLP/HTTP POSTs; every decoded span goes to the channel.
-fn receiver() -> (String, mpsc::Receiver<(String, Span)>) {
+pub(crate) fn receiver() -> (String, mpsc::Receiver<(String, Span)>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = mpsc::channel();
@@ -72,7 +72,7 @@ fn receiver() -> (String, mpsc::Receiver<(String, Span)>) {
     (format!("http://{addr}"), rx)
 }
 
-fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -85,7 +85,12 @@ fn attr(s: &Span, key: &str) -> String {
 }
 
 /// Collect spans until `n` of trace `trace` arrived (or 15 s passed).
-fn spans_of(rx: &mpsc::Receiver<(String, Span)>, trace: &str, n: usize, seen: &mut Vec<(String, Span)>) -> Vec<Span> {
+pub(crate) fn spans_of(
+    rx: &mpsc::Receiver<(String, Span)>,
+    trace: &str,
+    n: usize,
+    seen: &mut Vec<(String, Span)>,
+) -> Vec<Span> {
     let end = Instant::now() + Duration::from_secs(15);
     loop {
         let got: Vec<Span> = seen

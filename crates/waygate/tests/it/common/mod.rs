@@ -95,6 +95,18 @@ impl Server {
         Server::spawn_logging(data_dir, extra, None)
     }
 
+    /// With authentication on and `extra` args; returns the admin key printed on first start.
+    pub fn start_auth_with(data_dir: &std::path::Path, extra: &[&str]) -> (Server, Option<String>) {
+        Server::spawn_logging(Some(data_dir), extra, None)
+    }
+
+    /// `--no-auth` plus `extra`, returning once it listens, ready or not (`/ready` may be 503).
+    pub fn start_unready(data_dir: &std::path::Path, extra: &[&str]) -> Server {
+        let mut args = vec!["--no-auth"];
+        args.extend_from_slice(extra);
+        Server::spawn_inner(Some(data_dir), &args, None, false).0
+    }
+
     /// Like `start_with_auth`, with the log written to `log` (JSON lines, level info).
     pub fn start_logging_to(data_dir: &std::path::Path, log: &std::path::Path) -> (Server, Option<String>) {
         Server::spawn_logging(Some(data_dir), &["--log-format", "json", "--log", "info"], Some(log))
@@ -104,6 +116,15 @@ impl Server {
         data_dir: Option<&std::path::Path>,
         extra: &[&str],
         log: Option<&std::path::Path>,
+    ) -> (Server, Option<String>) {
+        Server::spawn_inner(data_dir, extra, log, true)
+    }
+
+    fn spawn_inner(
+        data_dir: Option<&std::path::Path>,
+        extra: &[&str],
+        log: Option<&std::path::Path>,
+        wait_ready: bool,
     ) -> (Server, Option<String>) {
         let dir = TempDir::new("srv");
         let data = data_dir
@@ -143,7 +164,7 @@ impl Server {
         });
         let s = Server { child, addr, _dir: dir };
         let end = Instant::now() + Duration::from_secs(15);
-        while s.request("GET", "/ready", &[], b"").status != 200 {
+        while wait_ready && s.request("GET", "/ready", &[], b"").status != 200 {
             assert!(Instant::now() < end, "server never became ready");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -154,6 +175,10 @@ impl Server {
             krx.recv_timeout(Duration::from_millis(300)).ok()
         };
         (s, key)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn url(&self) -> String {

@@ -1,0 +1,365 @@
+//! One MCP client connection to an upstream: the handshake, request/response matching,
+//! and what the server sends on its own (list changes, progress, pings).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use waygate_core::OutTx;
+use waygate_protocol::jsonrpc::encode_message;
+
+use crate::error::UpstreamError;
+use crate::http::{HttpTarget, HttpWire};
+use crate::stdio::{StdioTarget, StdioWire};
+
+/// What an upstream tells the gateway on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notification {
+    /// `notifications/{tools,resources,prompts}/list_changed`.
+    ListChanged,
+}
+
+/// How to reach the server.
+pub enum Target {
+    Stdio(StdioTarget),
+    Http(HttpTarget),
+}
+
+type Waiter = oneshot::Sender<Result<Value, UpstreamError>>;
+
+/// Routes what arrives from the server: responses to their waiting request, progress to
+/// the client that asked for it, list changes to the supervisor.
+pub(crate) struct Inbound {
+    pub name: Arc<str>,
+    pending: Mutex<HashMap<i64, Waiter>>,
+    /// Our progress token → the caller's stream and its own token.
+    progress: Mutex<HashMap<String, (OutTx, Value)>>,
+    notes: mpsc::UnboundedSender<Notification>,
+}
+
+impl Inbound {
+    fn new(name: Arc<str>, notes: mpsc::UnboundedSender<Notification>) -> Arc<Inbound> {
+        Arc::new(Inbound {
+            name,
+            pending: Mutex::new(HashMap::new()),
+            progress: Mutex::new(HashMap::new()),
+            notes,
+        })
+    }
+
+    pub(crate) fn wait(&self, id: i64) -> oneshot::Receiver<Result<Value, UpstreamError>> {
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(id, tx);
+        rx
+    }
+
+    pub(crate) fn forget(&self, id: i64) {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    }
+
+    /// Every waiting request fails with `e` (the connection is gone).
+    pub(crate) fn fail_all(&self, e: UpstreamError) {
+        let waiting: Vec<Waiter> = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, w)| w)
+            .collect();
+        for w in waiting {
+            let _ = w.send(Err(e.clone()));
+        }
+    }
+
+    /// Handle one message from the server; returns the answer to send back when it was a
+    /// request.
+    pub(crate) fn handle(&self, msg: Value) -> Option<Value> {
+        let method = msg.get("method").and_then(Value::as_str);
+        match (method, msg.get("id")) {
+            (Some(m), Some(id)) => Some(answer_server_request(m, id)),
+            (Some(m), None) => {
+                self.notification(m, &msg);
+                None
+            }
+            (None, Some(id)) => {
+                if let Some(id) = id.as_i64() {
+                    let waiter = self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                    if let Some(w) = waiter {
+                        let _ = w.send(response_of(&msg));
+                    }
+                }
+                None
+            }
+            (None, None) => {
+                tracing::debug!(upstream = %self.name, "message without method or id ignored");
+                None
+            }
+        }
+    }
+
+    fn notification(&self, method: &str, msg: &Value) {
+        match method {
+            "notifications/tools/list_changed"
+            | "notifications/resources/list_changed"
+            | "notifications/prompts/list_changed" => {
+                let _ = self.notes.send(Notification::ListChanged);
+            }
+            "notifications/progress" => {
+                let Some(params) = msg.get("params") else { return };
+                let token = params.get("progressToken").and_then(Value::as_str).unwrap_or_default();
+                let route = self
+                    .progress
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(token)
+                    .cloned();
+                if let Some((out, theirs)) = route {
+                    let mut p = params.clone();
+                    p["progressToken"] = theirs;
+                    let _ = out.send(encode_message(None, method, &p));
+                }
+            }
+            "notifications/message" => {
+                let data = msg.get("params").map(Value::to_string).unwrap_or_default();
+                tracing::info!(upstream = %self.name, %data, "upstream log");
+            }
+            _ => tracing::debug!(upstream = %self.name, method, "upstream notification ignored"),
+        }
+    }
+}
+
+/// The gateway answers pings; it does not lend its own clients to upstreams (sampling,
+/// elicitation, roots), so those are refused by name.
+fn answer_server_request(method: &str, id: &Value) -> Value {
+    if method == "ping" {
+        json!({"jsonrpc": "2.0", "id": id, "result": {}})
+    } else {
+        json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601,
+            "message": format!("the gateway does not serve {method} to upstreams")}})
+    }
+}
+
+/// `result` or the error of a response message.
+pub(crate) fn response_of(msg: &Value) -> Result<Value, UpstreamError> {
+    match (msg.get("result"), msg.get("error")) {
+        (Some(r), None) => Ok(r.clone()),
+        (_, Some(e)) => Err(UpstreamError::from_error_object(e)),
+        (None, None) => Err(UpstreamError::Protocol("response without result or error".into())),
+    }
+}
+
+enum Wire {
+    Stdio(StdioWire),
+    Http(Box<HttpWire>),
+}
+
+/// Per-request extras: the caller's trace, its progress stream, its cancellation.
+#[derive(Default)]
+pub struct RequestOpts {
+    pub timeout: Option<Duration>,
+    /// `traceparent` and `tracestate`, sent in `_meta` and (HTTP) as headers.
+    pub trace: Option<(String, Option<String>)>,
+    /// The caller's progress token and stream; progress from the upstream is relayed.
+    pub progress: Option<(Value, OutTx)>,
+    pub cancel: Option<CancellationToken>,
+}
+
+/// A live, initialized connection.
+pub struct Client {
+    wire: Wire,
+    inbound: Arc<Inbound>,
+    next_id: AtomicI64,
+    /// What the server answered to `initialize`.
+    pub protocol_version: String,
+    pub server_info: Value,
+    pub capabilities: Value,
+    default_timeout: Duration,
+}
+
+impl Client {
+    /// Start or reach the server and run the MCP handshake.
+    pub async fn connect(
+        name: &str,
+        target: Target,
+        timeout: Duration,
+        notes: mpsc::UnboundedSender<Notification>,
+    ) -> Result<Client, UpstreamError> {
+        let inbound = Inbound::new(name.into(), notes);
+        let wire = match target {
+            Target::Stdio(t) => Wire::Stdio(StdioWire::spawn(t, inbound.clone())?),
+            Target::Http(t) => Wire::Http(Box::new(HttpWire::new(t))),
+        };
+        let mut client = Client {
+            wire,
+            inbound,
+            next_id: AtomicI64::new(1),
+            protocol_version: String::new(),
+            server_info: Value::Null,
+            capabilities: Value::Null,
+            default_timeout: timeout,
+        };
+        let params = json!({
+            "protocolVersion": crate::PROTOCOL_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": "waygate", "version": env!("CARGO_PKG_VERSION")},
+        });
+        let init = client.request("initialize", params, RequestOpts::default()).await;
+        let init = match init {
+            Ok(v) => v,
+            Err(e) => {
+                client.close().await;
+                return Err(match e {
+                    UpstreamError::Closed(why) => UpstreamError::Connect(why),
+                    e => e,
+                });
+            }
+        };
+        let Some(version) = init.get("protocolVersion").and_then(Value::as_str) else {
+            client.close().await;
+            return Err(UpstreamError::Protocol(
+                "initialize result has no protocolVersion".into(),
+            ));
+        };
+        client.protocol_version = version.to_string();
+        client.server_info = init.get("serverInfo").cloned().unwrap_or(Value::Null);
+        client.capabilities = init.get("capabilities").cloned().unwrap_or_else(|| json!({}));
+        if let Wire::Http(h) = &client.wire {
+            h.set_protocol(version);
+        }
+        client.notify("notifications/initialized", json!({})).await?;
+        Ok(client)
+    }
+
+    /// Whether the server declared a top-level capability (`tools`, `resources`, …).
+    pub fn offers(&self, capability: &str) -> bool {
+        self.capabilities.get(capability).is_some_and(|v| !v.is_null())
+    }
+
+    /// Resolves when the connection is gone (process exit); never for HTTP, whose loss
+    /// shows as failed requests.
+    pub async fn closed(&self) -> String {
+        match &self.wire {
+            Wire::Stdio(s) => s.closed().await,
+            Wire::Http(_) => std::future::pending().await,
+        }
+    }
+
+    pub async fn notify(&self, method: &str, params: Value) -> Result<(), UpstreamError> {
+        let msg = json!({"jsonrpc": "2.0", "method": method, "params": params});
+        match &self.wire {
+            Wire::Stdio(s) => s.send(&msg),
+            Wire::Http(h) => h
+                .post(&msg, None, None, &self.inbound, self.default_timeout)
+                .await
+                .map(|_| ()),
+        }
+    }
+
+    /// One request; the upstream's `result` on success.
+    pub async fn request(&self, method: &str, mut params: Value, opts: RequestOpts) -> Result<Value, UpstreamError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let timeout = opts.timeout.unwrap_or(self.default_timeout);
+        let mut ours = None;
+        if let Some((theirs, out)) = &opts.progress {
+            let token = format!("wg-{id}");
+            self.inbound
+                .progress
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(token.clone(), (out.clone(), theirs.clone()));
+            params["_meta"]["progressToken"] = json!(token);
+            ours = Some(token);
+        }
+        if let Some((tp, ts)) = &opts.trace {
+            params["_meta"]["traceparent"] = json!(tp);
+            if let Some(ts) = ts {
+                params["_meta"]["tracestate"] = json!(ts);
+            }
+        }
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let call = async {
+            match &self.wire {
+                Wire::Stdio(s) => {
+                    let rx = self.inbound.wait(id);
+                    s.send(&msg)?;
+                    rx.await
+                        .unwrap_or_else(|_| Err(UpstreamError::Closed("the connection ended".into())))
+                }
+                Wire::Http(h) => match h
+                    .post(&msg, Some(id), opts.trace.as_ref(), &self.inbound, timeout)
+                    .await?
+                {
+                    Some(resp) => response_of(&resp),
+                    None => Err(UpstreamError::Protocol("no response to a request".into())),
+                },
+            }
+        };
+        let cancel = opts.cancel.clone().unwrap_or_default();
+        let out = tokio::select! {
+            r = tokio::time::timeout(timeout, call) => match r {
+                Ok(r) => r,
+                Err(_) => {
+                    self.cancel_request(id, "timed out").await;
+                    Err(UpstreamError::Timeout(timeout.as_millis() as u64))
+                }
+            },
+            _ = cancel.cancelled() => {
+                self.cancel_request(id, "cancelled by the client").await;
+                Err(UpstreamError::Cancelled)
+            }
+        };
+        self.inbound.forget(id);
+        if let Some(t) = ours {
+            self.inbound
+                .progress
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&t);
+        }
+        out
+    }
+
+    async fn cancel_request(&self, id: i64, reason: &str) {
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.notify("notifications/cancelled", json!({"requestId": id, "reason": reason})),
+        )
+        .await;
+    }
+
+    /// Every page of a list method (`tools/list` → `tools`), bounded.
+    pub async fn list_all(&self, method: &str, key: &str) -> Result<Vec<Value>, UpstreamError> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..1000 {
+            let params = match &cursor {
+                Some(c) => json!({"cursor": c}),
+                None => json!({}),
+            };
+            let page = self.request(method, params, RequestOpts::default()).await?;
+            match page.get(key).and_then(Value::as_array) {
+                Some(items) => out.extend(items.iter().cloned()),
+                None => return Err(UpstreamError::Protocol(format!("{method} result has no {key:?} array"))),
+            }
+            cursor = page.get("nextCursor").and_then(Value::as_str).map(str::to_string);
+            if cursor.is_none() {
+                return Ok(out);
+            }
+        }
+        Err(UpstreamError::Protocol(format!("{method}: more than 1000 pages")))
+    }
+
+    /// End the session: close stdin and reap the process, or delete the HTTP session.
+    pub async fn close(&self) {
+        self.inbound
+            .fail_all(UpstreamError::Closed("the gateway closed the connection".into()));
+        match &self.wire {
+            Wire::Stdio(s) => s.shutdown().await,
+            Wire::Http(h) => h.end_session().await,
+        }
+    }
+}

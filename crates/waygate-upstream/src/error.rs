@@ -1,0 +1,49 @@
+//! What can go wrong talking to an upstream.
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    /// The upstream answered with a JSON-RPC error.
+    #[error("{message} (code {code})")]
+    Rpc {
+        code: i64,
+        message: String,
+        data: Option<Value>,
+    },
+    #[error("no answer within {0} ms")]
+    Timeout(u64),
+    /// The process exited or the connection is gone.
+    #[error("connection closed: {0}")]
+    Closed(String),
+    /// Could not start or reach the server.
+    #[error("{0}")]
+    Connect(String),
+    /// The server sent something that is not MCP.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The caller cancelled; the upstream was told with `notifications/cancelled`.
+    #[error("cancelled by the caller")]
+    Cancelled,
+}
+
+impl UpstreamError {
+    /// Whether the connection should be considered lost (reconnect), as opposed to a
+    /// failed request on a healthy connection.
+    pub fn is_connection_loss(&self) -> bool {
+        matches!(self, Self::Closed(_) | Self::Connect(_))
+    }
+
+    /// The error object an `Rpc` error came with, for logs.
+    pub(crate) fn from_error_object(e: &Value) -> UpstreamError {
+        UpstreamError::Rpc {
+            code: e.get("code").and_then(Value::as_i64).unwrap_or(-32603),
+            message: e
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("error without a message")
+                .to_string(),
+            data: e.get("data").cloned(),
+        }
+    }
+}

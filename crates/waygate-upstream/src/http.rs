@@ -1,0 +1,217 @@
+//! A remote Streamable HTTP server: every message is a POST; the answer is JSON or an SSE
+//! stream that ends with the response (notifications before it are routed like stdio's).
+//! The session id from `initialize` and the negotiated revision go on every later POST.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
+use serde_json::Value;
+
+use crate::client::Inbound;
+use crate::error::UpstreamError;
+use crate::sse::Parser;
+
+/// Largest response body read from an upstream.
+const MAX_BODY: usize = 64 << 20;
+
+#[derive(Debug, Clone)]
+pub struct HttpTarget {
+    pub url: reqwest::Url,
+    /// Sent on every request (credentials for the upstream, resolved from secrets).
+    pub headers: Vec<(String, String)>,
+    /// Built by the caller with the SSRF guard in its resolver.
+    pub client: reqwest::Client,
+}
+
+pub(crate) struct HttpWire {
+    target: HttpTarget,
+    headers: HeaderMap,
+    session: RwLock<Option<HeaderValue>>,
+    protocol: RwLock<Option<HeaderValue>>,
+}
+
+fn snippet(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl HttpWire {
+    pub(crate) fn new(target: HttpTarget) -> HttpWire {
+        let mut headers = HeaderMap::new();
+        for (k, v) in &target.headers {
+            match (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+                (Ok(k), Ok(v)) => {
+                    headers.insert(k, v);
+                }
+                _ => tracing::warn!(header = %k, "upstream header is not a valid HTTP header; not sent"),
+            }
+        }
+        HttpWire {
+            target,
+            headers,
+            session: RwLock::new(None),
+            protocol: RwLock::new(None),
+        }
+    }
+
+    pub(crate) fn set_protocol(&self, v: &str) {
+        *self.protocol.write().unwrap_or_else(|e| e.into_inner()) = HeaderValue::from_str(v).ok();
+    }
+
+    fn request(&self, method: reqwest::Method, timeout: Duration) -> reqwest::RequestBuilder {
+        let mut rb = self
+            .target
+            .client
+            .request(method, self.target.url.clone())
+            .timeout(timeout)
+            .headers(self.headers.clone());
+        if let Some(s) = self.session.read().unwrap_or_else(|e| e.into_inner()).clone() {
+            rb = rb.header("mcp-session-id", s);
+        }
+        if let Some(p) = self.protocol.read().unwrap_or_else(|e| e.into_inner()).clone() {
+            rb = rb.header("mcp-protocol-version", p);
+        }
+        rb
+    }
+
+    /// POST one message; the response message when `id` is set (notifications get none).
+    pub(crate) async fn post(
+        &self,
+        msg: &Value,
+        id: Option<i64>,
+        trace: Option<&(String, Option<String>)>,
+        inbound: &Arc<Inbound>,
+        timeout: Duration,
+    ) -> Result<Option<Value>, UpstreamError> {
+        let mut rb = self
+            .request(reqwest::Method::POST, timeout)
+            .header(ACCEPT, "application/json, text/event-stream")
+            .header(CONTENT_TYPE, "application/json")
+            .body(msg.to_string());
+        if let Some((tp, ts)) = trace {
+            rb = rb.header("traceparent", tp.as_str());
+            if let Some(ts) = ts {
+                rb = rb.header("tracestate", ts.as_str());
+            }
+        }
+        let mut resp = rb.send().await.map_err(|e| {
+            if e.is_timeout() {
+                UpstreamError::Timeout(timeout.as_millis() as u64)
+            } else {
+                UpstreamError::Connect(waygate_core::util::error_chain(&e))
+            }
+        })?;
+        let status = resp.status();
+        if let Some(s) = resp.headers().get("mcp-session-id") {
+            let mut cur = self.session.write().unwrap_or_else(|e| e.into_inner());
+            if cur.is_none() {
+                *cur = Some(s.clone());
+            }
+        }
+        if status == reqwest::StatusCode::NOT_FOUND && self.session.read().unwrap_or_else(|e| e.into_inner()).is_some()
+        {
+            return Err(UpstreamError::Closed("the upstream ended the session (404)".into()));
+        }
+        let is_sse = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if !status.is_success() {
+            let body = read_capped(&mut resp, 4096).await.unwrap_or_default();
+            let rpc = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v.get("error").cloned());
+            let refused = status.is_server_error() || status == 401 || status == 403;
+            return Err(match rpc {
+                // An MCP error on a healthy connection is a failed request.
+                Some(e) if !refused => UpstreamError::from_error_object(&e),
+                Some(e) => UpstreamError::Connect(format!(
+                    "HTTP {status}: {}",
+                    e.get("message").and_then(Value::as_str).unwrap_or_default()
+                )),
+                None if refused => UpstreamError::Connect(format!("HTTP {status}: {}", snippet(&body))),
+                None => UpstreamError::Protocol(format!("HTTP {status}: {}", snippet(&body))),
+            });
+        }
+        let Some(id) = id else { return Ok(None) };
+        if is_sse {
+            return self.read_stream(&mut resp, id, inbound).await.map(Some);
+        }
+        let body = read_capped(&mut resp, MAX_BODY).await?;
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| UpstreamError::Protocol(format!("response is not JSON ({e}): {}", snippet(&body))))?;
+        Ok(Some(v))
+    }
+
+    /// Read SSE events until the response with `id`; others are routed as they come.
+    async fn read_stream(
+        &self,
+        resp: &mut reqwest::Response,
+        id: i64,
+        inbound: &Arc<Inbound>,
+    ) -> Result<Value, UpstreamError> {
+        let mut parser = Parser::default();
+        loop {
+            let chunk = resp
+                .chunk()
+                .await
+                .map_err(|e| UpstreamError::Closed(waygate_core::util::error_chain(&e)))?
+                .ok_or_else(|| UpstreamError::Closed("the response stream ended before the response".into()))?;
+            for data in parser.push(&chunk) {
+                let Ok(msg) = serde_json::from_slice::<Value>(&data) else {
+                    tracing::warn!(upstream = %inbound.name, "SSE event that is not JSON ignored");
+                    continue;
+                };
+                let is_ours = msg.get("method").is_none() && msg.get("id").and_then(Value::as_i64) == Some(id);
+                if is_ours {
+                    return Ok(msg);
+                }
+                if let Some(answer) = inbound.handle(msg) {
+                    // A server request on the stream: answer it with a POST of its own.
+                    let rb = self
+                        .request(reqwest::Method::POST, Duration::from_secs(10))
+                        .header(CONTENT_TYPE, "application/json")
+                        .header(ACCEPT, "application/json, text/event-stream")
+                        .body(answer.to_string());
+                    tokio::spawn(async move {
+                        let _ = rb.send().await;
+                    });
+                }
+            }
+            if parser.pending() > MAX_BODY {
+                return Err(UpstreamError::Protocol(format!(
+                    "an SSE event over {} MiB",
+                    MAX_BODY >> 20
+                )));
+            }
+        }
+    }
+
+    /// `DELETE` the session so the upstream can free it at once.
+    pub(crate) async fn end_session(&self) {
+        if self.session.read().unwrap_or_else(|e| e.into_inner()).is_none() {
+            return;
+        }
+        let _ = self
+            .request(reqwest::Method::DELETE, Duration::from_secs(2))
+            .send()
+            .await;
+    }
+}
+
+async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Result<Vec<u8>, UpstreamError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| UpstreamError::Closed(waygate_core::util::error_chain(&e)))?
+    {
+        if body.len() + chunk.len() > cap {
+            return Err(UpstreamError::Protocol(format!("response body over {cap} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

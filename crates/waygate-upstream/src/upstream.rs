@@ -1,0 +1,419 @@
+//! An upstream MCP server as a plugin: connect, list, forward; a supervisor keeps the
+//! connection alive and republishes the catalog when the upstream's lists change.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+use waygate_core::plugin::{PromptDef, ResourceDef, ResourceTemplateDef, ToolDef};
+use waygate_core::{
+    BoxFuture, CallContext, Invocation, Manifest, Outcome, Plugin, PluginError, PluginInit, PluginRegistry, Target,
+};
+
+use crate::client::{Client, Notification, RequestOpts, Target as Wire};
+use crate::error::UpstreamError;
+use crate::http::HttpTarget;
+use crate::stats::{Stats, Status};
+use crate::stdio::StdioTarget;
+
+/// Everything needed to reach one upstream, secrets already resolved.
+#[derive(Debug, Clone)]
+pub struct UpstreamSpec {
+    pub name: String,
+    pub wiring: Wiring,
+    /// Per forwarded request.
+    pub timeout: Duration,
+    /// Start/connect + handshake + listing.
+    pub connect_timeout: Duration,
+    /// How often a quiet connection is pinged.
+    pub health_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum Wiring {
+    Stdio(StdioTarget),
+    Http(HttpTarget),
+}
+
+pub struct Upstream {
+    spec: UpstreamSpec,
+    client: RwLock<Option<Arc<Client>>>,
+    stats: Stats,
+    registry: Weak<PluginRegistry>,
+    stop: CancellationToken,
+    supervising: AtomicBool,
+    /// A forwarded request found the connection gone; wakes the supervisor.
+    lost: Notify,
+    notes: Mutex<Option<mpsc::UnboundedReceiver<Notification>>>,
+    notes_tx: mpsc::UnboundedSender<Notification>,
+    ever_up: AtomicBool,
+    me: Weak<Upstream>,
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long loading waits for the first connection before listing the upstream as down.
+const FIRST_WAIT: Duration = Duration::from_secs(2);
+
+impl Upstream {
+    /// `registry` is where the supervisor republishes this upstream's lists.
+    pub fn new(spec: UpstreamSpec, registry: Weak<PluginRegistry>) -> Arc<Upstream> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Arc::new_cyclic(|me| Upstream {
+            spec,
+            client: RwLock::new(None),
+            stats: Stats::new(),
+            registry,
+            stop: CancellationToken::new(),
+            supervising: AtomicBool::new(false),
+            lost: Notify::new(),
+            notes: Mutex::new(Some(rx)),
+            notes_tx: tx,
+            ever_up: AtomicBool::new(false),
+            me: me.clone(),
+        })
+    }
+
+    pub fn upstream_name(&self) -> &str {
+        &self.spec.name
+    }
+
+    pub(crate) fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn status(&self) -> Status {
+        self.stats.status()
+    }
+
+    /// State, last error, restarts, latency and the server's own description.
+    pub fn describe(&self) -> Value {
+        let mut v = self.stats.describe();
+        if let Some(c) = self.current() {
+            v["protocol_version"] = json!(c.protocol_version);
+            v["server_info"] = c.server_info.clone();
+        }
+        v["transport"] = json!(match self.spec.wiring {
+            Wiring::Stdio(_) => "stdio",
+            Wiring::Http(_) => "http",
+        });
+        v
+    }
+
+    fn current(&self) -> Option<Arc<Client>> {
+        self.client.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    async fn connect(&self) -> Result<Arc<Client>, UpstreamError> {
+        let t = Instant::now();
+        let wire = match &self.spec.wiring {
+            Wiring::Stdio(s) => Wire::Stdio(s.clone()),
+            Wiring::Http(h) => Wire::Http(h.clone()),
+        };
+        let fut = Client::connect(&self.spec.name, wire, self.spec.timeout, self.notes_tx.clone());
+        let client = match tokio::time::timeout(self.spec.connect_timeout, fut).await {
+            Ok(Ok(c)) => Arc::new(c),
+            Ok(Err(e)) => return Err(self.connect_failed(e)),
+            Err(_) => {
+                let ms = self.spec.connect_timeout.as_millis() as u64;
+                return Err(self.connect_failed(UpstreamError::Connect(format!("no handshake within {ms} ms"))));
+            }
+        };
+        self.stats
+            .connect_ms
+            .store(t.elapsed().as_millis() as u64, Ordering::Relaxed);
+        if self.ever_up.swap(true, Ordering::Relaxed) {
+            self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+        }
+        self.stats.set(Status::Up, None);
+        tracing::info!(upstream = %self.spec.name, protocol = %client.protocol_version, ms = t.elapsed().as_millis() as u64, "upstream connected");
+        *self.client.write().unwrap_or_else(|e| e.into_inner()) = Some(client.clone());
+        Ok(client)
+    }
+
+    fn connect_failed(&self, e: UpstreamError) -> UpstreamError {
+        self.stats.connects_failed.fetch_add(1, Ordering::Relaxed);
+        let next = if self.ever_up.load(Ordering::Relaxed) {
+            Status::Reconnecting
+        } else {
+            Status::Connecting
+        };
+        self.stats.set(next, Some(e.to_string()));
+        tracing::warn!(upstream = %self.spec.name, error = %e, "upstream connection failed");
+        e
+    }
+
+    /// Drop `c` if it is still the live connection.
+    fn mark_lost(&self, c: &Arc<Client>, why: String) {
+        let mut cur = self.client.write().unwrap_or_else(|e| e.into_inner());
+        if cur.as_ref().is_some_and(|x| Arc::ptr_eq(x, c)) {
+            *cur = None;
+            drop(cur);
+            tracing::warn!(upstream = %self.spec.name, reason = %why, "upstream connection lost; reconnecting");
+            self.stats.set(Status::Reconnecting, Some(why));
+            let c = c.clone();
+            tokio::spawn(async move { c.close().await });
+            self.lost.notify_one();
+        }
+    }
+
+    fn ensure_supervisor(&self) {
+        if self.supervising.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (Some(me), Some(notes)) = (
+            self.me.upgrade(),
+            self.notes.lock().unwrap_or_else(|e| e.into_inner()).take(),
+        ) else {
+            return;
+        };
+        tokio::spawn(me.supervise(notes));
+    }
+
+    async fn supervise(self: Arc<Self>, mut notes: mpsc::UnboundedReceiver<Notification>) {
+        // The first attempt starts at once; later ones back off up to MAX_BACKOFF.
+        let mut backoff = Duration::ZERO;
+        loop {
+            if self.stop.is_cancelled() {
+                return;
+            }
+            let Some(c) = self.current() else {
+                tokio::select! {
+                    _ = self.stop.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                match self.connect().await {
+                    Ok(_) => {
+                        backoff = Duration::from_millis(250);
+                        self.republish().await;
+                    }
+                    Err(_) => backoff = (backoff * 2).clamp(Duration::from_millis(250), MAX_BACKOFF),
+                }
+                continue;
+            };
+            tokio::select! {
+                _ = self.stop.cancelled() => return,
+                why = c.closed() => self.mark_lost(&c, why),
+                _ = self.lost.notified() => {}
+                Some(_) = notes.recv() => {
+                    // Coalesce a burst of list changes into one refresh.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    while notes.try_recv().is_ok() {}
+                    self.republish().await;
+                }
+                _ = tokio::time::sleep(self.spec.health_interval) => {
+                    let ping = RequestOpts { timeout: Some(Duration::from_secs(10)), ..Default::default() };
+                    let t = Instant::now();
+                    match c.request("ping", json!({}), ping).await {
+                        Ok(_) => self.stats.observe(0, t.elapsed()),
+                        Err(e) => {
+                            self.stats.observe(3, t.elapsed());
+                            self.mark_lost(&c, format!("ping failed: {e}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Re-list through the registry so the catalog (and pins) see the new lists.
+    async fn republish(&self) {
+        if let Some(r) = self.registry.upgrade() {
+            if let Err(e) = r.reload(&self.spec.name).await {
+                tracing::warn!(upstream = %self.spec.name, error = %e, "refreshing the upstream's lists failed");
+            }
+        }
+    }
+
+    async fn manifest(&self, c: &Client) -> Result<Manifest, UpstreamError> {
+        let mut m = Manifest::default();
+        if c.offers("tools") {
+            for t in c.list_all("tools/list", "tools").await? {
+                match admit_tool(t) {
+                    Ok(def) => m.tools.push(ToolDef { definition: def }),
+                    Err(why) => tracing::warn!(upstream = %self.spec.name, %why, "upstream tool skipped"),
+                }
+            }
+        }
+        if c.offers("resources") {
+            m.resources = named(c.list_all("resources/list", "resources").await?, "uri")
+                .map(|definition| ResourceDef { definition })
+                .collect();
+            // Templates are optional even for servers that offer resources.
+            if let Ok(t) = c.list_all("resources/templates/list", "resourceTemplates").await {
+                m.resource_templates = named(t, "uriTemplate")
+                    .map(|definition| ResourceTemplateDef { definition })
+                    .collect();
+            }
+        }
+        if c.offers("prompts") {
+            m.prompts = named(c.list_all("prompts/list", "prompts").await?, "name")
+                .map(|definition| PromptDef { definition })
+                .collect();
+        }
+        m.completions = c.offers("completions");
+        self.stats.tools.store(m.tools.len(), Ordering::Relaxed);
+        Ok(m)
+    }
+
+    fn unavailable(&self) -> String {
+        format!(
+            "upstream {} is unavailable ({}): {}",
+            self.spec.name,
+            self.status().label(),
+            self.stats.last_error().unwrap_or_else(|| "not connected".into())
+        )
+    }
+}
+
+/// Items whose `key` is a non-empty string (a malformed entry is dropped, not fatal).
+fn named(items: Vec<Value>, key: &'static str) -> impl Iterator<Item = Value> {
+    items
+        .into_iter()
+        .filter(move |v| v.get(key).and_then(Value::as_str).is_some_and(|s| !s.is_empty()))
+}
+
+/// A tool definition the catalog can serve: a sane name and an object input schema.
+fn admit_tool(mut t: Value) -> Result<Value, String> {
+    let name = t.get("name").and_then(Value::as_str).ok_or("a tool without a name")?;
+    if name.is_empty() || name.len() > 128 || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("tool name {name:?} is not a valid MCP tool name"));
+    }
+    if !t.get("inputSchema").is_some_and(Value::is_object) {
+        t["inputSchema"] = json!({"type": "object"});
+    }
+    Ok(t)
+}
+
+impl Plugin for Upstream {
+    fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    fn initialize<'a>(&'a self, _init: &'a PluginInit) -> BoxFuture<'a, Result<Manifest, PluginError>> {
+        Box::pin(async move {
+            // The supervisor connects (and keeps trying); loading waits briefly for it, so
+            // a dead upstream never holds the registry (or the server's start) for long.
+            // When it comes up later, the supervisor reloads it into the catalog.
+            self.ensure_supervisor();
+            let deadline = Instant::now() + FIRST_WAIT.min(self.spec.connect_timeout);
+            let c = loop {
+                if let Some(c) = self.current() {
+                    break c;
+                }
+                if Instant::now() >= deadline || self.stop.is_cancelled() {
+                    return Err(PluginError::Internal(self.unavailable()));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            };
+            match self.manifest(&c).await {
+                Ok(m) => Ok(m),
+                Err(e) => {
+                    if e.is_connection_loss() {
+                        self.mark_lost(&c, e.to_string());
+                    }
+                    Err(PluginError::Internal(format!(
+                        "upstream {}: listing failed: {e}",
+                        self.spec.name
+                    )))
+                }
+            }
+        })
+    }
+
+    fn execute<'a>(&'a self, inv: &'a Invocation, ctx: &'a CallContext) -> BoxFuture<'a, Result<Outcome, PluginError>> {
+        Box::pin(async move {
+            let is_tool = matches!(inv.target, Target::Tool(_));
+            let Some(c) = self.current() else {
+                return Err(if is_tool {
+                    PluginError::ToolFailed(self.unavailable())
+                } else {
+                    PluginError::Internal(self.unavailable())
+                });
+            };
+            let (method, params) = match &inv.target {
+                Target::Tool(n) => ("tools/call", json!({"name": n, "arguments": inv.arguments})),
+                Target::Resource(uri) => ("resources/read", json!({"uri": uri})),
+                Target::Prompt(n) => ("prompts/get", json!({"name": n, "arguments": inv.arguments})),
+                Target::Complete { reference } => {
+                    let mut p = inv.arguments.clone();
+                    if let Some(o) = p.as_object_mut() {
+                        o.remove("_meta");
+                    }
+                    p["ref"] = reference.clone();
+                    ("completion/complete", p)
+                }
+            };
+            let opts = RequestOpts {
+                timeout: Some(self.spec.timeout),
+                trace: waygate_core::spans::outbound(),
+                progress: ctx.progress_token.clone().zip(ctx.out.clone()),
+                cancel: Some(ctx.cancel.clone()),
+            };
+            let t = Instant::now();
+            let r = c.request(method, params, opts).await;
+            let took = t.elapsed();
+            match r {
+                Ok(v) => {
+                    let tool_error = v.get("isError").and_then(Value::as_bool) == Some(true);
+                    self.stats.observe(usize::from(tool_error), took);
+                    Ok(Outcome::Complete(v))
+                }
+                Err(e) => {
+                    self.stats
+                        .observe(if matches!(e, UpstreamError::Rpc { .. }) { 1 } else { 3 }, took);
+                    Err(self.failed(&c, e, is_tool))
+                }
+            }
+        })
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.stop.cancel();
+            self.stats.set(Status::Stopped, None);
+            let c = self.client.write().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(c) = c {
+                c.close().await;
+            }
+        })
+    }
+
+    fn failure(&self) -> Option<String> {
+        (self.status() == Status::Reconnecting).then(|| self.unavailable())
+    }
+}
+
+impl Upstream {
+    /// What the caller sees when a forwarded request failed.
+    fn failed(&self, c: &Arc<Client>, e: UpstreamError, is_tool: bool) -> PluginError {
+        let name = &self.spec.name;
+        match e {
+            UpstreamError::Rpc {
+                code: -32602, message, ..
+            } => PluginError::InvalidParams(message),
+            UpstreamError::Rpc {
+                code: -32601 | -32002,
+                message,
+                ..
+            } => PluginError::NotFound(message),
+            UpstreamError::Rpc { message, .. } if is_tool => {
+                PluginError::ToolFailed(format!("upstream {name}: {message}"))
+            }
+            UpstreamError::Rpc { message, .. } => PluginError::Internal(format!("upstream {name}: {message}")),
+            e => {
+                if e.is_connection_loss() {
+                    self.mark_lost(c, e.to_string());
+                }
+                let msg = format!("upstream {name}: {e}");
+                if is_tool {
+                    PluginError::ToolFailed(msg)
+                } else {
+                    PluginError::Internal(msg)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! From an `[[upstreams]]` entry to a running federation client: references resolved
+//! (`${secret:…}` from the store, `${env:…}`/`${file:…}`), the HTTP client built with the
+//! SSRF guard, timeouts defaulted. Also the one-shot probe `doctor` and `import --verify`
+//! use, so they check upstreams with exactly the code that serves them.
+
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use waygate_core::PluginRegistry;
+use waygate_store::Store;
+use waygate_upstream::{Client, HttpTarget, StdioTarget, Target, Upstream, UpstreamSpec, Wiring};
+
+use crate::config::{OutboundSection, Upstream as UpstreamConfig};
+
+/// What a plugin [`crate::plugins::Spec`] holds for an upstream: its entry and the
+/// outbound rules its connections obey (a change to either restarts it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamEntry {
+    pub upstream: UpstreamConfig,
+    pub outbound: OutboundSection,
+}
+
+async fn resolve(key: &str, value: &str, store: Option<&Store>) -> Result<String, String> {
+    let v = if value.contains("${secret:") {
+        let s = store.ok_or_else(|| format!("{key}: ${{secret:…}} needs the store, which is not open"))?;
+        crate::commands::secrets::resolve(s, value)
+            .await
+            .map_err(|e| format!("{key}: {e}"))?
+    } else {
+        value.to_string()
+    };
+    crate::config::expand_refs(key, &v).map_err(|e| e.to_string())
+}
+
+/// The federation client's spec for an entry.
+pub async fn spec_of(e: &UpstreamEntry, store: Option<&Store>) -> Result<UpstreamSpec, String> {
+    let u = &e.upstream;
+    let key = format!("upstreams.{}", u.name);
+    let wiring = match u.transport.as_str() {
+        "stdio" => {
+            let mut env = Vec::new();
+            for (k, v) in &u.env {
+                env.push((k.clone(), resolve(&format!("{key}.env.{k}"), v, store).await?));
+            }
+            Wiring::Stdio(StdioTarget {
+                command: u.command.clone().ok_or_else(|| format!("{key}.command: missing"))?,
+                args: u.args.clone(),
+                env,
+                cwd: u.cwd.as_ref().map(Into::into),
+            })
+        }
+        "http" => {
+            let raw = u.url.as_deref().ok_or_else(|| format!("{key}.url: missing"))?;
+            let url = resolve(&format!("{key}.url"), raw, store).await?;
+            let guard = e.outbound.guard();
+            guard.check_url(&url).map_err(|err| format!("{key}.url: {err}"))?;
+            let url = reqwest::Url::parse(&url).map_err(|err| format!("{key}.url: {err}"))?;
+            let mut headers = Vec::new();
+            for (k, v) in &u.headers {
+                headers.push((k.clone(), resolve(&format!("{key}.headers.{k}"), v, store).await?));
+            }
+            let client = guard
+                .client(
+                    reqwest::Client::builder()
+                        .redirect(reqwest::redirect::Policy::none())
+                        .connect_timeout(Duration::from_secs(10)),
+                )
+                .map_err(|err| format!("{key}: http client: {err}"))?;
+            Wiring::Http(HttpTarget { url, headers, client })
+        }
+        "sse" => {
+            return Err(format!(
+                "{key}.transport: the legacy HTTP+SSE client is not in this build; most servers also speak \"http\" (Streamable HTTP)"
+            ))
+        }
+        other => return Err(format!("{key}.transport: got {other:?}, expected stdio or http")),
+    };
+    Ok(UpstreamSpec {
+        name: u.name.clone(),
+        wiring,
+        timeout: Duration::from_secs(u.timeout_secs.unwrap_or(60)),
+        connect_timeout: Duration::from_secs(u.connect_timeout_secs.unwrap_or(30)),
+        health_interval: Duration::from_secs(u.health_interval_secs.unwrap_or(30)),
+    })
+}
+
+/// A served upstream.
+pub async fn start(
+    e: &UpstreamEntry,
+    store: Option<&Store>,
+    registry: Weak<PluginRegistry>,
+) -> Result<std::sync::Arc<Upstream>, String> {
+    Ok(Upstream::new(spec_of(e, store).await?, registry))
+}
+
+/// What a one-shot check found.
+pub struct Probe {
+    pub tools: Vec<String>,
+    pub server: Value,
+    pub protocol_version: String,
+    pub took: Duration,
+}
+
+/// Connect once, handshake, list tools, disconnect.
+pub async fn probe(e: &UpstreamEntry, store: Option<&Store>, timeout: Duration) -> Result<Probe, String> {
+    let spec = spec_of(e, store).await?;
+    let t = Instant::now();
+    let target = match spec.wiring {
+        Wiring::Stdio(s) => Target::Stdio(s),
+        Wiring::Http(h) => Target::Http(h),
+    };
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let run = async {
+        let c = Client::connect(&spec.name, target, timeout, tx)
+            .await
+            .map_err(|e| e.to_string())?;
+        let tools = if c.offers("tools") {
+            c.list_all("tools/list", "tools")
+                .await
+                .map_err(|e| format!("tools/list: {e}"))
+        } else {
+            Ok(Vec::new())
+        };
+        c.close().await;
+        let names = tools?
+            .iter()
+            .filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        Ok::<_, String>(Probe {
+            tools: names,
+            server: c.server_info.clone(),
+            protocol_version: c.protocol_version.clone(),
+            took: Duration::ZERO,
+        })
+    };
+    let mut p = tokio::time::timeout(timeout, run)
+        .await
+        .map_err(|_| format!("no answer within {} s", timeout.as_secs()))??;
+    p.took = t.elapsed();
+    Ok(p)
+}

@@ -1,0 +1,249 @@
+//! Federation with real upstreams: the `waygate` binary itself as the upstream MCP server,
+//! spawned over stdio and reached over Streamable HTTP (with its own API key). Checks that
+//! upstream tools are served through the gateway, that a killed upstream is restarted and
+//! counted, that `/ready` names a required upstream that is down, and that the trace
+//! crosses the gateway into the upstream (its request span is a child of the gateway's).
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::common::{bin, Server, TempDir};
+use super::otel::{hex, receiver, spans_of};
+
+const CALLER_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+const CALLER_SPAN: &str = "b7ad6b7169203331";
+
+fn call_add(s: &Server, headers: &[(&str, &str)]) -> Value {
+    s.post(
+        &json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"add","arguments":{"a":2,"b":5}}}),
+        headers,
+    )
+    .json()
+}
+
+fn diagnostics(s: &Server, name: &str) -> Value {
+    let d = s.request("GET", "/api/v1/diagnostics", &[], b"").json();
+    d["upstreams"]
+        .as_array()
+        .and_then(|a| a.iter().find(|u| u["name"] == name).cloned())
+        .unwrap_or(Value::Null)
+}
+
+/// Wait until `f` holds (or fail after `secs`).
+fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn otel_section(endpoint: &str, service: &str) -> String {
+    format!("[otel]\nendpoint = \"{endpoint}\"\nservice_name = \"{service}\"\nbatch_delay_ms = 200\n")
+}
+
+/// Direct children of `pid` (the spawned upstream processes).
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Ok(s) = std::fs::read_to_string(task.path().join("children")) {
+            out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        }
+    }
+    out
+}
+
+/// The gateway's request span and the upstream's request span of one trace; asserts the
+/// upstream's is the child of the gateway's, which continues the caller's span.
+fn assert_trace_crosses(rx: &std::sync::mpsc::Receiver<(String, opentelemetry_proto::tonic::trace::v1::Span)>) {
+    let mut seen = Vec::new();
+    // Gateway: request + plugin call; upstream: request + plugin call.
+    let spans = spans_of(rx, CALLER_TRACE, 4, &mut seen);
+    let of = |service: &str| -> Vec<_> {
+        seen.iter()
+            .filter(|(k, s)| k.contains(service) && hex(&s.trace_id) == CALLER_TRACE && s.name == "tools/call add")
+            .map(|(_, s)| s.clone())
+            .collect()
+    };
+    let gw = of("gateway");
+    let up = of("inner");
+    assert_eq!(gw.len(), 1, "gateway request span: {spans:?}");
+    assert_eq!(up.len(), 1, "upstream request span: {spans:?}");
+    assert_eq!(
+        hex(&gw[0].parent_span_id),
+        CALLER_SPAN,
+        "the gateway continues the caller's span"
+    );
+    assert_eq!(
+        hex(&up[0].parent_span_id),
+        hex(&gw[0].span_id),
+        "the upstream's span is a child of the gateway's request span"
+    );
+}
+
+#[test]
+fn stdio_upstream_is_served_restarted_observed_and_traced() {
+    let (otlp, rx) = receiver();
+    let d = TempDir::new("up-stdio");
+    let inner_data = d.0.join("inner");
+    std::fs::create_dir_all(&inner_data).unwrap();
+    let inner_cfg = d.0.join("inner.toml");
+    std::fs::write(&inner_cfg, format!("version = 3\n{}", otel_section(&otlp, "inner"))).unwrap();
+    let cfg = d.0.join("gateway.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 3\n[plugins]\ndemo = false\n{}\
+             [[upstreams]]\nname = \"inner\"\ntransport = \"stdio\"\ncommand = \"{}\"\n\
+             args = [\"serve\", \"--stdio\", \"--config\", \"{}\", \"--data-dir\", \"{}\"]\n\
+             required = true\nhealth_interval_secs = 1\n",
+            otel_section(&otlp, "gateway"),
+            bin(),
+            inner_cfg.display(),
+            inner_data.display()
+        ),
+    )
+    .unwrap();
+    let gw_data = d.0.join("gw");
+    std::fs::create_dir_all(&gw_data).unwrap();
+    // Ready only once the required upstream is connected.
+    let s = Server::start_in(Some(&gw_data), &["--config", cfg.to_str().unwrap()]);
+    let list = s
+        .post(&json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}), &[])
+        .json();
+    let names: Vec<&str> = list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(names.contains(&"add") && names.contains(&"echo"), "{list}");
+
+    // A call crosses into the upstream over stdio; the trace goes along in `_meta`.
+    let tp = format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01");
+    let r = call_add(&s, &[("traceparent", tp.as_str())]);
+    assert_eq!(r["result"]["structuredContent"]["sum"], 7.0, "{r}");
+    assert_trace_crosses(&rx);
+
+    // Arguments the upstream rejects come back as its error, not a gateway failure.
+    let bad = s
+        .post(
+            &json!({"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"add","arguments":{"a":"x"}}}),
+            &[],
+        )
+        .json();
+    assert!(bad.get("error").is_some() || bad["result"]["isError"] == true, "{bad}");
+
+    // Kill the upstream process: the supervisor restarts it and counts the restart.
+    let kids = children(s.pid());
+    assert_eq!(kids.len(), 1, "one upstream process: {kids:?}");
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &kids[0].to_string()])
+        .status();
+    eventually(20, "the upstream restarted", || {
+        let u = diagnostics(&s, "inner");
+        u["restarts"] == 1 && u["state"] == "up"
+    });
+    assert_ne!(children(s.pid()), kids, "a new process");
+    let u = diagnostics(&s, "inner");
+    assert!(u["last_error"].as_str().unwrap_or_default().contains("exited with signal: 9"), "{u}");
+    assert_eq!(u["server_info"]["name"], "waygate", "{u}");
+    let r = call_add(&s, &[]);
+    assert_eq!(r["result"]["structuredContent"]["sum"], 7.0, "{r}");
+
+    // Metrics: state, restarts, RED per upstream; the admin list shows the tier.
+    let m = s.request("GET", "/metrics", &[], b"").text();
+    assert!(m.contains("waygate_upstream_up{upstream=\"inner\"} 1"), "{m}");
+    assert!(
+        m.contains("waygate_upstream_restarts_total{upstream=\"inner\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("waygate_upstream_requests_total{upstream=\"inner\",outcome=\"ok\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains("waygate_upstream_request_duration_seconds_count{upstream=\"inner\"}"),
+        "{m}"
+    );
+    let plugins = s.request("GET", "/api/v1/plugins", &[], b"").json();
+    let row = plugins["plugins"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["name"] == "inner").cloned())
+        .unwrap_or_else(|| panic!("{plugins}"));
+    assert_eq!(row["tier"], "upstream", "{row}");
+    assert_eq!(row["state"], "up", "{row}");
+}
+
+#[test]
+fn http_upstream_gets_its_credentials_and_the_trace() {
+    let (otlp, rx) = receiver();
+    let d = TempDir::new("up-http");
+    let inner_data = d.0.join("inner");
+    std::fs::create_dir_all(&inner_data).unwrap();
+    let inner_cfg = d.0.join("inner.toml");
+    std::fs::write(&inner_cfg, format!("version = 3\n{}", otel_section(&otlp, "inner"))).unwrap();
+    // The upstream requires an API key, as a production MCP server would.
+    let (inner, key) = Server::start_auth_with(&inner_data, &["--config", inner_cfg.to_str().unwrap()]);
+    let key = key.expect("the upstream's first admin key");
+    let cfg = d.0.join("gateway.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 3\n[plugins]\ndemo = false\n{}\
+             [[upstreams]]\nname = \"inner\"\ntransport = \"http\"\nurl = \"{}\"\nrequired = true\n\
+             headers = {{ Authorization = \"Bearer {key}\" }}\n\
+             [[upstreams]]\nname = \"wrongkey\"\ntransport = \"http\"\nurl = \"{}\"\n\
+             headers = {{ Authorization = \"Bearer wg_not_a_key\" }}\n",
+            otel_section(&otlp, "gateway"),
+            inner.url(),
+            inner.url(),
+        ),
+    )
+    .unwrap();
+    let gw_data = d.0.join("gw");
+    std::fs::create_dir_all(&gw_data).unwrap();
+    let s = Server::start_in(Some(&gw_data), &["--config", cfg.to_str().unwrap()]);
+    let tp = format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01");
+    let r = call_add(&s, &[("traceparent", tp.as_str())]);
+    assert_eq!(r["result"]["structuredContent"]["sum"], 7.0, "{r}");
+    assert_trace_crosses(&rx);
+    let u = diagnostics(&s, "inner");
+    assert_eq!(u["state"], "up", "{u}");
+    assert_eq!(u["transport"], "http", "{u}");
+    // The upstream with a wrong key is reported with the upstream's answer, not served.
+    let w = diagnostics(&s, "wrongkey");
+    assert_ne!(w["state"], "up", "{w}");
+    assert!(w["last_error"].as_str().unwrap_or_default().contains("401"), "{w}");
+}
+
+#[test]
+fn a_required_upstream_that_is_down_makes_ready_answer_503_with_the_reason() {
+    let d = TempDir::new("up-ready");
+    let cfg = d.0.join("gateway.toml");
+    std::fs::write(
+        &cfg,
+        "version = 3\n[[upstreams]]\nname = \"broken\"\ntransport = \"stdio\"\ncommand = \"/nonexistent/mcp-server\"\nrequired = true\n\
+         [[upstreams]]\nname = \"optional\"\ntransport = \"stdio\"\ncommand = \"/nonexistent/other\"\n",
+    )
+    .unwrap();
+    let s = Server::start_unready(&d.0, &["--config", cfg.to_str().unwrap()]);
+    let mut last = String::new();
+    eventually(15, "/ready to name the broken upstream", || {
+        let r = s.request("GET", "/ready", &[], b"");
+        last = r.text();
+        r.status == 503 && last.contains("required upstream broken") && last.contains("cannot start")
+    });
+    assert!(!last.contains("optional"), "only required upstreams count: {last}");
+    assert_eq!(s.request("GET", "/health", &[], b"").status, 200);
+    // Everything else keeps serving.
+    let r = call_add(&s, &[]);
+    assert_eq!(r["result"]["structuredContent"]["sum"], 7.0, "{r}");
+    let u = diagnostics(&s, "broken");
+    assert!(u["failed_connects"].as_u64().unwrap_or(0) >= 1, "{u}");
+}
