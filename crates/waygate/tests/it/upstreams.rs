@@ -151,7 +151,13 @@ fn stdio_upstream_is_served_restarted_observed_and_traced() {
     });
     assert_ne!(children(s.pid()), kids, "a new process");
     let u = diagnostics(&s, "inner");
-    assert!(u["last_error"].as_str().unwrap_or_default().contains("exited with signal: 9"), "{u}");
+    assert!(
+        u["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("exited with signal: 9"),
+        "{u}"
+    );
     assert_eq!(u["server_info"]["name"], "waygate", "{u}");
     let r = call_add(&s, &[]);
     assert_eq!(r["result"]["structuredContent"]["sum"], 7.0, "{r}");
