@@ -363,3 +363,56 @@ impl Client {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn inbound_routes_responses_progress_and_list_changes() {
+        let (tx, mut notes) = mpsc::unbounded_channel();
+        let inbound = Inbound::new("t".into(), tx);
+        // A response reaches the request waiting for its id, an error is an Rpc error.
+        let ok = inbound.wait(1);
+        let err = inbound.wait(2);
+        assert!(inbound
+            .handle(json!({"jsonrpc":"2.0","id":1,"result":{"x":1}}))
+            .is_none());
+        assert!(inbound
+            .handle(json!({"jsonrpc":"2.0","id":2,"error":{"code":-32602,"message":"bad"}}))
+            .is_none());
+        assert_eq!(ok.await.unwrap().unwrap(), json!({"x":1}));
+        assert!(matches!(
+            err.await.unwrap(),
+            Err(UpstreamError::Rpc { code: -32602, .. })
+        ));
+        // Progress under our token goes to the caller under theirs.
+        let (out, mut caller) = mpsc::unbounded_channel();
+        inbound
+            .progress
+            .lock()
+            .unwrap()
+            .insert("wg-5".into(), (out, json!("their-token")));
+        inbound.handle(
+            json!({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"wg-5","progress":1}}),
+        );
+        let sent: Value = serde_json::from_slice(&caller.recv().await.unwrap()).unwrap();
+        assert_eq!(sent["params"]["progressToken"], "their-token");
+        assert_eq!(sent["params"]["progress"], 1);
+        // List changes reach the supervisor; pings are answered, other requests refused.
+        inbound.handle(json!({"jsonrpc":"2.0","method":"notifications/tools/list_changed"}));
+        assert_eq!(notes.recv().await, Some(Notification::ListChanged));
+        let pong = inbound
+            .handle(json!({"jsonrpc":"2.0","id":"p","method":"ping"}))
+            .unwrap();
+        assert_eq!(pong, json!({"jsonrpc":"2.0","id":"p","result":{}}));
+        let no = inbound
+            .handle(json!({"jsonrpc":"2.0","id":9,"method":"sampling/createMessage","params":{}}))
+            .unwrap();
+        assert_eq!(no["error"]["code"], -32601);
+        // A lost connection fails every waiting request.
+        let w = inbound.wait(3);
+        inbound.fail_all(UpstreamError::Closed("gone".into()));
+        assert!(matches!(w.await.unwrap(), Err(UpstreamError::Closed(_))));
+    }
+}

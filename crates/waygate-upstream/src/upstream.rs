@@ -417,3 +417,31 @@ impl Upstream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_servable_tool_definitions_are_admitted() {
+        let ok = admit_tool(json!({"name": "search", "description": "d", "x-extra": 1})).unwrap();
+        assert_eq!(
+            ok["inputSchema"],
+            json!({"type": "object"}),
+            "a missing schema becomes an empty object schema"
+        );
+        assert_eq!(ok["x-extra"], 1, "unknown fields pass through");
+        for bad in [
+            json!({"description": "no name"}),
+            json!({"name": ""}),
+            json!({"name": "has space"}),
+            json!({"name": "line\nbreak"}),
+            json!({"name": "x".repeat(129)}),
+            json!({"name": 42}),
+        ] {
+            assert!(admit_tool(bad.clone()).is_err(), "{bad}");
+        }
+        let kept: Vec<Value> = named(vec![json!({"uri": "a://b"}), json!({"uri": ""}), json!({})], "uri").collect();
+        assert_eq!(kept, vec![json!({"uri": "a://b"})]);
+    }
+}

@@ -253,3 +253,109 @@ fn a_required_upstream_that_is_down_makes_ready_answer_503_with_the_reason() {
     let u = diagnostics(&s, "broken");
     assert!(u["failed_connects"].as_u64().unwrap_or(0) >= 1, "{u}");
 }
+
+#[test]
+fn progress_resources_prompts_timeouts_and_a_server_that_is_not_mcp() {
+    let d = TempDir::new("up-relay");
+    let inner_data = d.0.join("inner");
+    std::fs::create_dir_all(&inner_data).unwrap();
+    let cfg = d.0.join("gateway.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 3\n[plugins]\ndemo = false\n\
+             [[upstreams]]\nname = \"inner\"\ntransport = \"stdio\"\ncommand = \"{}\"\n\
+             args = [\"serve\", \"--stdio\", \"--data-dir\", \"{}\"]\nrequired = true\ntimeout_secs = 1\n\
+             [[upstreams]]\nname = \"garbage\"\ntransport = \"stdio\"\ncommand = \"sh\"\n\
+             args = [\"-c\", \"echo not json; echo '{{\\\"jsonrpc\\\":\\\"2.0\\\",\\\"id\\\":1,\\\"result\\\":{{}}}}'; echo oops >&2; sleep 5\"]\n",
+            bin(),
+            inner_data.display()
+        ),
+    )
+    .unwrap();
+    let gw_data = d.0.join("gw");
+    std::fs::create_dir_all(&gw_data).unwrap();
+    let s = Server::start_in(Some(&gw_data), &["--config", cfg.to_str().unwrap()]);
+
+    // Progress from the upstream reaches the caller under the caller's own token.
+    const MODERN: &str = "2026-07-28";
+    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+        "name": "countdown", "arguments": {"n": 3},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": MODERN,
+                  "io.modelcontextprotocol/clientCapabilities": {}, "progressToken": "mine"}}});
+    let r = s.post(
+        &body,
+        &[
+            ("mcp-protocol-version", MODERN),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "countdown"),
+        ],
+    );
+    let msgs = r.sse_messages();
+    let progress: Vec<&Value> = msgs
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
+    assert!(progress.len() >= 3, "{msgs:?}");
+    assert!(
+        progress.iter().all(|p| p["params"]["progressToken"] == "mine"),
+        "{msgs:?}"
+    );
+    assert_eq!(msgs.last().unwrap()["id"], 9, "{msgs:?}");
+    assert!(msgs.last().unwrap()["result"]["content"].is_array(), "{msgs:?}");
+
+    // Resources and prompts of the upstream are served too.
+    let read = s
+        .post(
+            &json!({"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"demo://readme"}}),
+            &[],
+        )
+        .json();
+    assert!(
+        read["result"]["contents"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Waygate demo plugin"),
+        "{read}"
+    );
+    let prompt = s
+        .post(
+            &json!({"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":"greet","arguments":{"name":"Ada"}}}),
+            &[],
+        )
+        .json();
+    assert!(prompt["result"]["messages"].is_array(), "{prompt}");
+
+    // A call slower than the upstream's timeout is the caller's tool error; the upstream
+    // is told to cancel and stays connected.
+    let t = Instant::now();
+    let slow = s
+        .post(
+            &json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"countdown","arguments":{"n":30}}}),
+            &[],
+        )
+        .json();
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "answered at the timeout, not after 3 s"
+    );
+    assert_eq!(slow["result"]["isError"], true, "{slow}");
+    let text = slow["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(text.contains("upstream inner") && text.contains("1000 ms"), "{text}");
+    assert_eq!(diagnostics(&s, "inner")["state"], "up");
+    let r = call_add(&s, &[]);
+    assert_eq!(r["result"]["structuredContent"]["sum"], 7.0, "{r}");
+
+    // A server that is not MCP is reported with what it did, and serves nothing.
+    let mut g = Value::Null;
+    eventually(10, "the garbage upstream's error", || {
+        g = diagnostics(&s, "garbage");
+        g["last_error"].as_str().is_some_and(|e| e.contains("protocolVersion"))
+    });
+    assert_eq!(g["state"], "connecting", "{g}");
+    assert_eq!(g["tools"], 0, "{g}");
+    assert_eq!(s.request("GET", "/health", &[], b"").status, 200);
+}
