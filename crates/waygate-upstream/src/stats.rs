@@ -2,7 +2,7 @@
 //! RED series for the requests forwarded to it.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -40,6 +40,10 @@ pub(crate) struct Stats {
     /// Unix seconds of the last state change.
     changed_at: AtomicU64,
     pub tools: AtomicUsize,
+    /// Forwarded requests waiting for the upstream now.
+    pub in_flight: AtomicI64,
+    /// Time of the last forwarded request, in microseconds.
+    last_request_us: AtomicU64,
     /// Requests forwarded (tool calls, reads, gets, pings), by outcome.
     pub series: Series,
 }
@@ -57,6 +61,8 @@ impl Stats {
             connect_ms: AtomicU64::new(0),
             changed_at: AtomicU64::new(now_unix()),
             tools: AtomicUsize::new(0),
+            in_flight: AtomicI64::new(0),
+            last_request_us: AtomicU64::new(0),
             series: Series::default(),
         }
     }
@@ -83,6 +89,13 @@ impl Stats {
 
     pub(crate) fn observe(&self, outcome: usize, took: Duration) {
         self.series.observe(outcome, took);
+        self.last_request_us.store(took.as_micros() as u64, Relaxed);
+    }
+
+    /// Counts a request in flight until the guard drops (also when the caller goes away).
+    pub(crate) fn enter(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Relaxed);
+        InFlight(&self.in_flight)
     }
 
     pub(crate) fn describe(&self) -> Value {
@@ -94,8 +107,18 @@ impl Stats {
             "restarts": self.restarts.load(Relaxed),
             "failed_connects": self.connects_failed.load(Relaxed),
             "connect_ms": self.connect_ms.load(Relaxed),
+            "last_request_ms": self.last_request_us.load(Relaxed) as f64 / 1000.0,
+            "in_flight": self.in_flight.load(Relaxed),
             "tools": self.tools.load(Relaxed),
         })
+    }
+}
+
+pub(crate) struct InFlight<'a>(&'a AtomicI64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
     }
 }
 
@@ -136,6 +159,13 @@ pub fn render_metrics(upstreams: &[std::sync::Arc<crate::Upstream>], out: &mut S
         "gauge",
         "Tools the upstream offers.",
         &|s| s.tools.load(Relaxed).to_string(),
+    );
+    gauge(
+        out,
+        "waygate_upstream_requests_in_flight",
+        "gauge",
+        "Forwarded requests waiting for the upstream now.",
+        &|s| s.in_flight.load(Relaxed).to_string(),
     );
     let series: Vec<(&str, &Series)> = rows.iter().map(|(n, s)| (*n, &s.series)).collect();
     render_labeled(

@@ -353,7 +353,9 @@ impl Plugin for Upstream {
                 cancel: Some(ctx.cancel.clone()),
             };
             let t = Instant::now();
+            let in_flight = self.stats.enter();
             let r = c.request(method, params, opts).await;
+            drop(in_flight);
             let took = t.elapsed();
             match r {
                 Ok(v) => {
