@@ -170,6 +170,10 @@ fn stdio_upstream_is_served_restarted_observed_and_traced() {
         "{m}"
     );
     assert!(
+        m.contains("waygate_upstream_requests_in_flight{upstream=\"inner\"} 0"),
+        "{m}"
+    );
+    assert!(
         m.contains("waygate_upstream_requests_total{upstream=\"inner\",outcome=\"ok\"}"),
         "{m}"
     );
