@@ -51,7 +51,13 @@ pub struct CallContext {
     pub principal: Option<Arc<crate::auth::Principal>>,
     /// `X-Request-Id` of the HTTP request (or generated), for logs and audit rows.
     pub correlation_id: Option<Arc<str>>,
+    /// Client request headers that an upstream's `passthrough_headers` names (lowercase
+    /// name, value); `None` when no upstream asks for any.
+    pub forwarded: Option<Forwarded>,
 }
+
+/// Request headers kept for upstreams: (lowercase name, value).
+pub type Forwarded = Arc<[(Box<str>, Box<str>)]>;
 
 impl CallContext {
     /// A context with no client channel, for tests and internal calls.
@@ -69,6 +75,7 @@ impl CallContext {
             request_id: None,
             principal: None,
             correlation_id: None,
+            forwarded: None,
         }
     }
 

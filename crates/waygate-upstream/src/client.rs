@@ -166,6 +166,8 @@ pub struct RequestOpts {
     /// The caller's progress token and stream; progress from the upstream is relayed.
     pub progress: Option<(Value, OutTx)>,
     pub cancel: Option<CancellationToken>,
+    /// Extra HTTP headers (correlation id, passthrough); ignored over stdio.
+    pub headers: Vec<(Box<str>, Box<str>)>,
 }
 
 /// A live, initialized connection.
@@ -253,7 +255,7 @@ impl Client {
         match &self.wire {
             Wire::Stdio(s) => s.send(&msg),
             Wire::Http(h) => h
-                .post(&msg, None, None, &self.inbound, self.default_timeout)
+                .post(&msg, None, None, &[], &self.inbound, self.default_timeout)
                 .await
                 .map(|_| ()),
         }
@@ -290,7 +292,14 @@ impl Client {
                         .unwrap_or_else(|_| Err(UpstreamError::Closed("the connection ended".into())))
                 }
                 Wire::Http(h) => match h
-                    .post(&msg, Some(id), opts.trace.as_ref(), &self.inbound, timeout)
+                    .post(
+                        &msg,
+                        Some(id),
+                        opts.trace.as_ref(),
+                        &opts.headers,
+                        &self.inbound,
+                        timeout,
+                    )
                     .await?
                 {
                     Some(resp) => response_of(&resp),

@@ -22,6 +22,10 @@ pub enum UpstreamError {
     /// The server sent something that is not MCP.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The server refused the request (HTTP 401/403): a credential problem, not a lost
+    /// connection — a client's own forwarded token may be what it refused.
+    #[error("{0}")]
+    Refused(String),
     /// The caller cancelled; the upstream was told with `notifications/cancelled`.
     #[error("cancelled by the caller")]
     Cancelled,

@@ -59,13 +59,25 @@ impl HttpWire {
         *self.protocol.write().unwrap_or_else(|e| e.into_inner()) = HeaderValue::from_str(v).ok();
     }
 
-    fn request(&self, method: reqwest::Method, timeout: Duration) -> reqwest::RequestBuilder {
+    /// A request with the configured headers, then `extra` (replacing same-named ones).
+    fn request(
+        &self,
+        method: reqwest::Method,
+        timeout: Duration,
+        extra: &[(Box<str>, Box<str>)],
+    ) -> reqwest::RequestBuilder {
+        let mut headers = self.headers.clone();
+        for (k, v) in extra {
+            if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+                headers.insert(k, v);
+            }
+        }
         let mut rb = self
             .target
             .client
             .request(method, self.target.url.clone())
             .timeout(timeout)
-            .headers(self.headers.clone());
+            .headers(headers);
         if let Some(s) = self.session.read().unwrap_or_else(|e| e.into_inner()).clone() {
             rb = rb.header("mcp-session-id", s);
         }
@@ -81,11 +93,12 @@ impl HttpWire {
         msg: &Value,
         id: Option<i64>,
         trace: Option<&(String, Option<String>)>,
+        extra: &[(Box<str>, Box<str>)],
         inbound: &Arc<Inbound>,
         timeout: Duration,
     ) -> Result<Option<Value>, UpstreamError> {
         let mut rb = self
-            .request(reqwest::Method::POST, timeout)
+            .request(reqwest::Method::POST, timeout, extra)
             .header(ACCEPT, "application/json, text/event-stream")
             .header(CONTENT_TYPE, "application/json")
             .body(msg.to_string());
@@ -123,16 +136,16 @@ impl HttpWire {
             let rpc = serde_json::from_slice::<Value>(&body)
                 .ok()
                 .and_then(|v| v.get("error").cloned());
-            let refused = status.is_server_error() || status == 401 || status == 403;
-            return Err(match rpc {
+            let detail = match &rpc {
+                Some(e) => e.get("message").and_then(Value::as_str).unwrap_or_default().to_string(),
+                None => snippet(&body),
+            };
+            return Err(match (status.as_u16(), rpc) {
+                (401 | 403, _) => UpstreamError::Refused(format!("HTTP {status}: {detail}")),
+                (500.., _) => UpstreamError::Connect(format!("HTTP {status}: {detail}")),
                 // An MCP error on a healthy connection is a failed request.
-                Some(e) if !refused => UpstreamError::from_error_object(&e),
-                Some(e) => UpstreamError::Connect(format!(
-                    "HTTP {status}: {}",
-                    e.get("message").and_then(Value::as_str).unwrap_or_default()
-                )),
-                None if refused => UpstreamError::Connect(format!("HTTP {status}: {}", snippet(&body))),
-                None => UpstreamError::Protocol(format!("HTTP {status}: {}", snippet(&body))),
+                (_, Some(e)) => UpstreamError::from_error_object(&e),
+                (_, None) => UpstreamError::Protocol(format!("HTTP {status}: {detail}")),
             });
         }
         let Some(id) = id else { return Ok(None) };
@@ -171,7 +184,7 @@ impl HttpWire {
                 if let Some(answer) = inbound.handle(msg) {
                     // A server request on the stream: answer it with a POST of its own.
                     let rb = self
-                        .request(reqwest::Method::POST, Duration::from_secs(10))
+                        .request(reqwest::Method::POST, Duration::from_secs(10), &[])
                         .header(CONTENT_TYPE, "application/json")
                         .header(ACCEPT, "application/json, text/event-stream")
                         .body(answer.to_string());
@@ -195,7 +208,7 @@ impl HttpWire {
             return;
         }
         let _ = self
-            .request(reqwest::Method::DELETE, Duration::from_secs(2))
+            .request(reqwest::Method::DELETE, Duration::from_secs(2), &[])
             .send()
             .await;
     }

@@ -30,7 +30,24 @@ pub struct UpstreamSpec {
     pub connect_timeout: Duration,
     /// How often a quiet connection is pinged.
     pub health_interval: Duration,
+    /// Client request headers forwarded to this (HTTP) upstream, lowercase.
+    pub passthrough: Vec<String>,
 }
+
+/// Never forwarded from a client, whatever `passthrough_headers` says: they belong to the
+/// gateway's own connection and session with the upstream.
+const NOT_FORWARDED: [&str; 10] = [
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "accept",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "traceparent",
+    "tracestate",
+];
 
 #[derive(Debug, Clone)]
 pub enum Wiring {
@@ -351,6 +368,7 @@ impl Plugin for Upstream {
                 trace: waygate_core::spans::outbound(),
                 progress: ctx.progress_token.clone().zip(ctx.out.clone()),
                 cancel: Some(ctx.cancel.clone()),
+                headers: self.forwarded(ctx),
             };
             let t = Instant::now();
             let in_flight = self.stats.enter();
@@ -389,6 +407,27 @@ impl Plugin for Upstream {
 }
 
 impl Upstream {
+    /// HTTP headers for a forwarded request: the caller's correlation id (so the upstream's
+    /// logs and audit carry the same id) and the client headers this upstream asked for.
+    fn forwarded(&self, ctx: &CallContext) -> Vec<(Box<str>, Box<str>)> {
+        let Wiring::Http(_) = self.spec.wiring else {
+            return Vec::new();
+        };
+        let mut out: Vec<(Box<str>, Box<str>)> = Vec::new();
+        if let Some(c) = &ctx.correlation_id {
+            out.push(("x-request-id".into(), (**c).into()));
+        }
+        if let Some(f) = &ctx.forwarded {
+            out.extend(
+                f.iter()
+                    .filter(|(k, _)| self.spec.passthrough.iter().any(|p| p == &**k))
+                    .filter(|(k, _)| !NOT_FORWARDED.contains(&&**k))
+                    .cloned(),
+            );
+        }
+        out
+    }
+
     /// What the caller sees when a forwarded request failed.
     fn failed(&self, c: &Arc<Client>, e: UpstreamError, is_tool: bool) -> PluginError {
         let name = &self.spec.name;

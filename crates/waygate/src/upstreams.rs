@@ -82,7 +82,20 @@ pub async fn spec_of(e: &UpstreamEntry, store: Option<&Store>) -> Result<Upstrea
         timeout: Duration::from_secs(u.timeout_secs.unwrap_or(60)),
         connect_timeout: Duration::from_secs(u.connect_timeout_secs.unwrap_or(30)),
         health_interval: Duration::from_secs(u.health_interval_secs.unwrap_or(30)),
+        passthrough: u.passthrough_headers.iter().map(|h| h.to_ascii_lowercase()).collect(),
     })
+}
+
+/// Every client header some upstream asks for (lowercase), for the transport to keep.
+pub fn passthrough_names(upstreams: &[UpstreamConfig]) -> Vec<String> {
+    let mut names: Vec<String> = upstreams
+        .iter()
+        .filter(|u| u.enabled != Some(false))
+        .flat_map(|u| u.passthrough_headers.iter().map(|h| h.to_ascii_lowercase()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// A served upstream.

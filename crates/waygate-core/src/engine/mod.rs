@@ -91,6 +91,9 @@ pub struct Engine {
     hooks: std::sync::RwLock<Arc<crate::hooks::HookChain>>,
     /// Where finished spans go (OpenTelemetry export); unset = no spans.
     spans: std::sync::OnceLock<Arc<dyn crate::spans::SpanSink>>,
+    /// Client request headers some upstream asked for (`passthrough_headers`), lowercase;
+    /// the transport copies only these into the call context. Replaced on reload.
+    passthrough: std::sync::RwLock<Arc<[String]>>,
     pub metrics: crate::metrics::Metrics,
 }
 
@@ -114,6 +117,7 @@ impl Engine {
             body_log: std::sync::OnceLock::new(),
             hooks: std::sync::RwLock::new(Arc::new(crate::hooks::HookChain::default())),
             spans: std::sync::OnceLock::new(),
+            passthrough: std::sync::RwLock::new(Arc::from(Vec::new())),
             metrics: crate::metrics::Metrics::default(),
         })
     }
@@ -149,6 +153,15 @@ impl Engine {
     /// Install (or clear) the authorization rules; applies to the next request.
     pub fn set_policy(&self, policy: Option<crate::policy::Policy>) {
         *self.policy.write().unwrap_or_else(|e| e.into_inner()) = policy.map(Arc::new);
+    }
+
+    /// The client headers to keep for upstreams (lowercase names).
+    pub fn set_passthrough(&self, names: Vec<String>) {
+        *self.passthrough.write().unwrap_or_else(|e| e.into_inner()) = Arc::from(names);
+    }
+
+    pub fn passthrough(&self) -> Arc<[String]> {
+        self.passthrough.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Export a span per request and per plugin call.

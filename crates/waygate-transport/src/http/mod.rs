@@ -130,12 +130,15 @@ pub(crate) struct Caller {
     pub correlation_id: Option<Arc<str>>,
     /// The caller's rate-limit bucket, when limits apply (batches take one token per item).
     pub rate_key: Option<Arc<str>>,
+    /// Headers named by an upstream's `passthrough_headers`.
+    pub forwarded: Option<waygate_core::context::Forwarded>,
 }
 
 impl Caller {
     pub fn apply(&self, ctx: &mut waygate_core::CallContext) {
         ctx.principal = self.principal.clone();
         ctx.correlation_id = self.correlation_id.clone();
+        ctx.forwarded = self.forwarded.clone();
     }
 }
 
@@ -257,10 +260,21 @@ async fn route_in_span(
         return error_response(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(reason));
     }
     let path = req.uri().path();
+    let names = shared.engine.passthrough();
+    let forwarded = (!names.is_empty()).then(|| {
+        let h = req.headers();
+        names
+            .iter()
+            .flat_map(|n| h.get_all(n.as_str()).iter().map(move |v| (n, v)))
+            .filter_map(|(n, v)| Some((Box::from(n.as_str()), Box::from(v.to_str().ok()?))))
+            .collect::<Vec<_>>()
+            .into()
+    });
     let mut caller = Caller {
         principal: None,
         correlation_id: Some(corr),
         rate_key: None,
+        forwarded,
     };
     let public = matches!(path, "/health" | "/healthz" | "/ready" | "/readyz") || path.starts_with("/.well-known/");
     if let (Some(auth), false) = (&shared.cfg.auth, public) {

@@ -87,6 +87,7 @@ pub async fn watch(
         };
         let names: Vec<String> = specs.iter().map(|s| s.name().to_string()).collect();
         manager.apply_config(specs, next.cfg.hooks.clone(), false).await;
+        engine.set_passthrough(crate::upstreams::passthrough_names(&next.cfg.upstreams));
         if current.cfg.policies != next.cfg.policies || current.cfg.authz != next.cfg.authz {
             let policy = config::security::compile(&next.cfg.authz, &next.cfg.policies);
             tracing::info!(

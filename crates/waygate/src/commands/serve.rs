@@ -106,6 +106,7 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
         engine.set_tool_limits(t);
     }
     engine.set_policy(config::security::compile(&c.authz, &c.policies));
+    engine.set_passthrough(crate::upstreams::passthrough_names(&c.upstreams));
     engine.set_body_logging(c.log.bodies.clone(), c.log.max_body_bytes.unwrap_or(4096));
     let shutdown = CancellationToken::new();
 

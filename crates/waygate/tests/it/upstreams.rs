@@ -207,7 +207,7 @@ fn http_upstream_gets_its_credentials_and_the_trace() {
         format!(
             "version = 3\n[plugins]\ndemo = false\n{}\
              [[upstreams]]\nname = \"inner\"\ntransport = \"http\"\nurl = \"{}\"\nrequired = true\n\
-             headers = {{ Authorization = \"Bearer {key}\" }}\n\
+             headers = {{ Authorization = \"Bearer {key}\" }}\npassthrough_headers = [\"authorization\", \"host\"]\n\
              [[upstreams]]\nname = \"wrongkey\"\ntransport = \"http\"\nurl = \"{}\"\n\
              headers = {{ Authorization = \"Bearer wg_not_a_key\" }}\n",
             otel_section(&otlp, "gateway"),
@@ -226,6 +226,22 @@ fn http_upstream_gets_its_credentials_and_the_trace() {
     let u = diagnostics(&s, "inner");
     assert_eq!(u["state"], "up", "{u}");
     assert_eq!(u["transport"], "http", "{u}");
+    // The caller's correlation id reaches the upstream: its audit trail carries it.
+    let r = call_add(&s, &[("x-request-id", "fed-corr-42")]);
+    assert_eq!(r["result"]["structuredContent"]["sum"], 7.0, "{r}");
+    let inner_dir = inner_data.to_str().unwrap();
+    eventually(15, "the upstream's audit row with the caller's correlation id", || {
+        let (_, out, _) = super::common::cli(&["audit", "tail", "-n", "20", "--data-dir", inner_dir]);
+        out.contains("fed-corr-42")
+    });
+    // A client header named in passthrough_headers replaces the configured one for that
+    // call: the upstream refuses the caller's bad token, and the connection stays up.
+    let r = call_add(&s, &[("authorization", "Bearer wg_callers_own_token")]);
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    assert!(r.to_string().contains("401"), "{r}");
+    let r = call_add(&s, &[]);
+    assert_eq!(r["result"]["structuredContent"]["sum"], 7.0, "{r}");
+    assert_eq!(diagnostics(&s, "inner")["restarts"], 0);
     // The upstream with a wrong key is reported with the upstream's answer, not served.
     let w = diagnostics(&s, "wrongkey");
     assert_ne!(w["state"], "up", "{w}");
