@@ -23,6 +23,9 @@ pub struct LogContext {
     pub tracestate: Option<Box<str>>,
     /// The request span (trace and span id), parent of plugin-call spans.
     pub span: Option<(Arc<crate::spans::TraceContext>, [u8; 8])>,
+    /// The plugin-call span running now: outbound requests (upstreams, plugin HTTP) are its
+    /// children. Unset outside a plugin call.
+    pub call_span: Option<[u8; 8]>,
 }
 
 tokio::task_local! {

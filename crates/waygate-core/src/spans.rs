@@ -105,11 +105,14 @@ pub fn random<const N: usize>() -> [u8; N] {
 }
 
 /// `traceparent` (and `tracestate`) for an outbound request made while serving the current
-/// request — plugin HTTP calls now, upstream MCP requests (headers and `_meta`) with
-/// federation — so the trace continues past Waygate. `None` when spans are not exported.
+/// request — plugin HTTP calls, upstream MCP requests (headers and `_meta`) — so the trace
+/// continues past Waygate: the parent is the plugin-call span running now (else the request
+/// span). `None` when spans are not exported.
 pub fn outbound() -> Option<(String, Option<String>)> {
-    let (trace, span) = crate::logctx::current()?.span?;
-    Some((trace.child_traceparent(span), trace.trace_state.clone()))
+    let c = crate::logctx::current()?;
+    let (trace, span) = c.span?;
+    let parent = c.call_span.unwrap_or(span);
+    Some((trace.child_traceparent(parent), trace.trace_state.clone()))
 }
 
 #[cfg(test)]

@@ -294,7 +294,15 @@ impl Engine {
     ) -> Result<Value, ErrorObject> {
         let started = std::time::Instant::now();
         let wall = std::time::SystemTime::now();
+        // Known before the call, so outbound requests made during it become its children.
+        let call_span = self.span_sink().map(|_| crate::spans::random::<8>());
+        if call_span.is_some() {
+            crate::logctx::update(|c| c.call_span = call_span);
+        }
         let result = self.run_hooked(kind, plugin, invocation, method, name, ctx).await;
+        if call_span.is_some() {
+            crate::logctx::update(|c| c.call_span = None);
+        }
         let outcome = super::outcome_of(&result);
         self.metrics
             .observe_plugin(plugin.name(), super::outcome_index(outcome), started.elapsed());
@@ -309,7 +317,7 @@ impl Engine {
                 };
                 sink.export(crate::spans::SpanRecord {
                     trace_id: trace.trace_id,
-                    span_id: crate::spans::random(),
+                    span_id: call_span.unwrap_or_else(crate::spans::random),
                     parent: Some((parent, false)),
                     sampled: trace.sampled,
                     trace_state: trace.trace_state.clone(),

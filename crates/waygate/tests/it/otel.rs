@@ -208,7 +208,8 @@ fn spans_continue_the_callers_trace_and_nest() {
     assert!(attr(server, "error.type").contains("-32602"), "{server:?}");
 
     // 3. The trace crosses Waygate: an outbound HTTP call made by a plugin carries a
-    // traceparent in the caller's trace, whose parent is Waygate's request span.
+    // traceparent in the caller's trace, whose parent is Waygate's plugin-call span (itself
+    // the request span's child).
     let (trace3, parent3) = ("11111111111111111111111111111111", "2222222222222222");
     let tp3 = format!("00-{trace3}-{parent3}-01");
     let r = s.post(
@@ -231,9 +232,14 @@ fn spans_continue_the_callers_trace_and_nest() {
         .iter()
         .find(|s| s.name == "tools/call http_request")
         .expect("request span");
+    let call = spans
+        .iter()
+        .find(|s| s.name == "execute system")
+        .unwrap_or_else(|| panic!("plugin-call span: {spans:?}"));
+    assert_eq!(call.parent_span_id, server.span_id);
     assert_eq!(
         sent,
-        format!("00-{trace3}-{}-01", hex(&server.span_id)),
+        format!("00-{trace3}-{}-01", hex(&call.span_id)),
         "propagated traceparent"
     );
 

@@ -58,31 +58,34 @@ fn children(pid: u32) -> Vec<u32> {
     out
 }
 
-/// The gateway's request span and the upstream's request span of one trace; asserts the
-/// upstream's is the child of the gateway's, which continues the caller's span.
+/// One trace across the gateway into the upstream: caller → gateway request span →
+/// gateway call span (`execute inner`) → the upstream's request span.
 fn assert_trace_crosses(rx: &std::sync::mpsc::Receiver<(String, opentelemetry_proto::tonic::trace::v1::Span)>) {
     let mut seen = Vec::new();
     // Gateway: request + plugin call; upstream: request + plugin call.
     let spans = spans_of(rx, CALLER_TRACE, 4, &mut seen);
-    let of = |service: &str| -> Vec<_> {
+    let of = |service: &str, name: &str| -> Vec<_> {
         seen.iter()
-            .filter(|(k, s)| k.contains(service) && hex(&s.trace_id) == CALLER_TRACE && s.name == "tools/call add")
+            .filter(|(k, s)| k.contains(service) && hex(&s.trace_id) == CALLER_TRACE && s.name == name)
             .map(|(_, s)| s.clone())
             .collect()
     };
-    let gw = of("gateway");
-    let up = of("inner");
+    let gw = of("gateway", "tools/call add");
+    let call = of("gateway", "execute inner");
+    let up = of("inner", "tools/call add");
     assert_eq!(gw.len(), 1, "gateway request span: {spans:?}");
+    assert_eq!(call.len(), 1, "gateway call span: {spans:?}");
     assert_eq!(up.len(), 1, "upstream request span: {spans:?}");
     assert_eq!(
         hex(&gw[0].parent_span_id),
         CALLER_SPAN,
         "the gateway continues the caller's span"
     );
+    assert_eq!(hex(&call[0].parent_span_id), hex(&gw[0].span_id));
     assert_eq!(
         hex(&up[0].parent_span_id),
-        hex(&gw[0].span_id),
-        "the upstream's span is a child of the gateway's request span"
+        hex(&call[0].span_id),
+        "the upstream's span is a child of the gateway's call span"
     );
 }
 
