@@ -43,6 +43,20 @@ fn otel_section(endpoint: &str, service: &str) -> String {
     format!("[otel]\nendpoint = \"{endpoint}\"\nservice_name = \"{service}\"\nbatch_delay_ms = 200\n")
 }
 
+type Spans = std::sync::mpsc::Receiver<(String, opentelemetry_proto::tonic::trace::v1::Span)>;
+
+/// A test directory, an OTLP receiver, and the data dir and config (exporting to the
+/// receiver as service "inner") of the Waygate that plays the upstream.
+fn traced_setup(tag: &str) -> (TempDir, String, Spans, std::path::PathBuf, std::path::PathBuf) {
+    let (otlp, rx) = receiver();
+    let d = TempDir::new(tag);
+    let inner_data = d.0.join("inner");
+    std::fs::create_dir_all(&inner_data).unwrap();
+    let inner_cfg = d.0.join("inner.toml");
+    std::fs::write(&inner_cfg, format!("version = 3\n{}", otel_section(&otlp, "inner"))).unwrap();
+    (d, otlp, rx, inner_data, inner_cfg)
+}
+
 /// Direct children of `pid` (the spawned upstream processes).
 fn children(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
@@ -60,7 +74,7 @@ fn children(pid: u32) -> Vec<u32> {
 
 /// One trace across the gateway into the upstream: caller → gateway request span →
 /// gateway call span (`execute inner`) → the upstream's request span.
-fn assert_trace_crosses(rx: &std::sync::mpsc::Receiver<(String, opentelemetry_proto::tonic::trace::v1::Span)>) {
+fn assert_trace_crosses(rx: &Spans) {
     let mut seen = Vec::new();
     // Gateway: request + plugin call; upstream: request + plugin call.
     let spans = spans_of(rx, CALLER_TRACE, 4, &mut seen);
@@ -91,12 +105,7 @@ fn assert_trace_crosses(rx: &std::sync::mpsc::Receiver<(String, opentelemetry_pr
 
 #[test]
 fn stdio_upstream_is_served_restarted_observed_and_traced() {
-    let (otlp, rx) = receiver();
-    let d = TempDir::new("up-stdio");
-    let inner_data = d.0.join("inner");
-    std::fs::create_dir_all(&inner_data).unwrap();
-    let inner_cfg = d.0.join("inner.toml");
-    std::fs::write(&inner_cfg, format!("version = 3\n{}", otel_section(&otlp, "inner"))).unwrap();
+    let (d, otlp, rx, inner_data, inner_cfg) = traced_setup("up-stdio");
     let cfg = d.0.join("gateway.toml");
     std::fs::write(
         &cfg,
@@ -195,12 +204,7 @@ fn stdio_upstream_is_served_restarted_observed_and_traced() {
 
 #[test]
 fn http_upstream_gets_its_credentials_and_the_trace() {
-    let (otlp, rx) = receiver();
-    let d = TempDir::new("up-http");
-    let inner_data = d.0.join("inner");
-    std::fs::create_dir_all(&inner_data).unwrap();
-    let inner_cfg = d.0.join("inner.toml");
-    std::fs::write(&inner_cfg, format!("version = 3\n{}", otel_section(&otlp, "inner"))).unwrap();
+    let (d, otlp, rx, inner_data, inner_cfg) = traced_setup("up-http");
     // The upstream requires an API key, as a production MCP server would.
     let (inner, key) = Server::start_auth_with(&inner_data, &["--config", inner_cfg.to_str().unwrap()]);
     let key = key.expect("the upstream's first admin key");
