@@ -221,22 +221,47 @@ impl PluginManager {
     }
 
     async fn start(&self, item: &mut Item) -> Result<(), String> {
-        let (plugin, wasm) = self.instance(&item.spec).await?;
-        item.wasm = wasm;
-        self.registry.load(plugin, json!({})).await.map_err(|e| e.to_string())
+        self.install(item, false).await
     }
 
-    /// A fresh instance; upstreams resolve their secrets from the store here.
-    async fn instance(&self, spec: &Spec) -> Result<Instance, String> {
-        let Spec::Upstream(e) = spec else {
-            return instantiate(spec);
+    /// Create an instance from the item's spec and hand it to the registry (a load, or a
+    /// replacement that drains the old one). An instance the registry did not keep — a
+    /// replacement that failed while its predecessor keeps serving — is shut down at once,
+    /// so an upstream's supervisor or child process never outlives it.
+    async fn install(&self, item: &mut Item, replace: bool) -> Result<(), String> {
+        let (plugin, wasm, upstream) = match &item.spec {
+            Spec::Upstream(e) => {
+                let up = crate::upstreams::start(e, self.store.get(), Arc::downgrade(&self.registry)).await?;
+                (up.clone() as Arc<dyn Plugin>, None, Some(up))
+            }
+            spec => {
+                let (p, w) = instantiate(spec)?;
+                (p, w, None)
+            }
         };
-        let up = crate::upstreams::start(e, self.store.get(), Arc::downgrade(&self.registry)).await?;
-        self.upstreams
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(e.upstream.name.clone(), up.clone());
-        Ok((up, None))
+        let result = if replace {
+            self.registry.replace(plugin.clone()).await
+        } else {
+            self.registry.load(plugin.clone(), json!({})).await
+        };
+        let kept = self
+            .registry
+            .get(plugin.name())
+            .await
+            .is_some_and(|p| Arc::ptr_eq(&p, &plugin));
+        if kept {
+            item.wasm = wasm;
+            if let Some(up) = upstream {
+                let name = up.upstream_name().to_string();
+                self.upstreams
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(name, up);
+            }
+        } else {
+            plugin.shutdown().await;
+        }
+        result.map_err(|e| e.to_string())
     }
 
     fn forget_upstream(&self, name: &str) {
@@ -380,9 +405,7 @@ impl PluginManager {
         if !item.enabled {
             return Err((409, format!("{name:?} is disabled; enable it")));
         }
-        let (plugin, wasm) = self.instance(&item.spec).await.map_err(|e| (422, e))?;
-        self.registry.replace(plugin).await.map_err(|e| (422, e.to_string()))?;
-        item.wasm = wasm;
+        self.install(item, true).await.map_err(|e| (422, e))?;
         self.rebuild_hooks(&items);
         Ok(())
     }
