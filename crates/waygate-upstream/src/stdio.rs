@@ -83,6 +83,14 @@ impl StdioWire {
                     _ = k.cancelled() => break,
                 };
                 line.push(b'\n');
+                // Whatever else is queued goes out in the same write (one syscall under load).
+                while let Ok(more) = rx.try_recv() {
+                    line.extend_from_slice(&more);
+                    line.push(b'\n');
+                    if line.len() > 1 << 20 {
+                        break;
+                    }
+                }
                 if stdin.write_all(&line).await.is_err() || stdin.flush().await.is_err() {
                     break;
                 }
