@@ -160,7 +160,10 @@ impl Operations for ServeOps {
                     up.status().label(),
                     up.describe()["last_error"].as_str().unwrap_or("not connected")
                 )),
-                None => Some(format!("required upstream {} is not running", u.name)),
+                None => Some(match self.plugins.get().and_then(|m| m.upstream_error(&u.name)) {
+                    Some(why) => format!("required upstream {} could not be started: {why}", u.name),
+                    None => format!("required upstream {} is not running", u.name),
+                }),
             })
             .collect()
     }
@@ -208,7 +211,10 @@ impl Operations for ServeOps {
                     let mut row = match live.iter().find(|l| l.upstream_name() == u.name) {
                         Some(l) => l.describe(),
                         None if u.enabled == Some(false) => json!({"state": "disabled"}),
-                        None => json!({"state": "not started"}),
+                        None => json!({
+                            "state": "not started",
+                            "last_error": self.plugins.get().and_then(|m| m.upstream_error(&u.name)),
+                        }),
                     };
                     row["name"] = json!(u.name);
                     row["transport"] = json!(u.transport);

@@ -92,6 +92,8 @@ pub struct PluginManager {
     pub pins: OnceLock<Arc<pinning::PinGate>>,
     /// Live upstream clients by name, readable without the async lock (metrics, `/ready`).
     upstreams: std::sync::RwLock<BTreeMap<String, Arc<Upstream>>>,
+    /// Why an upstream could not even be created (bad reference, unsupported transport).
+    upstream_errors: std::sync::RwLock<BTreeMap<String, String>>,
 }
 
 /// The plugins a configuration asks for, in load order (plus `--plugin` names).
@@ -171,6 +173,7 @@ impl PluginManager {
             hooks: std::sync::Mutex::new(Vec::new()),
             pins: OnceLock::new(),
             upstreams: std::sync::RwLock::new(BTreeMap::new()),
+            upstream_errors: std::sync::RwLock::new(BTreeMap::new()),
         })
     }
 
@@ -231,7 +234,19 @@ impl PluginManager {
     async fn install(&self, item: &mut Item, replace: bool) -> Result<(), String> {
         let (plugin, wasm, upstream) = match &item.spec {
             Spec::Upstream(e) => {
-                let up = crate::upstreams::start(e, self.store.get(), Arc::downgrade(&self.registry)).await?;
+                let started = crate::upstreams::start(e, self.store.get(), Arc::downgrade(&self.registry)).await;
+                let mut errors = self.upstream_errors.write().unwrap_or_else(|e| e.into_inner());
+                let up = match started {
+                    Ok(up) => {
+                        errors.remove(&e.upstream.name);
+                        up
+                    }
+                    Err(why) => {
+                        errors.insert(e.upstream.name.clone(), why.clone());
+                        return Err(why);
+                    }
+                };
+                drop(errors);
                 (up.clone() as Arc<dyn Plugin>, None, Some(up))
             }
             spec => {
@@ -262,6 +277,15 @@ impl PluginManager {
             plugin.shutdown().await;
         }
         result.map_err(|e| e.to_string())
+    }
+
+    /// Why a configured upstream could not be created, if it could not.
+    pub fn upstream_error(&self, name: &str) -> Option<String> {
+        self.upstream_errors
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 
     fn forget_upstream(&self, name: &str) {

@@ -262,7 +262,8 @@ fn a_required_upstream_that_is_down_makes_ready_answer_503_with_the_reason() {
     std::fs::write(
         &cfg,
         "version = 3\n[[upstreams]]\nname = \"broken\"\ntransport = \"stdio\"\ncommand = \"/nonexistent/mcp-server\"\nrequired = true\n\
-         [[upstreams]]\nname = \"optional\"\ntransport = \"stdio\"\ncommand = \"/nonexistent/other\"\n",
+         [[upstreams]]\nname = \"optional\"\ntransport = \"stdio\"\ncommand = \"/nonexistent/other\"\n\
+         [[upstreams]]\nname = \"legacy\"\ntransport = \"sse\"\nurl = \"http://127.0.0.1:9/sse\"\n",
     )
     .unwrap();
     let s = Server::start_unready(&d.0, &["--config", cfg.to_str().unwrap()]);
@@ -279,6 +280,10 @@ fn a_required_upstream_that_is_down_makes_ready_answer_503_with_the_reason() {
     assert_eq!(r["result"]["structuredContent"]["sum"], 7.0, "{r}");
     let u = diagnostics(&s, "broken");
     assert!(u["failed_connects"].as_u64().unwrap_or(0) >= 1, "{u}");
+    // An upstream that cannot even be created says why.
+    let l = diagnostics(&s, "legacy");
+    assert_eq!(l["state"], "not started", "{l}");
+    assert!(l["last_error"].as_str().unwrap_or_default().contains("HTTP+SSE"), "{l}");
 }
 
 #[test]
