@@ -72,6 +72,8 @@ pub struct Metrics {
     limited: [AtomicU64; 4],
     /// Requests refused by an authorization rule (or the default).
     pub denied: AtomicU64,
+    /// Rejections by limit kind × configured rule (a tool name or `*`; bounded by config).
+    limited_rules: RwLock<HashMap<(usize, String), Arc<AtomicU64>>>,
 }
 
 /// Kinds of limits that reject requests: the caller's bucket, a tool quota, a tool's
@@ -109,6 +111,23 @@ impl Metrics {
         }
     }
 
+    /// Count a rejection by a per-tool rule (`rule` is the configured key: a tool or `*`).
+    pub fn rate_limited_by(&self, kind: &str, rule: &str) {
+        self.rate_limited(kind);
+        let Some(i) = LIMIT_KINDS.iter().position(|k| *k == kind) else {
+            return;
+        };
+        let key = (i, rule.to_string());
+        if let Some(c) = self.limited_rules.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            c.fetch_add(1, Relaxed);
+            return;
+        }
+        let mut m = self.limited_rules.write().unwrap_or_else(|e| e.into_inner());
+        if m.len() < 10_000 {
+            m.entry(key).or_default().fetch_add(1, Relaxed);
+        }
+    }
+
     /// Render everything in the Prometheus text exposition format.
     pub fn render(&self, out: &mut String) {
         let _ = writeln!(
@@ -119,6 +138,23 @@ impl Metrics {
         for (k, c) in LIMIT_KINDS.iter().zip(&self.limited) {
             let _ = writeln!(out, "waygate_rate_limited_total{{limit=\"{k}\"}} {}", c.load(Relaxed));
         }
+        let _ = writeln!(
+            out,
+            "# HELP waygate_rate_limited_by_rule_total Rejections by a per-tool limit, by kind and configured rule (tool name or *)."
+        );
+        let _ = writeln!(out, "# TYPE waygate_rate_limited_by_rule_total counter");
+        let rules = self.limited_rules.read().unwrap_or_else(|e| e.into_inner());
+        let mut rows: Vec<(&(usize, String), u64)> = rules.iter().map(|(k, v)| (k, v.load(Relaxed))).collect();
+        rows.sort();
+        for ((kind, rule), v) in rows {
+            let _ = writeln!(
+                out,
+                "waygate_rate_limited_by_rule_total{{limit=\"{}\",rule=\"{}\"}} {v}",
+                LIMIT_KINDS[*kind],
+                escape(rule)
+            );
+        }
+        drop(rules);
         let _ = writeln!(
             out,
             "# HELP waygate_authz_denied_total Requests refused by authorization policy."

@@ -162,6 +162,15 @@ impl ToolLimits {
         self.by_tool.is_empty()
     }
 
+    /// The configured rule that applies to `tool`: its own name, or `*`.
+    pub fn rule_of<'a>(&'a self, tool: &'a str) -> &'a str {
+        if self.by_tool.contains_key(tool) {
+            tool
+        } else {
+            "*"
+        }
+    }
+
     fn entry(&self, tool: &str) -> Option<&ToolEntry> {
         self.by_tool.get(tool).or_else(|| self.by_tool.get("*"))
     }

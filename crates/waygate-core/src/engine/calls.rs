@@ -57,7 +57,9 @@ impl Engine {
         let limits = self.tool_limits();
         let _slot = match limits.map(|l| l.acquire(&name)) {
             Some(Err(cap)) => {
-                self.metrics.rate_limited("concurrency");
+                if let Some(l) = limits {
+                    self.metrics.rate_limited_by("concurrency", l.rule_of(&name));
+                }
                 return Ok(error_result(format!(
                     "Tool {name:?} is already running {cap} calls, its limit; retry in a moment."
                 )));
@@ -96,7 +98,9 @@ impl Engine {
                 Ok(r) => r,
                 // Dropping the future cancels the plugin's work at its next await point.
                 Err(_) => {
-                    self.metrics.rate_limited("timeout");
+                    if let Some(l) = limits {
+                        self.metrics.rate_limited_by("timeout", l.rule_of(&name));
+                    }
                     Ok(error_result(format!(
                         "Tool {name:?} did not finish within its time limit of {} ms.",
                         t.as_millis()

@@ -134,7 +134,7 @@ impl Engine {
         let caller = ctx.principal.as_ref().map(|p| p.id.as_str()).unwrap_or("anonymous");
         let wait = limits.check(caller, tool).await.err()?;
         let ms = wait.as_millis().max(1);
-        self.metrics.rate_limited("tool");
+        self.metrics.rate_limited_by("tool", limits.rule_of(tool));
         Some(crate::util::error_result(format!(
             "Rate limit for tool {tool:?} exceeded; retry after {ms} ms."
         )))

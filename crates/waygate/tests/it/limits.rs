@@ -31,6 +31,13 @@ fn caller_and_tool_limits() {
         .as_str()
         .unwrap()
         .contains("retry after"));
+    // Counted by kind and by the rule that refused it.
+    let m = s.request("GET", "/metrics", &[], b"").text();
+    assert!(m.contains("waygate_rate_limited_total{limit=\"tool\"} 1"), "{m}");
+    assert!(
+        m.contains("waygate_rate_limited_by_rule_total{limit=\"tool\",rule=\"add\"} 1"),
+        "{m}"
+    );
     // Other tools are not affected by the add quota; the caller budget (8) runs out next.
     let mut statuses = Vec::new();
     for i in 0..8 {
