@@ -391,3 +391,96 @@ fn progress_resources_prompts_timeouts_and_a_server_that_is_not_mcp() {
     assert_eq!(g["tools"], 0, "{g}");
     assert_eq!(s.request("GET", "/health", &[], b"").status, 200);
 }
+
+/// `(node, server-everything's dist/index.js)` from the environment `.ci/run` sets up, or
+/// `None` (skip) unless `WAYGATE_TEST_REQUIRE_THIRD_PARTY` makes it a failure.
+fn everything_server() -> Option<(String, String)> {
+    match (
+        std::env::var("WAYGATE_TEST_NODE"),
+        std::env::var("WAYGATE_TEST_EVERYTHING"),
+    ) {
+        (Ok(node), Ok(js)) => Some((node, js)),
+        _ => {
+            assert!(
+                std::env::var_os("WAYGATE_TEST_REQUIRE_THIRD_PARTY").is_none(),
+                "WAYGATE_TEST_NODE and WAYGATE_TEST_EVERYTHING must name node and server-everything"
+            );
+            eprintln!("skipped: set WAYGATE_TEST_NODE and WAYGATE_TEST_EVERYTHING (see .ci/run)");
+            None
+        }
+    }
+}
+
+/// A third-party upstream: the official reference server `@modelcontextprotocol/server-everything`
+/// (TypeScript SDK) over stdio — tools served through the gateway, progress relayed, its
+/// `list_changed` before the handshake answer tolerated, and its environment limited to the
+/// basics plus the configured variables.
+#[test]
+fn third_party_reference_server_behind_the_gateway() {
+    let Some((node, js)) = everything_server() else { return };
+    let d = TempDir::new("up-everything");
+    let cfg = d.0.join("gateway.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 3\n[plugins]\ndemo = false\n\
+             [[upstreams]]\nname = \"everything\"\ntransport = \"stdio\"\ncommand = \"{node}\"\n\
+             args = [\"{js}\", \"stdio\"]\nenv = {{ EV_TOKEN = \"tok-123\" }}\nrequired = true\n"
+        ),
+    )
+    .unwrap();
+    let s = Server::start_in(Some(&d.0), &["--config", cfg.to_str().unwrap()]);
+    let list = s
+        .post(&json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}), &[])
+        .json();
+    let names: Vec<&str> = list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(names.contains(&"echo") && names.contains(&"get-sum"), "{list}");
+    let call = |id: i64, name: &str, args: Value| {
+        s.post(
+            &json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":name,"arguments":args}}),
+            &[],
+        )
+        .json()
+    };
+    let r = call(2, "echo", json!({"message": "through the gateway"}));
+    assert_eq!(r["result"]["content"][0]["text"], "Echo: through the gateway", "{r}");
+    let r = call(3, "get-sum", json!({"a": 2, "b": 5}));
+    assert!(r.to_string().contains("is 7"), "{r}");
+    // The child sees the configured variable and none of the gateway's own environment.
+    let r = call(4, "get-env", json!({}));
+    let env = r["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(env.contains("\"EV_TOKEN\": \"tok-123\""), "{env}");
+    assert!(!env.contains("CARGO_") && !env.contains("WAYGATE_"), "{env}");
+    // Progress from the upstream reaches the caller under the caller's token.
+    const MODERN: &str = "2026-07-28";
+    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+        "name": "trigger-long-running-operation", "arguments": {"duration": 1, "steps": 3},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": MODERN,
+                  "io.modelcontextprotocol/clientCapabilities": {}, "progressToken": "p-ev"}}});
+    let r = s.post(
+        &body,
+        &[
+            ("mcp-protocol-version", MODERN),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "trigger-long-running-operation"),
+        ],
+    );
+    let msgs = r.sse_messages();
+    let progress = msgs
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress" && m["params"]["progressToken"] == "p-ev")
+        .count();
+    assert!(progress >= 2, "{msgs:?}");
+    assert_eq!(msgs.last().unwrap()["id"], 9, "{msgs:?}");
+    let u = diagnostics(&s, "everything");
+    assert_eq!(u["server_info"]["name"], "mcp-servers/everything", "{u}");
+    assert_eq!(u["state"], "up", "{u}");
+}
