@@ -484,3 +484,67 @@ fn third_party_reference_server_behind_the_gateway() {
     assert_eq!(u["server_info"]["name"], "mcp-servers/everything", "{u}");
     assert_eq!(u["state"], "up", "{u}");
 }
+
+/// `waygate serve` on a fixed loopback address (so it can come back on the same one).
+fn serve_at(addr: &str, data: &std::path::Path) -> std::process::Child {
+    let child = std::process::Command::new(bin())
+        .args(["serve", "--no-auth", "--no-audit", "--listen", addr, "--data-dir"])
+        .arg(data)
+        .env("WAYGATE_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually(15, "the upstream to listen", || {
+        std::net::TcpStream::connect(addr).is_ok() && super::common::http(addr, "GET", "/ready", &[], b"").status == 200
+    });
+    child
+}
+
+/// A remote upstream that goes away and comes back: calls fail with a clear tool error while
+/// it is gone, the supervisor notices (failed request or ping), reconnects with a new session
+/// once it is back, counts the restart, and the tools work again.
+#[test]
+fn http_upstream_that_restarts_is_reconnected() {
+    let d = TempDir::new("up-http-restart");
+    let inner_data = d.0.join("inner");
+    std::fs::create_dir_all(&inner_data).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut inner = serve_at(&addr, &inner_data);
+    let cfg = d.0.join("gateway.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 3\n[plugins]\ndemo = false\n\
+             [[upstreams]]\nname = \"inner\"\ntransport = \"http\"\nurl = \"http://{addr}/mcp\"\n\
+             health_interval_secs = 1\n"
+        ),
+    )
+    .unwrap();
+    let gw_data = d.0.join("gw");
+    std::fs::create_dir_all(&gw_data).unwrap();
+    let s = Server::start_in(Some(&gw_data), &["--config", cfg.to_str().unwrap()]);
+    eventually(10, "the upstream's tools", || {
+        call_add(&s, &[])["result"]["structuredContent"]["sum"] == 7.0
+    });
+    let _ = inner.kill();
+    let _ = inner.wait();
+    let r = call_add(&s, &[]);
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    assert!(r.to_string().contains("upstream inner"), "{r}");
+    eventually(10, "the gateway to notice", || {
+        diagnostics(&s, "inner")["state"] == "reconnecting"
+    });
+    let mut inner = serve_at(&addr, &inner_data);
+    eventually(40, "the reconnect", || diagnostics(&s, "inner")["state"] == "up");
+    assert_eq!(diagnostics(&s, "inner")["restarts"], 1);
+    let r = call_add(&s, &[]);
+    assert_eq!(r["result"]["structuredContent"]["sum"], 7.0, "{r}");
+    let _ = inner.kill();
+    let _ = inner.wait();
+}
