@@ -55,7 +55,20 @@ pub enum Wiring {
     Http(HttpTarget),
 }
 
-pub struct Upstream {
+/// The plugin handle the registry holds. The supervisor task holds only the [`Shared`]
+/// state, so the handle's reference count still tells the registry when in-flight calls
+/// have drained (a supervisor holding the handle would make every drain wait its timeout).
+pub struct Upstream(Arc<Shared>);
+
+impl std::ops::Deref for Upstream {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The state an upstream's supervisor shares with its plugin handle.
+pub struct Shared {
     spec: UpstreamSpec,
     client: RwLock<Option<Arc<Client>>>,
     stats: Stats,
@@ -67,7 +80,6 @@ pub struct Upstream {
     notes: Mutex<Option<mpsc::UnboundedReceiver<Notification>>>,
     notes_tx: mpsc::UnboundedSender<Notification>,
     ever_up: AtomicBool,
-    me: Weak<Upstream>,
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -78,7 +90,7 @@ impl Upstream {
     /// `registry` is where the supervisor republishes this upstream's lists.
     pub fn new(spec: UpstreamSpec, registry: Weak<PluginRegistry>) -> Arc<Upstream> {
         let (tx, rx) = mpsc::unbounded_channel();
-        Arc::new_cyclic(|me| Upstream {
+        Arc::new(Upstream(Arc::new(Shared {
             spec,
             client: RwLock::new(None),
             stats: Stats::new(),
@@ -89,10 +101,20 @@ impl Upstream {
             notes: Mutex::new(Some(rx)),
             notes_tx: tx,
             ever_up: AtomicBool::new(false),
-            me: me.clone(),
-        })
+        })))
     }
 
+    fn ensure_supervisor(&self) {
+        if self.supervising.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Some(notes) = self.notes.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            tokio::spawn(self.0.clone().supervise(notes));
+        }
+    }
+}
+
+impl Shared {
     pub fn upstream_name(&self) -> &str {
         &self.spec.name
     }
@@ -174,19 +196,6 @@ impl Upstream {
             tokio::spawn(async move { c.close().await });
             self.lost.notify_one();
         }
-    }
-
-    fn ensure_supervisor(&self) {
-        if self.supervising.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let (Some(me), Some(notes)) = (
-            self.me.upgrade(),
-            self.notes.lock().unwrap_or_else(|e| e.into_inner()).take(),
-        ) else {
-            return;
-        };
-        tokio::spawn(me.supervise(notes));
     }
 
     async fn supervise(self: Arc<Self>, mut notes: mpsc::UnboundedReceiver<Notification>) {
@@ -406,7 +415,7 @@ impl Plugin for Upstream {
     }
 }
 
-impl Upstream {
+impl Shared {
     /// HTTP headers for a forwarded request: the caller's correlation id (so the upstream's
     /// logs and audit carry the same id) and the client headers this upstream asked for.
     fn forwarded(&self, ctx: &CallContext) -> Vec<(Box<str>, Box<str>)> {

@@ -548,3 +548,50 @@ fn http_upstream_that_restarts_is_reconnected() {
     let _ = inner.kill();
     let _ = inner.wait();
 }
+
+/// Upstreams follow the config file: one added while serving joins the catalog (its `add`
+/// collides with the demo plugin's and is exposed as `inner__add`); removed, its tools leave
+/// the catalog and its process is stopped — no orphan.
+#[test]
+fn upstreams_follow_config_reloads_without_orphans() {
+    let d = TempDir::new("up-reload");
+    let inner_data = d.0.join("inner");
+    std::fs::create_dir_all(&inner_data).unwrap();
+    let cfg = d.0.join("gateway.toml");
+    std::fs::write(&cfg, "version = 3\n").unwrap();
+    let gw_data = d.0.join("gw");
+    std::fs::create_dir_all(&gw_data).unwrap();
+    let s = Server::start_in(Some(&gw_data), &["--config", cfg.to_str().unwrap()]);
+    assert!(children(s.pid()).is_empty());
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 3\n[[upstreams]]\nname = \"inner\"\ntransport = \"stdio\"\ncommand = \"{}\"\n\
+             args = [\"serve\", \"--stdio\", \"--data-dir\", \"{}\"]\n",
+            bin(),
+            inner_data.display()
+        ),
+    )
+    .unwrap();
+    let call = |name: &str| {
+        s.post(
+            &json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":name,"arguments":{"a":2,"b":5}}}),
+            &[],
+        )
+        .json()
+    };
+    eventually(20, "the added upstream's tools", || {
+        call("inner__add")["result"]["structuredContent"]["sum"] == 7.0
+    });
+    assert_eq!(children(s.pid()).len(), 1);
+    assert_eq!(
+        call("add")["result"]["structuredContent"]["sum"],
+        7.0,
+        "the demo plugin keeps its name"
+    );
+    std::fs::write(&cfg, "version = 3\n").unwrap();
+    eventually(20, "the removed upstream's tools to go", || {
+        call("inner__add").get("error").is_some()
+    });
+    eventually(10, "its process to stop", || children(s.pid()).is_empty());
+}
