@@ -47,6 +47,11 @@ pub fn current() -> Option<LogContext> {
     CTX.try_with(|c| c.borrow().clone()).ok()
 }
 
+/// Read the current context without copying it (hot paths); `None` outside a scope.
+pub fn with<T>(f: impl FnOnce(&LogContext) -> T) -> Option<T> {
+    CTX.try_with(|c| f(&c.borrow())).ok()
+}
+
 /// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), if well formed.
 pub fn trace_id_of(tp: &str) -> Option<&str> {
     let mut parts = tp.trim().split('-');

@@ -109,10 +109,11 @@ pub fn random<const N: usize>() -> [u8; N] {
 /// continues past Waygate: the parent is the plugin-call span running now (else the request
 /// span). `None` when spans are not exported.
 pub fn outbound() -> Option<(String, Option<String>)> {
-    let c = crate::logctx::current()?;
-    let (trace, span) = c.span?;
-    let parent = c.call_span.unwrap_or(span);
-    Some((trace.child_traceparent(parent), trace.trace_state.clone()))
+    crate::logctx::with(|c| {
+        let (trace, span) = c.span.as_ref()?;
+        let parent = c.call_span.unwrap_or(*span);
+        Some((trace.child_traceparent(parent), trace.trace_state.clone()))
+    })?
 }
 
 #[cfg(test)]

@@ -89,7 +89,7 @@ impl Inbound {
                 if let Some(id) = id.as_i64() {
                     let waiter = self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
                     if let Some(w) = waiter {
-                        let _ = w.send(response_of(&msg));
+                        let _ = w.send(response_of(msg));
                     }
                 }
                 None
@@ -144,11 +144,14 @@ fn answer_server_request(method: &str, id: &Value) -> Value {
 }
 
 /// `result` or the error of a response message.
-pub(crate) fn response_of(msg: &Value) -> Result<Value, UpstreamError> {
-    match (msg.get("result"), msg.get("error")) {
-        (Some(r), None) => Ok(r.clone()),
-        (_, Some(e)) => Err(UpstreamError::from_error_object(e)),
-        (None, None) => Err(UpstreamError::Protocol("response without result or error".into())),
+/// Takes the message apart instead of cloning the result (it can be large).
+pub(crate) fn response_of(mut msg: Value) -> Result<Value, UpstreamError> {
+    if let Some(e) = msg.get("error") {
+        return Err(UpstreamError::from_error_object(e));
+    }
+    match msg.as_object_mut().and_then(|o| o.remove("result")) {
+        Some(r) => Ok(r),
+        None => Err(UpstreamError::Protocol("response without result or error".into())),
     }
 }
 
@@ -302,7 +305,7 @@ impl Client {
                     )
                     .await?
                 {
-                    Some(resp) => response_of(&resp),
+                    Some(resp) => response_of(resp),
                     None => Err(UpstreamError::Protocol("no response to a request".into())),
                 },
             }
