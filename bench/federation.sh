@@ -7,18 +7,8 @@
 # `--no-auth --no-audit` everywhere. Rounds alternate; read the medians.
 #
 #   bench/federation.sh [ROUNDS=5]
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
-DIR=${BENCH_DIR:-/tmp/waygate-bench}
 ROUNDS=${1:-5}
-mkdir -p "$DIR" && cp -r "$SHARED"/. "$DIR"/
-(cd "$DIR/rust" && env -u CARGO_TARGET_DIR cargo build --release --locked -p loadgen >/dev/null 2>&1)
-LG="$DIR/rust/target/release/loadgen"
-(cd "$ROOT" && cargo build --release -p waygate >/dev/null 2>&1)
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/waygate
-BODY="$DIR/bodies/tools_call_modern.json"
-OUT=$(mktemp)
+source "$(dirname "$0")/common.sh"
 
 wait_ready() { for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$1/ready" >/dev/null && return; sleep 0.05; done; }
 

@@ -7,18 +7,8 @@
 # the median of the paired losses are what to read.
 #
 #   bench/security.sh [ROUNDS=8]
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
-DIR=${BENCH_DIR:-/tmp/waygate-bench}
 ROUNDS=${1:-8}
-mkdir -p "$DIR" && cp -r "$SHARED"/. "$DIR"/
-(cd "$DIR/rust" && env -u CARGO_TARGET_DIR cargo build --release --locked -p loadgen >/dev/null 2>&1)
-LG="$DIR/rust/target/release/loadgen"
-(cd "$ROOT" && cargo build --release -p waygate >/dev/null 2>&1)
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/waygate
-BODY="$DIR/bodies/tools_call_modern.json"
-OUT=$(mktemp)
+source "$(dirname "$0")/common.sh"
 
 run() { # $1 label, rest: extra serve args; appends "label req/s"
   local label=$1; shift

@@ -57,6 +57,38 @@ fn traced_setup(tag: &str) -> (TempDir, String, Spans, std::path::PathBuf, std::
     (d, otlp, rx, inner_data, inner_cfg)
 }
 
+/// A 2026-07-28 `tools/call` (id 9) with a progress token, answered as SSE: the progress
+/// notifications carrying the caller's token (asserted to be at least `min`) and the
+/// final message (asserted to answer id 9).
+fn call_with_progress(s: &Server, tool: &str, args: Value, token: &str, min: usize) -> Value {
+    const MODERN: &str = "2026-07-28";
+    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+        "name": tool, "arguments": args,
+        "_meta": {"io.modelcontextprotocol/protocolVersion": MODERN,
+                  "io.modelcontextprotocol/clientCapabilities": {}, "progressToken": token}}});
+    let r = s.post(
+        &body,
+        &[
+            ("mcp-protocol-version", MODERN),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", tool),
+        ],
+    );
+    let msgs = r.sse_messages();
+    let progress: Vec<&Value> = msgs
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
+    assert!(progress.len() >= min, "{msgs:?}");
+    assert!(
+        progress.iter().all(|p| p["params"]["progressToken"] == token),
+        "{msgs:?}"
+    );
+    let last = msgs.last().cloned().unwrap_or_default();
+    assert_eq!(last["id"], 9, "{msgs:?}");
+    last
+}
+
 /// Direct children of `pid` (the spawned upstream processes).
 fn children(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
@@ -310,31 +342,8 @@ fn progress_resources_prompts_timeouts_and_a_server_that_is_not_mcp() {
     let s = Server::start_in(Some(&gw_data), &["--config", cfg.to_str().unwrap()]);
 
     // Progress from the upstream reaches the caller under the caller's own token.
-    const MODERN: &str = "2026-07-28";
-    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
-        "name": "countdown", "arguments": {"n": 3},
-        "_meta": {"io.modelcontextprotocol/protocolVersion": MODERN,
-                  "io.modelcontextprotocol/clientCapabilities": {}, "progressToken": "mine"}}});
-    let r = s.post(
-        &body,
-        &[
-            ("mcp-protocol-version", MODERN),
-            ("mcp-method", "tools/call"),
-            ("mcp-name", "countdown"),
-        ],
-    );
-    let msgs = r.sse_messages();
-    let progress: Vec<&Value> = msgs
-        .iter()
-        .filter(|m| m["method"] == "notifications/progress")
-        .collect();
-    assert!(progress.len() >= 3, "{msgs:?}");
-    assert!(
-        progress.iter().all(|p| p["params"]["progressToken"] == "mine"),
-        "{msgs:?}"
-    );
-    assert_eq!(msgs.last().unwrap()["id"], 9, "{msgs:?}");
-    assert!(msgs.last().unwrap()["result"]["content"].is_array(), "{msgs:?}");
+    let last = call_with_progress(&s, "countdown", json!({"n": 3}), "mine", 3);
+    assert!(last["result"]["content"].is_array(), "{last}");
 
     // Resources and prompts of the upstream are served too.
     let read = s
@@ -460,26 +469,13 @@ fn third_party_reference_server_behind_the_gateway() {
     assert!(env.contains("\"EV_TOKEN\": \"tok-123\""), "{env}");
     assert!(!env.contains("CARGO_") && !env.contains("WAYGATE_"), "{env}");
     // Progress from the upstream reaches the caller under the caller's token.
-    const MODERN: &str = "2026-07-28";
-    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
-        "name": "trigger-long-running-operation", "arguments": {"duration": 1, "steps": 3},
-        "_meta": {"io.modelcontextprotocol/protocolVersion": MODERN,
-                  "io.modelcontextprotocol/clientCapabilities": {}, "progressToken": "p-ev"}}});
-    let r = s.post(
-        &body,
-        &[
-            ("mcp-protocol-version", MODERN),
-            ("mcp-method", "tools/call"),
-            ("mcp-name", "trigger-long-running-operation"),
-        ],
+    call_with_progress(
+        &s,
+        "trigger-long-running-operation",
+        json!({"duration": 1, "steps": 3}),
+        "p-ev",
+        2,
     );
-    let msgs = r.sse_messages();
-    let progress = msgs
-        .iter()
-        .filter(|m| m["method"] == "notifications/progress" && m["params"]["progressToken"] == "p-ev")
-        .count();
-    assert!(progress >= 2, "{msgs:?}");
-    assert_eq!(msgs.last().unwrap()["id"], 9, "{msgs:?}");
     let u = diagnostics(&s, "everything");
     assert_eq!(u["server_info"]["name"], "mcp-servers/everything", "{u}");
     assert_eq!(u["state"], "up", "{u}");
