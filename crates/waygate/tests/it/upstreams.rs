@@ -57,6 +57,20 @@ fn traced_setup(tag: &str) -> (TempDir, String, Spans, std::path::PathBuf, std::
     (d, otlp, rx, inner_data, inner_cfg)
 }
 
+/// `tools/list` through the gateway names every one of `tools`.
+fn assert_lists(s: &Server, tools: &[&str]) {
+    let list = s
+        .post(&json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}), &[])
+        .json();
+    let names: Vec<&str> = list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(tools.iter().all(|t| names.contains(t)), "{list}");
+}
+
 /// A 2026-07-28 `tools/call` (id 9) with a progress token, answered as SSE: the progress
 /// notifications carrying the caller's token (asserted to be at least `min`) and the
 /// final message (asserted to answer id 9).
@@ -157,16 +171,7 @@ fn stdio_upstream_is_served_restarted_observed_and_traced() {
     std::fs::create_dir_all(&gw_data).unwrap();
     // Ready only once the required upstream is connected.
     let s = Server::start_in(Some(&gw_data), &["--config", cfg.to_str().unwrap()]);
-    let list = s
-        .post(&json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}), &[])
-        .json();
-    let names: Vec<&str> = list["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
-    assert!(names.contains(&"add") && names.contains(&"echo"), "{list}");
+    assert_lists(&s, &["add", "echo"]);
 
     // A call crosses into the upstream over stdio; the trace goes along in `_meta`.
     let tp = format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01");
@@ -439,16 +444,7 @@ fn third_party_reference_server_behind_the_gateway() {
     )
     .unwrap();
     let s = Server::start_in(Some(&d.0), &["--config", cfg.to_str().unwrap()]);
-    let list = s
-        .post(&json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}), &[])
-        .json();
-    let names: Vec<&str> = list["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
-    assert!(names.contains(&"echo") && names.contains(&"get-sum"), "{list}");
+    assert_lists(&s, &["echo", "get-sum"]);
     let call = |id: i64, name: &str, args: Value| {
         s.post(
             &json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":name,"arguments":args}}),
