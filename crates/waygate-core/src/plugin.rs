@@ -173,6 +173,12 @@ pub trait Plugin: Send + Sync + 'static {
         Box::pin(async {})
     }
 
+    /// Extra attributes for the span of a call this plugin serves; a plugin that calls
+    /// another server (an upstream) names it here and its calls become CLIENT spans.
+    fn span_attributes(&self) -> Option<Vec<(&'static str, String)>> {
+        None
+    }
+
     /// Why the plugin stopped working on its own (a sandboxed plugin that keeps trapping),
     /// so the registry can report it failed until it is reloaded.
     fn failure(&self) -> Option<String> {

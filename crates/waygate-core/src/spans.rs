@@ -13,6 +13,8 @@ use std::time::SystemTime;
 pub enum SpanKind {
     Server,
     Internal,
+    /// A call the gateway makes to another server (an upstream).
+    Client,
 }
 
 /// A finished span.

@@ -410,6 +410,29 @@ impl Plugin for Upstream {
         })
     }
 
+    /// The call span names the upstream and how it is reached (OpenTelemetry semantic
+    /// conventions for a client call).
+    fn span_attributes(&self) -> Option<Vec<(&'static str, String)>> {
+        let mut a = vec![("waygate.upstream", self.spec.name.clone())];
+        match &self.spec.wiring {
+            Wiring::Stdio(s) => {
+                a.push(("network.transport", "pipe".into()));
+                a.push(("process.executable.name", s.command.clone()));
+            }
+            Wiring::Http(h) => {
+                a.push(("network.transport", "tcp".into()));
+                a.push(("server.address", h.url.host_str().unwrap_or_default().to_string()));
+                if let Some(p) = h.url.port_or_known_default() {
+                    a.push(("server.port", p.to_string()));
+                }
+            }
+        }
+        if let Some(c) = self.current() {
+            a.push(("mcp.protocol.version", c.protocol_version.clone()));
+        }
+        Some(a)
+    }
+
     fn failure(&self) -> Option<String> {
         (self.status() == Status::Reconnecting).then(|| self.unavailable())
     }

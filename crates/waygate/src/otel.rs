@@ -177,6 +177,7 @@ impl SpanSink for OtelSink {
         let kind = match r.kind {
             waygate_core::spans::SpanKind::Server => SpanKind::Server,
             waygate_core::spans::SpanKind::Internal => SpanKind::Internal,
+            waygate_core::spans::SpanKind::Client => SpanKind::Client,
         };
         let attrs: Vec<KeyValue> = r.attributes.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect();
         let builder = self

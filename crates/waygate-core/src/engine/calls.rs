@@ -312,6 +312,7 @@ impl Engine {
             .observe_plugin(plugin.name(), super::outcome_index(outcome), started.elapsed());
         if let Some(sink) = self.span_sink() {
             if let Some((trace, parent)) = crate::logctx::current().and_then(|c| c.span) {
+                let extra = plugin.span_attributes();
                 let error = match &result {
                     Err(e) => Some((e.code.to_string(), e.message.clone())),
                     Ok(_) if outcome == "tool_error" => {
@@ -326,15 +327,23 @@ impl Engine {
                     sampled: trace.sampled,
                     trace_state: trace.trace_state.clone(),
                     name: format!("execute {}", plugin.name()),
-                    kind: crate::spans::SpanKind::Internal,
+                    kind: if extra.is_some() {
+                        crate::spans::SpanKind::Client
+                    } else {
+                        crate::spans::SpanKind::Internal
+                    },
                     start: wall,
                     end: std::time::SystemTime::now(),
-                    attributes: vec![
-                        ("mcp.method.name", method.to_string()),
-                        ("waygate.plugin", plugin.name().to_string()),
-                        ("waygate.target", name.to_string()),
-                        ("waygate.outcome", outcome.to_string()),
-                    ],
+                    attributes: {
+                        let mut a = vec![
+                            ("mcp.method.name", method.to_string()),
+                            ("waygate.plugin", plugin.name().to_string()),
+                            ("waygate.target", name.to_string()),
+                            ("waygate.outcome", outcome.to_string()),
+                        ];
+                        a.extend(extra.into_iter().flatten());
+                        a
+                    },
                     error,
                 });
             }

@@ -76,7 +76,7 @@ pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn attr(s: &Span, key: &str) -> String {
+pub(crate) fn attr(s: &Span, key: &str) -> String {
     s.attributes
         .iter()
         .find(|a| a.key == key)

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::common::{bin, Server, TempDir};
-use super::otel::{hex, receiver, spans_of};
+use super::otel::{attr, hex, receiver, spans_of};
 
 const CALLER_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 const CALLER_SPAN: &str = "b7ad6b7169203331";
@@ -142,6 +142,10 @@ fn assert_trace_crosses(rx: &Spans) {
         "the gateway continues the caller's span"
     );
     assert_eq!(hex(&call[0].parent_span_id), hex(&gw[0].span_id));
+    // The call to the upstream is a CLIENT span naming it.
+    assert_eq!(call[0].kind, 3, "SPAN_KIND_CLIENT: {:?}", call[0]);
+    assert!(attr(&call[0], "waygate.upstream").contains("inner"), "{:?}", call[0]);
+    assert!(!attr(&call[0], "network.transport").is_empty(), "{:?}", call[0]);
     assert_eq!(
         hex(&up[0].parent_span_id),
         hex(&call[0].span_id),
