@@ -58,6 +58,12 @@ impl StdioWire {
         }
         cmd.envs(t.env.iter().map(|(k, v)| (k, v)));
         if let Some(d) = &t.cwd {
+            if !d.is_dir() {
+                return Err(UpstreamError::Connect(format!(
+                    "cwd {} is not a directory",
+                    d.display()
+                )));
+            }
             cmd.current_dir(d);
         }
         let mut child = cmd

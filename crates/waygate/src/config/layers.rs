@@ -349,6 +349,36 @@ mod tests {
     }
 
     #[test]
+    fn bad_upstream_values_are_named() {
+        for (text, key, expected) in [
+            (
+                "[[upstreams]]\nname = \"a\"\ntransport = \"http\"\nurl = \"http://127.0.0.1:1/mcp\"\nheaders = { \"Bad Header\" = \"x\" }\n",
+                "upstreams[0].headers",
+                "HTTP header name",
+            ),
+            (
+                "[[upstreams]]\nname = \"a\"\ntransport = \"http\"\nurl = \"http://127.0.0.1:1/mcp\"\nheaders = { X-Key = \"a\\nb\" }\n",
+                "upstreams[0].headers.X-Key",
+                "line break",
+            ),
+            (
+                "[[upstreams]]\nname = \"a\"\ntransport = \"stdio\"\ncommand = \"x\"\nhealth_interval_secs = 0\n",
+                "upstreams[0].health_interval_secs",
+                "≥ 1",
+            ),
+            (
+                "[[upstreams]]\nname = \"a\"\ntransport = \"stdio\"\n",
+                "upstreams[0].command",
+                "needs a command",
+            ),
+        ] {
+            let (p, _g) = write(text);
+            let e = load(Some(&p), &[]).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(expected), "{e}");
+        }
+    }
+
+    #[test]
     fn env_overrides_file_and_is_tracked() {
         let (p, _g) = write("[http]\nmax_body_bytes = 10\n");
         let env = vec![

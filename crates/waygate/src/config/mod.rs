@@ -392,6 +392,20 @@ impl FileConfig {
                     ));
                 }
             }
+            for (h, v) in &u.headers {
+                if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                    return Err(err(
+                        &format!("{key}.headers"),
+                        format!("got {h:?}, expected an HTTP header name"),
+                    ));
+                }
+                if v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                    return Err(err(
+                        &format!("{key}.headers.{h}"),
+                        "the value contains a line break or NUL; expected one line".into(),
+                    ));
+                }
+            }
             for h in &u.passthrough_headers {
                 if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
                     return Err(err(
