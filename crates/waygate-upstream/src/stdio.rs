@@ -222,9 +222,20 @@ async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8>>
 }
 
 /// Server stderr goes to the gateway's log; the last lines are kept for error messages.
+/// At most this many stderr lines per second reach the log; the rest are counted, so a
+/// chatty or hostile server cannot flood the gateway's log.
+const STDERR_LINES_PER_SEC: u32 = 50;
+
 async fn log_stderr(name: Arc<str>, stderr: tokio::process::ChildStderr, tail: Arc<Mutex<VecDeque<String>>>) {
     let mut lines = BufReader::new(stderr);
+    let (mut window, mut logged, mut skipped) = (tokio::time::Instant::now(), 0u32, 0u64);
     while let Ok(Some(raw)) = read_line(&mut lines).await {
+        if window.elapsed() >= Duration::from_secs(1) {
+            if skipped > 0 {
+                tracing::warn!(upstream = %name, skipped, "upstream stderr lines not logged (over {STDERR_LINES_PER_SEC}/s)");
+            }
+            (window, logged, skipped) = (tokio::time::Instant::now(), 0, 0);
+        }
         let mut line = String::from_utf8_lossy(&raw).into_owned();
         if line.len() > 500 {
             let mut cut = 500;
@@ -233,7 +244,12 @@ async fn log_stderr(name: Arc<str>, stderr: tokio::process::ChildStderr, tail: A
             }
             line.truncate(cut);
         }
-        tracing::info!(upstream = %name, stderr = %line, "upstream stderr");
+        if logged < STDERR_LINES_PER_SEC {
+            logged += 1;
+            tracing::info!(upstream = %name, stderr = %line, "upstream stderr");
+        } else {
+            skipped += 1;
+        }
         let mut t = tail.lock().unwrap_or_else(|e| e.into_inner());
         if t.len() == 3 {
             t.pop_front();
