@@ -311,7 +311,7 @@ impl Engine {
         self.metrics
             .observe_plugin(plugin.name(), super::outcome_index(outcome), started.elapsed());
         if let Some(sink) = self.span_sink() {
-            if let Some((trace, parent)) = crate::logctx::current().and_then(|c| c.span) {
+            if let Some((trace, parent)) = crate::logctx::with(|c| c.span.clone()).flatten() {
                 let extra = plugin.span_attributes();
                 let error = match &result {
                     Err(e) => Some((e.code.to_string(), e.message.clone())),

@@ -94,6 +94,8 @@ pub struct Engine {
     /// Client request headers some upstream asked for (`passthrough_headers`), lowercase;
     /// the transport copies only these into the call context. Replaced on reload.
     passthrough: std::sync::RwLock<Arc<[String]>>,
+    /// Whether any name is set: the common case (none) costs the request path one load.
+    passthrough_any: std::sync::atomic::AtomicBool,
     pub metrics: crate::metrics::Metrics,
 }
 
@@ -118,6 +120,7 @@ impl Engine {
             hooks: std::sync::RwLock::new(Arc::new(crate::hooks::HookChain::default())),
             spans: std::sync::OnceLock::new(),
             passthrough: std::sync::RwLock::new(Arc::from(Vec::new())),
+            passthrough_any: std::sync::atomic::AtomicBool::new(false),
             metrics: crate::metrics::Metrics::default(),
         })
     }
@@ -157,11 +160,17 @@ impl Engine {
 
     /// The client headers to keep for upstreams (lowercase names).
     pub fn set_passthrough(&self, names: Vec<String>) {
+        let any = !names.is_empty();
         *self.passthrough.write().unwrap_or_else(|e| e.into_inner()) = Arc::from(names);
+        self.passthrough_any.store(any, std::sync::atomic::Ordering::Release);
     }
 
-    pub fn passthrough(&self) -> Arc<[String]> {
-        self.passthrough.read().unwrap_or_else(|e| e.into_inner()).clone()
+    /// The names to keep, or `None` when no upstream asks for any.
+    pub fn passthrough(&self) -> Option<Arc<[String]>> {
+        if !self.passthrough_any.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        Some(self.passthrough.read().unwrap_or_else(|e| e.into_inner()).clone())
     }
 
     /// Export a span per request and per plugin call.

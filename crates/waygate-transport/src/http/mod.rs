@@ -260,8 +260,7 @@ async fn route_in_span(
         return error_response(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(reason));
     }
     let path = req.uri().path();
-    let names = shared.engine.passthrough();
-    let forwarded = (!names.is_empty()).then(|| {
+    let forwarded = shared.engine.passthrough().map(|names| {
         let h = req.headers();
         names
             .iter()
