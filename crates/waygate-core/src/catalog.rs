@@ -37,6 +37,27 @@ pub struct CatalogTool {
     /// `(lower-case header suffix, property name)` for `x-mcp-header` properties.
     pub header_params: Vec<(String, String)>,
     pub task_support: TaskSupport,
+    input_schema: crate::validate::LazySchema,
+    output_schema: crate::validate::LazySchema,
+}
+
+impl CatalogTool {
+    /// `Err(message)` when `arguments` do not satisfy the tool's `inputSchema`.
+    pub fn check_arguments(&self, arguments: &Value) -> Result<(), String> {
+        self.input_schema
+            .check(self.modern.get("inputSchema"), arguments, &self.name)
+    }
+
+    /// `Err(message)` when a result's `structuredContent` does not satisfy `outputSchema`.
+    pub fn check_output(&self, result: &Value) -> Result<(), String> {
+        match (self.modern.get("outputSchema"), result.get("structuredContent")) {
+            (Some(schema), Some(sc)) => self.output_schema.check(Some(schema), sc, &self.name),
+            (Some(_), None) if result.get("isError").and_then(Value::as_bool) != Some(true) => {
+                Err("the tool declares an outputSchema but returned no structuredContent".into())
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Whether a tool may run as a task (declared as `execution.taskSupport`).
@@ -112,6 +133,8 @@ impl Catalog {
                     legacy_0326,
                     header_params,
                     task_support,
+                    input_schema: Default::default(),
+                    output_schema: Default::default(),
                 });
             }
             for r in &m.resources {

@@ -79,6 +79,12 @@ impl CallContext {
         }
     }
 
+    /// Who owns the state this request creates or touches (sessions, tasks, MRTR state,
+    /// subscriptions): the principal's id, `None` when the transport is unauthenticated.
+    pub fn owner(&self) -> Option<&str> {
+        self.principal.as_deref().map(|p| p.id.as_str())
+    }
+
     pub fn is_modern(&self) -> bool {
         self.version.is_modern()
     }

@@ -25,6 +25,7 @@ pub mod spans;
 pub mod tasks;
 pub mod uri_template;
 pub mod util;
+pub mod validate;
 
 pub use catalog::Catalog;
 pub use context::{CallContext, OutTx};

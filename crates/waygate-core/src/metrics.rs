@@ -72,6 +72,8 @@ pub struct Metrics {
     limited: [AtomicU64; 4],
     /// Requests refused by an authorization rule (or the default).
     pub denied: AtomicU64,
+    /// Tool calls refused because their arguments failed the tool's inputSchema.
+    pub invalid_arguments: AtomicU64,
     /// Rejections by limit kind × configured rule (a tool name or `*`; bounded by config).
     limited_rules: RwLock<HashMap<(usize, String), Arc<AtomicU64>>>,
 }
@@ -161,6 +163,16 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE waygate_authz_denied_total counter");
         let _ = writeln!(out, "waygate_authz_denied_total {}", self.denied.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "# HELP waygate_invalid_arguments_total Tool calls refused because their arguments failed the tool's inputSchema."
+        );
+        let _ = writeln!(out, "# TYPE waygate_invalid_arguments_total counter");
+        let _ = writeln!(
+            out,
+            "waygate_invalid_arguments_total {}",
+            self.invalid_arguments.load(Relaxed)
+        );
         let _ = writeln!(out, "# HELP waygate_requests_total MCP requests by method and outcome.");
         let _ = writeln!(out, "# TYPE waygate_requests_total counter");
         for (m, s) in METHODS.iter().zip(&self.methods) {

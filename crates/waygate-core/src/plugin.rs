@@ -179,6 +179,12 @@ pub trait Plugin: Send + Sync + 'static {
         None
     }
 
+    /// Whether the plugin forwards to another server (an upstream): its results are that
+    /// server's to get right, so Waygate does not check them against `outputSchema`.
+    fn is_remote(&self) -> bool {
+        false
+    }
+
     /// Why the plugin stopped working on its own (a sandboxed plugin that keeps trapping),
     /// so the registry can report it failed until it is reloaded.
     fn failure(&self) -> Option<String> {

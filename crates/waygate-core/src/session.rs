@@ -29,6 +29,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 pub struct Session {
     pub id: String,
+    /// The principal that opened it; `None` for unauthenticated transports. Only the
+    /// owner may use, stream from, answer on or end the session.
+    pub principal: Option<Arc<crate::auth::Principal>>,
     pub version: ProtocolVersion,
     pub transport: TransportKind,
     pub client_caps: Arc<Value>,
@@ -51,9 +54,11 @@ impl Session {
         transport: TransportKind,
         client_caps: Value,
         client_info: Option<Value>,
+        principal: Option<Arc<crate::auth::Principal>>,
     ) -> Self {
         Session {
             id: random_hex(16),
+            principal,
             version,
             transport,
             client_caps: Arc::new(client_caps),
@@ -68,6 +73,11 @@ impl Session {
             inflight: Mutex::new(HashMap::new()),
             closed: CancellationToken::new(),
         }
+    }
+
+    /// The owner key (`Principal::id`), compared on every lookup.
+    pub fn owner(&self) -> Option<&str> {
+        self.principal.as_deref().map(|p| p.id.as_str())
     }
 
     pub fn touch(&self) {
@@ -243,16 +253,24 @@ impl SessionStore {
         Ok(())
     }
 
-    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
-        let s = self.sessions.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned();
-        if let Some(s) = &s {
-            s.touch();
-        }
-        s
+    /// The session `id` when `owner` opened it. Another principal gets `None`, exactly as
+    /// for an id that never existed, so a leaked id is worth nothing without its key.
+    pub fn get(&self, id: &str, owner: Option<&str>) -> Option<Arc<Session>> {
+        let map = self.sessions.read().unwrap_or_else(|e| e.into_inner());
+        let s = map.get(id).filter(|s| s.owner() == owner)?.clone();
+        drop(map);
+        s.touch();
+        Some(s)
     }
 
-    pub fn remove(&self, id: &str) -> bool {
-        let s = self.sessions.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+    /// End the session `id` if `owner` opened it; false when there is none for this owner.
+    pub fn remove(&self, id: &str, owner: Option<&str>) -> bool {
+        let mut map = self.sessions.write().unwrap_or_else(|e| e.into_inner());
+        if !map.get(id).is_some_and(|s| s.owner() == owner) {
+            return false;
+        }
+        let s = map.remove(id);
+        drop(map);
         match s {
             Some(s) => {
                 s.close();
@@ -296,8 +314,9 @@ impl SessionStore {
         before - map.len()
     }
 
-    /// Fan a catalog event out to every session's standalone stream.
-    pub fn broadcast(&self, event: &Event) {
+    /// Fan a catalog event out to every session's standalone stream; a resource update
+    /// reaches a subscribed session only while `may_read(session, uri)` holds.
+    pub fn broadcast(&self, event: &Event, may_read: &dyn Fn(&Session, &str) -> bool) {
         let (method, params) = match event {
             Event::ToolsChanged => (methods::N_TOOLS_CHANGED, Value::Null),
             Event::PromptsChanged => (methods::N_PROMPTS_CHANGED, Value::Null),
@@ -309,7 +328,7 @@ impl SessionStore {
         let map = self.sessions.read().unwrap_or_else(|e| e.into_inner());
         for s in map.values() {
             if let Event::ResourceUpdated(uri) = event {
-                if !s.is_subscribed(uri) {
+                if !s.is_subscribed(uri) || !may_read(s, uri) {
                     continue;
                 }
             }
@@ -335,7 +354,28 @@ mod tests {
             TransportKind::StreamableHttp,
             serde_json::json!({}),
             None,
+            Some(Arc::new(crate::auth::Principal::new(
+                "alice".into(),
+                "alice".into(),
+                vec![],
+                vec![],
+                crate::auth::Method::ApiKey,
+            ))),
         ))
+    }
+
+    #[test]
+    fn a_session_answers_only_its_owner() {
+        let store = SessionStore::new(Duration::from_secs(60), 10);
+        let s = session();
+        let id = s.id.clone();
+        store.insert(s).unwrap();
+        assert!(store.get(&id, Some("bob")).is_none());
+        assert!(store.get(&id, None).is_none());
+        assert!(!store.remove(&id, Some("bob")));
+        assert!(store.get(&id, Some("alice")).is_some());
+        assert!(store.remove(&id, Some("alice")));
+        assert!(store.get(&id, Some("alice")).is_none());
     }
 
     #[tokio::test]

@@ -41,6 +41,10 @@ struct State {
 
 struct Task {
     id: String,
+    /// The principal that started it; nobody else can list, read, answer or cancel it.
+    owner: Option<Arc<str>>,
+    /// The tool it runs: its result is released only while the owner may still call it.
+    tool: Box<str>,
     created: String,
     state: Mutex<State>,
     cancel: CancellationToken,
@@ -105,13 +109,17 @@ impl TaskStore {
         self.ttl.as_millis() as u64
     }
 
-    fn get(&self, id: &str) -> Option<Arc<Task>> {
-        lock(&self.tasks).get(id).cloned()
+    /// The task `id` if `owner` started it; another principal's task is "not found".
+    fn get(&self, id: &str, owner: Option<&str>) -> Option<Arc<Task>> {
+        lock(&self.tasks)
+            .get(id)
+            .filter(|t| t.owner.as_deref() == owner)
+            .cloned()
     }
 
-    /// The full task state as `notifications/tasks` carries it.
-    pub fn snapshot(&self, id: &str) -> Option<Value> {
-        self.get(id).map(|t| t.json(self.ttl_ms(), true))
+    /// The full task state as `notifications/tasks` carries it, for its owner only.
+    pub fn snapshot(&self, id: &str, owner: Option<&str>) -> Option<Value> {
+        self.get(id, owner).map(|t| t.json(self.ttl_ms(), true))
     }
 
     /// Drop finished tasks older than the TTL.
@@ -123,8 +131,11 @@ impl TaskStore {
     /// Register a task around `first` (the handler's first round, possibly already
     /// polled once) and drive it to a terminal state in the background. Returns the task
     /// object as the revision of `version` shapes it.
+    #[allow(clippy::too_many_arguments)]
     pub fn spawn(
         &self,
+        owner: Option<Arc<str>>,
+        tool: &str,
         events: Events,
         plugin: Arc<dyn Plugin>,
         first: TaskFuture,
@@ -134,6 +145,8 @@ impl TaskStore {
         let now = rfc3339_now();
         let task = Arc::new(Task {
             id: random_hex(16),
+            owner,
+            tool: Box::from(tool),
             created: now.clone(),
             state: Mutex::new(State {
                 status: "working",
@@ -224,12 +237,14 @@ impl TaskStore {
     }
 
     /// `tasks/get`, `tasks/update`, `tasks/cancel` (both eras), `tasks/result` and
-    /// `tasks/list` (2025-11-25 only).
+    /// `tasks/list` (2025-11-25 only). A caller sees only its own tasks, and only those
+    /// whose tool `allowed` still lets it call (a revoked permission hides the result).
     pub async fn handle(
         &self,
         method: &str,
         p: Option<&Map<String, Value>>,
         ctx: &CallContext,
+        allowed: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<Value, ErrorObject> {
         let modern = ctx.is_modern();
         if !modern && ctx.version < ProtocolVersion::V2025_11_25 {
@@ -245,8 +260,10 @@ impl TaskStore {
             ctx.require_tasks_extension()?;
         }
         if method == methods::TASKS_LIST {
+            let owner = ctx.owner();
             let tasks: Vec<Value> = lock(&self.tasks)
                 .values()
+                .filter(|t| t.owner.as_deref() == owner && allowed(&t.tool))
                 .map(|t| t.json(self.ttl_ms(), false))
                 .collect();
             return Ok(json!({ "tasks": tasks }));
@@ -255,7 +272,7 @@ impl TaskStore {
             .and_then(|p| p.get("taskId"))
             .and_then(Value::as_str)
             .ok_or_else(|| ErrorObject::invalid_params("Invalid params: missing \"taskId\""))?;
-        let task = self.get(id).ok_or_else(|| {
+        let task = self.get(id, ctx.owner()).filter(|t| allowed(&t.tool)).ok_or_else(|| {
             ErrorObject::invalid_params(format!("Unknown task: {id}")).with_data(json!({ "taskId": id }))
         })?;
         match method {

@@ -38,9 +38,15 @@ pub fn hex(bytes: &[u8]) -> String {
 /// Random hex string of `bytes` random bytes, from the OS generator.
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
+    fill_random(&mut buf);
+    hex(&buf)
+}
+
+/// Fill `buf` from the OS random source (nonces, ids).
+pub fn fill_random(buf: &mut [u8]) {
     // getrandom only fails when the OS has no entropy source at all; a zeroed buffer would
     // be guessable, so fall back to time-derived bytes mixed with the address of `buf`.
-    if getrandom::getrandom(&mut buf).is_err() {
+    if getrandom::getrandom(buf).is_err() {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -50,7 +56,6 @@ pub fn random_hex(bytes: usize) -> String {
             *b = (seed >> ((i % 16) * 8)) as u8 ^ (i as u8).wrapping_mul(31);
         }
     }
-    hex(&buf)
 }
 
 /// Seconds since the Unix epoch.

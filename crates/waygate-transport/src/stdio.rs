@@ -191,7 +191,7 @@ fn on_request(
                 "this connection is already initialized",
             )));
         }
-        return match conn.engine.initialize(params.as_ref(), TransportKind::Stdio, false) {
+        return match conn.engine.initialize(params.as_ref(), TransportKind::Stdio, false, None) {
             Ok((s, result)) => {
                 *conn.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
                 send(Ok(result))

@@ -412,6 +412,10 @@ impl Plugin for Upstream {
 
     /// The call span names the upstream and how it is reached (OpenTelemetry semantic
     /// conventions for a client call).
+    fn is_remote(&self) -> bool {
+        true
+    }
+
     fn span_attributes(&self) -> Option<Vec<(&'static str, String)>> {
         let mut a = vec![("waygate.upstream", self.spec.name.clone())];
         match &self.spec.wiring {

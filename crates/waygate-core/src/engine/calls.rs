@@ -51,6 +51,16 @@ impl Engine {
         let tool = catalog.tool(&name).ok_or_else(|| {
             ErrorObject::invalid_params(format!("Unknown tool: {name}")).with_data(json!({ "name": name }))
         })?;
+        // The seed ADR's request validation: nothing runs on arguments its schema refuses.
+        if let Err(why) = tool.check_arguments(&arguments) {
+            self.metrics.invalid_arguments.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return tool_error_or(
+                Kind::Tool,
+                PluginError::InvalidParams(format!("Invalid arguments for tool {name}: {why}")),
+                ctx.version,
+                &name,
+            );
+        }
         if let Some(limited) = self.tool_quota(&name, ctx).await {
             return Ok(limited);
         }
@@ -86,7 +96,7 @@ impl Engine {
         } else {
             tool.task_support
         };
-        if let Some(created) = self.maybe_task(task_support, &params, &plugin, &invocation, ctx)? {
+        if let Some(created) = self.maybe_task(task_support, &params, &plugin, &invocation, &name, ctx)? {
             return Ok(created);
         }
         drop(catalog);
@@ -109,6 +119,16 @@ impl Engine {
             },
         };
         let mut result = result;
+        if self.cfg.validate_output && !plugin.is_remote() {
+            if let (Ok(v), Some(tool)) = (&result, self.registry.catalog().tool(&name)) {
+                if let Err(why) = tool.check_output(v) {
+                    tracing::error!(tool = %name, reason = %why, "tool result violates its outputSchema");
+                    result = Err(ErrorObject::internal(format!(
+                        "tool {name} returned a result that does not match its outputSchema: {why}"
+                    )));
+                }
+            }
+        }
         if let (Some(cap), Ok(v)) = (limits.and_then(|l| l.max_response_bytes(&name)), result.as_mut()) {
             if crate::util::cap_result(v, cap) {
                 tracing::info!(tool = %name, limit = cap, "tool result truncated");
@@ -213,14 +233,24 @@ impl Engine {
             ));
         }
         let catalog = self.registry.catalog();
+        let policy = self.policy();
+        let visible = |t: crate::policy::Target<'_>| policy.as_deref().is_none_or(|p| p.visible(ctx.principal.as_deref(), t));
+        let empty = || json!({ "completion": { "values": [], "total": 0, "hasMore": false } });
         match reference.get("type").and_then(Value::as_str) {
             Some("ref/prompt") => {
                 let name = reference.get("name").and_then(Value::as_str).unwrap_or_default();
-                if catalog.prompt(name).is_none() {
+                // A prompt the caller may not get is answered exactly like a missing one.
+                if catalog.prompt(name).is_none() || !visible(crate::policy::Target::Prompt(name)) {
                     return Err(ErrorObject::invalid_params(format!("Unknown prompt: {name}")));
                 }
             }
-            Some("ref/resource") => {}
+            Some("ref/resource") => {
+                // An unknown template completes to nothing; so does one the caller may not read.
+                let uri = reference.get("uri").and_then(Value::as_str).unwrap_or_default();
+                if !visible(crate::policy::Target::Resource(uri)) {
+                    return Ok(empty());
+                }
+            }
             other => {
                 return Err(ErrorObject::invalid_params(format!(
                     "Invalid params: ref.type must be \"ref/prompt\" or \"ref/resource\", got {other:?}"
@@ -240,7 +270,7 @@ impl Engine {
                 Err(e) => return Err(map_error(Kind::Prompt, e, ctx.version, "")),
             }
         }
-        Ok(json!({ "completion": { "values": [], "total": 0, "hasMore": false } }))
+        Ok(empty())
     }
 
     /// Build the invocation, verifying a returned `requestState`.
@@ -264,11 +294,18 @@ impl Engine {
         };
         let state = match params.get("requestState") {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) if ctx.is_modern() => Some(
-                self.sealer
-                    .open(s, method, name)
-                    .map_err(|e| ErrorObject::invalid_params(format!("Invalid params: {e}")))?,
-            ),
+            Some(Value::String(s)) if ctx.is_modern() => {
+                let digest = crate::audit::digest_json(Some(&arguments));
+                let bind = crate::mrtr::Binding {
+                    owner: ctx.owner(),
+                    args: &digest,
+                };
+                Some(
+                    self.sealer
+                        .open(s, method, name, bind)
+                        .map_err(|e| ErrorObject::invalid_params(format!("Invalid params: {e}")))?,
+                )
+            }
             Some(Value::String(_)) => None,
             Some(_) => {
                 return Err(ErrorObject::invalid_params(
@@ -362,6 +399,8 @@ impl Engine {
     ) -> Result<Value, ErrorObject> {
         let hooks = self.hooks();
         let target = hook_target(kind, name, plugin, ctx);
+        // requestState binds the arguments the client sent, not what a pre-hook made of them.
+        let sent_args = (!hooks.is_empty()).then(|| crate::audit::digest_json(Some(&invocation.arguments)));
         if !hooks.is_empty() {
             if let Err(reason) = hooks.run(Phase::Pre, &target, &mut invocation.arguments).await {
                 return tool_error_or(kind, PluginError::ToolFailed(reason), ctx.version, name);
@@ -393,7 +432,12 @@ impl Engine {
                 if !requests.is_empty() {
                     r.insert("inputRequests".into(), Value::Object(requests));
                 }
-                let sealed = self.sealer.seal(method, name, &state.unwrap_or(Value::Null));
+                let digest = sent_args.unwrap_or_else(|| crate::audit::digest_json(Some(&invocation.arguments)));
+                let bind = crate::mrtr::Binding {
+                    owner: ctx.owner(),
+                    args: &digest,
+                };
+                let sealed = self.sealer.seal(method, name, bind, &state.unwrap_or(Value::Null));
                 r.insert("requestState".into(), Value::String(sealed));
                 return Ok(Value::Object(r));
             }
@@ -461,6 +505,7 @@ impl Engine {
         params: &Map<String, Value>,
         plugin: &Arc<dyn Plugin>,
         invocation: &Invocation,
+        tool_name: &str,
         ctx: &CallContext,
     ) -> Result<Option<Value>, ErrorObject> {
         let legacy_task_param = params.get("task").is_some_and(Value::is_object);
@@ -494,6 +539,10 @@ impl Engine {
         bg.client_caps = ctx.client_caps.clone();
         bg.client_info = ctx.client_info.clone();
         bg.cancel = cancel.clone();
+        // The task acts for its caller: plugins and upstreams see the same principal.
+        bg.principal = ctx.principal.clone();
+        bg.correlation_id = ctx.correlation_id.clone();
+        bg.forwarded = ctx.forwarded.clone();
         let (p, inv) = (plugin.clone(), invocation.clone());
         let mut first: crate::tasks::TaskFuture = Box::pin(async move {
             let r = p.execute(&inv, &bg).await;
@@ -507,7 +556,15 @@ impl Engine {
         };
         let task = self
             .tasks
-            .spawn(self.events.clone(), plugin.clone(), first, cancel, ctx.version);
+            .spawn(
+                ctx.owner().map(Arc::from),
+                tool_name,
+                self.events.clone(),
+                plugin.clone(),
+                first,
+                cancel,
+                ctx.version,
+            );
         Ok(Some(if ctx.is_modern() {
             let mut t = task;
             t["resultType"] = json!("task");

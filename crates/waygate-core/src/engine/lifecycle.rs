@@ -40,6 +40,7 @@ impl Engine {
         params: Option<&Map<String, Value>>,
         transport: TransportKind,
         register: bool,
+        owner: Option<Arc<crate::auth::Principal>>,
     ) -> Result<(Arc<Session>, Value), ErrorObject> {
         let requested = params
             .and_then(|p| p.get("protocolVersion"))
@@ -57,7 +58,7 @@ impl Engine {
         };
         let client_info = params.and_then(|p| p.get("clientInfo")).cloned();
         let version = ProtocolVersion::negotiate_legacy(requested);
-        let session = Arc::new(Session::new(version, transport, caps, client_info));
+        let session = Arc::new(Session::new(version, transport, caps, client_info, owner));
         if register {
             self.sessions.insert(session.clone())?;
         }

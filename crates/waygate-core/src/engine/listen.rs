@@ -20,6 +20,15 @@ pub struct ListenFilter {
     resources: bool,
     uris: Vec<String>,
     task_ids: Vec<String>,
+    /// Who listens: task updates go only to the task's owner, resource updates only for
+    /// resources the policy lets this caller read (checked at delivery: policies change).
+    principal: Option<std::sync::Arc<crate::auth::Principal>>,
+}
+
+impl ListenFilter {
+    fn owner(&self) -> Option<&str> {
+        self.principal.as_deref().map(|p| p.id.as_str())
+    }
 }
 
 impl ListenFilter {
@@ -88,6 +97,7 @@ impl Engine {
             resources: flag("resourcesListChanged"),
             uris: strings("resourceSubscriptions")?,
             task_ids,
+            principal: ctx.principal.clone(),
         })
     }
 
@@ -147,12 +157,15 @@ impl Engine {
                     if filter
                         .uris
                         .iter()
-                        .any(|u| uri == u || uri.starts_with(&format!("{}/", u.trim_end_matches('/')))) =>
+                        .any(|u| uri == u || uri.starts_with(&format!("{}/", u.trim_end_matches('/'))))
+                        && self.policy().is_none_or(|p| {
+                            p.visible(filter.principal.as_deref(), crate::policy::Target::Resource(uri))
+                        }) =>
                 {
                     Some((methods::N_RESOURCE_UPDATED, json!({ "uri": uri, "_meta": sub_meta() })))
                 }
                 Event::TaskUpdated(task_id) if filter.task_ids.contains(task_id) => {
-                    self.tasks.snapshot(task_id).map(|mut t| {
+                    self.tasks.snapshot(task_id, filter.owner()).map(|mut t| {
                         t["_meta"] = sub_meta();
                         (methods::N_TASKS, t)
                     })

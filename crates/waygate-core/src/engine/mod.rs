@@ -49,6 +49,8 @@ pub struct EngineConfig {
     pub max_input_rounds: usize,
     /// How long a finished task stays readable.
     pub task_ttl: Duration,
+    /// Check `structuredContent` of native and WASM tools against their `outputSchema`.
+    pub validate_output: bool,
 }
 
 impl Default for EngineConfig {
@@ -66,6 +68,7 @@ impl Default for EngineConfig {
             client_request_timeout: Duration::from_secs(120),
             max_input_rounds: 8,
             task_ttl: Duration::from_secs(3600),
+            validate_output: cfg!(debug_assertions),
         }
     }
 }
@@ -212,7 +215,14 @@ impl Engine {
             loop {
                 tokio::select! {
                     ev = rx.recv() => match (ev, me.upgrade()) {
-                        (Ok(ev), Some(e)) => e.sessions.broadcast(&ev),
+                        (Ok(ev), Some(e)) => {
+                            let policy = e.policy();
+                            e.sessions.broadcast(&ev, &|s, uri| {
+                                policy.as_deref().is_none_or(|p| {
+                                    p.visible(s.principal.as_deref(), crate::policy::Target::Resource(uri))
+                                })
+                            })
+                        }
                         (Err(tokio::sync::broadcast::error::RecvError::Lagged(_)), Some(_)) => continue,
                         _ => break,
                     },
@@ -267,6 +277,13 @@ impl Engine {
         let ts_ms = if sink.is_some() { crate::util::unix_now_ms() } else { 0 };
         let subject = sink.map(|_| self.audit_subject(method, target, params.as_ref()));
         let policy = self.policy();
+        let cache = CacheScope {
+            retried: params
+                .as_ref()
+                .is_some_and(|p| p.contains_key("requestState") || p.contains_key("inputResponses")),
+            filtered: policy.is_some(),
+            per_caller: ctx.principal.is_some(),
+        };
         let denied = policy
             .as_deref()
             .and_then(|p| authorize(p, method, params.as_ref(), ctx));
@@ -277,6 +294,9 @@ impl Engine {
         let span = self.span_sink().map(|_| self.open_request_span(params.as_ref()));
         let span_target = span.as_ref().and(target).map(str::to_string);
         let result = match denied {
+            // Subscribing to a URI nobody knows is accepted (it may appear later), so a
+            // hidden one is accepted too, and never delivers.
+            Some(_) if method == methods::RESOURCES_SUBSCRIBE => Ok(json!({})),
             Some(e) => Err(e),
             None => self.dispatch(method, params, ctx, policy.as_deref()).await,
         };
@@ -290,7 +310,7 @@ impl Engine {
         let outcome = outcome_of(&result);
         self.metrics.observe(method, outcome_index(outcome), took);
         let (Some(sink), Some(method), Some(subject)) = (sink, audited, subject) else {
-            return Ok(self.finalize(method, result?, ctx.version));
+            return Ok(self.finalize(method, result?, ctx.version, cache));
         };
         sink.record(crate::audit::AuditRecord {
             ts_ms,
@@ -307,7 +327,7 @@ impl Engine {
             correlation_id: ctx.correlation_id.clone(),
             arguments: subject.arguments,
         });
-        Ok(self.finalize(method, result?, ctx.version))
+        Ok(self.finalize(method, result?, ctx.version, cache))
     }
 
     /// Record an administrative change (keys, secrets, configuration, policy).
@@ -424,7 +444,10 @@ impl Engine {
             | methods::TASKS_CANCEL
             | methods::TASKS_UPDATE
             | methods::TASKS_RESULT
-            | methods::TASKS_LIST => self.tasks.handle(method, p, ctx).await,
+            | methods::TASKS_LIST => {
+                let allowed = |tool: &str| visible(crate::policy::Target::Tool(tool));
+                self.tasks.handle(method, p, ctx, &allowed).await
+            }
             methods::INITIALIZE if !modern => Err(ErrorObject::invalid_request(
                 "initialize was already performed for this session",
             )),
@@ -437,7 +460,7 @@ impl Engine {
 
     /// Add what the revision requires to a successful result: `resultType`, cache hints
     /// and the server identity for 2026-07-28; nothing for the handshake era.
-    fn finalize(&self, method: &str, mut result: Value, version: ProtocolVersion) -> Value {
+    fn finalize(&self, method: &str, mut result: Value, version: ProtocolVersion, scope: CacheScope) -> Value {
         if !version.is_modern() {
             if let Some(o) = result.as_object_mut() {
                 o.remove("resultType");
@@ -450,9 +473,16 @@ impl Engine {
             o.insert("resultType".into(), Value::from("complete"));
         }
         let is_complete = o.get("resultType").and_then(Value::as_str) == Some("complete");
-        if is_complete && methods::is_cacheable(method) {
+        if is_complete && methods::is_cacheable(method) && !scope.retried {
             o.entry("ttlMs").or_insert_with(|| Value::from(self.cfg.list_ttl_ms));
-            o.entry("cacheScope").or_insert_with(|| Value::from("public"));
+            // Never widen a plugin's own `private` to `public`.
+            let own_private = o.get("cacheScope").and_then(Value::as_str) == Some("private");
+            let scope = if scope.public(method) && !own_private { "public" } else { "private" };
+            o.insert("cacheScope".into(), Value::from(scope));
+        } else if scope.retried || !is_complete {
+            // MRTR retries and interim results must not be cached (2026-07-28 §MRTR).
+            o.remove("ttlMs");
+            o.remove("cacheScope");
         }
         let meta = o.entry("_meta").or_insert_with(|| Value::Object(Map::new()));
         if let Some(m) = meta.as_object_mut() {
@@ -554,6 +584,29 @@ fn log_target<'a>(method: &str, params: Option<&'a Map<String, Value>>) -> Optio
         _ => return None,
     };
     params.and_then(|p| p.get(key)).and_then(Value::as_str)
+}
+
+/// What decides a result's `cacheScope`: `public` promises the answer is the same for
+/// every caller, which holds only when no policy filters it by caller and (for reads, whose
+/// content a plugin or upstream may tailor to the principal) nobody is authenticated.
+#[derive(Clone, Copy)]
+struct CacheScope {
+    /// The request carried MRTR `requestState`/`inputResponses`: never cacheable.
+    retried: bool,
+    /// An authorization policy is installed, so lists and reads depend on the caller.
+    filtered: bool,
+    /// The request came from an authenticated principal.
+    per_caller: bool,
+}
+
+impl CacheScope {
+    fn public(self, method: &str) -> bool {
+        match method {
+            methods::DISCOVER => true,
+            methods::RESOURCES_READ => !self.filtered && !self.per_caller,
+            _ => !self.filtered,
+        }
+    }
 }
 
 struct AuditSubject {

@@ -32,16 +32,27 @@ fn is_loopback_name(host: &str) -> bool {
 }
 
 impl OriginPolicy {
+    /// Whether a listener on `addr` may start with this policy: off loopback, the operator
+    /// must name the hosts clients use (or say `["*"]` to accept any, knowingly).
+    pub fn check_listener(&self, addr: std::net::SocketAddr) -> Result<(), String> {
+        if addr.ip().is_loopback() || !self.allowed_hosts.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "http.allowed_hosts is empty, but the listener {addr} is not loopback: set it to the host names \
+             clients use (e.g. allowed_hosts = [\"mcp.example.com\"]), or to [\"*\"] to accept any Host \
+             header without DNS-rebinding protection"
+        ))
+    }
+
+    /// Loopback names always pass (a rebinding attack needs a name the attacker controls);
+    /// anything else only when listed, or when the operator listed `*`.
     fn host_ok(&self, host: &str) -> bool {
         let bare = strip_port(host);
-        if self
-            .allowed_hosts
+        self.allowed_hosts
             .iter()
-            .any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(bare))
-        {
-            return true;
-        }
-        !self.loopback_only || is_loopback_name(host)
+            .any(|a| a == "*" || a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(bare))
+            || is_loopback_name(host)
     }
 
     /// `Err(reason)` when the request must be refused with 403.
@@ -68,14 +79,14 @@ impl OriginPolicy {
                 return Ok(());
             }
             let host = origin.split_once("://").map(|(_, h)| h).unwrap_or("");
-            let ok = if self.loopback_only {
-                is_loopback_name(host)
-            } else {
-                self.allowed_hosts
+            // Same-origin requests (the Origin names the Host that already passed) and
+            // origins on listed hosts pass; `*` in allowed_hosts says nothing about origins.
+            let ok = is_loopback_name(host)
+                || self
+                    .allowed_hosts
                     .iter()
-                    .any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(strip_port(host)))
-                    || headers.get(header::HOST).and_then(|h| h.to_str().ok()) == Some(host)
-            };
+                    .any(|a| a != "*" && (a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(strip_port(host))))
+                || (!self.loopback_only && headers.get(header::HOST).and_then(|h| h.to_str().ok()) == Some(host));
             if !ok || origin == "null" {
                 return Err(format!(
                     "Origin {origin:?} is not allowed (DNS-rebinding protection); add it to http.allowed_origins"
@@ -134,6 +145,43 @@ mod tests {
         assert!(p
             .check(&h(&[("host", "localhost"), ("origin", "http://evil.example.com")]))
             .is_err());
+    }
+
+    #[test]
+    fn every_listener_checks_the_host() {
+        let public = OriginPolicy {
+            loopback_only: false,
+            allowed_hosts: vec!["mcp.example.com".into()],
+            allowed_origins: vec![],
+        };
+        assert!(public.check(&h(&[("host", "mcp.example.com:443")])).is_ok());
+        assert!(public.check(&h(&[("host", "localhost:8080")])).is_ok());
+        assert!(public.check(&h(&[("host", "rebound.attacker.example")])).is_err());
+        assert!(public
+            .check(&h(&[("host", "mcp.example.com"), ("origin", "https://mcp.example.com")]))
+            .is_ok());
+        assert!(public
+            .check(&h(&[("host", "mcp.example.com"), ("origin", "https://evil.example")]))
+            .is_err());
+        let any = OriginPolicy {
+            loopback_only: false,
+            allowed_hosts: vec!["*".into()],
+            allowed_origins: vec![],
+        };
+        assert!(any.check(&h(&[("host", "whatever.example")])).is_ok());
+        assert!(any
+            .check(&h(&[("host", "a.example"), ("origin", "https://b.example")]))
+            .is_err());
+        let addr = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        let none = OriginPolicy {
+            loopback_only: false,
+            allowed_hosts: vec![],
+            allowed_origins: vec![],
+        };
+        let e = none.check_listener(addr("0.0.0.0:8080")).unwrap_err();
+        assert!(e.contains("http.allowed_hosts"), "{e}");
+        assert!(none.check_listener(addr("127.0.0.1:8080")).is_ok());
+        assert!(any.check_listener(addr("0.0.0.0:8080")).is_ok());
     }
 
     #[test]

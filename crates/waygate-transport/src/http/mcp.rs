@@ -29,7 +29,10 @@ pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     match *req.method() {
         Method::POST => post(shared, req).await,
         Method::GET => get(shared, req),
-        Method::DELETE => delete(shared, req.headers()),
+        Method::DELETE => {
+            let caller = req.extensions().get::<Caller>().cloned().unwrap_or_default();
+            delete(shared, req.headers(), &caller)
+        }
         _ => {
             let mut r = error_response(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -245,7 +248,7 @@ fn check_mirrored(
 
 async fn legacy_post(shared: Arc<Shared>, headers: &HeaderMap, caller: &Caller, msg: Message) -> Response<Body> {
     let session = match header_str(headers, SESSION_HEADER) {
-        Some(sid) => match shared.engine.sessions.get(sid) {
+        Some(sid) => match shared.engine.sessions.get(sid, caller.owner()) {
             Some(s) => Some(s),
             None => {
                 return error_response(
@@ -284,7 +287,12 @@ async fn legacy_post(shared: Arc<Shared>, headers: &HeaderMap, caller: &Caller, 
             }
             match shared
                 .engine
-                .initialize(params.as_ref(), TransportKind::StreamableHttp, true)
+                .initialize(
+                    params.as_ref(),
+                    TransportKind::StreamableHttp,
+                    true,
+                    caller.principal.clone(),
+                )
             {
                 Ok((s, result)) => {
                     let mut r = json_response(StatusCode::OK, encode_response(Some(&id), Ok(&result)));
@@ -377,7 +385,15 @@ async fn batch(
     caller: &Caller,
     items: Vec<Result<Message, waygate_protocol::ParseError>>,
 ) -> Response<Body> {
-    let session = header_str(headers, SESSION_HEADER).and_then(|sid| shared.engine.sessions.get(sid));
+    let sid = header_str(headers, SESSION_HEADER);
+    let session = sid.and_then(|sid| shared.engine.sessions.get(sid, caller.owner()));
+    if let (Some(sid), None) = (sid, &session) {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            None,
+            &ErrorObject::invalid_request(format!("session {sid:?} not found or expired; send initialize again")),
+        );
+    }
     let version = session
         .as_ref()
         .map(|s| s.version)
@@ -458,6 +474,7 @@ async fn batch(
 
 /// GET opens the session's standalone stream (handshake era only).
 fn get(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    let caller = req.extensions().get::<Caller>().cloned().unwrap_or_default();
     let Some(sid) = header_str(req.headers(), SESSION_HEADER) else {
         let mut r = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -469,7 +486,7 @@ fn get(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return r;
     };
-    let Some(session) = shared.engine.sessions.get(sid) else {
+    let Some(session) = shared.engine.sessions.get(sid, caller.owner()) else {
         return error_response(
             StatusCode::NOT_FOUND,
             None,
@@ -488,14 +505,14 @@ fn get(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     sse_response(Body::sse(rx, Some(shared.cfg.keepalive), None))
 }
 
-fn delete(shared: Arc<Shared>, h: &HeaderMap) -> Response<Body> {
+fn delete(shared: Arc<Shared>, h: &HeaderMap, caller: &Caller) -> Response<Body> {
     match header_str(h, SESSION_HEADER) {
         None => error_response(
             StatusCode::BAD_REQUEST,
             None,
             &ErrorObject::invalid_request("DELETE /mcp needs the Mcp-Session-Id header"),
         ),
-        Some(sid) if shared.engine.sessions.remove(sid) => empty(StatusCode::NO_CONTENT),
+        Some(sid) if shared.engine.sessions.remove(sid, caller.owner()) => empty(StatusCode::NO_CONTENT),
         Some(sid) => error_response(
             StatusCode::NOT_FOUND,
             None,

@@ -19,6 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
+use hyper::body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -135,6 +136,11 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
+    /// The owner key of sessions and other per-caller state (see `CallContext::owner`).
+    pub fn owner(&self) -> Option<&str> {
+        self.principal.as_deref().map(|p| p.id.as_str())
+    }
+
     pub fn apply(&self, ctx: &mut waygate_core::CallContext) {
         ctx.principal = self.principal.clone();
         ctx.correlation_id = self.correlation_id.clone();
@@ -395,32 +401,80 @@ fn unauthorized(e: &AuthError, meta: Option<&ResourceMetadata>, h: &http::Header
     r
 }
 
+/// How much of an oversize body is read and thrown away before the 413 goes out. Clients
+/// that write the whole body before reading (Python's `http.client`, httpx) would otherwise
+/// see a reset connection instead of the answer naming the limit.
+const DRAIN_MAX: u64 = 64 * 1024 * 1024;
+
+enum BodyError {
+    TooLarge,
+    Read(hyper::Error),
+}
+
+/// Collect at most `limit` bytes; past that, stop collecting and report `TooLarge`.
+async fn collect_limited(incoming: &mut Incoming, limit: usize) -> Result<Bytes, BodyError> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = incoming.frame().await {
+        let frame = frame.map_err(BodyError::Read)?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(BodyError::TooLarge);
+            }
+            if buf.is_empty() && incoming.is_end_stream() {
+                return Ok(data);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Read and discard what is left of a body, up to [`DRAIN_MAX`] bytes in `within`; true
+/// when it was read to the end (the connection can then carry the answer cleanly).
+async fn drain(incoming: &mut Incoming, within: Duration) -> bool {
+    let run = async {
+        let mut seen = 0u64;
+        while let Some(frame) = incoming.frame().await {
+            let Ok(frame) = frame else { return false };
+            if let Ok(d) = frame.into_data() {
+                seen += d.len() as u64;
+                if seen > DRAIN_MAX {
+                    return false;
+                }
+            }
+        }
+        true
+    };
+    tokio::time::timeout(within, run).await.unwrap_or(false)
+}
+
 /// Read the body up to the configured size, within the body timeout (slow clients), and
 /// refuse JSON nested deeper than allowed before anything parses it.
 pub(crate) async fn read_body(
     headers: &http::HeaderMap,
-    incoming: Incoming,
+    mut incoming: Incoming,
     cfg: &HttpConfig,
 ) -> Result<Bytes, Response<Body>> {
     let limit = cfg.max_body_bytes;
-    if let Some(len) = headers
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > limit as u64 {
-            return Err(too_large(limit));
-        }
-    }
-    let collected = tokio::time::timeout(
-        cfg.body_timeout,
-        http_body_util::Limited::new(incoming, limit).collect(),
-    )
-    .await;
+        .and_then(|v| v.parse::<u64>().ok());
+    let collected = match declared {
+        Some(len) if len > limit as u64 => Ok(Err(BodyError::TooLarge)),
+        _ => tokio::time::timeout(cfg.body_timeout, collect_limited(&mut incoming, limit)).await,
+    };
     let bytes = match collected {
-        Ok(Ok(c)) => c.to_bytes(),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(too_large(limit)),
-        Ok(Err(e)) => {
+        Ok(Ok(b)) => b,
+        Ok(Err(BodyError::TooLarge)) => {
+            let drained = declared.is_none_or(|l| l <= DRAIN_MAX) && drain(&mut incoming, cfg.body_timeout).await;
+            let mut r = too_large(limit);
+            if !drained {
+                r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return Err(r);
+        }
+        Ok(Err(BodyError::Read(e))) => {
             return Err(error_response(
                 StatusCode::BAD_REQUEST,
                 None,

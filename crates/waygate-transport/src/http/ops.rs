@@ -203,10 +203,12 @@ pub(super) async fn admin(shared: &Shared, req: http::Request<hyper::body::Incom
 /// internal interface (`server.metrics_listen`), so the main port can stay key-protected.
 pub async fn serve_metrics(
     listener: tokio::net::TcpListener,
+    hosts: super::OriginPolicy,
     engine: std::sync::Arc<waygate_core::Engine>,
     ops: Option<std::sync::Arc<dyn Operations>>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
+    let hosts = std::sync::Arc::new(hosts);
     loop {
         let (stream, _) = tokio::select! {
             r = listener.accept() => match r {
@@ -218,10 +220,16 @@ pub async fn serve_metrics(
             },
             _ = shutdown.cancelled() => return,
         };
-        let (engine, ops) = (engine.clone(), ops.clone());
+        let (engine, ops, hosts) = (engine.clone(), ops.clone(), hosts.clone());
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let resp = match (req.method(), req.uri().path()) {
+                    // The DNS-rebinding guard holds on this listener too.
+                    _ if hosts.check(req.headers()).is_err() => json_response(
+                        StatusCode::FORBIDDEN,
+                        br#"{"error":"Host or Origin not allowed (DNS-rebinding protection); see http.allowed_hosts"}"#
+                            .to_vec(),
+                    ),
                     (&http::Method::GET, "/metrics") => metrics_response(metrics_text(&engine, ops.as_deref())),
                     _ => json_response(
                         StatusCode::NOT_FOUND,

@@ -19,6 +19,8 @@ use super::{empty, error_response, guard, read_body, sse_response, Caller, Share
 
 struct Conn {
     tx: OutTx,
+    /// The principal that opened the stream; only it may post to the connection.
+    principal: Option<Arc<waygate_core::auth::Principal>>,
     session: OnceLock<Arc<Session>>,
 }
 
@@ -29,10 +31,14 @@ pub(crate) struct SseConnections {
 }
 
 impl SseConnections {
-    fn get(&self, id: &str) -> Option<Arc<Conn>> {
+    /// The connection `id` when `owner` opened it; another principal gets `None`, as for
+    /// an id that never existed.
+    fn get(&self, id: &str, owner: Option<&str>) -> Option<Arc<Conn>> {
         let mut map = self.conns.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, c| !c.tx.is_closed());
-        map.get(id).cloned()
+        map.get(id)
+            .filter(|c| c.principal.as_deref().map(|p| p.id.as_str()) == owner)
+            .cloned()
     }
 }
 
@@ -51,12 +57,14 @@ pub(super) async fn open(shared: Arc<Shared>, req: Request<Incoming>) -> Respons
             &ErrorObject::invalid_request("GET /sse needs Accept: text/event-stream"),
         );
     }
+    let principal = req.extensions().get::<Caller>().and_then(|c| c.principal.clone());
     let id = random_hex(16);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     shared.sse.conns.lock().unwrap_or_else(|e| e.into_inner()).insert(
         id.clone(),
         Arc::new(Conn {
             tx,
+            principal,
             session: OnceLock::new(),
         }),
     );
@@ -80,7 +88,8 @@ pub(super) async fn post(shared: Arc<Shared>, req: Request<Incoming>) -> Respons
                 .find_map(|kv| kv.strip_prefix("sessionId=").or_else(|| kv.strip_prefix("session_id=")))
         })
         .map(str::to_string);
-    let Some(conn) = sid.as_deref().and_then(|s| shared.sse.get(s)) else {
+    let owner = req.extensions().get::<Caller>().and_then(|c| c.owner());
+    let Some(conn) = sid.as_deref().and_then(|s| shared.sse.get(s, owner)) else {
         return error_response(
             StatusCode::NOT_FOUND,
             None,
@@ -127,7 +136,7 @@ fn dispatch(shared: &Arc<Shared>, conn: &Arc<Conn>, caller: &Caller, m: Result<M
         Message::Request { id, method, params } if method == methods::INITIALIZE => {
             let r = match shared
                 .engine
-                .initialize(params.as_ref(), TransportKind::LegacySse, true)
+                .initialize(params.as_ref(), TransportKind::LegacySse, true, conn.principal.clone())
             {
                 Ok((s, result)) => {
                     s.attach_stream(conn.tx.clone());

@@ -86,6 +86,16 @@ pub async fn watch(
             }
         };
         let names: Vec<String> = specs.iter().map(|s| s.name().to_string()).collect();
+        // Snapshot first: once any effect of a configuration is visible, its snapshot exists.
+        if let Some(raw) = &next.raw {
+            let snap = match ops.store.get() {
+                Some(store) => store.snapshot_config("reload", raw).await,
+                None => Ok(0),
+            };
+            if let Err(e) = snap {
+                tracing::warn!(error = %e, "could not snapshot the applied configuration");
+            }
+        }
         manager.apply_config(specs, next.cfg.hooks.clone(), false).await;
         engine.set_passthrough(crate::upstreams::passthrough_names(&next.cfg.upstreams));
         if current.cfg.policies != next.cfg.policies || current.cfg.authz != next.cfg.authz {
@@ -111,15 +121,6 @@ pub async fn watch(
         .collect();
         if !restart_needed.is_empty() {
             tracing::warn!(sections = ?restart_needed, "these sections changed and take effect after a restart");
-        }
-        if let Some(raw) = &next.raw {
-            let snap = match ops.store.get() {
-                Some(store) => store.snapshot_config("reload", raw).await,
-                None => Ok(0),
-            };
-            if let Err(e) = snap {
-                tracing::warn!(error = %e, "could not snapshot the applied configuration");
-            }
         }
         tracing::info!(plugins = ?names, tools = registry.catalog().tool_count(), "configuration reloaded");
         engine.audit_admin("admin/config.reload", &path.display().to_string(), "ok", None);

@@ -81,6 +81,7 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
         max_sessions: c.mcp.max_sessions.unwrap_or(defaults.max_sessions),
         page_size: c.mcp.page_size.unwrap_or(defaults.page_size),
         list_ttl_ms: c.mcp.list_ttl_ms.unwrap_or(defaults.list_ttl_ms),
+        validate_output: c.mcp.validate_output.unwrap_or(defaults.validate_output),
         ..defaults
     };
     let registry = Arc::new(PluginRegistry::new(Events::new(), ecfg.page_size));
@@ -135,6 +136,15 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
             }
             tracing::warn!("authentication disabled (--no-auth): every local process can call every tool");
         }
+        let hosts = waygate_transport::http::OriginPolicy {
+            loopback_only: addr.ip().is_loopback(),
+            allowed_hosts: c.http.allowed_hosts.clone(),
+            allowed_origins: c.http.allowed_origins.clone(),
+        };
+        hosts.check_listener(addr)?;
+        if let Some(m) = c.server.metrics_listen {
+            hosts.check_listener(m).map_err(|e| format!("server.metrics_listen: {e}"))?;
+        }
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -182,8 +192,11 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
             let bound = ml.local_addr()?;
             tracing::info!(%bound, "serving /metrics without authentication on a separate listener");
             let o: Arc<dyn waygate_transport::http::Operations> = ops.clone();
+            let mut mhosts = hosts.clone();
+            mhosts.loopback_only = bound.ip().is_loopback();
             tokio::spawn(waygate_transport::http::serve_metrics(
                 ml,
+                mhosts,
                 engine.clone(),
                 Some(o),
                 shutdown.clone(),

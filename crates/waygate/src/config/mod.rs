@@ -260,6 +260,10 @@ pub struct McpSection {
     pub max_sessions: Option<usize>,
     pub page_size: Option<usize>,
     pub list_ttl_ms: Option<u64>,
+    /// Check native and WASM tools' `structuredContent` against their `outputSchema`
+    /// (default: on in debug builds only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validate_output: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
@@ -354,6 +358,18 @@ impl FileConfig {
         ] {
             if v == Some(0) {
                 return Err(err(k, "got 0, expected at least 1".into()));
+            }
+        }
+        for (key, addr) in [("server.listen", self.server.listen), ("server.metrics_listen", self.server.metrics_listen)] {
+            let Some(addr) = addr.filter(|a| !a.ip().is_loopback()) else { continue };
+            if self.http.allowed_hosts.is_empty() {
+                return Err(err(
+                    "http.allowed_hosts",
+                    format!(
+                        "is empty, but {key} = \"{addr}\" is not loopback; expected the host names clients use \
+                         (e.g. [\"mcp.example.com\"]), or [\"*\"] to accept any Host without DNS-rebinding protection"
+                    ),
+                ));
             }
         }
         security::validate(&self.auth, &self.authz, &self.policies, &err)?;
@@ -537,7 +553,7 @@ pub fn schema() -> serde_json::Value {
                 "name": s("serverInfo.name"), "instructions": s("instructions for the model")}},
             "http": {"type": "object", "additionalProperties": false, "properties": {
                 "max_body_bytes": n("request body limit (default 4194304)"),
-                "allowed_hosts": list("Host values accepted besides loopback"),
+                "allowed_hosts": list("Host values accepted besides loopback names; required off loopback; [\"*\"] accepts any"),
                 "allowed_origins": list("Origin values accepted; \"*\" for any"),
                 "keepalive_secs": n("SSE keep-alive comment interval")}},
             "mcp": {"type": "object", "additionalProperties": false, "properties": {
@@ -545,7 +561,8 @@ pub fn schema() -> serde_json::Value {
                 "session_idle_secs": n("idle legacy sessions end after this"),
                 "max_sessions": n("open legacy sessions at most"),
                 "page_size": n("items per list page"),
-                "list_ttl_ms": n("ttlMs cache hint on list results")}},
+                "list_ttl_ms": n("ttlMs cache hint on list results"),
+                "validate_output": {"type": "boolean", "description": "check structuredContent against outputSchema"}}},
             "plugins": {"type": "object", "additionalProperties": false, "properties": {
                 "enabled": {"type": "array", "items": {"enum": waygate_plugins::BUILTIN}},
                 "demo": {"type": "boolean"},

@@ -211,7 +211,12 @@ impl Server {
     }
 
     /// A 2026-07-28 request with envelope and mirrored headers.
-    pub fn modern(&self, id: i64, method: &str, mut params: Value, caps: Value) -> Response {
+    pub fn modern(&self, id: i64, method: &str, params: Value, caps: Value) -> Response {
+        self.modern_with(id, method, params, caps, &[])
+    }
+
+    /// [`Server::modern`] with extra headers (a caller's credential).
+    pub fn modern_with(&self, id: i64, method: &str, mut params: Value, caps: Value, extra: &[(&str, &str)]) -> Response {
         let meta = json!({
             "io.modelcontextprotocol/protocolVersion": MODERN,
             "io.modelcontextprotocol/clientCapabilities": caps,
@@ -221,12 +226,14 @@ impl Server {
         let name = params
             .get("name")
             .or_else(|| params.get("uri"))
+            .or_else(|| params.get("taskId"))
             .and_then(Value::as_str)
             .map(str::to_string);
         let mut h: Vec<(&str, &str)> = vec![("mcp-protocol-version", MODERN), ("mcp-method", method)];
         if let Some(n) = &name {
             h.push(("mcp-name", n));
         }
+        h.extend_from_slice(extra);
         self.post(
             &json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
             &h,
@@ -235,17 +242,21 @@ impl Server {
 
     /// Open a legacy session; returns its id.
     pub fn initialize(&self, version: &str, caps: Value) -> String {
+        self.initialize_with(version, caps, &[])
+    }
+
+    /// [`Server::initialize`] with extra headers (a caller's credential) on both requests.
+    pub fn initialize_with(&self, version: &str, caps: Value, extra: &[(&str, &str)]) -> String {
         let r = self.post(
             &json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
                 "protocolVersion": version, "capabilities": caps, "clientInfo": {"name":"t","version":"1"}}}),
-            &[],
+            extra,
         );
         assert_eq!(r.status, 200, "{}", r.text());
         let sid = r.header("mcp-session-id").expect("session id").to_string();
-        let n = self.post(
-            &json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
-            &[("mcp-session-id", &sid), ("mcp-protocol-version", version)],
-        );
+        let mut h = vec![("mcp-session-id", sid.as_str()), ("mcp-protocol-version", version)];
+        h.extend_from_slice(extra);
+        let n = self.post(&json!({"jsonrpc":"2.0","method":"notifications/initialized"}), &h);
         assert_eq!(n.status, 202);
         sid
     }

@@ -1,0 +1,117 @@
+//! Transport guards of the real binary: an oversize body sent in full before reading still
+//! gets its 413, the Host/Origin guard holds on every listener, and a listener off loopback
+//! without a host list does not start.
+
+use super::common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{bin, Server, TempDir};
+
+/// What `http.client` and httpx do: write every byte of the body, only then read.
+fn send_all_then_read(addr: &str, body_len: usize) -> (std::io::Result<()>, common::Response) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nContent-Length: {body_len}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).expect("head");
+    let chunk = vec![b' '; 64 * 1024];
+    let mut left = body_len;
+    let mut wrote = Ok(());
+    while left > 0 {
+        let n = left.min(chunk.len());
+        if let Err(e) = s.write_all(&chunk[..n]) {
+            wrote = Err(e);
+            break;
+        }
+        left -= n;
+    }
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    assert!(!raw.is_empty(), "no answer at all (write result: {wrote:?})");
+    (wrote, common::parse_response(&raw))
+}
+
+#[test]
+fn oversize_body_written_in_full_gets_the_413() {
+    let s = Server::start(&[]);
+    // 12 MiB against the default 4 MiB limit, with and without a Content-Length the
+    // server can refuse up front.
+    let (wrote, r) = send_all_then_read(&s.addr, 12 * 1024 * 1024);
+    assert!(wrote.is_ok(), "the server reset the connection while the client wrote: {wrote:?}");
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("http.max_body_bytes"), "{}", r.text());
+
+    // Python's own client, when the machine has one: no broken pipe, the 413 and its message.
+    let script = format!(
+        "import http.client,json\n\
+         c=http.client.HTTPConnection('{}',timeout=30)\n\
+         c.request('POST','/mcp',body=b' '*(9*1024*1024),headers={{'Content-Type':'application/json','Accept':'application/json, text/event-stream'}})\n\
+         r=c.getresponse(); b=r.read()\n\
+         print(r.status, json.loads(b)['error']['message'])\n",
+        s.addr
+    );
+    if let Ok(out) = std::process::Command::new("python3").args(["-c", &script]).output() {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "python client failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.starts_with("413 ") && text.contains("4194304 bytes"), "{text}");
+    }
+    // The server is fine afterwards.
+    let ok = s.post(&serde_json::json!({"jsonrpc":"2.0","id":1,"method":"ping"}), &[]);
+    assert_eq!(ok.status, 200);
+}
+
+#[test]
+fn host_list_is_enforced_and_an_open_listener_needs_one() {
+    let d = TempDir::new("hosts");
+    std::fs::write(
+        d.0.join("waygate.toml"),
+        "version = 3\n[http]\nallowed_hosts = [\"mcp.internal\"]\n",
+    )
+    .unwrap();
+    let s = Server::start_in(Some(&d.0), &[]);
+    let ping = br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let h = |host: &str, origin: Option<&str>| {
+        let mut v = vec![
+            ("host", host.to_string()),
+            ("content-type", "application/json".to_string()),
+            ("accept", "application/json, text/event-stream".to_string()),
+        ];
+        if let Some(o) = origin {
+            v.push(("origin", o.to_string()));
+        }
+        v
+    };
+    let send = |v: Vec<(&str, String)>| {
+        let refs: Vec<(&str, &str)> = v.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        s.request("POST", "/mcp", &refs, ping)
+    };
+    assert_eq!(send(h("mcp.internal:8080", None)).status, 200);
+    assert_eq!(send(h("localhost", None)).status, 200);
+    let r = send(h("rebound.attacker.example", None));
+    assert_eq!(r.status, 403);
+    assert!(r.text().contains("http.allowed_hosts"), "{}", r.text());
+    assert_eq!(
+        send(h("mcp.internal", Some("https://attacker.example"))).status,
+        403,
+        "foreign origin"
+    );
+
+    // Off loopback with no host list: refused before anything is bound, naming the key.
+    let d2 = TempDir::new("hosts-open");
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir", d2.0.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("http.allowed_hosts"), "{err}");
+    let cfg = d2.0.join("open.toml");
+    std::fs::write(&cfg, "version = 3\n[server]\nlisten = \"0.0.0.0:8080\"\n").unwrap();
+    let (ok, _, err) = common::cli(&["config", "validate", cfg.to_str().unwrap()]);
+    assert!(!ok && err.contains("http.allowed_hosts"), "{err}");
+}
