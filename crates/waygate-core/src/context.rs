@@ -4,15 +4,15 @@
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use waygate_protocol::jsonrpc::encode_message;
 use waygate_protocol::{meta, methods, Id, ProtocolVersion};
 
 use crate::session::Session;
 
-/// Encoded JSON-RPC messages on their way to the client (one per element, no framing).
-pub type OutTx = mpsc::UnboundedSender<Vec<u8>>;
+/// Encoded JSON-RPC messages on their way to the client (one per element, no framing),
+/// through a queue bounded in bytes (see [`crate::outq`]).
+pub use crate::outq::OutTx;
 
 /// How the request reached us; recorded for logs and later for audit rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

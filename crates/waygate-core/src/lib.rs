@@ -16,6 +16,7 @@ pub mod hooks;
 pub mod logctx;
 pub mod metrics;
 pub mod mrtr;
+pub mod outq;
 pub mod plugin;
 pub mod policy;
 pub mod ratelimit;

@@ -173,6 +173,12 @@ impl Metrics {
             "waygate_invalid_arguments_total {}",
             self.invalid_arguments.load(Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP waygate_stream_overflows_total Client streams ended because the client stopped reading."
+        );
+        let _ = writeln!(out, "# TYPE waygate_stream_overflows_total counter");
+        let _ = writeln!(out, "waygate_stream_overflows_total {}", crate::outq::overflows());
         let _ = writeln!(out, "# HELP waygate_requests_total MCP requests by method and outcome.");
         let _ = writeln!(out, "# TYPE waygate_requests_total counter");
         for (m, s) in METHODS.iter().zip(&self.methods) {

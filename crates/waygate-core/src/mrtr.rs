@@ -111,7 +111,13 @@ impl StateSealer {
         // A state sealed for another method or target fails here too (associated data).
         let plain = self
             .cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &Self::aad(method, target) })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: &Self::aad(method, target),
+                },
+            )
             .map_err(|_| StateError::BadSignature)?;
         let mut payload: Value = serde_json::from_slice(&plain).map_err(|_| StateError::Malformed)?;
         if payload["o"].as_str() != bind.owner {
@@ -143,32 +149,61 @@ mod tests {
     #[test]
     fn seal_open_and_tamper() {
         let s = StateSealer::new(b"k".to_vec(), 60);
-        let sealed = s.seal("tools/call", "t", alice(), &json!({"round": 1, "secret": "upstream-id-42"}));
-        assert!(!sealed.contains("upstream") && !sealed.contains("alice"), "state is readable: {sealed}");
+        let sealed = s.seal(
+            "tools/call",
+            "t",
+            alice(),
+            &json!({"round": 1, "secret": "upstream-id-42"}),
+        );
+        assert!(
+            !sealed.contains("upstream") && !sealed.contains("alice"),
+            "state is readable: {sealed}"
+        );
         assert_eq!(s.open(&sealed, "tools/call", "t", alice()).unwrap()["round"], 1);
-        assert_eq!(s.open(&sealed, "tools/call", "other", alice()), Err(StateError::BadSignature));
-        assert_eq!(s.open(&sealed, "prompts/get", "t", alice()), Err(StateError::BadSignature));
+        assert_eq!(
+            s.open(&sealed, "tools/call", "other", alice()),
+            Err(StateError::BadSignature)
+        );
+        assert_eq!(
+            s.open(&sealed, "prompts/get", "t", alice()),
+            Err(StateError::BadSignature)
+        );
         let bob = Binding {
             owner: Some("bob"),
             args: &ARGS,
         };
         assert_eq!(s.open(&sealed, "tools/call", "t", bob), Err(StateError::WrongCaller));
-        let anon = Binding { owner: None, args: &ARGS };
+        let anon = Binding {
+            owner: None,
+            args: &ARGS,
+        };
         assert_eq!(s.open(&sealed, "tools/call", "t", anon), Err(StateError::WrongCaller));
         let other_args = Binding {
             owner: Some("alice"),
             args: &[8; 32],
         };
-        assert_eq!(s.open(&sealed, "tools/call", "t", other_args), Err(StateError::WrongRequest));
+        assert_eq!(
+            s.open(&sealed, "tools/call", "t", other_args),
+            Err(StateError::WrongRequest)
+        );
         let mut bad = sealed.clone().into_bytes();
         let i = bad.len() - 5;
         bad[i] = if bad[i] == b'A' { b'B' } else { b'A' };
         let bad = String::from_utf8(bad).unwrap();
         assert_eq!(s.open(&bad, "tools/call", "t", alice()), Err(StateError::BadSignature));
-        assert_eq!(s.open("garbage", "tools/call", "t", alice()), Err(StateError::Malformed));
-        assert_eq!(s.open("v1.AAAA", "tools/call", "t", alice()), Err(StateError::Malformed));
+        assert_eq!(
+            s.open("garbage", "tools/call", "t", alice()),
+            Err(StateError::Malformed)
+        );
+        assert_eq!(
+            s.open("v1.AAAA", "tools/call", "t", alice()),
+            Err(StateError::Malformed)
+        );
         let other = StateSealer::new(b"k2".to_vec(), 60);
-        assert_eq!(other.open(&sealed, "tools/call", "t", alice()), Err(StateError::BadSignature));
+        assert_eq!(
+            other.open(&sealed, "tools/call", "t", alice()),
+            Err(StateError::BadSignature)
+        );
     }
 
     #[test]

@@ -266,7 +266,7 @@ impl SessionStore {
     /// End the session `id` if `owner` opened it; false when there is none for this owner.
     pub fn remove(&self, id: &str, owner: Option<&str>) -> bool {
         let mut map = self.sessions.write().unwrap_or_else(|e| e.into_inner());
-        if !map.get(id).is_some_and(|s| s.owner() == owner) {
+        if map.get(id).is_none_or(|s| s.owner() != owner) {
             return false;
         }
         let s = map.remove(id);
@@ -381,7 +381,7 @@ mod tests {
     #[tokio::test]
     async fn request_round_trip_through_stream() {
         let s = session();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, mut rx) = crate::outq::channel();
         let s2 = s.clone();
         let waiter = tokio::spawn(async move {
             s2.request(

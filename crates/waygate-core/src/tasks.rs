@@ -92,6 +92,9 @@ impl Task {
     }
 }
 
+/// Tasks one principal may hold at once (results are kept until their TTL).
+pub const MAX_TASKS_PER_OWNER: usize = 1000;
+
 pub struct TaskStore {
     tasks: Mutex<HashMap<String, Arc<Task>>>,
     ttl: Duration,
@@ -115,6 +118,21 @@ impl TaskStore {
             .get(id)
             .filter(|t| t.owner.as_deref() == owner)
             .cloned()
+    }
+
+    /// Refuse a new task when `owner` already holds [`MAX_TASKS_PER_OWNER`] (running or
+    /// finished and not yet expired): one caller cannot fill the server's memory with them.
+    pub fn ensure_room(&self, owner: Option<&str>) -> Result<(), ErrorObject> {
+        let held = lock(&self.tasks)
+            .values()
+            .filter(|t| t.owner.as_deref() == owner)
+            .count();
+        if held >= MAX_TASKS_PER_OWNER {
+            return Err(ErrorObject::internal(format!(
+                "too many tasks: this caller already holds {held} (the limit); wait for some to finish and expire"
+            )));
+        }
+        Ok(())
     }
 
     /// The full task state as `notifications/tasks` carries it, for its owner only.

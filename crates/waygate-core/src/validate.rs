@@ -83,14 +83,18 @@ mod tests {
             "additionalProperties": false
         });
         assert!(s.check(Some(&schema), &json!({"n": 3}), "t").is_ok());
-        let e = s.check(Some(&schema), &json!({"n": "sk-secret-value"}), "t").unwrap_err();
+        let e = s
+            .check(Some(&schema), &json!({"n": "sk-secret-value"}), "t")
+            .unwrap_err();
         assert!(e.contains("at /n") && e.contains("type"), "{e}");
         assert!(!e.contains("sk-secret-value"), "value echoed: {e}");
         let e = s.check(Some(&schema), &json!({"n": 11}), "t").unwrap_err();
         assert!(e.contains("maximum"), "{e}");
         let e = s.check(Some(&schema), &json!({}), "t").unwrap_err();
         assert!(e.contains("at /:") && e.contains("required"), "{e}");
-        let e = s.check(Some(&schema), &json!({"n": 1, "tags": [1, 2, 3, 4, 5]}), "t").unwrap_err();
+        let e = s
+            .check(Some(&schema), &json!({"n": 1, "tags": [1, 2, 3, 4, 5]}), "t")
+            .unwrap_err();
         assert!(e.contains("/tags/0") && e.contains("and 2 more"), "{e}");
     }
 
@@ -103,7 +107,10 @@ mod tests {
             "dependencies": {"a": ["b"]}
         });
         let s = LazySchema::default();
-        assert!(s.check(Some(&draft7), &json!({"a": "x"}), "t").unwrap_err().contains("b"));
+        assert!(s
+            .check(Some(&draft7), &json!({"a": "x"}), "t")
+            .unwrap_err()
+            .contains("b"));
         assert!(s.check(Some(&draft7), &json!({"a": "x", "b": 1}), "t").is_ok());
         // 2020-12 by default: prefixItems is understood.
         let s = LazySchema::default();

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use tokio::sync::mpsc;
+use waygate_core::outq::{self, OutRx};
 use waygate_core::{CallContext, Engine};
 use waygate_protocol::jsonrpc::encode_response;
 use waygate_protocol::{ErrorObject, Id};
@@ -15,7 +15,7 @@ pub enum Answer {
     /// Completed before emitting anything: one JSON response.
     Done(Result<Value, ErrorObject>),
     /// Emitted messages first; the receiver yields them and then the encoded response.
-    Streaming(mpsc::UnboundedReceiver<Vec<u8>>),
+    Streaming(OutRx),
 }
 
 /// Run `method` with `ctx`, switching to streaming the moment the handler emits a message.
@@ -27,7 +27,7 @@ pub async fn run(
     params: Option<Map<String, Value>>,
     mut ctx: CallContext,
 ) -> Answer {
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = outq::channel();
     ctx.out = Some(tx);
     let cancel = ctx.cancel.clone();
     let session = ctx.session.clone();
@@ -41,14 +41,14 @@ pub async fn run(
         r = &mut fut => {
             // Anything emitted before completion still has to reach the client.
             match rx.try_recv() {
-                Err(_) => {
+                None => {
                     finish(&session, &id);
                     return Answer::Done(r);
                 }
-                Ok(m) => {
-                    let (otx, orx) = mpsc::unbounded_channel();
+                Some(m) => {
+                    let (otx, orx) = outq::channel();
                     let _ = otx.send(m);
-                    while let Ok(m) = rx.try_recv() {
+                    while let Some(m) = rx.try_recv() {
                         let _ = otx.send(m);
                     }
                     let _ = otx.send(encode(&id, &r));
@@ -59,7 +59,7 @@ pub async fn run(
         }
         m = rx.recv() => m,
     };
-    let (otx, orx) = mpsc::unbounded_channel();
+    let (otx, orx) = outq::channel();
     if let Some(m) = first {
         let _ = otx.send(m);
     }
@@ -80,7 +80,7 @@ pub async fn run(
                 }
             }
         };
-        while let Ok(m) = rx.try_recv() {
+        while let Some(m) = rx.try_recv() {
             let _ = otx.send(m);
         }
         let _ = otx.send(encode(&id, &r));

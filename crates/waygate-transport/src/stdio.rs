@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use waygate_core::context::TransportKind;
 use waygate_core::era;
@@ -25,7 +24,7 @@ pub const MAX_LINE: usize = 4 * 1024 * 1024;
 
 struct Conn {
     engine: Arc<Engine>,
-    out: mpsc::UnboundedSender<Vec<u8>>,
+    out: waygate_core::OutTx,
     session: Mutex<Option<Arc<Session>>>,
     inflight: Mutex<HashMap<Id, CancellationToken>>,
     tasks: tokio_util::task::TaskTracker,
@@ -37,12 +36,12 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (tx, mut rx) = waygate_core::outq::channel();
     let writer = tokio::spawn(async move {
         while let Some(mut m) = rx.recv().await {
             m.push(b'\n');
             // Batch whatever else is ready into one write.
-            while let Ok(mut n) = rx.try_recv() {
+            while let Some(mut n) = rx.try_recv() {
                 n.push(b'\n');
                 m.extend_from_slice(&n);
             }
@@ -191,7 +190,10 @@ fn on_request(
                 "this connection is already initialized",
             )));
         }
-        return match conn.engine.initialize(params.as_ref(), TransportKind::Stdio, false, None) {
+        return match conn
+            .engine
+            .initialize(params.as_ref(), TransportKind::Stdio, false, None)
+        {
             Ok((s, result)) => {
                 *conn.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
                 send(Ok(result))

@@ -399,7 +399,7 @@ mod tests {
             Err(UpstreamError::Rpc { code: -32602, .. })
         ));
         // Progress under our token goes to the caller under theirs.
-        let (out, mut caller) = mpsc::unbounded_channel();
+        let (out, mut caller) = waygate_core::outq::channel();
         inbound
             .progress
             .lock()

@@ -53,7 +53,9 @@ impl Engine {
         })?;
         // The seed ADR's request validation: nothing runs on arguments its schema refuses.
         if let Err(why) = tool.check_arguments(&arguments) {
-            self.metrics.invalid_arguments.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.metrics
+                .invalid_arguments
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return tool_error_or(
                 Kind::Tool,
                 PluginError::InvalidParams(format!("Invalid arguments for tool {name}: {why}")),
@@ -234,7 +236,8 @@ impl Engine {
         }
         let catalog = self.registry.catalog();
         let policy = self.policy();
-        let visible = |t: crate::policy::Target<'_>| policy.as_deref().is_none_or(|p| p.visible(ctx.principal.as_deref(), t));
+        let visible =
+            |t: crate::policy::Target<'_>| policy.as_deref().is_none_or(|p| p.visible(ctx.principal.as_deref(), t));
         let empty = || json!({ "completion": { "values": [], "total": 0, "hasMore": false } });
         match reference.get("type").and_then(Value::as_str) {
             Some("ref/prompt") => {
@@ -533,6 +536,7 @@ impl Engine {
             }
             return Ok(None);
         }
+        self.tasks.ensure_room(ctx.owner())?;
         let cancel = tokio_util::sync::CancellationToken::new();
         let mut bg = CallContext::detached(ctx.version);
         bg.transport = ctx.transport;
@@ -554,17 +558,15 @@ impl Engine {
             std::task::Poll::Ready(done) => Box::pin(std::future::ready(done)),
             std::task::Poll::Pending => first,
         };
-        let task = self
-            .tasks
-            .spawn(
-                ctx.owner().map(Arc::from),
-                tool_name,
-                self.events.clone(),
-                plugin.clone(),
-                first,
-                cancel,
-                ctx.version,
-            );
+        let task = self.tasks.spawn(
+            ctx.owner().map(Arc::from),
+            tool_name,
+            self.events.clone(),
+            plugin.clone(),
+            first,
+            cancel,
+            ctx.version,
+        );
         Ok(Some(if ctx.is_modern() {
             let mut t = task;
             t["resultType"] = json!("task");

@@ -6,6 +6,8 @@ mod errors;
 mod lifecycle;
 mod listen;
 mod spans;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -477,7 +479,11 @@ impl Engine {
             o.entry("ttlMs").or_insert_with(|| Value::from(self.cfg.list_ttl_ms));
             // Never widen a plugin's own `private` to `public`.
             let own_private = o.get("cacheScope").and_then(Value::as_str) == Some("private");
-            let scope = if scope.public(method) && !own_private { "public" } else { "private" };
+            let scope = if scope.public(method) && !own_private {
+                "public"
+            } else {
+                "private"
+            };
             o.insert("cacheScope".into(), Value::from(scope));
         } else if scope.retried || !is_complete {
             // MRTR retries and interim results must not be cached (2026-07-28 §MRTR).

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body as HttpBody, Frame};
-use tokio::sync::mpsc;
 
 pub enum Body {
     Full(Option<Bytes>),
@@ -17,7 +16,7 @@ pub enum Body {
 /// Turns encoded messages into `event: message` frames, with comment keep-alives so idle
 /// streams survive proxies.
 pub struct SseStream {
-    rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    rx: waygate_core::outq::OutRx,
     keepalive: Option<Pin<Box<tokio::time::Interval>>>,
     /// Bytes sent before the first message (e.g. the legacy `endpoint` event).
     preamble: Option<Bytes>,
@@ -30,7 +29,7 @@ impl Body {
     pub fn bytes(b: impl Into<Bytes>) -> Self {
         Body::Full(Some(b.into()))
     }
-    pub fn sse(rx: mpsc::UnboundedReceiver<Vec<u8>>, keepalive: Option<Duration>, preamble: Option<Bytes>) -> Self {
+    pub fn sse(rx: waygate_core::outq::OutRx, keepalive: Option<Duration>, preamble: Option<Bytes>) -> Self {
         let keepalive = keepalive.map(|d| {
             let mut i = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
             i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -158,7 +158,10 @@ mod tests {
         assert!(public.check(&h(&[("host", "localhost:8080")])).is_ok());
         assert!(public.check(&h(&[("host", "rebound.attacker.example")])).is_err());
         assert!(public
-            .check(&h(&[("host", "mcp.example.com"), ("origin", "https://mcp.example.com")]))
+            .check(&h(&[
+                ("host", "mcp.example.com"),
+                ("origin", "https://mcp.example.com")
+            ]))
             .is_ok());
         assert!(public
             .check(&h(&[("host", "mcp.example.com"), ("origin", "https://evil.example")]))

@@ -147,7 +147,7 @@ async fn modern_post(shared: Arc<Shared>, headers: &HeaderMap, caller: &Caller, 
             Ok(f) => f,
             Err(e) => return error_response(modern_status(&e).max(StatusCode::BAD_REQUEST), Some(&id), &e),
         };
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, rx) = waygate_core::outq::channel();
         let engine = shared.engine.clone();
         tokio::spawn(async move { engine.run_listen(id, filter, tx, CancellationToken::new()).await });
         return sse_response(Body::sse(rx, Some(shared.cfg.keepalive), None));
@@ -285,15 +285,12 @@ async fn legacy_post(shared: Arc<Shared>, headers: &HeaderMap, caller: &Caller, 
                     &ErrorObject::invalid_request("this session is already initialized"),
                 );
             }
-            match shared
-                .engine
-                .initialize(
-                    params.as_ref(),
-                    TransportKind::StreamableHttp,
-                    true,
-                    caller.principal.clone(),
-                )
-            {
+            match shared.engine.initialize(
+                params.as_ref(),
+                TransportKind::StreamableHttp,
+                true,
+                caller.principal.clone(),
+            ) {
                 Ok((s, result)) => {
                     let mut r = json_response(StatusCode::OK, encode_response(Some(&id), Ok(&result)));
                     if let Ok(v) = HeaderValue::from_str(&s.id) {
@@ -500,7 +497,7 @@ fn get(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
             &ErrorObject::invalid_request("GET /mcp needs Accept: text/event-stream"),
         );
     }
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = waygate_core::outq::channel();
     session.attach_stream(tx);
     sse_response(Body::sse(rx, Some(shared.cfg.keepalive), None))
 }

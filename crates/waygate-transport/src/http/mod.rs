@@ -470,7 +470,8 @@ pub(crate) async fn read_body(
             let drained = declared.is_none_or(|l| l <= DRAIN_MAX) && drain(&mut incoming, cfg.body_timeout).await;
             let mut r = too_large(limit);
             if !drained {
-                r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             return Err(r);
         }

@@ -59,7 +59,7 @@ pub(super) async fn open(shared: Arc<Shared>, req: Request<Incoming>) -> Respons
     }
     let principal = req.extensions().get::<Caller>().and_then(|c| c.principal.clone());
     let id = random_hex(16);
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = waygate_core::outq::channel();
     shared.sse.conns.lock().unwrap_or_else(|e| e.into_inner()).insert(
         id.clone(),
         Arc::new(Conn {
@@ -134,20 +134,21 @@ fn dispatch(shared: &Arc<Shared>, conn: &Arc<Conn>, caller: &Caller, m: Result<M
     let session = conn.session.get().cloned();
     match msg {
         Message::Request { id, method, params } if method == methods::INITIALIZE => {
-            let r = match shared
-                .engine
-                .initialize(params.as_ref(), TransportKind::LegacySse, true, conn.principal.clone())
-            {
-                Ok((s, result)) => {
-                    s.attach_stream(conn.tx.clone());
-                    if conn.session.set(s).is_err() {
-                        Err(ErrorObject::invalid_request("this connection is already initialized"))
-                    } else {
-                        Ok(result)
+            let r =
+                match shared
+                    .engine
+                    .initialize(params.as_ref(), TransportKind::LegacySse, true, conn.principal.clone())
+                {
+                    Ok((s, result)) => {
+                        s.attach_stream(conn.tx.clone());
+                        if conn.session.set(s).is_err() {
+                            Err(ErrorObject::invalid_request("this connection is already initialized"))
+                        } else {
+                            Ok(result)
+                        }
                     }
-                }
-                Err(e) => Err(e),
-            };
+                    Err(e) => Err(e),
+                };
             let _ = conn.tx.send(encode_response(Some(&id), r.as_ref()));
         }
         Message::Request { id, method, params } => {

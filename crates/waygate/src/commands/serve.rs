@@ -119,6 +119,9 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
         ready.clone(),
         audit_on,
     ));
+    if let Some(b) = c.http.max_stream_buffer_bytes {
+        waygate_core::outq::set_limit(b);
+    }
     let api_keys = (!args.stdio && !args.no_auth).then(waygate_core::auth::ApiKeys::default);
     let server: tokio::task::JoinHandle<std::io::Result<()>> = if args.stdio {
         tracing::info!(plugins = ?names, tools = registry.catalog().tool_count(), "serving MCP on stdio");
@@ -143,7 +146,9 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
         };
         hosts.check_listener(addr)?;
         if let Some(m) = c.server.metrics_listen {
-            hosts.check_listener(m).map_err(|e| format!("server.metrics_listen: {e}"))?;
+            hosts
+                .check_listener(m)
+                .map_err(|e| format!("server.metrics_listen: {e}"))?;
         }
         let listener = tokio::net::TcpListener::bind(addr)
             .await

@@ -249,6 +249,10 @@ pub struct HttpSection {
     /// Seconds a client may take to send its request body (default 30).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_timeout_secs: Option<u64>,
+    /// Bytes queued for one client stream before a client that stopped reading is cut off
+    /// (default 16 MiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_stream_buffer_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
@@ -360,8 +364,13 @@ impl FileConfig {
                 return Err(err(k, "got 0, expected at least 1".into()));
             }
         }
-        for (key, addr) in [("server.listen", self.server.listen), ("server.metrics_listen", self.server.metrics_listen)] {
-            let Some(addr) = addr.filter(|a| !a.ip().is_loopback()) else { continue };
+        for (key, addr) in [
+            ("server.listen", self.server.listen),
+            ("server.metrics_listen", self.server.metrics_listen),
+        ] {
+            let Some(addr) = addr.filter(|a| !a.ip().is_loopback()) else {
+                continue;
+            };
             if self.http.allowed_hosts.is_empty() {
                 return Err(err(
                     "http.allowed_hosts",
@@ -555,7 +564,8 @@ pub fn schema() -> serde_json::Value {
                 "max_body_bytes": n("request body limit (default 4194304)"),
                 "allowed_hosts": list("Host values accepted besides loopback names; required off loopback; [\"*\"] accepts any"),
                 "allowed_origins": list("Origin values accepted; \"*\" for any"),
-                "keepalive_secs": n("SSE keep-alive comment interval")}},
+                "keepalive_secs": n("SSE keep-alive comment interval"),
+                "max_stream_buffer_bytes": n("bytes queued per client stream before a client that stopped reading is cut off (default 16 MiB)")}},
             "mcp": {"type": "object", "additionalProperties": false, "properties": {
                 "state_key": s("secret sealing MRTR requestState (>= 16 chars; use ${env:NAME})"),
                 "session_idle_secs": n("idle legacy sessions end after this"),

@@ -42,7 +42,10 @@ fn oversize_body_written_in_full_gets_the_413() {
     // 12 MiB against the default 4 MiB limit, with and without a Content-Length the
     // server can refuse up front.
     let (wrote, r) = send_all_then_read(&s.addr, 12 * 1024 * 1024);
-    assert!(wrote.is_ok(), "the server reset the connection while the client wrote: {wrote:?}");
+    assert!(
+        wrote.is_ok(),
+        "the server reset the connection while the client wrote: {wrote:?}"
+    );
     assert_eq!(r.status, 413, "{}", r.text());
     assert!(r.text().contains("http.max_body_bytes"), "{}", r.text());
 
@@ -57,7 +60,11 @@ fn oversize_body_written_in_full_gets_the_413() {
     );
     if let Ok(out) = std::process::Command::new("python3").args(["-c", &script]).output() {
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "python client failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "python client failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(text.starts_with("413 ") && text.contains("4194304 bytes"), "{text}");
     }
     // The server is fine afterwards.
@@ -114,4 +121,78 @@ fn host_list_is_enforced_and_an_open_listener_needs_one() {
     std::fs::write(&cfg, "version = 3\n[server]\nlisten = \"0.0.0.0:8080\"\n").unwrap();
     let (ok, _, err) = common::cli(&["config", "validate", cfg.to_str().unwrap()]);
     assert!(!ok && err.contains("http.allowed_hosts"), "{err}");
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_client_that_stops_reading_its_stream_cannot_grow_memory() {
+    let d = TempDir::new("stall");
+    std::fs::write(
+        d.0.join("waygate.toml"),
+        "version = 3\n[http]\nmax_stream_buffer_bytes = 4194304\n",
+    )
+    .unwrap();
+    let s = Server::start_in(Some(&d.0), &[]);
+    // A legacy SSE client opens its stream and never reads it again.
+    let mut stream = common::Stream::open(&s.addr, "GET", "/sse", &[("accept", "text/event-stream")], b"");
+    let (_, endpoint) = stream.next_event().expect("endpoint event");
+    let post = |body: &str| {
+        s.request(
+            "POST",
+            &endpoint,
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        )
+        .status
+    };
+    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    assert_eq!(post(init), 202);
+    let text = "x".repeat(1024 * 1024);
+    let before = rss_kib(s.pid());
+    let mut accepted = 0;
+    // 120 answers of 1 MiB each would be 120 MiB queued for a reader that never reads.
+    for i in 1..=120 {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":{i},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"{text}"}}}}}}"#
+        );
+        match post(&body) {
+            202 => accepted += 1,
+            404 => break, // the connection was ended for not reading: the policy at work
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let after = rss_kib(s.pid());
+    let grown_mib = after.saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 48,
+        "RSS grew {grown_mib} MiB ({before} -> {after} KiB) after {accepted} answers to a stalled reader"
+    );
+    assert!(accepted < 120, "the stalled stream was never ended");
+    let metrics = s.request("GET", "/metrics", &[], b"").text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("waygate_stream_overflows_total ") && !l.ends_with(" 0")),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("overflow"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // The server still serves everyone else.
+    let ok = s.post(&serde_json::json!({"jsonrpc":"2.0","id":1,"method":"ping"}), &[]);
+    assert_eq!(ok.status, 200);
 }

@@ -58,14 +58,26 @@ fn sessions_belong_to_the_principal_that_opened_them() {
     assert!(!r.text().contains("tools"), "{}", r.text());
     let mut get_h = refs(&bob_h);
     get_h.push(("accept", "text/event-stream"));
-    assert_eq!(s.request("GET", "/mcp", &get_h, b"").status, 404, "bob opened alice's stream");
+    assert_eq!(
+        s.request("GET", "/mcp", &get_h, b"").status,
+        404,
+        "bob opened alice's stream"
+    );
     let answer = json!({"jsonrpc":"2.0","id":"waygate-1","result":{"action":"accept","content":{}}});
-    assert_eq!(s.post(&answer, &refs(&bob_h)).status, 404, "bob answered on alice's session");
+    assert_eq!(
+        s.post(&answer, &refs(&bob_h)).status,
+        404,
+        "bob answered on alice's session"
+    );
     let batch = json!([{"jsonrpc":"2.0","id":1,"method":"ping"}]);
     let mut bh = refs(&bob_h);
     bh[2].1 = "2025-03-26";
     assert_eq!(s.post(&batch, &bh).status, 404, "bob batched on alice's session");
-    assert_eq!(s.request("DELETE", "/mcp", &refs(&bob_h), b"").status, 404, "bob ended alice's session");
+    assert_eq!(
+        s.request("DELETE", "/mcp", &refs(&bob_h), b"").status,
+        404,
+        "bob ended alice's session"
+    );
     // A request without any credential is refused before the session is even looked up.
     let anon = [("mcp-session-id", sid.as_str())];
     assert_eq!(s.post(&list, &anon).status, 401);
@@ -129,7 +141,13 @@ fn tasks_are_listed_read_and_cancelled_by_their_owner_only() {
         .unwrap_or_else(|| panic!("no task: {call}"))
         .to_string();
     let task_req = |key: &str, id: i64, method: &str| {
-        s.modern_with(id, method, json!({"taskId": task_id}), caps.clone(), &[("x-api-key", key)])
+        s.modern_with(
+            id,
+            method,
+            json!({"taskId": task_id}),
+            caps.clone(),
+            &[("x-api-key", key)],
+        )
     };
     for (i, m) in ["tasks/get", "tasks/cancel"].iter().enumerate() {
         let r = task_req(&bob, 10 + i as i64, m).json();
@@ -148,7 +166,10 @@ fn tasks_are_listed_read_and_cancelled_by_their_owner_only() {
     assert_eq!(r["error"]["code"], -32602, "{r}");
     let own = task_req(&alice, 13, "tasks/get").json();
     assert_eq!(own["result"]["taskId"], task_id.as_str(), "{own}");
-    assert_eq!(own["result"]["status"], "working", "bob's cancel must not have landed: {own}");
+    assert_eq!(
+        own["result"]["status"], "working",
+        "bob's cancel must not have landed: {own}"
+    );
 
     // 2025-11-25 core tasks: tasks/list shows each caller its own tasks only.
     let sid_a = s.initialize_with("2025-11-25", json!({"tasks": {}}), &[("x-api-key", &alice)]);
@@ -210,7 +231,10 @@ fn request_state_is_bound_to_caller_and_arguments() {
         .as_str()
         .unwrap_or_else(|| panic!("{first}"))
         .to_string();
-    assert!(!state.contains('{') && !state.contains("ask_name"), "state is not opaque: {state}");
+    assert!(
+        !state.contains('{') && !state.contains("ask_name"),
+        "state is not opaque: {state}"
+    );
     let answer = json!({"name": {"action": "accept", "content": {"name": "Ada"}}});
     let retry = |key: &str, args: Value| {
         s.modern_with(
@@ -225,7 +249,10 @@ fn request_state_is_bound_to_caller_and_arguments() {
     let stolen = retry(&bob, json!({}));
     assert_eq!(stolen["error"]["code"], -32602, "bob replayed alice's state: {stolen}");
     assert!(
-        stolen["error"]["message"].as_str().unwrap_or_default().contains("different caller"),
+        stolen["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("different caller"),
         "{stolen}"
     );
     // Arguments the schema refuses never reach the state check (nor the tool).
@@ -261,7 +288,10 @@ fn request_state_is_bound_to_the_arguments_it_was_issued_for() {
     let swapped = get(2, json!({"topic": "b"}), answer.clone());
     assert_eq!(swapped["error"]["code"], -32602, "{swapped}");
     assert!(
-        swapped["error"]["message"].as_str().unwrap_or_default().contains("different request"),
+        swapped["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("different request"),
         "{swapped}"
     );
     let done = get(3, json!({"topic": "a"}), answer);
@@ -313,22 +343,39 @@ fn hidden_items_are_indistinguishable_from_unknown_ones_and_hints_are_private() 
     let m = complete(&bob, missing);
     assert_eq!(h["error"]["code"], m["error"]["code"], "{h} vs {m}");
     assert_eq!(
-        h["error"]["message"].as_str().unwrap().replace("test_prompt_with_arguments", "X"),
+        h["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace("test_prompt_with_arguments", "X"),
         m["error"]["message"].as_str().unwrap().replace("no_such_prompt", "X"),
         "a hidden prompt must read like an unknown one"
     );
     // A template bob may not read completes to nothing, like an unknown one.
-    let t = complete(&bob, json!({"type": "ref/resource", "uri": "test://template/{id}/data"}));
+    let t = complete(
+        &bob,
+        json!({"type": "ref/resource", "uri": "test://template/{id}/data"}),
+    );
     let u = complete(&bob, json!({"type": "ref/resource", "uri": "test://nothing/{id}"}));
     assert_eq!(t["result"]["completion"], u["result"]["completion"], "{t} vs {u}");
 
     // Lists filtered by a policy are not the same for everyone: private, on every page.
-    for m in ["tools/list", "prompts/list", "resources/list", "resources/templates/list"] {
+    for m in [
+        "tools/list",
+        "prompts/list",
+        "resources/list",
+        "resources/templates/list",
+    ] {
         let r = s.modern_with(2, m, json!({}), json!({}), &[("x-api-key", &bob)]).json();
         assert_eq!(r["result"]["cacheScope"], "private", "{m}: {r}");
     }
     let r = s
-        .modern_with(3, "resources/read", json!({"uri": "test://static-text"}), json!({}), &[("x-api-key", &alice)])
+        .modern_with(
+            3,
+            "resources/read",
+            json!({"uri": "test://static-text"}),
+            json!({}),
+            &[("x-api-key", &alice)],
+        )
         .json();
     assert_eq!(r["result"]["cacheScope"], "private", "{r}");
     let r = s
@@ -346,7 +393,13 @@ fn lists_without_a_policy_are_public_and_reads_by_principals_private() {
         .json();
     assert_eq!(r["result"]["cacheScope"], "public", "{r}");
     let r = s
-        .modern_with(2, "resources/read", json!({"uri": "test://static-text"}), json!({}), &[("x-api-key", &alice)])
+        .modern_with(
+            2,
+            "resources/read",
+            json!({"uri": "test://static-text"}),
+            json!({}),
+            &[("x-api-key", &alice)],
+        )
         .json();
     assert_eq!(r["result"]["cacheScope"], "private", "{r}");
 }

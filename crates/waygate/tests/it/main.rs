@@ -23,4 +23,5 @@ mod otel;
 mod redis_limits;
 mod stdio;
 mod upstreams;
+mod validation;
 mod wasm;

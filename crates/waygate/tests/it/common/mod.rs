@@ -216,7 +216,14 @@ impl Server {
     }
 
     /// [`Server::modern`] with extra headers (a caller's credential).
-    pub fn modern_with(&self, id: i64, method: &str, mut params: Value, caps: Value, extra: &[(&str, &str)]) -> Response {
+    pub fn modern_with(
+        &self,
+        id: i64,
+        method: &str,
+        mut params: Value,
+        caps: Value,
+        extra: &[(&str, &str)],
+    ) -> Response {
         let meta = json!({
             "io.modelcontextprotocol/protocolVersion": MODERN,
             "io.modelcontextprotocol/clientCapabilities": caps,
