@@ -57,10 +57,17 @@ impl OriginPolicy {
 
     /// `Err(reason)` when the request must be refused with 403.
     pub fn check(&self, headers: &HeaderMap) -> Result<(), String> {
-        if let Some(host) = headers.get(header::HOST) {
-            let host = host
-                .to_str()
-                .map_err(|_| "Host header is not valid ASCII".to_string())?;
+        self.check_request(headers, None)
+    }
+
+    /// Like [`OriginPolicy::check`]; `authority` is the request URI's (HTTP/2 `:authority`),
+    /// which stands for `Host` when that header is absent.
+    pub fn check_request(&self, headers: &HeaderMap, authority: Option<&str>) -> Result<(), String> {
+        let host = match headers.get(header::HOST) {
+            Some(h) => Some(h.to_str().map_err(|_| "Host header is not valid ASCII".to_string())?),
+            None => authority,
+        };
+        if let Some(host) = host {
             if !self.host_ok(host) {
                 return Err(format!(
                     "Host {host:?} is not allowed (DNS-rebinding protection); add it to http.allowed_hosts"
@@ -86,7 +93,8 @@ impl OriginPolicy {
                     .allowed_hosts
                     .iter()
                     .any(|a| a != "*" && (a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(strip_port(host))))
-                || (!self.loopback_only && headers.get(header::HOST).and_then(|h| h.to_str().ok()) == Some(host));
+                || (!self.loopback_only
+                    && headers.get(header::HOST).and_then(|h| h.to_str().ok()).or(authority) == Some(host));
             if !ok || origin == "null" {
                 return Err(format!(
                     "Origin {origin:?} is not allowed (DNS-rebinding protection); add it to http.allowed_origins"

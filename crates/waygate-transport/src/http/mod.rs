@@ -10,6 +10,7 @@ pub mod guard;
 mod mcp;
 mod ops;
 mod sse;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -57,6 +58,8 @@ pub struct HttpConfig {
     pub ops: Option<Arc<dyn Operations>>,
     /// MCP operations per caller (API key, else client IP); `None` = unlimited.
     pub rate: Option<Arc<waygate_core::ratelimit::Limiter>>,
+    /// Terminate TLS on this listener (HTTP/2 and HTTP/1.1 by ALPN); `None` = plain HTTP/1.1.
+    pub tls: Option<tls::Tls>,
 }
 
 impl HttpConfig {
@@ -78,6 +81,7 @@ impl HttpConfig {
             resource_metadata: None,
             ops: None,
             rate: None,
+            tls: None,
         }
     }
 }
@@ -198,21 +202,44 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let shutdown = shutdown.clone();
-        let header_timeout = shared.cfg.header_timeout;
-        let max_headers = shared.cfg.max_headers;
         tracker.spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(route(shared, req, peer).await) }
-            });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(Some(header_timeout))
-                .max_headers(max_headers)
-                // Request line + headers; a larger head is refused before it is buffered.
-                .max_buf_size(64 * 1024);
-            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            let tls = shared.cfg.tls.clone();
+            match tls {
+                None => serve_conn(shared, TokioIo::new(stream), peer, false, shutdown).await,
+                Some(tls) => {
+                    // The handshake is bounded like the request head (slow-client guard).
+                    let hs = tokio::time::timeout(shared.cfg.header_timeout, tls.acceptor.accept(stream)).await;
+                    let stream = match hs {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                    };
+                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                    serve_conn(shared, TokioIo::new(stream), peer, h2, shutdown).await
+                }
+            }
+        });
+    }
+    tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
+    Ok(())
+}
+
+/// One connection, HTTP/1.1 or (after ALPN chose it) HTTP/2, until it ends or `shutdown`
+/// asks it to finish gracefully.
+async fn serve_conn<I>(shared: Arc<Shared>, io: I, peer: SocketAddr, h2: bool, shutdown: CancellationToken)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let header_timeout = shared.cfg.header_timeout;
+    let max_headers = shared.cfg.max_headers;
+    let svc = hyper::service::service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(route(shared, req, peer).await) }
+    });
+    macro_rules! drive {
+        ($conn:expr) => {{
+            let conn = $conn;
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => if let Err(e) = r {
@@ -223,11 +250,25 @@ pub async fn serve(
                     let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
                 }
             }
-        });
+        }};
     }
-    tracker.close();
-    let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
-    Ok(())
+    if h2 {
+        let mut builder = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .max_header_list_size(64 * 1024)
+            .max_concurrent_streams(256);
+        drive!(builder.serve_connection(io, svc));
+    } else {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(Some(header_timeout))
+            .max_headers(max_headers)
+            // Request line + headers; a larger head is refused before it is buffered.
+            .max_buf_size(64 * 1024);
+        drive!(builder.serve_connection(io, svc));
+    }
 }
 
 /// Every log line written while a request is served carries its correlation id, the W3C
@@ -261,7 +302,8 @@ async fn route_in_span(
     peer: SocketAddr,
     corr: Arc<str>,
 ) -> Response<Body> {
-    if let Err(reason) = shared.cfg.origins.check(req.headers()) {
+    let authority = req.uri().authority().map(|a| a.as_str());
+    if let Err(reason) = shared.cfg.origins.check_request(req.headers(), authority) {
         tracing::info!(reason = %reason, "request refused (Host/Origin)");
         return error_response(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(reason));
     }

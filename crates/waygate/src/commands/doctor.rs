@@ -86,6 +86,7 @@ pub fn run(g: &Global) -> CmdResult {
     let rt = super::runtime()?;
     if let Some(l) = &l {
         rt.block_on(checks(g, l, &dir, &mut rep));
+        tls(&l.cfg, &mut rep);
     }
     clock(&mut rep);
     if rep.print() {
@@ -290,12 +291,6 @@ async fn checks(g: &Global, l: &Layered, dir: &std::path::Path, rep: &mut Report
     if let Some(s) = opened {
         s.close().await;
     }
-    rep.add(
-        "tls",
-        Status::Ok,
-        "not terminated by Waygate (put it behind a TLS proxy or ingress)",
-        "",
-    );
 }
 
 /// Host and port of an http(s) URL.
@@ -308,6 +303,52 @@ fn reqwest_url(url: &str) -> Result<(String, u16), String> {
         .to_string();
     let port = u.port_or_known_default().ok_or("URL has no port")?;
     Ok((host, port))
+}
+
+/// The TLS certificate: readable, matching its key, and how long until it expires.
+fn tls(c: &config::FileConfig, rep: &mut Report) {
+    use waygate_transport::http::tls;
+    let Some(files) = c.server.tls_files() else {
+        let detail = "plain HTTP (set server.tls_cert/tls_key, or put a TLS proxy or ingress in front)";
+        return rep.add("tls", Status::Ok, detail, "");
+    };
+    if let Err(e) = tls::load(&files) {
+        rep.add(
+            "tls",
+            Status::Fail,
+            e.to_string(),
+            "point server.tls_cert/tls_key at a matching PEM pair",
+        );
+        return;
+    }
+    let leaf = tls::read_chain(&files.cert).ok().and_then(|c| c.into_iter().next());
+    let Some(after) = leaf.as_deref().and_then(tls::not_after) else {
+        rep.add("tls", Status::Warn, "cannot read the certificate's expiry", "");
+        return;
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let days = (after - now).div_euclid(86_400);
+    let cert = files.cert.display();
+    if after <= now {
+        rep.add(
+            "tls",
+            Status::Fail,
+            format!("{cert}: certificate expired {} day(s) ago", -days),
+            "renew it; serve picks up the new files without a restart",
+        );
+    } else if days < 14 {
+        rep.add(
+            "tls",
+            Status::Warn,
+            format!("{cert}: certificate expires in {days} day(s)"),
+            "renew it soon; serve picks up the new files without a restart",
+        );
+    } else {
+        rep.add("tls", Status::Ok, format!("{cert}: valid for {days} more day(s)"), "");
+    }
 }
 
 /// Tokens and TLS need a sane clock.

@@ -179,6 +179,12 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
         if let Some(k) = c.http.keepalive_secs {
             hcfg.keepalive = Duration::from_secs(k.max(1));
         }
+        if let Some(files) = c.server.tls_files() {
+            let tls = waygate_transport::http::tls::Tls::new(files)?;
+            tokio::spawn(tls.clone().watch(Duration::from_secs(2), shutdown.clone()));
+            hcfg.tls = Some(tls);
+        }
+        let scheme = if hcfg.tls.is_some() { "https" } else { "http" };
         let sig = shutdown.clone();
         let eng = engine.clone();
         tokio::spawn(async move {
@@ -208,7 +214,7 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
             ));
             metrics_line = Some(format!("Metrics on http://{bound}/metrics"));
         }
-        println!("Waygate listening on http://{local}/mcp (legacy SSE: http://{local}/sse)");
+        println!("Waygate listening on {scheme}://{local}/mcp (legacy SSE: {scheme}://{local}/sse)");
         if let Some(l) = metrics_line.take() {
             println!("{l}");
         }

@@ -228,6 +228,23 @@ pub struct ServerSection {
     pub metrics_listen: Option<SocketAddr>,
     pub name: Option<String>,
     pub instructions: Option<String>,
+    /// PEM certificate chain (leaf first): `serve` terminates TLS itself (HTTP/2 + HTTP/1.1).
+    /// A relative path is taken from the working directory. Reloaded when the file changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<String>,
+    /// PEM private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<String>,
+}
+
+impl ServerSection {
+    /// The TLS files, when both are set.
+    pub fn tls_files(&self) -> Option<waygate_transport::http::tls::TlsFiles> {
+        Some(waygate_transport::http::tls::TlsFiles {
+            cert: self.tls_cert.as_deref()?.into(),
+            key: self.tls_key.as_deref()?.into(),
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
@@ -363,6 +380,17 @@ impl FileConfig {
             if v == Some(0) {
                 return Err(err(k, "got 0, expected at least 1".into()));
             }
+        }
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            let missing = if self.server.tls_cert.is_some() {
+                "server.tls_key"
+            } else {
+                "server.tls_cert"
+            };
+            return Err(err(
+                missing,
+                "is missing; expected both server.tls_cert and server.tls_key (PEM files) or neither".into(),
+            ));
         }
         for (key, addr) in [
             ("server.listen", self.server.listen),
@@ -559,7 +587,9 @@ pub fn schema() -> serde_json::Value {
             "server": {"type": "object", "additionalProperties": false, "properties": {
                 "listen": s("ADDR:PORT to listen on (default 127.0.0.1:8080)"),
                 "metrics_listen": s("ADDR:PORT of an extra listener serving only GET /metrics, unauthenticated"),
-                "name": s("serverInfo.name"), "instructions": s("instructions for the model")}},
+                "name": s("serverInfo.name"), "instructions": s("instructions for the model"),
+                "tls_cert": s("PEM certificate chain; serve HTTPS (HTTP/2 + HTTP/1.1); reloaded on change"),
+                "tls_key": s("PEM private key of tls_cert")}},
             "http": {"type": "object", "additionalProperties": false, "properties": {
                 "max_body_bytes": n("request body limit (default 4194304)"),
                 "allowed_hosts": list("Host values accepted besides loopback names; required off loopback; [\"*\"] accepts any"),

@@ -22,6 +22,7 @@ mod ops;
 mod otel;
 mod redis_limits;
 mod stdio;
+mod tls;
 mod upstreams;
 mod validation;
 mod wasm;

@@ -107,6 +107,12 @@ impl Server {
         Server::spawn_inner(Some(data_dir), &args, None, false).0
     }
 
+    /// Like [`Server::start_unready`] with authentication on: for listeners the plain
+    /// helpers cannot talk to (TLS).
+    pub fn start_auth_unready(data_dir: &std::path::Path, extra: &[&str]) -> (Server, Option<String>) {
+        Server::spawn_inner(Some(data_dir), extra, None, false)
+    }
+
     /// Like `start_with_auth`, with the log written to `log` (JSON lines, level info).
     pub fn start_logging_to(data_dir: &std::path::Path, log: &std::path::Path) -> (Server, Option<String>) {
         Server::spawn_logging(Some(data_dir), &["--log-format", "json", "--log", "info"], Some(log))
@@ -146,7 +152,7 @@ impl Server {
         let mut line = String::new();
         out.read_line(&mut line).expect("read url line");
         let addr = line
-            .split("http://")
+            .split("://")
             .nth(1)
             .and_then(|s| s.split('/').next())
             .unwrap_or_else(|| panic!("no URL in {line:?}"))

@@ -1,0 +1,250 @@
+//! TLS termination (rustls): PEM certificate chain and key from files, HTTP/2 and
+//! HTTP/1.1 offered by ALPN, and the certificate reloaded when its files change — new
+//! handshakes get the new one, established connections keep theirs and are not dropped.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use tokio_util::sync::CancellationToken;
+
+/// Why a certificate or key could not be used; names the file and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("server.tls_cert {path}: {reason}")]
+    Cert { path: String, reason: String },
+    #[error("server.tls_key {path}: {reason}")]
+    Key { path: String, reason: String },
+    #[error("TLS setup failed: {0}")]
+    Setup(String),
+}
+
+/// Where the PEM files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The certificate chain of a PEM file (leaf first), for loading and for `doctor`.
+pub fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let err = |reason: String| TlsError::Cert {
+        path: path.display().to_string(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let chain = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(format!("not a PEM certificate chain ({e})")))?;
+    if chain.is_empty() {
+        return Err(err(
+            "no CERTIFICATE block found; expected a PEM certificate chain".into()
+        ));
+    }
+    Ok(chain)
+}
+
+/// Load and check a certificate chain and its private key.
+pub fn load(files: &TlsFiles) -> Result<Arc<CertifiedKey>, TlsError> {
+    let chain = read_chain(&files.cert)?;
+    let key_err = |reason: String| TlsError::Key {
+        path: files.key.display().to_string(),
+        reason,
+    };
+    let pem = std::fs::read(&files.key).map_err(|e| key_err(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|e| key_err(format!("no usable PEM private key (PKCS#8, PKCS#1 or SEC1): {e}")))?;
+    let signer = provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| key_err(format!("unsupported key: {e}")))?;
+    let ck = CertifiedKey::new(chain, signer);
+    ck.keys_match().map_err(|e| {
+        TlsError::Setup(format!(
+            "server.tls_key does not belong to the certificate in server.tls_cert ({e})"
+        ))
+    })?;
+    Ok(Arc::new(ck))
+}
+
+/// Hands every handshake the current certificate; swapped on reload.
+#[derive(Debug)]
+struct Reloading {
+    files: TlsFiles,
+    current: RwLock<Arc<CertifiedKey>>,
+    stamp: Mutex<Option<(SystemTime, SystemTime)>>,
+}
+
+impl ResolvesServerCert for Reloading {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+}
+
+impl Reloading {
+    fn stamp(&self) -> Option<(SystemTime, SystemTime)> {
+        let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        Some((m(&self.files.cert)?, m(&self.files.key)?))
+    }
+
+    /// Reload when either file changed; a broken new pair keeps the old one serving.
+    fn check(&self) {
+        let now = self.stamp();
+        let mut last = self.stamp.lock().unwrap_or_else(|e| e.into_inner());
+        if now.is_none() || now == *last {
+            return;
+        }
+        match load(&self.files) {
+            Ok(ck) => {
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = ck;
+                *last = now;
+                tracing::info!(cert = %self.files.cert.display(), "TLS certificate reloaded");
+            }
+            // A half-written pair (cert replaced, key not yet) fails here; try again later.
+            Err(e) => {
+                tracing::warn!(error = %e, "TLS certificate changed but cannot be loaded; keeping the current one")
+            }
+        }
+    }
+}
+
+/// A TLS acceptor whose certificate follows its files.
+#[derive(Clone)]
+pub struct Tls {
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    resolver: Arc<Reloading>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tls({})", self.resolver.files.cert.display())
+    }
+}
+
+impl Tls {
+    pub fn new(files: TlsFiles) -> Result<Tls, TlsError> {
+        let ck = load(&files)?;
+        let resolver = Arc::new(Reloading {
+            files,
+            current: RwLock::new(ck),
+            stamp: Mutex::new(None),
+        });
+        *resolver.stamp.lock().unwrap_or_else(|e| e.into_inner()) = resolver.stamp();
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Setup(e.to_string()))?
+            .with_no_client_auth()
+            .with_cert_resolver(resolver.clone());
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Tls {
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(cfg)),
+            resolver,
+        })
+    }
+
+    /// Look at the files every `every` until `shutdown`.
+    pub async fn watch(self, every: Duration, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            let r = self.resolver.clone();
+            let _ = tokio::task::spawn_blocking(move || r.check()).await;
+        }
+    }
+}
+
+/// `notAfter` of a DER certificate, as seconds since the Unix epoch (for `doctor`).
+pub fn not_after(der: &[u8]) -> Option<i64> {
+    // Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version?, serialNumber,
+    //   signature, issuer, validity SEQUENCE { notBefore, notAfter }, … }, … }
+    let (_, cert, _) = tlv(der)?;
+    let (_, tbs, _) = tlv(cert)?;
+    let mut rest = tbs;
+    let (tag, _, r) = tlv(rest)?;
+    if tag == 0xA0 {
+        rest = r; // explicit version
+    }
+    for _ in 0..3 {
+        let (_, _, r) = tlv(rest)?; // serialNumber, signature, issuer
+        rest = r;
+    }
+    let (_, validity, _) = tlv(rest)?;
+    let (_, _, after) = tlv(validity)?;
+    let (tag, time, _) = tlv(after)?;
+    let s = std::str::from_utf8(time).ok()?;
+    let (year, rest) = match tag {
+        0x17 => {
+            let yy: i64 = s.get(0..2)?.parse().ok()?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, s.get(2..)?)
+        }
+        0x18 => (s.get(0..4)?.parse().ok()?, s.get(4..)?),
+        _ => return None,
+    };
+    let n = |r: std::ops::Range<usize>| -> Option<i64> { rest.get(r)?.parse().ok() };
+    let (mo, d, h, mi, se) = (n(0..2)?, n(2..4)?, n(4..6)?, n(6..8)?, n(8..10)?);
+    Some(days_from_civil(year, mo, d) * 86_400 + h * 3600 + mi * 60 + se)
+}
+
+/// One DER element: (tag, contents, what follows).
+fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let tag = *b.first()?;
+    let first = *b.get(1)? as usize;
+    let (len, hdr) = if first < 0x80 {
+        (first, 2)
+    } else {
+        let n = first & 0x7f;
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let mut len = 0usize;
+        for i in 0..n {
+            len = (len << 8) | *b.get(2 + i)? as usize;
+        }
+        (len, 2 + n)
+    };
+    let body = b.get(hdr..hdr.checked_add(len)?)?;
+    Some((tag, body, &b[hdr + len..]))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_days() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(days_from_civil(2026, 12, 2), 20_789);
+    }
+
+    #[test]
+    fn garbage_is_not_a_certificate() {
+        assert_eq!(not_after(b""), None);
+        assert_eq!(not_after(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
+        assert_eq!(not_after(&[0x30, 0x03, 0x30, 0x01, 0x00]), None);
+    }
+}
