@@ -3,9 +3,11 @@
 //! Redis ([`redis_buckets`]), and the SSRF guard for outbound connections ([`ssrf`]).
 
 pub mod jwt;
+pub mod redact;
 pub mod redis_buckets;
 pub mod ssrf;
 
 pub use jwt::{JwtSettings, JwtVerifier};
+pub use redact::{scrub, Secret};
 pub use redis_buckets::RedisBuckets;
 pub use ssrf::{Guard, SsrfError};

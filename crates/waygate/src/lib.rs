@@ -23,7 +23,7 @@ pub fn run() -> ExitCode {
     match commands::dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("waygate: error: {e}");
+            eprintln!("waygate: error: {}", waygate_security::scrub(&e.to_string()));
             ExitCode::from(1)
         }
     }

@@ -22,17 +22,51 @@ pub fn init(filter: Option<&str>, format: &str) {
     let json = format == "json" || (format == "auto" && !std::io::stderr().is_terminal());
     let registry = tracing_subscriber::registry().with(layer);
     let ok = if json {
-        let out = fmt::layer().event_format(JsonLines).with_writer(std::io::stderr);
+        let out = fmt::layer().event_format(JsonLines).with_writer(Scrubbed);
         registry.with(out).try_init().is_ok()
     } else {
         let out = fmt::layer()
             .with_target(false)
             .with_ansi(std::io::stderr().is_terminal())
-            .with_writer(std::io::stderr);
+            .with_writer(Scrubbed);
         registry.with(out).try_init().is_ok()
     };
     if ok {
         let _ = FILTER.set((handle, std::sync::Mutex::new(spec)));
+    }
+}
+
+/// Log lines go to stderr with every known secret and URL credential scrubbed
+/// (`waygate_security::redact`), whatever the code that logged them put in.
+struct Scrubbed;
+
+/// One event's bytes, scrubbed and written whole when the event is done.
+struct ScrubbedLine(Vec<u8>);
+
+impl<'a> fmt::MakeWriter<'a> for Scrubbed {
+    type Writer = ScrubbedLine;
+    fn make_writer(&'a self) -> ScrubbedLine {
+        ScrubbedLine(Vec::with_capacity(256))
+    }
+}
+
+impl std::io::Write for ScrubbedLine {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ScrubbedLine {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let text = String::from_utf8_lossy(&self.0);
+        let _ = std::io::stderr()
+            .lock()
+            .write_all(waygate_security::scrub(&text).as_bytes());
     }
 }
 

@@ -234,7 +234,7 @@ impl Operations for ServeOps {
             };
             let config: serde_json::Map<String, Value> =
                 cfg.flatten().into_iter().map(|(k, v)| (k, Value::String(v))).collect();
-            json!({
+            let mut diag = json!({
                 "version": env!("CARGO_PKG_VERSION"),
                 "uptime_secs": self.started.elapsed().as_secs(),
                 "store": store,
@@ -252,7 +252,10 @@ impl Operations for ServeOps {
                 "jwt": cfg.auth.jwt.as_ref().map(|j| json!({"issuer": j.issuer, "jwks_url": j.jwks_url})),
                 "audit": audit,
                 "config": config,
-            })
+            });
+            // Upstream errors, URLs and anything else quoted here: no secret gets out.
+            waygate_security::redact::scrub_json(&mut diag);
+            diag
         })
     }
 }

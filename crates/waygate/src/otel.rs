@@ -89,7 +89,7 @@ impl OtelSink {
                 for (k, v) in &cfg.headers {
                     if let (Ok(k), Ok(v)) = (
                         tonic::metadata::MetadataKey::from_str(&k.to_ascii_lowercase()),
-                        tonic::metadata::MetadataValue::from_str(v),
+                        tonic::metadata::MetadataValue::from_str(v.expose()),
                     ) {
                         meta.insert(k, v);
                     }
@@ -121,7 +121,12 @@ impl OtelSink {
                     .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
                     .with_endpoint(url)
                     .with_timeout(timeout)
-                    .with_headers(cfg.headers.clone().into_iter().collect::<HashMap<_, _>>())
+                    .with_headers(
+                        cfg.headers
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.expose().to_string()))
+                            .collect::<HashMap<_, _>>(),
+                    )
                     .build()
             }
             other => return Err(format!("otel.protocol: got {other:?}, expected grpc or http/protobuf")),

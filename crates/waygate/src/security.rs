@@ -61,7 +61,7 @@ fn jwt_settings(j: &JwtSection) -> Result<JwtSettings, Error> {
                         format!("auth.jwt.keys[{i}].public_key_pem: expected a PEM RSA, EC or Ed25519 public key ({e})")
                     })?
             }
-            (None, Some(secret)) => DecodingKey::from_secret(secret.as_bytes()),
+            (None, Some(secret)) => DecodingKey::from_secret(secret.expose().as_bytes()),
             (None, None) => return Err(format!("auth.jwt.keys[{i}]: expected public_key_pem or secret").into()),
         };
         static_keys.push((k.kid.clone(), key));
@@ -101,7 +101,7 @@ pub async fn shared_buckets(cfg: &FileConfig) -> Result<Option<Arc<dyn SharedBuc
     let Some(url) = &cfg.limits.redis_url else {
         return Ok(None);
     };
-    let b = waygate_security::RedisBuckets::connect(url, "waygate:rl", Duration::from_secs(2))
+    let b = waygate_security::RedisBuckets::connect(url.expose(), "waygate:rl", Duration::from_secs(2))
         .await
         .map_err(|e| format!("limits.redis_url: {e}"))?;
     tracing::info!("rate limits shared through Redis");

@@ -47,7 +47,7 @@ pub(crate) fn load_config(g: &Global) -> Result<Layered, config::ConfigError> {
     let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("WAYGATE_")).collect();
     let mut l = config::layers_load(config::resolve_path(g.config.as_deref(), &dir).as_deref(), &env)?;
     if let Some(url) = &g.database_url {
-        l.cfg.store.url = Some(url.clone());
+        l.cfg.store.url = Some(waygate_security::Secret::new(url.clone()));
         l.set_flag("store.url", "--database-url / WAYGATE_DATABASE_URL");
     }
     Ok(l)
@@ -58,7 +58,8 @@ pub(crate) fn store_url(g: &Global, l: &Layered) -> String {
     l.cfg
         .store
         .url
-        .clone()
+        .as_ref()
+        .map(|u| u.expose().to_string())
         .unwrap_or_else(|| format!("sqlite://{}/waygate.db", data_dir(g).display()))
 }
 

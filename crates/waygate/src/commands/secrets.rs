@@ -84,7 +84,9 @@ pub async fn resolve(store: &Store, value: &str) -> Result<String, String> {
         out.push_str(&rest[..start]);
         let after = &rest[start + "${secret:".len()..];
         let end = after.find('}').ok_or("unterminated ${secret:…} reference")?;
-        out.push_str(&reveal(store, &after[..end]).await?);
+        let secret = reveal(store, &after[..end]).await?;
+        waygate_security::redact::register(&secret);
+        out.push_str(&secret);
         rest = &after[end + 1..];
     }
     out.push_str(rest);

@@ -35,7 +35,7 @@ pub fn run(g: &Global, args: ServeArgs) -> CmdResult {
 /// survives restarts.
 fn state_key(dir: &Path, l: &Layered) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
     if let Some(k) = &l.cfg.mcp.state_key {
-        return Ok(k.as_bytes().to_vec());
+        return Ok(k.expose().as_bytes().to_vec());
     }
     let path = dir.join("state.key");
     if let Ok(k) = std::fs::read_to_string(&path) {

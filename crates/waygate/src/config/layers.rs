@@ -290,6 +290,8 @@ pub(crate) fn expand(key: &str, s: &str) -> Result<String, ConfigError> {
                 ))
             }
         };
+        // Whatever came through a reference is a secret in every output from now on.
+        waygate_security::redact::register(&value);
         out.push_str(&value);
         rest = &after[end + 1..];
     }

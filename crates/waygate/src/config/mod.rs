@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use waygate_security::Secret;
 
 pub use layers::{Layered, Source};
 pub use plugins::{HookConfig, PinningSection, PluginsSection};
@@ -77,7 +78,7 @@ pub struct OtelSection {
     pub protocol: Option<String>,
     pub service_name: Option<String>,
     /// Extra headers / gRPC metadata (vendor API keys; use `${env:NAME}`).
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Secret>,
     pub timeout_ms: Option<u64>,
     /// How long spans wait to be sent in one batch (default 1000 ms).
     pub batch_delay_ms: Option<u64>,
@@ -94,7 +95,7 @@ pub struct LimitsSection {
     pub tools: BTreeMap<String, ToolRate>,
     /// `redis://…`: share the buckets with every replica using the same Redis.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub redis_url: Option<String>,
+    pub redis_url: Option<Secret>,
 }
 
 /// Limits of one tool (or `*`).
@@ -276,7 +277,7 @@ pub struct HttpSection {
 #[serde(deny_unknown_fields, default)]
 pub struct McpSection {
     /// Secret for sealing MRTR requestState; share it across replicas. Use `${env:NAME}`.
-    pub state_key: Option<String>,
+    pub state_key: Option<Secret>,
     pub session_idle_secs: Option<u64>,
     pub max_sessions: Option<usize>,
     pub page_size: Option<usize>,
@@ -291,7 +292,7 @@ pub struct McpSection {
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
     /// `sqlite://PATH` (default: `<data-dir>/waygate.db`) or `postgres://…`.
-    pub url: Option<String>,
+    pub url: Option<Secret>,
 }
 
 /// Keys whose values are secrets: redacted in every output.
@@ -322,7 +323,7 @@ impl FileConfig {
         if self.mcp.page_size == Some(0) {
             return Err(err("mcp.page_size", "got 0, expected at least 1".into()));
         }
-        if let Some(k) = &self.mcp.state_key {
+        if let Some(k) = self.mcp.state_key.as_ref().map(Secret::expose) {
             if k.len() < 16 {
                 return Err(err(
                     "mcp.state_key",
@@ -330,7 +331,7 @@ impl FileConfig {
                 ));
             }
         }
-        if let Some(u) = &self.store.url {
+        if let Some(u) = self.store.url.as_ref().map(Secret::expose) {
             if !(u.starts_with("sqlite:") || u.starts_with("postgres://") || u.starts_with("postgresql://")) {
                 return Err(err(
                     "store.url",
@@ -365,7 +366,7 @@ impl FileConfig {
                 ));
             }
         }
-        if let Some(u) = &self.limits.redis_url {
+        if let Some(u) = self.limits.redis_url.as_ref().map(Secret::expose) {
             if !(u.starts_with("redis://") || u.starts_with("rediss://") || u.starts_with("redis+unix://")) {
                 return Err(err(
                     "limits.redis_url",
@@ -528,7 +529,7 @@ impl FileConfig {
         if let Some(j) = shown.auth.jwt.as_mut() {
             for k in &mut j.keys {
                 if k.secret.is_some() {
-                    k.secret = Some("<redacted>".into());
+                    k.secret = Some(Secret::new("<redacted>"));
                 }
             }
         }
@@ -538,6 +539,12 @@ impl FileConfig {
         for k in SECRET_KEYS {
             if let Some(v) = out.get_mut(k) {
                 *v = "\"<redacted>\"".into();
+            }
+        }
+        // Values that came through ${env:…}/${file:…} and URL credentials, in any key.
+        for v in out.values_mut() {
+            if let std::borrow::Cow::Owned(clean) = waygate_security::scrub(v) {
+                *v = clean;
             }
         }
         out

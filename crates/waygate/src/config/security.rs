@@ -69,7 +69,7 @@ pub struct StaticKey {
     pub public_key_pem: Option<String>,
     /// Shared secret for HS256/384/512 (use `${env:NAME}`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
+    pub secret: Option<waygate_security::Secret>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]

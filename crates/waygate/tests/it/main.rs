@@ -21,6 +21,7 @@ mod logs;
 mod ops;
 mod otel;
 mod redis_limits;
+mod secrets;
 mod stdio;
 mod tls;
 mod upstreams;
