@@ -9,7 +9,7 @@ use super::CmdResult;
 use crate::cli::{Global, SecretsCommand};
 
 /// Associated data: a ciphertext only opens under the name it was stored with.
-fn aad(name: &str) -> Vec<u8> {
+pub(crate) fn aad(name: &str) -> Vec<u8> {
     format!("waygate-secret-v1:{name}").into_bytes()
 }
 

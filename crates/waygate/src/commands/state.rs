@@ -1,6 +1,8 @@
 //! `waygate export` / `waygate import-state`: move a whole Waygate (configuration, plugin
-//! state, upstreams, API keys, the requestState key) to another instance. Secrets travel
-//! encrypted with AES-256-GCM under a key derived from `WAYGATE_SECRET_KEY`.
+//! state, upstreams, API keys, the requestState key, the encrypted credential store, tool
+//! pins) to another instance. Secrets travel encrypted with AES-256-GCM under a key derived
+//! from `WAYGATE_SECRET_KEY` with argon2id (see `sealing`); credential-store rows travel as
+//! the ciphertext they already are.
 
 use std::path::PathBuf;
 
@@ -14,7 +16,7 @@ const AAD: &[u8] = b"waygate-state-v1";
 
 fn seal(plain: &[u8]) -> Result<Value, String> {
     let (nonce, ct) = crate::sealing::seal(plain, AAD)?;
-    Ok(json!({ "alg": "AES-256-GCM", "kdf": "SHA-256(WAYGATE_SECRET_KEY)", "nonce": nonce, "ciphertext": ct }))
+    Ok(json!({ "alg": "AES-256-GCM", "kdf": crate::sealing::KDF, "nonce": nonce, "ciphertext": ct }))
 }
 
 fn open(sealed: &Value) -> Result<Vec<u8>, String> {
@@ -54,16 +56,33 @@ pub fn export(g: &Global, out: Option<PathBuf>) -> CmdResult {
                              "created_at": k.created_at, "expires_at": k.expires_at, "revoked_at": k.revoked_at })
             })
             .collect();
+        let credentials: Vec<Value> = store
+            .secrets()
+            .await?
+            .into_iter()
+            .map(|s| json!({ "name": s.name, "nonce": s.nonce, "ciphertext": s.ciphertext }))
+            .collect();
+        let pins: Vec<Value> = store
+            .pins()
+            .await?
+            .into_iter()
+            .map(|p| {
+                json!({ "plugin": p.plugin, "tool": p.tool, "sha256": p.sha256, "definition": p.definition,
+                        "approved_by": p.approved_by, "approved_at": p.approved_at })
+            })
+            .collect();
         let state_key = std::fs::read_to_string(dir.join("state.key")).ok();
         let secrets = serde_json::to_vec(&json!({ "api_keys": keys, "state_key": state_key }))?;
         store.close().await;
         Ok::<_, Box<dyn std::error::Error>>(json!({
             "format": FORMAT,
-            "version": 1,
+            "version": 2,
             "exported_at": waygate_core::util::rfc3339_now(),
             "config": l.raw,
             "plugins": plugins,
             "upstreams": upstreams,
+            "tool_pins": pins,
+            "credentials": credentials,
             "secrets": seal(&secrets)?,
         }))
     })?;
@@ -84,8 +103,8 @@ pub fn import_state(g: &Global, file: PathBuf, dry_run: bool) -> CmdResult {
     if doc.get("format").and_then(Value::as_str) != Some(FORMAT) {
         return Err(format!("{} is not a Waygate export (format {FORMAT:?})", file.display()).into());
     }
-    if doc.get("version").and_then(Value::as_u64) != Some(1) {
-        return Err(format!("{}: unsupported export version; expected 1", file.display()).into());
+    if !matches!(doc.get("version").and_then(Value::as_u64), Some(1 | 2)) {
+        return Err(format!("{}: unsupported export version; expected 1 or 2", file.display()).into());
     }
     let secrets: Value = serde_json::from_slice(&open(doc.get("secrets").ok_or("secrets missing")?)?)?;
     let keys = secrets
@@ -103,12 +122,22 @@ pub fn import_state(g: &Global, file: PathBuf, dry_run: bool) -> CmdResult {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
+    let list = |k: &str| doc.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
+    let (pins, credentials) = (list("tool_pins"), list("credentials"));
+    // Stored secrets are opened once here, so a wrong key fails before anything is written.
+    for c in &credentials {
+        let field = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default();
+        crate::sealing::open(field("nonce"), field("ciphertext"), &super::secrets::aad(field("name")))
+            .map_err(|e| format!("credential {:?} of the export cannot be opened: {e}", field("name")))?;
+    }
     println!(
-        "{}: {} plugin state(s), {} upstream(s), {} API key(s), config: {}",
+        "{}: {} plugin state(s), {} upstream(s), {} API key(s), {} stored secret(s), {} tool pin(s), config: {}",
         file.display(),
         plugins.len(),
         upstreams.len(),
         keys.len(),
+        credentials.len(),
+        pins.len(),
         if doc.get("config").is_some_and(Value::is_string) {
             "yes"
         } else {
@@ -189,6 +218,27 @@ pub fn import_state(g: &Global, file: PathBuf, dry_run: bool) -> CmdResult {
                 store.revoke_key(id).await?;
             }
             added += 1;
+        }
+        for c in &credentials {
+            let field = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default();
+            store
+                .put_secret(field("name"), field("nonce"), field("ciphertext"))
+                .await?;
+        }
+        for p in &pins {
+            let field = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or_default();
+            if field("plugin").is_empty() || field("tool").is_empty() {
+                continue;
+            }
+            store
+                .put_pin(
+                    field("plugin"),
+                    field("tool"),
+                    field("sha256"),
+                    field("definition"),
+                    field("approved_by"),
+                )
+                .await?;
         }
         if let Some(cfg) = doc.get("config").and_then(Value::as_str) {
             store.snapshot_config("import-state", cfg).await?;

@@ -400,7 +400,14 @@ mod tests {
         std::env::set_var("WG_TEST_SECRET", "0123456789abcdef-secret");
         let (p, _g) = write("[mcp]\nstate_key = \"${env:WG_TEST_SECRET}\"\n");
         assert_eq!(
-            load(Some(&p), &[]).unwrap().cfg.mcp.state_key.as_deref(),
+            load(Some(&p), &[])
+                .unwrap()
+                .cfg
+                .mcp
+                .state_key
+                .as_ref()
+                .map(|s| s.expose().to_string())
+                .as_deref(),
             Some("0123456789abcdef-secret")
         );
         let (p, _g) = write("[mcp]\nstate_key = \"${env:WG_TEST_MISSING}\"\n");

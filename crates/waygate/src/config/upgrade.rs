@@ -125,7 +125,7 @@ mod tests {
             let v = upgrade(parse(text), from).unwrap();
             let cfg = FileConfig::deserialize(v).unwrap();
             assert_eq!(cfg.version, Some(CURRENT_VERSION));
-            assert_eq!(cfg.store.url.as_deref(), Some("sqlite://x.db"));
+            assert_eq!(cfg.store.url.as_ref().map(|u| u.expose()), Some("sqlite://x.db"));
             assert_eq!(cfg.plugins.enabled, vec!["everything".to_string()]);
         }
         assert!(upgrade(parse("version = 9"), 9).is_err());

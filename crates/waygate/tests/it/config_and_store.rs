@@ -225,7 +225,20 @@ fn export_and_import_state_move_keys_config_and_secrets() {
     let b = TempDir::new("exp-b");
     let (ad, bd) = (a.0.to_str().unwrap(), b.0.to_str().unwrap());
     let cfg = a.0.join("waygate.toml");
-    std::fs::write(&cfg, "version = 3\n[plugins]\nenabled = [\"everything\"]\n").unwrap();
+    // An upstream (another waygate over stdio) so instance A holds tool pins.
+    let inner = a.0.join("inner");
+    std::fs::create_dir_all(&inner).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 3\n[plugins]\nenabled = [\"everything\"]\n[[upstreams]]\nname = \"inner\"\ntransport = \"stdio\"\n\
+             command = \"{}\"\nargs = [\"serve\", \"--stdio\", \"--data-dir\", \"{}\"]\nrequired = true\n",
+            bin(),
+            inner.display()
+        ),
+    )
+    .unwrap();
+    drop(Server::start_in(Some(&a.0), &[]));
     let (ok, key, err) = waygate(&["keys", "create", "moved", "--data-dir", ad]);
     assert!(ok, "{err}");
     let key = key.trim().to_string();
@@ -244,6 +257,13 @@ fn export_and_import_state_move_keys_config_and_secrets() {
             String::from_utf8_lossy(&o.stderr).into_owned(),
         )
     };
+    let mut c = Command::new(bin());
+    c.args(["secrets", "set", "moved_token", "--data-dir", ad])
+        .env("WAYGATE_SECRET_KEY", "correct horse battery staple")
+        .stdin(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"tok-moved-123456\n").unwrap();
+    assert!(child.wait().unwrap().success());
     let (ok, _, err) = exp(&["export", "--data-dir", ad, "--out", out.to_str().unwrap()], None);
     assert!(!ok && err.contains("WAYGATE_SECRET_KEY"), "{err}");
     let (ok, _, err) = exp(
@@ -254,6 +274,8 @@ fn export_and_import_state_move_keys_config_and_secrets() {
     let text = std::fs::read_to_string(&out).unwrap();
     let state_key = std::fs::read_to_string(a.0.join("state.key")).unwrap_or_default();
     assert!(text.contains("AES-256-GCM") && text.contains("everything"), "{text}");
+    assert!(text.contains("argon2id") && text.contains("moved_token"), "{text}");
+    assert!(!text.contains("tok-moved-123456"), "stored secrets stay sealed: {text}");
     assert!(
         state_key.is_empty() || !text.contains(state_key.trim()),
         "state key must be encrypted"
@@ -269,6 +291,10 @@ fn export_and_import_state_move_keys_config_and_secrets() {
     );
     assert!(ok, "{err}");
     assert!(outp.contains("1 new API key"), "{outp}");
+    assert!(outp.contains("1 stored secret(s)"), "{outp}");
+    assert!(!outp.contains(" 0 tool pin(s)"), "the upstream's pins travel: {outp}");
+    let (ok, listed, err) = waygate(&["secrets", "list", "--data-dir", bd]);
+    assert!(ok && listed.contains("moved_token"), "{listed} {err}");
     assert!(std::fs::read_to_string(b.0.join("waygate.toml"))
         .unwrap()
         .contains("everything"));
