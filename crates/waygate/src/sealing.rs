@@ -38,7 +38,8 @@ fn passphrase() -> Result<String, String> {
 }
 
 /// (SHA-256 of the passphrase, salt) → derived key; argon2id is deliberately slow.
-static KEYS: Mutex<Option<HashMap<([u8; 32], [u8; 16]), [u8; 32]>>> = Mutex::new(None);
+type Derived = HashMap<([u8; 32], [u8; 16]), [u8; 32]>;
+static KEYS: Mutex<Option<Derived>> = Mutex::new(None);
 
 fn derive(pass: &str, salt: &[u8; 16]) -> Result<[u8; 32], String> {
     let id: [u8; 32] = Sha256::digest(pass.as_bytes()).into();
