@@ -1,5 +1,12 @@
 //! The hash-chained audit table: each row carries the hash of the previous one, so an edit,
 //! insertion or deletion anywhere breaks the chain from that row on.
+//!
+//! The chain alone cannot show that its newest rows were deleted: what is left is still a
+//! valid chain. So every append also writes the **anchor** — the newest row's seq and hash
+//! with an HMAC under a key the database does not hold (the binary keeps it in the data
+//! directory or the config) — in the same transaction. `audit_verify_anchored` then detects
+//! truncation (the anchor names a row that is gone), rows appended without the key (the
+//! chain goes past the anchor), and a forged or removed anchor.
 
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -33,11 +40,55 @@ pub fn chain_hash(prev: &str, record: &str) -> String {
     crate::hex(&h.finalize())
 }
 
+/// The signed head of the chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Anchor {
+    pub seq: i64,
+    pub hash: String,
+    pub mac: String,
+}
+
+/// HMAC-SHA256 of an anchor, hex.
+pub fn anchor_mac(key: &[u8], seq: i64, hash: &str) -> String {
+    use hmac::{Hmac, Mac};
+    // HMAC takes keys of any length.
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    m.update(format!("waygate-audit-anchor\n{seq}\n{hash}").as_bytes());
+    crate::hex(&m.finalize().into_bytes())
+}
+
+/// What the anchor says about the end of the chain.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnchorCheck {
+    /// The anchor is authentic and names the newest row.
+    Ok,
+    /// No key to check with (verification of the end was not possible).
+    NoKey,
+    /// Rows exist but no anchor was ever written (rows from before anchoring, or deleted).
+    Missing,
+    /// The anchor's MAC is wrong: it was forged or written with another key.
+    Forged,
+    /// The anchor names a row that is gone or different: the newest rows were removed.
+    Truncated { anchored: i64, last: i64 },
+    /// Rows follow the anchored one: appended by someone without the key.
+    Unanchored { anchored: i64, last: i64 },
+}
+
 impl Store {
     /// Append records (`(ts_ms, json)`) in one transaction, chained to the newest row.
     pub async fn audit_append(&self, records: &[(i64, String)]) -> Result<(), StoreError> {
+        self.audit_append_anchored(records, None).await.map(|_| ())
+    }
+
+    /// [`Store::audit_append`], moving the anchor (signed with `key`) to the new head in the
+    /// same transaction; returns the new head.
+    pub async fn audit_append_anchored(
+        &self,
+        records: &[(i64, String)],
+        key: Option<&[u8]>,
+    ) -> Result<Option<Anchor>, StoreError> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let mut conn = self.pool().acquire().await?;
         let sqlite = self.backend() == crate::Backend::Sqlite;
@@ -52,13 +103,103 @@ impl Store {
                 .execute(&mut *conn)
                 .await?;
         }
-        let r = append_locked(&mut conn, records, sqlite).await;
+        let r = match append_locked(&mut conn, records, sqlite).await {
+            Ok(()) => match key {
+                Some(k) => anchor_locked(&mut conn, k).await.map(Some),
+                None => Ok(None),
+            },
+            Err(e) => Err(e),
+        };
         let end = if r.is_ok() { "COMMIT" } else { "ROLLBACK" };
         let e = sqlx::query(end).execute(&mut *conn).await;
-        r?;
+        let head = r?;
         e?;
-        Ok(())
+        Ok(head)
     }
+
+    /// The stored anchor, if any.
+    pub async fn audit_anchor(&self) -> Result<Option<Anchor>, StoreError> {
+        let row = sqlx::query("SELECT seq, hash, mac FROM audit_anchor WHERE id = 1")
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| {
+            Ok(Anchor {
+                seq: r.try_get(0)?,
+                hash: r.try_get(1)?,
+                mac: r.try_get(2)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The hash of row `seq`, if it exists.
+    pub async fn audit_hash_at(&self, seq: i64) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT hash FROM audit_log WHERE seq = $1")
+            .bind(seq)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| r.try_get(0).map_err(StoreError::from)).transpose()
+    }
+
+    /// Walk the chain, then check its end against the anchor (when `key` is given).
+    pub async fn audit_verify_anchored(&self, key: Option<&[u8]>) -> Result<(ChainCheck, AnchorCheck), StoreError> {
+        let chain = self.audit_verify().await?;
+        let Some(key) = key else {
+            return Ok((chain, AnchorCheck::NoKey));
+        };
+        let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(self.pool())
+            .await?;
+        let last: Option<(i64, String)> = last
+            .map(|r| Ok::<_, StoreError>((r.try_get(0)?, r.try_get(1)?)))
+            .transpose()?;
+        let check = match (self.audit_anchor().await?, last) {
+            (None, None) => AnchorCheck::Ok,
+            (None, Some(_)) => AnchorCheck::Missing,
+            (Some(a), _) if anchor_mac(key, a.seq, &a.hash) != a.mac => AnchorCheck::Forged,
+            (Some(a), None) => AnchorCheck::Truncated {
+                anchored: a.seq,
+                last: 0,
+            },
+            (Some(a), Some((seq, hash))) => {
+                if a.seq == seq && a.hash == hash {
+                    AnchorCheck::Ok
+                } else if self.audit_hash_at(a.seq).await?.as_deref() == Some(a.hash.as_str()) {
+                    AnchorCheck::Unanchored {
+                        anchored: a.seq,
+                        last: seq,
+                    }
+                } else {
+                    AnchorCheck::Truncated {
+                        anchored: a.seq,
+                        last: seq,
+                    }
+                }
+            }
+        };
+        Ok((chain, check))
+    }
+}
+
+/// Move the anchor to the newest row (inside the append's transaction).
+async fn anchor_locked(tx: &mut sqlx::pool::PoolConnection<sqlx::Any>, key: &[u8]) -> Result<Anchor, StoreError> {
+    let r = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_one(&mut **tx)
+        .await?;
+    let (seq, hash): (i64, String) = (r.try_get(0)?, r.try_get(1)?);
+    let mac = anchor_mac(key, seq, &hash);
+    sqlx::query(
+        "INSERT INTO audit_anchor (id, seq, hash, mac, updated_at) VALUES (1, $1, $2, $3, $4) \
+         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, mac = excluded.mac, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(seq)
+    .bind(hash.as_str())
+    .bind(mac.as_str())
+    .bind(crate::now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(Anchor { seq, hash, mac })
 }
 
 async fn append_locked(

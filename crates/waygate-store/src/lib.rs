@@ -18,7 +18,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
-pub use audit::{AuditRow, ChainCheck};
+pub use audit::{anchor_mac, Anchor, AnchorCheck, AuditRow, ChainCheck};
 pub use keys::KeyRow;
 pub use pins::Pin;
 pub use records::{PluginRow, Snapshot, UpstreamRow};

@@ -63,7 +63,7 @@ async fn migrate_status_rollback_and_reapply() {
         let s = Store::open(&url).await.unwrap();
         assert!(s.status().await.unwrap().iter().all(|m| !m.applied), "{url}");
         let applied = s.migrate().await.unwrap();
-        assert_eq!(applied.len(), 4, "{url}");
+        assert_eq!(applied.len(), 5, "{url}");
         assert!(s.migrate().await.unwrap().is_empty(), "idempotent on {url}");
         let latest = s.schema_version().await.unwrap();
         // Roll back the newest migration: tool pins go back to their old shape, older data stays.
@@ -71,6 +71,15 @@ async fn migrate_status_rollback_and_reapply() {
         s.put_pin("p", "t", "abc", "{}", "test").await.unwrap();
         let reverted = s.rollback(None).await.unwrap();
         assert_eq!(reverted, vec![latest], "{url}");
+        assert!(
+            sqlx::query("SELECT 1 FROM audit_anchor")
+                .execute(&pool_of(&url).await)
+                .await
+                .is_err(),
+            "the anchor table goes with its migration: {url}"
+        );
+        let pins_version = s.schema_version().await.unwrap();
+        assert_eq!(s.rollback(None).await.unwrap(), vec![pins_version], "{url}");
         assert!(
             sqlx::query("SELECT plugin FROM tool_pins")
                 .execute(&pool_of(&url).await)
@@ -325,5 +334,89 @@ async fn concurrent_writers_keep_one_audit_chain() {
         assert_eq!((check.rows, check.first_bad), (80, None), "{url}");
         a.close().await;
         b.close().await;
+    }
+}
+
+#[tokio::test]
+async fn audit_anchor_detects_truncation_unkeyed_appends_and_forgery() {
+    use waygate_store::AnchorCheck;
+    let key = b"anchor key held outside the database";
+    for (url, _g) in backends("anchor").await {
+        let s = Store::open_migrated(&url).await.unwrap();
+        assert_eq!(
+            s.audit_verify_anchored(Some(key)).await.unwrap().1,
+            AnchorCheck::Ok,
+            "empty"
+        );
+        for i in 1..=4 {
+            let head = s
+                .audit_append_anchored(&[(i, format!(r#"{{"n":{i}}}"#))], Some(key))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(head.hash, s.audit_tail(1).await.unwrap()[0].hash);
+        }
+        assert_eq!(
+            s.audit_verify_anchored(Some(key)).await.unwrap().1,
+            AnchorCheck::Ok,
+            "{url}"
+        );
+        assert_eq!(s.audit_verify_anchored(None).await.unwrap().1, AnchorCheck::NoKey);
+        let tail = s.audit_tail(4).await.unwrap();
+        let pool = pool_of(&url).await;
+
+        // Someone without the key appends: the chain is valid, the anchor is behind.
+        s.audit_append(&[(5, r#"{"n":5}"#.into())]).await.unwrap();
+        let (chain, anchor) = s.audit_verify_anchored(Some(key)).await.unwrap();
+        assert_eq!(chain.first_bad, None);
+        assert!(
+            matches!(anchor, AnchorCheck::Unanchored { anchored, .. } if anchored == tail[3].seq),
+            "{anchor:?} {url}"
+        );
+
+        // The newest rows are deleted: the chain is still valid, the anchor is not.
+        sqlx::query("DELETE FROM audit_log WHERE seq >= $1")
+            .bind(tail[2].seq)
+            .execute(&pool)
+            .await
+            .unwrap();
+        let (chain, anchor) = s.audit_verify_anchored(Some(key)).await.unwrap();
+        assert_eq!(chain.first_bad, None, "truncation leaves a valid chain: {url}");
+        assert_eq!(
+            anchor,
+            AnchorCheck::Truncated {
+                anchored: tail[3].seq,
+                last: tail[1].seq
+            },
+            "{url}"
+        );
+
+        // Re-signing the head needs the key: a forged anchor is caught.
+        sqlx::query("UPDATE audit_anchor SET seq = $1, hash = $2")
+            .bind(tail[1].seq)
+            .bind(tail[1].hash.as_str())
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.audit_verify_anchored(Some(key)).await.unwrap().1,
+            AnchorCheck::Forged,
+            "{url}"
+        );
+        let other = waygate_store::anchor_mac(b"another key", tail[1].seq, &tail[1].hash);
+        sqlx::query("UPDATE audit_anchor SET mac = $1")
+            .bind(other.as_str())
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(s.audit_verify_anchored(Some(key)).await.unwrap().1, AnchorCheck::Forged);
+        // Deleting the anchor too is caught while records exist.
+        sqlx::query("DELETE FROM audit_anchor").execute(&pool).await.unwrap();
+        assert_eq!(
+            s.audit_verify_anchored(Some(key)).await.unwrap().1,
+            AnchorCheck::Missing,
+            "{url}"
+        );
+        s.close().await;
     }
 }

@@ -134,7 +134,7 @@ async fn flush(store: &Store, batch: &Pending, written: &AtomicU64, limit: Optio
     let started = std::time::Instant::now();
     let mut delay = Duration::from_millis(100);
     loop {
-        match store.audit_append(&rows).await {
+        match crate::audit_anchor::append(store, &rows).await {
             Ok(()) => {
                 written.fetch_add(batch.records.len() as u64, Ordering::Relaxed);
                 return;
@@ -176,7 +176,7 @@ pub async fn record_admin(store: &Store, action: &'static str, target: &str) {
     };
     let row = (r.ts_ms as i64, serde_json::to_string(&r).unwrap_or_default());
     for attempt in 0..5 {
-        match store.audit_append(std::slice::from_ref(&row)).await {
+        match crate::audit_anchor::append(store, std::slice::from_ref(&row)).await {
             Ok(()) => return,
             Err(e) if attempt == 4 => eprintln!("warning: could not record {action} in the audit trail: {e}"),
             Err(_) => tokio::time::sleep(Duration::from_millis(50 << attempt)).await,

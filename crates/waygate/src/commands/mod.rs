@@ -69,6 +69,7 @@ pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 /// Open the store, creating the data directory for SQLite, and migrate it.
 pub(crate) async fn open_store(g: &Global, l: &Layered) -> Result<waygate_store::Store, Box<dyn std::error::Error>> {
+    crate::audit_anchor::install(&l.cfg, &data_dir(g));
     open_store_at(data_dir(g), store_url(g, l)).await
 }
 

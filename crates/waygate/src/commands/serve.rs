@@ -56,6 +56,7 @@ fn state_key(dir: &Path, l: &Layered) -> Result<Vec<u8>, Box<dyn std::error::Err
 async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
     let dir = super::data_dir(g);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+    crate::audit_anchor::install(&l.cfg, &dir);
     // The store opens (and migrates) while the listener comes up: the MCP data path does
     // not need it, and a fresh SQLite file costs tens of milliseconds of fsyncs. A store
     // that cannot be opened still stops the process, right after.

@@ -178,6 +178,10 @@ pub struct AuditSection {
     /// only the SHA-256 of their arguments.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub log_arguments: Vec<String>,
+    /// Key that signs the audit chain's anchor; share it across replicas (`${env:NAME}`).
+    /// Default: a random key kept in `<data-dir>/audit.key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anchor_key: Option<Secret>,
 }
 
 /// How to reach one upstream MCP server.

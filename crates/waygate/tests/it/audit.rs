@@ -100,3 +100,83 @@ fn admin_changes_logged_arguments_redacted_and_query() {
     let (ok, out, err) = common::cli(&["audit", "verify", "--data-dir", dd]);
     assert!(ok && out.contains("intact"), "{out}{err}");
 }
+
+/// SQL against the instance's SQLite file, as someone with access to the database would.
+fn sql(data: &std::path::Path, statements: &[&str]) -> Vec<(i64, String, String)> {
+    let url = format!("sqlite://{}/waygate.db", data.display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Row;
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        for s in statements {
+            sqlx::query(s).execute(&pool).await.unwrap();
+        }
+        let rows = sqlx::query("SELECT seq, hash, mac FROM audit_anchor")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1), r.get::<String, _>(2)))
+            .collect();
+        pool.close().await;
+        rows
+    })
+}
+
+fn calls(s: &Server, bearer: &str, n: usize) {
+    for i in 0..n {
+        let body =
+            json!({"jsonrpc":"2.0","id":i,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}});
+        assert_eq!(s.post(&body, &[("authorization", bearer)]).status, 200);
+    }
+}
+
+#[test]
+fn deleting_the_newest_records_is_detected() {
+    let d = TempDir::new("audit-trunc");
+    let dd = d.0.to_str().unwrap();
+    let (mut s, key) = Server::start_with_auth(&d.0);
+    let bearer = format!("Bearer {}", key.expect("admin key"));
+    calls(&s, &bearer, 5);
+    assert!(s.terminate().success());
+    let (ok, out, err) = common::cli(&["audit", "verify", "--data-dir", dd]);
+    assert!(
+        ok && out.contains("intact") && out.contains("end anchored"),
+        "{out}{err}"
+    );
+    let saved = sql(&d.0, &[]);
+    assert_eq!(saved.len(), 1, "one anchor row");
+
+    // A second session of calls, then an attacker removes it and puts the old anchor back.
+    let (mut s, _) = Server::start_with_auth(&d.0);
+    calls(&s, &bearer, 5);
+    assert!(s.terminate().success());
+    let (ok, out, _) = common::cli(&["audit", "verify", "--data-dir", dd]);
+    assert!(ok, "{out}");
+    let (seq, hash, mac) = &saved[0];
+    let rollback = [
+        format!("DELETE FROM audit_log WHERE seq > {seq}"),
+        format!("UPDATE audit_anchor SET seq = {seq}, hash = '{hash}', mac = '{mac}'"),
+    ];
+    sql(&d.0, &[rollback[0].as_str(), rollback[1].as_str()]);
+    let (ok, _, err) = common::cli(&["audit", "verify", "--data-dir", dd]);
+    assert!(!ok && err.contains("truncated") && err.contains("rolled back"), "{err}");
+
+    // Without the local head, plain truncation is still caught by the anchor in the store.
+    std::fs::remove_file(d.0.join("audit.head")).unwrap();
+    let (ok, out, err) = common::cli(&["audit", "verify", "--data-dir", dd]);
+    assert!(
+        ok,
+        "the rolled-back state is self-consistent for the store alone: {out}{err}"
+    );
+    sql(
+        &d.0,
+        &["DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)"],
+    );
+    let (ok, _, err) = common::cli(&["audit", "verify", "--data-dir", dd]);
+    assert!(!ok && err.contains("truncated"), "{err}");
+}
