@@ -20,17 +20,7 @@ fn names(list: &Value, key: &str) -> Vec<String> {
 }
 
 fn key(d: &TempDir, name: &str, scopes: &str) -> String {
-    let (ok, out, err) = common::cli(&[
-        "keys",
-        "create",
-        name,
-        "--scopes",
-        scopes,
-        "--data-dir",
-        d.0.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
-    out.trim().to_string()
+    super::isolation::offline_key(d, name, scopes)
 }
 
 const POLICY: &str = r#"version = 3

@@ -89,7 +89,7 @@ fn db_commands_on_sqlite() {
     let (_, out, _) = waygate(&["db", "status", "--data-dir", dd]);
     assert_eq!(
         out.matches(" yes ").count(),
-        3,
+        4,
         "only the newest migration was reverted: {out}"
     );
     let (ok, _, err) = waygate(&["db", "rollback", "--to", "42", "--data-dir", dd]);
