@@ -475,20 +475,22 @@ impl Engine {
             o.insert("resultType".into(), Value::from("complete"));
         }
         let is_complete = o.get("resultType").and_then(Value::as_str) == Some("complete");
-        if is_complete && methods::is_cacheable(method) && !scope.retried {
-            o.entry("ttlMs").or_insert_with(|| Value::from(self.cfg.list_ttl_ms));
-            // Never widen a plugin's own `private` to `public`.
-            let own_private = o.get("cacheScope").and_then(Value::as_str) == Some("private");
-            let scope = if scope.public(method) && !own_private {
-                "public"
+        // Only results that carry cache hints are touched: a task's `ttlMs` is its lifetime.
+        if methods::is_cacheable(method) {
+            if is_complete && !scope.retried {
+                o.entry("ttlMs").or_insert_with(|| Value::from(self.cfg.list_ttl_ms));
+                // Never widen a plugin's own `private` to `public`.
+                let own_private = o.get("cacheScope").and_then(Value::as_str) == Some("private");
+                let public = scope.public(method) && !own_private;
+                o.insert(
+                    "cacheScope".into(),
+                    Value::from(if public { "public" } else { "private" }),
+                );
             } else {
-                "private"
-            };
-            o.insert("cacheScope".into(), Value::from(scope));
-        } else if scope.retried || !is_complete {
-            // MRTR retries and interim results must not be cached (2026-07-28 §MRTR).
-            o.remove("ttlMs");
-            o.remove("cacheScope");
+                // MRTR retries and interim results must not be cached (2026-07-28 §MRTR).
+                o.remove("ttlMs");
+                o.remove("cacheScope");
+            }
         }
         let meta = o.entry("_meta").or_insert_with(|| Value::Object(Map::new()));
         if let Some(m) = meta.as_object_mut() {

@@ -403,3 +403,24 @@ fn lists_without_a_policy_are_public_and_reads_by_principals_private() {
         .json();
     assert_eq!(r["result"]["cacheScope"], "private", "{r}");
 }
+
+#[test]
+fn a_task_keeps_its_ttl_while_cache_hints_follow_the_rules() {
+    let (s, alice, _bob, _d) = two_callers(&["--plugin", "everything"]);
+    let caps = json!({"extensions": {TASKS: {}}});
+    let r = s
+        .modern_with(
+            1,
+            "tools/call",
+            json!({"name": "slow_compute", "arguments": {"seconds": 0.1}}),
+            caps,
+            &[("x-api-key", &alice)],
+        )
+        .json();
+    assert_eq!(r["result"]["resultType"], "task", "{r}");
+    assert!(
+        r["result"]["ttlMs"].as_u64().is_some_and(|t| t > 0),
+        "a task's ttlMs is its lifetime: {r}"
+    );
+    assert!(r["result"].get("cacheScope").is_none(), "{r}");
+}
