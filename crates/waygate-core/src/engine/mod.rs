@@ -1,7 +1,9 @@
 //! The dispatcher: one place that maps a method to its handler and shapes the result
 //! for the revision of the request.
 
+mod cache;
 mod calls;
+mod complete;
 mod errors;
 mod lifecycle;
 mod listen;
@@ -23,6 +25,7 @@ use crate::registry::PluginRegistry;
 use crate::session::{Session, SessionStore};
 use crate::tasks::TaskStore;
 use crate::util::str_field;
+use cache::CacheScope;
 
 pub use listen::ListenFilter;
 
@@ -460,45 +463,6 @@ impl Engine {
         }
     }
 
-    /// Add what the revision requires to a successful result: `resultType`, cache hints
-    /// and the server identity for 2026-07-28; nothing for the handshake era.
-    fn finalize(&self, method: &str, mut result: Value, version: ProtocolVersion, scope: CacheScope) -> Value {
-        if !version.is_modern() {
-            if let Some(o) = result.as_object_mut() {
-                o.remove("resultType");
-            }
-            return result;
-        }
-        let Some(o) = result.as_object_mut() else { return result };
-        let complete = !o.contains_key("resultType");
-        if complete {
-            o.insert("resultType".into(), Value::from("complete"));
-        }
-        let is_complete = o.get("resultType").and_then(Value::as_str) == Some("complete");
-        // Only results that carry cache hints are touched: a task's `ttlMs` is its lifetime.
-        if methods::is_cacheable(method) {
-            if is_complete && !scope.retried {
-                o.entry("ttlMs").or_insert_with(|| Value::from(self.cfg.list_ttl_ms));
-                // Never widen a plugin's own `private` to `public`.
-                let own_private = o.get("cacheScope").and_then(Value::as_str) == Some("private");
-                let public = scope.public(method) && !own_private;
-                o.insert(
-                    "cacheScope".into(),
-                    Value::from(if public { "public" } else { "private" }),
-                );
-            } else {
-                // MRTR retries and interim results must not be cached (2026-07-28 §MRTR).
-                o.remove("ttlMs");
-                o.remove("cacheScope");
-            }
-        }
-        let meta = o.entry("_meta").or_insert_with(|| Value::Object(Map::new()));
-        if let Some(m) = meta.as_object_mut() {
-            m.entry(meta::SERVER_INFO).or_insert_with(|| self.server_info.clone());
-        }
-        result
-    }
-
     /// A notification from the client.
     pub fn notification(&self, method: &str, params: Option<&Map<String, Value>>, session: Option<&Arc<Session>>) {
         match method {
@@ -592,29 +556,6 @@ fn log_target<'a>(method: &str, params: Option<&'a Map<String, Value>>) -> Optio
         _ => return None,
     };
     params.and_then(|p| p.get(key)).and_then(Value::as_str)
-}
-
-/// What decides a result's `cacheScope`: `public` promises the answer is the same for
-/// every caller, which holds only when no policy filters it by caller and (for reads, whose
-/// content a plugin or upstream may tailor to the principal) nobody is authenticated.
-#[derive(Clone, Copy)]
-struct CacheScope {
-    /// The request carried MRTR `requestState`/`inputResponses`: never cacheable.
-    retried: bool,
-    /// An authorization policy is installed, so lists and reads depend on the caller.
-    filtered: bool,
-    /// The request came from an authenticated principal.
-    per_caller: bool,
-}
-
-impl CacheScope {
-    fn public(self, method: &str) -> bool {
-        match method {
-            methods::DISCOVER => true,
-            methods::RESOURCES_READ => !self.filtered && !self.per_caller,
-            _ => !self.filtered,
-        }
-    }
 }
 
 struct AuditSubject {
