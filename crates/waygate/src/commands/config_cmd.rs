@@ -40,7 +40,7 @@ pub fn run(g: &Global, cmd: ConfigCommand) -> CmdResult {
             if effective {
                 println!(
                     "store.url (in effect) = {:?}    # {}",
-                    waygate_store::redact_url(&super::store_url(g, &l)),
+                    waygate_security::redact::redact_url(&super::store_url(g, &l)),
                     l.source_of("store.url").0.label()
                 );
             }

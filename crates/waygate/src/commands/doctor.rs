@@ -100,7 +100,7 @@ async fn checks(g: &Global, l: &Layered, dir: &std::path::Path, rep: &mut Report
     let c = &l.cfg;
     // Store: reachable, migrated.
     let url = super::store_url(g, l);
-    let shown = waygate_store::redact_url(&url);
+    let shown = waygate_security::redact::redact_url(&url);
     let started = Instant::now();
     // Kept open for the upstream checks: `${secret:NAME}` values come from the store.
     let mut opened: Option<waygate_store::Store> = None;

@@ -343,7 +343,7 @@ impl FileConfig {
                     "store.url",
                     format!(
                         "got {:?}, expected sqlite://PATH or postgres://USER@HOST/DB",
-                        waygate_store::redact_url(u)
+                        waygate_security::redact::redact_url(u)
                     ),
                 ));
             }
