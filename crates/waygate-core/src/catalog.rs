@@ -12,6 +12,7 @@ use base64::Engine;
 use serde_json::{Map, Value};
 use waygate_protocol::{ErrorObject, ProtocolVersion};
 
+use crate::naming::{self, Claimant, Claims, Override, Shaping};
 use crate::plugin::{Manifest, Plugin};
 use crate::policy::Target;
 
@@ -42,6 +43,11 @@ pub struct CatalogTool {
 }
 
 impl CatalogTool {
+    /// The definition as the newest revision shows it.
+    pub fn definition(&self) -> &Value {
+        &self.modern
+    }
+
     /// `Err(message)` when `arguments` do not satisfy the tool's `inputSchema`.
     pub fn check_arguments(&self, arguments: &Value) -> Result<(), String> {
         self.input_schema
@@ -79,6 +85,40 @@ pub struct Catalog {
     prompt_index: HashMap<String, usize>,
     completers: Vec<Arc<dyn Plugin>>,
     page_size: usize,
+    collisions: Vec<String>,
+    fingerprint: Fingerprint,
+    /// `(plugin, instructions)` of plugins that have some.
+    instructions: Vec<(String, String)>,
+}
+
+/// Hashes of what each list shows, to announce only the lists that changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub tools: u64,
+    pub resources: u64,
+    pub prompts: u64,
+}
+
+/// Feeds serialized JSON into a hasher without building the string.
+struct HashWriter<'a>(&'a mut std::collections::hash_map::DefaultHasher);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::hash::Hasher::write(self.0, buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn hash_values<'a>(items: impl Iterator<Item = &'a Value>) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for v in items {
+        let _ = serde_json::to_writer(HashWriter(&mut h), v);
+        std::hash::Hasher::write_u8(&mut h, 0);
+    }
+    std::hash::Hasher::finish(&h)
 }
 
 /// One page of a list.
@@ -88,55 +128,76 @@ pub struct Page {
 }
 
 impl Catalog {
-    /// Merge manifests in registration order. A name taken by an earlier plugin is exposed
-    /// as `<plugin>__<name>` so both stay callable.
-    pub fn build(entries: &[(Arc<dyn Plugin>, Manifest)], page_size: usize) -> Catalog {
+    /// Merge manifests. Exposed names follow [`naming`](crate::naming): a function of the
+    /// shaping rules and the claims, not of the order the plugins came in.
+    pub fn build(
+        entries: &[(Arc<dyn Plugin>, Manifest)],
+        page_size: usize,
+        shaping: &Shaping,
+        claims: &Claims,
+    ) -> Catalog {
         let mut c = Catalog {
             page_size: page_size.max(1),
             ..Default::default()
         };
-        for (plugin, m) in entries {
-            for t in &m.tools {
-                let local = t.name().to_string();
-                let name = if c.tool_index.contains_key(&local) {
-                    let n = format!("{}__{}", plugin.name(), local);
-                    tracing::warn!(plugin = plugin.name(), tool = %local, exposed = %n, "tool name collision; prefixed");
-                    n
-                } else {
-                    local.clone()
-                };
-                let mut modern = t.definition.clone();
-                modern["name"] = Value::String(name.clone());
-                let task_support = match modern.pointer("/execution/taskSupport").and_then(Value::as_str) {
-                    Some("optional") => TaskSupport::Optional,
-                    Some("required") => TaskSupport::Required,
-                    _ => TaskSupport::Forbidden,
-                };
-                let legacy_1125 = downlevel_tool(&modern, ProtocolVersion::V2025_11_25);
-                let legacy_0618 = downlevel_tool(&modern, ProtocolVersion::V2025_06_18);
-                let legacy_0326 = downlevel_tool(&modern, ProtocolVersion::V2025_03_26);
-                if let Some(o) = modern.as_object_mut() {
-                    // 2026-07-28 has no `execution`; the server alone decides on tasks.
-                    o.remove("execution");
+        let claimants: Vec<Claimant> = entries.iter().map(|(p, _)| claims.claimant(p.as_ref())).collect();
+        let mut picked: Vec<(usize, usize)> = Vec::new();
+        for (ei, (p, m)) in entries.iter().enumerate() {
+            let shape = shaping.shape(p.name());
+            for (ti, t) in m.tools.iter().enumerate() {
+                if shape.is_none_or(|s| s.admits(t.name())) {
+                    picked.push((ei, ti));
                 }
-                let header_params = header_params(&modern);
-                c.tool_index.insert(name.clone(), usize::MAX);
-                c.tools.push(CatalogTool {
-                    name,
-                    route: Route {
-                        plugin: plugin.clone(),
-                        local_name: local,
-                    },
-                    modern,
-                    legacy_1125,
-                    legacy_0618,
-                    legacy_0326,
-                    header_params,
-                    task_support,
-                    input_schema: Default::default(),
-                    output_schema: Default::default(),
-                });
             }
+        }
+        let refs: Vec<(&Claimant, &str)> = picked
+            .iter()
+            .map(|&(ei, ti)| (&claimants[ei], entries[ei].1.tools[ti].name()))
+            .collect();
+        let assigned = naming::assign(shaping, &claims.tools, &refs);
+        c.collisions = assigned.collisions;
+        for (&(ei, ti), name) in picked.iter().zip(assigned.names) {
+            let (plugin, m) = &entries[ei];
+            let t = &m.tools[ti];
+            let local = t.name().to_string();
+            let mut modern = t.definition.clone();
+            modern["name"] = Value::String(name.clone());
+            if let Some(o) = shaping.shape(plugin.name()).and_then(|s| s.overrides.get(&local)) {
+                apply_override(&mut modern, o);
+            }
+            let task_support = match modern.pointer("/execution/taskSupport").and_then(Value::as_str) {
+                Some("optional") => TaskSupport::Optional,
+                Some("required") => TaskSupport::Required,
+                _ => TaskSupport::Forbidden,
+            };
+            let legacy_1125 = downlevel_tool(&modern, ProtocolVersion::V2025_11_25);
+            let legacy_0618 = downlevel_tool(&modern, ProtocolVersion::V2025_06_18);
+            let legacy_0326 = downlevel_tool(&modern, ProtocolVersion::V2025_03_26);
+            if let Some(o) = modern.as_object_mut() {
+                // 2026-07-28 has no `execution`; the server alone decides on tasks.
+                o.remove("execution");
+            }
+            let header_params = header_params(&modern);
+            c.tool_index.insert(name.clone(), usize::MAX);
+            c.tools.push(CatalogTool {
+                name,
+                route: Route {
+                    plugin: plugin.clone(),
+                    local_name: local,
+                },
+                modern,
+                legacy_1125,
+                legacy_0618,
+                legacy_0326,
+                header_params,
+                task_support,
+                input_schema: Default::default(),
+                output_schema: Default::default(),
+            });
+        }
+        let mut prompts: Vec<(usize, usize)> = Vec::new();
+        for (ei, (plugin, m)) in entries.iter().enumerate() {
+            prompts.extend((0..m.prompts.len()).map(|pi| (ei, pi)));
             for r in &m.resources {
                 let uri = r.uri().to_string();
                 if c.resource_index.contains_key(&uri) {
@@ -163,37 +224,95 @@ impl Catalog {
                     },
                 ));
             }
-            for p in &m.prompts {
-                let local = p.name().to_string();
-                let name = if c.prompt_index.contains_key(&local) {
-                    format!("{}__{}", plugin.name(), local)
-                } else {
-                    local.clone()
-                };
-                let mut def = p.definition.clone();
-                def["name"] = Value::String(name.clone());
-                c.prompt_index.insert(name.clone(), c.prompts.len());
-                c.prompts.push((
-                    name,
-                    def,
-                    Route {
-                        plugin: plugin.clone(),
-                        local_name: local,
-                    },
-                ));
-            }
             if m.completions {
                 c.completers.push(plugin.clone());
             }
+            if let Some(i) = m.instructions.as_deref().map(str::trim).filter(|i| !i.is_empty()) {
+                c.instructions.push((plugin.name().to_string(), i.to_string()));
+            }
+        }
+        let refs: Vec<(&Claimant, &str)> = prompts
+            .iter()
+            .map(|&(ei, pi)| (&claimants[ei], entries[ei].1.prompts[pi].name()))
+            .collect();
+        let assigned = naming::assign(shaping, &claims.prompts, &refs);
+        c.collisions.extend(assigned.collisions);
+        for (&(ei, pi), name) in prompts.iter().zip(assigned.names) {
+            let (plugin, m) = &entries[ei];
+            let p = &m.prompts[pi];
+            let mut def = p.definition.clone();
+            def["name"] = Value::String(name.clone());
+            c.prompt_index.insert(name.clone(), c.prompts.len());
+            c.prompts.push((
+                name,
+                def,
+                Route {
+                    plugin: plugin.clone(),
+                    local_name: p.name().to_string(),
+                },
+            ));
         }
         // Deterministic order for an unchanged set, whatever the load order was.
         c.tools.sort_by(|a, b| a.name.cmp(&b.name));
         c.tool_index = c.tools.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        c.fingerprint = Fingerprint {
+            tools: hash_values(c.tools.iter().map(|t| &t.modern)),
+            resources: hash_values(c.resources.iter().map(|r| &r.0).chain(c.templates.iter().map(|t| &t.1))),
+            prompts: hash_values(c.prompts.iter().map(|p| &p.1)),
+        };
         c
+    }
+
+    /// The plugins' own instructions, by plugin name.
+    pub fn instructions(&self) -> &[(String, String)] {
+        &self.instructions
+    }
+
+    /// What the lists hold of the items `keep` takes, hashed (a virtual server's view).
+    pub fn fingerprint_where(&self, keep: &dyn Fn(Target<'_>) -> bool) -> Fingerprint {
+        Fingerprint {
+            tools: hash_values(
+                self.tools
+                    .iter()
+                    .filter(|t| keep(Target::Tool(&t.name)))
+                    .map(|t| &t.modern),
+            ),
+            resources: hash_values(
+                self.resources
+                    .iter()
+                    .filter(|r| keep(Target::Resource(r.0.get("uri").and_then(Value::as_str).unwrap_or(""))))
+                    .map(|r| &r.0)
+                    .chain(
+                        self.templates
+                            .iter()
+                            .filter(|t| keep(Target::Resource(&t.0)))
+                            .map(|t| &t.1),
+                    ),
+            ),
+            prompts: hash_values(self.prompts.iter().filter(|p| keep(Target::Prompt(&p.0))).map(|p| &p.1)),
+        }
+    }
+
+    /// What the lists hold, hashed (see [`Fingerprint`]).
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
     }
 
     pub fn tool(&self, name: &str) -> Option<&CatalogTool> {
         self.tool_index.get(name).map(|&i| &self.tools[i])
+    }
+
+    /// Local names that two plugins both wanted bare under `prefix = "never"` (or whose
+    /// prefixed forms met): reported in diagnostics, the log and a metric.
+    pub fn collisions(&self) -> &[String] {
+        &self.collisions
+    }
+
+    /// Every tool's exposed name, its plugin and its local name, in catalog order.
+    pub fn tool_routes(&self) -> impl Iterator<Item = (&str, &str, &str)> {
+        self.tools
+            .iter()
+            .map(|t| (t.name.as_str(), t.route.plugin.name(), t.route.local_name.as_str()))
     }
 
     pub fn tool_count(&self) -> usize {
@@ -212,6 +331,11 @@ impl Catalog {
         self.templates
             .iter()
             .find_map(|(tpl, _, route)| match_template(tpl, uri).map(|vars| (route, Some(vars))))
+    }
+
+    /// The route of a resource template by its template string.
+    pub fn template(&self, template: &str) -> Option<&Route> {
+        self.templates.iter().find(|t| t.0 == template).map(|t| &t.2)
     }
 
     pub fn completers(&self) -> &[Arc<dyn Plugin>] {
@@ -288,6 +412,28 @@ fn encode_cursor(offset: usize) -> String {
 fn decode_cursor(c: &str) -> Option<usize> {
     let raw = B64.decode(c).ok()?;
     std::str::from_utf8(&raw).ok()?.strip_prefix("o:")?.parse().ok()
+}
+
+/// An operator's corrections: title and description replaced, annotations merged.
+fn apply_override(def: &mut Value, o: &Override) {
+    let Some(obj) = def.as_object_mut() else { return };
+    if let Some(t) = &o.title {
+        obj.insert("title".into(), Value::String(t.clone()));
+    }
+    if let Some(d) = &o.description {
+        obj.insert("description".into(), Value::String(d.clone()));
+    }
+    if let Some(a) = &o.annotations {
+        let slot = obj.entry("annotations").or_insert_with(|| Value::Object(Map::new()));
+        if !slot.is_object() {
+            *slot = Value::Object(Map::new());
+        }
+        if let Some(m) = slot.as_object_mut() {
+            for (k, v) in a {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+    }
 }
 
 /// Shape a tool definition for an older revision.

@@ -54,6 +54,8 @@ pub struct CallContext {
     /// Client request headers that an upstream's `passthrough_headers` names (lowercase
     /// name, value); `None` when no upstream asks for any.
     pub forwarded: Option<Forwarded>,
+    /// The virtual server the request came in on; it sees only that server's items.
+    pub view: Option<Arc<crate::view::View>>,
 }
 
 /// Request headers kept for upstreams: (lowercase name, value).
@@ -76,6 +78,7 @@ impl CallContext {
             principal: None,
             correlation_id: None,
             forwarded: None,
+            view: None,
         }
     }
 

@@ -16,6 +16,7 @@ pub mod hooks;
 pub mod logctx;
 pub mod metrics;
 pub mod mrtr;
+pub mod naming;
 pub mod outq;
 pub mod plugin;
 pub mod policy;
@@ -27,6 +28,7 @@ pub mod tasks;
 pub mod uri_template;
 pub mod util;
 pub mod validate;
+pub mod view;
 
 pub use catalog::Catalog;
 pub use context::{CallContext, OutTx};

@@ -118,6 +118,9 @@ pub struct Manifest {
     pub prompts: Vec<PromptDef>,
     /// The plugin answers `completion/complete` for its prompts/templates.
     pub completions: bool,
+    /// What the plugin's server tells clients about using it (an upstream's
+    /// `instructions`), merged into the gateway's under the plugin's name.
+    pub instructions: Option<String>,
 }
 
 impl ToolDef {

@@ -13,6 +13,7 @@ use tokio::sync::Mutex;
 
 use crate::catalog::Catalog;
 use crate::events::{Event, Events};
+use crate::naming::{Claims, Shaping};
 use crate::plugin::{Manifest, Plugin, PluginError, PluginInit};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +64,11 @@ pub struct PluginRegistry {
     page_size: usize,
     /// Tools held back from the catalog (tool-definition pinning), by plugin.
     gate: RwLock<Option<Arc<dyn CatalogGate>>>,
+    /// Prefixes, filters and overrides per plugin.
+    shaping: RwLock<Arc<Shaping>>,
+    /// Who ever claimed each local name; keeps exposed names stable while a claimant is
+    /// disabled or down.
+    claims: std::sync::Mutex<Claims>,
 }
 
 /// Decides which tools of a plugin may enter the catalog (definition pinning).
@@ -79,7 +85,22 @@ impl PluginRegistry {
             events,
             page_size,
             gate: RwLock::new(None),
+            shaping: RwLock::new(Arc::new(Shaping::default())),
+            claims: std::sync::Mutex::new(Claims::default()),
         }
+    }
+
+    /// Install new naming rules, filters and overrides and rebuild the catalog (a config
+    /// reload); an unchanged set does not touch the catalog.
+    pub async fn set_shaping(&self, shaping: Shaping) {
+        {
+            let mut cur = self.shaping.write().unwrap_or_else(|e| e.into_inner());
+            if **cur == shaping {
+                return;
+            }
+            *cur = Arc::new(shaping);
+        }
+        self.republish().await;
     }
 
     /// The current catalog; cheap (one atomic increment).
@@ -204,13 +225,26 @@ impl PluginRegistry {
     }
 
     /// Remove a plugin from the catalog and shut it down once its calls drained. False
-    /// when it was not loaded.
+    /// when it was not loaded. Its names are forgotten: it is gone for good.
     pub async fn unload(&self, name: &str) -> bool {
+        self.remove(name, true).await
+    }
+
+    /// Like [`PluginRegistry::unload`] for a plugin that is only switched off: it keeps its
+    /// claim on its names, so the plugins it shares names with keep theirs.
+    pub async fn unload_disabled(&self, name: &str) -> bool {
+        self.remove(name, false).await
+    }
+
+    async fn remove(&self, name: &str, forget: bool) -> bool {
         let mut entries = self.entries.lock().await;
         let Some(i) = entries.iter().position(|e| e.plugin.name() == name) else {
             return false;
         };
         let e = entries.remove(i);
+        if forget {
+            self.claims.lock().unwrap_or_else(|e| e.into_inner()).forget(name);
+        }
         self.publish(&entries);
         drop(entries);
         tokio::spawn(retire(e.plugin));
@@ -265,11 +299,48 @@ impl PluginRegistry {
                 Some((e.plugin.clone(), m))
             })
             .collect();
-        let catalog = Arc::new(Catalog::build(&running, self.page_size));
-        *self.catalog.write().unwrap_or_else(|e| e.into_inner()) = catalog;
-        self.events.emit(Event::ToolsChanged);
-        self.events.emit(Event::PromptsChanged);
-        self.events.emit(Event::ResourcesChanged);
+        let shaping = self.shaping.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let catalog = {
+            let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+            for (p, m) in &running {
+                let claimant = claims.join(p.as_ref());
+                let shape = shaping.shape(p.name());
+                for t in m.tools.iter().filter(|t| shape.is_none_or(|s| s.admits(t.name()))) {
+                    claims
+                        .tools
+                        .entry(t.name().to_string())
+                        .or_default()
+                        .insert(claimant.clone());
+                }
+                for pr in &m.prompts {
+                    claims
+                        .prompts
+                        .entry(pr.name().to_string())
+                        .or_default()
+                        .insert(claimant.clone());
+                }
+            }
+            Arc::new(Catalog::build(&running, self.page_size, &shaping, &claims))
+        };
+        for name in catalog.collisions() {
+            tracing::warn!(%name, "two plugins want the same exposed name; both stay callable, one under its prefix");
+        }
+        let old = std::mem::replace(
+            &mut *self.catalog.write().unwrap_or_else(|e| e.into_inner()),
+            catalog.clone(),
+        );
+        // Only the lists that changed are announced: an upstream that floods list_changed
+        // with the same lists costs its clients nothing.
+        let (was, now) = (old.fingerprint(), catalog.fingerprint());
+        if was.tools != now.tools {
+            self.events.emit(Event::ToolsChanged);
+        }
+        if was.prompts != now.prompts {
+            self.events.emit(Event::PromptsChanged);
+        }
+        if was.resources != now.resources {
+            self.events.emit(Event::ResourcesChanged);
+        }
     }
 }
 

@@ -46,6 +46,10 @@ pub struct Session {
     subscriptions: Mutex<HashSet<String>>,
     inflight: Mutex<HashMap<Id, CancellationToken>>,
     pub closed: CancellationToken,
+    /// The virtual server the session was opened on; it is used only there.
+    pub view: Option<Arc<crate::view::View>>,
+    /// What the view showed when its lists were last announced to this session.
+    view_seen: Mutex<[Option<u64>; 3]>,
 }
 
 impl Session {
@@ -72,7 +76,34 @@ impl Session {
             subscriptions: Mutex::new(HashSet::new()),
             inflight: Mutex::new(HashMap::new()),
             closed: CancellationToken::new(),
+            view: None,
+            view_seen: Mutex::new([None; 3]),
         }
+    }
+
+    /// Open the session on a virtual server.
+    pub fn with_view(mut self, view: Option<Arc<crate::view::View>>) -> Self {
+        self.view = view;
+        self
+    }
+
+    /// The virtual server's name, if the session is on one.
+    pub fn view_name(&self) -> Option<&str> {
+        self.view.as_deref().map(|v| v.name.as_str())
+    }
+
+    /// Record what the view shows now of one list (0 tools, 1 prompts, 2 resources);
+    /// true when it changed since the last call.
+    pub fn view_changed(&self, list: usize, now: u64) -> bool {
+        let mut seen = lock(&self.view_seen);
+        let changed = seen[list] != Some(now);
+        seen[list] = Some(now);
+        changed
+    }
+
+    /// What the view shows when the session opens.
+    pub fn view_baseline(&self, f: crate::catalog::Fingerprint) {
+        *lock(&self.view_seen) = [Some(f.tools), Some(f.prompts), Some(f.resources)];
     }
 
     /// The owner key (`Principal::id`), compared on every lookup.
@@ -314,9 +345,9 @@ impl SessionStore {
         before - map.len()
     }
 
-    /// Fan a catalog event out to every session's standalone stream; a resource update
-    /// reaches a subscribed session only while `may_read(session, uri)` holds.
-    pub fn broadcast(&self, event: &Event, may_read: &dyn Fn(&Session, &str) -> bool) {
+    /// Fan a catalog event out to every session's standalone stream while `deliver(session)`
+    /// holds (a resource update also needs a subscription).
+    pub fn broadcast(&self, event: &Event, deliver: &dyn Fn(&Session) -> bool) {
         let (method, params) = match event {
             Event::ToolsChanged => (methods::N_TOOLS_CHANGED, Value::Null),
             Event::PromptsChanged => (methods::N_PROMPTS_CHANGED, Value::Null),
@@ -328,11 +359,13 @@ impl SessionStore {
         let map = self.sessions.read().unwrap_or_else(|e| e.into_inner());
         for s in map.values() {
             if let Event::ResourceUpdated(uri) = event {
-                if !s.is_subscribed(uri) || !may_read(s, uri) {
+                if !s.is_subscribed(uri) {
                     continue;
                 }
             }
-            s.send_on_stream(bytes.clone());
+            if deliver(s) {
+                s.send_on_stream(bytes.clone());
+            }
         }
     }
 

@@ -28,10 +28,26 @@ struct Conn {
     session: Mutex<Option<Arc<Session>>>,
     inflight: Mutex<HashMap<Id, CancellationToken>>,
     tasks: tokio_util::task::TaskTracker,
+    /// The virtual server this connection serves (`serve --stdio --server NAME`).
+    view: Option<Arc<waygate_core::view::View>>,
 }
 
 /// Serve one stdio connection until the input ends; in-flight requests get up to 10 s.
-pub async fn serve<R, W>(engine: Arc<Engine>, input: R, mut output: W) -> std::io::Result<()>
+pub async fn serve<R, W>(engine: Arc<Engine>, input: R, output: W) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    serve_view(engine, None, input, output).await
+}
+
+/// [`serve`] on a virtual server's view.
+pub async fn serve_view<R, W>(
+    engine: Arc<Engine>,
+    view: Option<Arc<waygate_core::view::View>>,
+    input: R,
+    mut output: W,
+) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -56,6 +72,7 @@ where
         session: Mutex::new(None),
         inflight: Mutex::new(HashMap::new()),
         tasks: tokio_util::task::TaskTracker::new(),
+        view,
     });
     let mut reader = BufReader::with_capacity(64 * 1024, input);
     let mut line = Vec::with_capacity(4096);
@@ -192,7 +209,7 @@ fn on_request(
         }
         return match conn
             .engine
-            .initialize(params.as_ref(), TransportKind::Stdio, false, None)
+            .initialize(params.as_ref(), TransportKind::Stdio, false, None, conn.view.clone())
         {
             Ok((s, result)) => {
                 *conn.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
@@ -217,6 +234,7 @@ fn on_request(
     ctx.transport = TransportKind::Stdio;
     ctx.request_id = Some(id.clone());
     ctx.out = Some(conn.out.clone());
+    ctx.view = conn.view.clone();
     let token = ctx.cancel.clone();
     conn.inflight
         .lock()

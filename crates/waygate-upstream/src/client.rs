@@ -13,7 +13,8 @@ use waygate_core::OutTx;
 use waygate_protocol::jsonrpc::encode_message;
 
 use crate::error::UpstreamError;
-use crate::http::{HttpTarget, HttpWire};
+use crate::http::{HttpMode, HttpTarget, HttpWire};
+use crate::legacy::LegacyWire;
 use crate::stdio::{StdioTarget, StdioWire};
 
 /// What an upstream tells the gateway on its own.
@@ -158,6 +159,7 @@ pub(crate) fn response_of(mut msg: Value) -> Result<Value, UpstreamError> {
 enum Wire {
     Stdio(StdioWire),
     Http(Box<HttpWire>),
+    Legacy(LegacyWire),
 }
 
 /// Per-request extras: the caller's trace, its progress stream, its cancellation.
@@ -182,6 +184,8 @@ pub struct Client {
     pub protocol_version: String,
     pub server_info: Value,
     pub capabilities: Value,
+    /// What the server told clients in `initialize` (merged into the gateway's).
+    pub instructions: Option<String>,
     default_timeout: Duration,
 }
 
@@ -193,9 +197,44 @@ impl Client {
         timeout: Duration,
         notes: mpsc::UnboundedSender<Notification>,
     ) -> Result<Client, UpstreamError> {
+        match target {
+            Target::Http(t) if t.mode == HttpMode::Auto => {
+                let fallback = t.clone();
+                match Self::connect_on(name, Target::Http(t), timeout, notes.clone()).await {
+                    Err(UpstreamError::Protocol(why)) if why.starts_with("HTTP 4") => {
+                        tracing::info!(upstream = name, %why, "initialize refused; trying the legacy HTTP+SSE transport");
+                        let legacy = HttpTarget {
+                            mode: HttpMode::Sse,
+                            ..fallback
+                        };
+                        Self::connect_on(name, Target::Http(legacy), timeout, notes)
+                            .await
+                            .map_err(|e| match e {
+                                UpstreamError::Protocol(m) => UpstreamError::Protocol(format!(
+                                    "neither Streamable HTTP ({why}) nor legacy SSE ({m})"
+                                )),
+                                e => e,
+                            })
+                    }
+                    r => r,
+                }
+            }
+            t => Self::connect_on(name, t, timeout, notes).await,
+        }
+    }
+
+    async fn connect_on(
+        name: &str,
+        target: Target,
+        timeout: Duration,
+        notes: mpsc::UnboundedSender<Notification>,
+    ) -> Result<Client, UpstreamError> {
         let inbound = Inbound::new(name.into(), notes);
         let wire = match target {
             Target::Stdio(t) => Wire::Stdio(StdioWire::spawn(t, inbound.clone())?),
+            Target::Http(t) if t.mode == HttpMode::Sse => {
+                Wire::Legacy(LegacyWire::connect(t, inbound.clone(), timeout).await?)
+            }
             Target::Http(t) => Wire::Http(Box::new(HttpWire::new(t))),
         };
         let mut client = Client {
@@ -205,6 +244,7 @@ impl Client {
             protocol_version: String::new(),
             server_info: Value::Null,
             capabilities: Value::Null,
+            instructions: None,
             default_timeout: timeout,
         };
         let params = json!({
@@ -232,11 +272,24 @@ impl Client {
         client.protocol_version = version.to_string();
         client.server_info = init.get("serverInfo").cloned().unwrap_or(Value::Null);
         client.capabilities = init.get("capabilities").cloned().unwrap_or_else(|| json!({}));
+        client.instructions = init
+            .get("instructions")
+            .and_then(Value::as_str)
+            .map(|s| s.chars().take(16 * 1024).collect());
         if let Wire::Http(h) = &client.wire {
             h.set_protocol(version);
         }
         client.notify("notifications/initialized", json!({})).await?;
         Ok(client)
+    }
+
+    /// How the server is reached: `stdio`, `http` (Streamable HTTP) or `sse` (legacy).
+    pub fn transport(&self) -> &'static str {
+        match self.wire {
+            Wire::Stdio(_) => "stdio",
+            Wire::Http(_) => "http",
+            Wire::Legacy(_) => "sse",
+        }
     }
 
     /// Whether the server declared a top-level capability (`tools`, `resources`, …).
@@ -249,6 +302,7 @@ impl Client {
     pub async fn closed(&self) -> String {
         match &self.wire {
             Wire::Stdio(s) => s.closed().await,
+            Wire::Legacy(l) => l.closed().await,
             Wire::Http(_) => std::future::pending().await,
         }
     }
@@ -257,6 +311,7 @@ impl Client {
         let msg = json!({"jsonrpc": "2.0", "method": method, "params": params});
         match &self.wire {
             Wire::Stdio(s) => s.send(&msg),
+            Wire::Legacy(l) => l.send(&msg, self.default_timeout).await,
             Wire::Http(h) => h
                 .post(&msg, None, None, &[], &self.inbound, self.default_timeout)
                 .await
@@ -291,6 +346,12 @@ impl Client {
                 Wire::Stdio(s) => {
                     let rx = self.inbound.wait(id);
                     s.send(&msg)?;
+                    rx.await
+                        .unwrap_or_else(|_| Err(UpstreamError::Closed("the connection ended".into())))
+                }
+                Wire::Legacy(l) => {
+                    let rx = self.inbound.wait(id);
+                    l.send(&msg, timeout).await?;
                     rx.await
                         .unwrap_or_else(|_| Err(UpstreamError::Closed("the connection ended".into())))
                 }
@@ -371,6 +432,7 @@ impl Client {
             .fail_all(UpstreamError::Closed("the gateway closed the connection".into()));
         match &self.wire {
             Wire::Stdio(s) => s.shutdown().await,
+            Wire::Legacy(l) => l.shutdown(),
             Wire::Http(h) => h.end_session().await,
         }
     }

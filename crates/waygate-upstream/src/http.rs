@@ -22,6 +22,20 @@ pub struct HttpTarget {
     pub headers: Vec<(String, String)>,
     /// Built by the caller with the SSRF guard in its resolver.
     pub client: reqwest::Client,
+    pub mode: HttpMode,
+}
+
+/// Which HTTP transport the server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpMode {
+    /// Streamable HTTP (2025-03-26 and later).
+    #[default]
+    Streamable,
+    /// 2024-11-05 HTTP+SSE.
+    Sse,
+    /// Streamable HTTP, falling back to HTTP+SSE when `initialize` is refused with a 4xx
+    /// (the spec's backwards-compatibility procedure; what a pasted `url` gets).
+    Auto,
 }
 
 pub(crate) struct HttpWire {

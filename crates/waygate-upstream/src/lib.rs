@@ -15,6 +15,7 @@
 mod client;
 mod error;
 mod http;
+mod legacy;
 mod sse;
 mod stats;
 mod stdio;
@@ -22,7 +23,7 @@ mod upstream;
 
 pub use client::{Client, Notification, RequestOpts, Target};
 pub use error::UpstreamError;
-pub use http::HttpTarget;
+pub use http::{HttpMode, HttpTarget};
 pub use stats::{render_metrics, Status};
 pub use stdio::StdioTarget;
 pub use upstream::{Upstream, UpstreamSpec, Wiring};

@@ -130,14 +130,16 @@ impl Shared {
     /// State, last error, restarts, latency and the server's own description.
     pub fn describe(&self) -> Value {
         let mut v = self.stats.describe();
+        v["transport"] = json!(match &self.spec.wiring {
+            Wiring::Stdio(_) => "stdio",
+            Wiring::Http(h) if h.mode == crate::http::HttpMode::Sse => "sse",
+            Wiring::Http(_) => "http",
+        });
         if let Some(c) = self.current() {
             v["protocol_version"] = json!(c.protocol_version);
             v["server_info"] = c.server_info.clone();
+            v["transport"] = json!(c.transport());
         }
-        v["transport"] = json!(match self.spec.wiring {
-            Wiring::Stdio(_) => "stdio",
-            Wiring::Http(_) => "http",
-        });
         v
     }
 
@@ -254,7 +256,10 @@ impl Shared {
     }
 
     async fn manifest(&self, c: &Client) -> Result<Manifest, UpstreamError> {
-        let mut m = Manifest::default();
+        let mut m = Manifest {
+            instructions: c.instructions.clone(),
+            ..Manifest::default()
+        };
         if c.offers("tools") {
             for t in c.list_all("tools/list", "tools").await? {
                 match admit_tool(t) {

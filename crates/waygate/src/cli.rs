@@ -207,6 +207,9 @@ pub struct ServeArgs {
     /// Serve MCP on stdin/stdout instead of HTTP (logs go to stderr).
     #[arg(long)]
     pub stdio: bool,
+    /// With --stdio: serve only this virtual server's view (`[[servers]]` name).
+    #[arg(long, value_name = "NAME", requires = "stdio")]
+    pub server: Option<String>,
     /// Enable a plugin (repeatable): demo, everything. Adds to the config file's list.
     #[arg(long = "plugin", value_name = "NAME")]
     pub plugins: Vec<String>,

@@ -112,6 +112,14 @@ impl Operations for ServeOps {
         );
         let n = self.config.read().unwrap_or_else(|e| e.into_inner()).upstreams.len();
         let _ = writeln!(out, "waygate_upstreams_configured {n}");
+        let catalog = self.registry.catalog();
+        family(
+            out,
+            "waygate_catalog_name_collisions",
+            "gauge",
+            "Names two plugins both wanted bare (prefix = never) or whose prefixed forms met.",
+        );
+        let _ = writeln!(out, "waygate_catalog_name_collisions {}", catalog.collisions().len());
         family(
             out,
             "process_start_time_seconds",
@@ -217,7 +225,9 @@ impl Operations for ServeOps {
                         }),
                     };
                     row["name"] = json!(u.name);
-                    row["transport"] = json!(u.transport);
+                    if row.get("transport").is_none() {
+                        row["transport"] = json!(u.transport_kind());
+                    }
                     row["enabled"] = json!(u.enabled.unwrap_or(true));
                     row["required"] = json!(u.required.unwrap_or(false));
                     row
@@ -240,6 +250,11 @@ impl Operations for ServeOps {
                 "store": store,
                 "plugins": plugins,
                 "catalog_tools": self.registry.catalog().tool_count(),
+                "catalog": {
+                    "tools": self.registry.catalog().tool_count(),
+                    "name_collisions": self.registry.catalog().collisions(),
+                    "servers": cfg.servers.iter().map(|s| &s.name).collect::<Vec<_>>(),
+                },
                 "hooks": hooks,
                 "upstreams": upstreams,
                 "rate_limits": {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use waygate_core::PluginRegistry;
 use waygate_store::Store;
-use waygate_upstream::{Client, HttpTarget, StdioTarget, Target, Upstream, UpstreamSpec, Wiring};
+use waygate_upstream::{Client, HttpMode, HttpTarget, StdioTarget, Target, Upstream, UpstreamSpec, Wiring};
 
 use crate::config::{OutboundSection, Upstream as UpstreamConfig};
 
@@ -37,7 +37,7 @@ async fn resolve(key: &str, value: &str, store: Option<&Store>) -> Result<String
 pub async fn spec_of(e: &UpstreamEntry, store: Option<&Store>) -> Result<UpstreamSpec, String> {
     let u = &e.upstream;
     let key = format!("upstreams.{}", u.name);
-    let wiring = match u.transport.as_str() {
+    let wiring = match u.transport_kind() {
         "stdio" => {
             let mut env = Vec::new();
             for (k, v) in &u.env {
@@ -50,7 +50,7 @@ pub async fn spec_of(e: &UpstreamEntry, store: Option<&Store>) -> Result<Upstrea
                 cwd: u.cwd.as_ref().map(Into::into),
             })
         }
-        "http" => {
+        kind @ ("http" | "sse") => {
             let raw = u.url.as_deref().ok_or_else(|| format!("{key}.url: missing"))?;
             let url = resolve(&format!("{key}.url"), raw, store).await?;
             let guard = e.outbound.guard();
@@ -67,14 +67,19 @@ pub async fn spec_of(e: &UpstreamEntry, store: Option<&Store>) -> Result<Upstrea
                         .connect_timeout(Duration::from_secs(10)),
                 )
                 .map_err(|err| format!("{key}: http client: {err}"))?;
-            Wiring::Http(HttpTarget { url, headers, client })
+            let mode = match kind {
+                "sse" => HttpMode::Sse,
+                _ if u.sse_fallback() => HttpMode::Auto,
+                _ => HttpMode::Streamable,
+            };
+            Wiring::Http(HttpTarget {
+                url,
+                headers,
+                client,
+                mode,
+            })
         }
-        "sse" => {
-            return Err(format!(
-                "{key}.transport: the legacy HTTP+SSE client is not in this build; most servers also speak \"http\" (Streamable HTTP)"
-            ))
-        }
-        other => return Err(format!("{key}.transport: got {other:?}, expected stdio or http")),
+        other => return Err(format!("{key}.transport: got {other:?}, expected stdio, http or sse")),
     };
     Ok(UpstreamSpec {
         name: u.name.clone(),

@@ -33,8 +33,7 @@ impl Engine {
         }
         let catalog = self.registry.catalog();
         let policy = self.policy();
-        let visible =
-            |t: crate::policy::Target<'_>| policy.as_deref().is_none_or(|p| p.visible(ctx.principal.as_deref(), t));
+        let visible = |t: crate::policy::Target<'_>| super::views::sees(policy.as_deref(), ctx, &catalog, t);
         let empty = || json!({ "completion": { "values": [], "total": 0, "hasMore": false } });
         match reference.get("type").and_then(Value::as_str) {
             Some("ref/prompt") => {

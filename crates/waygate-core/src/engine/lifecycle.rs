@@ -41,6 +41,7 @@ impl Engine {
         transport: TransportKind,
         register: bool,
         owner: Option<Arc<crate::auth::Principal>>,
+        view: Option<Arc<crate::view::View>>,
     ) -> Result<(Arc<Session>, Value), ErrorObject> {
         let requested = params
             .and_then(|p| p.get("protocolVersion"))
@@ -58,20 +59,28 @@ impl Engine {
         };
         let client_info = params.and_then(|p| p.get("clientInfo")).cloned();
         let version = ProtocolVersion::negotiate_legacy(requested);
-        let session = Arc::new(Session::new(version, transport, caps, client_info, owner));
+        let session = Session::new(version, transport, caps, client_info, owner).with_view(view);
+        if let Some(v) = &session.view {
+            session.view_baseline(v.fingerprint(&self.registry.catalog()));
+        }
+        let session = Arc::new(session);
         if register {
             self.sessions.insert(session.clone())?;
         }
         let mut server_info = self.server_info.clone();
         if version >= ProtocolVersion::V2025_06_18 {
-            server_info["title"] = json!("Waygate MCP gateway");
+            server_info["title"] = json!(session
+                .view
+                .as_deref()
+                .and_then(|v| v.title.as_deref())
+                .unwrap_or("Waygate MCP gateway"));
         }
         let mut result = json!({
             "protocolVersion": version.as_str(),
             "capabilities": self.capabilities(version),
             "serverInfo": server_info,
         });
-        if let Some(i) = &self.cfg.instructions {
+        if let Some(i) = self.instructions_for(session.view.as_deref()) {
             result["instructions"] = json!(i);
         }
         tracing::info!(session = %session.id, version = %version, requested, transport = transport.as_str(), "session opened");
@@ -81,15 +90,41 @@ impl Engine {
     /// `server/discover`: every revision we serve, newest first (handshake-era entries
     /// mean "use initialize"), our capabilities and identity.
     pub fn discover(&self) -> Value {
+        self.discover_for(None)
+    }
+
+    /// `server/discover` on a virtual server (its own instructions and upstreams).
+    pub fn discover_for(&self, view: Option<&crate::view::View>) -> Value {
         let mut r = json!({
             "supportedVersions": ProtocolVersion::supported_strings(),
             "capabilities": self.capabilities(ProtocolVersion::LATEST_MODERN),
             "ttlMs": self.cfg.list_ttl_ms,
             "cacheScope": "public",
         });
-        if let Some(i) = &self.cfg.instructions {
+        if let Some(i) = self.instructions_for(view) {
             r["instructions"] = json!(i);
         }
         r
+    }
+
+    /// The gateway's (or the virtual server's) instructions, then each plugin's own under
+    /// its name — only plugins that have something in the view.
+    pub fn instructions_for(&self, view: Option<&crate::view::View>) -> Option<String> {
+        let own = match view {
+            Some(v) => v.instructions.as_deref(),
+            None => self.cfg.instructions.as_deref(),
+        };
+        let catalog = self.registry.catalog();
+        let mut out = own.unwrap_or_default().trim().to_string();
+        for (plugin, text) in catalog.instructions() {
+            if view.is_some_and(|v| !v.admits_plugin(plugin)) {
+                continue;
+            }
+            if !out.is_empty() {
+                out.push_str("\n\n");
+            }
+            out.push_str(&format!("## {plugin}\n{text}"));
+        }
+        (!out.is_empty()).then_some(out)
     }
 }

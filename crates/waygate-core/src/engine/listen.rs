@@ -23,6 +23,8 @@ pub struct ListenFilter {
     /// Who listens: task updates go only to the task's owner, resource updates only for
     /// resources the policy lets this caller read (checked at delivery: policies change).
     principal: Option<std::sync::Arc<crate::auth::Principal>>,
+    /// The virtual server listened on: only its own lists' changes are announced.
+    view: Option<std::sync::Arc<crate::view::View>>,
 }
 
 impl ListenFilter {
@@ -98,6 +100,7 @@ impl Engine {
             uris: strings("resourceSubscriptions")?,
             task_ids,
             principal: ctx.principal.clone(),
+            view: ctx.view.clone(),
         })
     }
 
@@ -114,6 +117,12 @@ impl Engine {
         {
             return;
         }
+        // What the view showed when last announced, per list (tools, prompts, resources).
+        let mut seen = filter
+            .view
+            .as_ref()
+            .map(|v| v.fingerprint(&self.registry.catalog()))
+            .unwrap_or_default();
         loop {
             let ev = tokio::select! {
                 ev = rx.recv() => ev,
@@ -145,6 +154,24 @@ impl Engine {
                 }
                 Err(RecvError::Closed) => return,
             };
+            if let (Some(v), Event::ToolsChanged | Event::PromptsChanged | Event::ResourcesChanged) =
+                (&filter.view, &ev)
+            {
+                let now = v.fingerprint(&self.registry.catalog());
+                let same = match ev {
+                    Event::ToolsChanged => now.tools == seen.tools,
+                    Event::PromptsChanged => now.prompts == seen.prompts,
+                    _ => now.resources == seen.resources,
+                };
+                match ev {
+                    Event::ToolsChanged => seen.tools = now.tools,
+                    Event::PromptsChanged => seen.prompts = now.prompts,
+                    _ => seen.resources = now.resources,
+                }
+                if same {
+                    continue;
+                }
+            }
             let msg = match &ev {
                 Event::ToolsChanged if filter.tools => Some((methods::N_TOOLS_CHANGED, json!({ "_meta": sub_meta() }))),
                 Event::PromptsChanged if filter.prompts => {
@@ -160,6 +187,9 @@ impl Engine {
                         .any(|u| uri == u || uri.starts_with(&format!("{}/", u.trim_end_matches('/'))))
                         && self.policy().is_none_or(|p| {
                             p.visible(filter.principal.as_deref(), crate::policy::Target::Resource(uri))
+                        })
+                        && filter.view.as_deref().is_none_or(|v| {
+                            v.admits(&self.registry.catalog(), crate::policy::Target::Resource(uri))
                         }) =>
                 {
                     Some((methods::N_RESOURCE_UPDATED, json!({ "uri": uri, "_meta": sub_meta() })))

@@ -10,6 +10,7 @@ mod listen;
 mod spans;
 #[cfg(test)]
 mod tests;
+mod views;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use waygate_protocol::{meta, methods, ErrorObject, Id, ProtocolVersion};
 
 use crate::context::CallContext;
-use crate::events::Events;
+use crate::events::{Event, Events};
 use crate::mrtr::StateSealer;
 use crate::registry::PluginRegistry;
 use crate::session::{Session, SessionStore};
@@ -104,6 +105,8 @@ pub struct Engine {
     passthrough: std::sync::RwLock<Arc<[String]>>,
     /// Whether any name is set: the common case (none) costs the request path one load.
     passthrough_any: std::sync::atomic::AtomicBool,
+    /// Virtual servers by name; replaced on reload.
+    views: std::sync::RwLock<Arc<std::collections::HashMap<String, Arc<crate::view::View>>>>,
     pub metrics: crate::metrics::Metrics,
 }
 
@@ -129,6 +132,7 @@ impl Engine {
             spans: std::sync::OnceLock::new(),
             passthrough: std::sync::RwLock::new(Arc::from(Vec::new())),
             passthrough_any: std::sync::atomic::AtomicBool::new(false),
+            views: Default::default(),
             metrics: crate::metrics::Metrics::default(),
         })
     }
@@ -222,10 +226,25 @@ impl Engine {
                     ev = rx.recv() => match (ev, me.upgrade()) {
                         (Ok(ev), Some(e)) => {
                             let policy = e.policy();
-                            e.sessions.broadcast(&ev, &|s, uri| {
-                                policy.as_deref().is_none_or(|p| {
-                                    p.visible(s.principal.as_deref(), crate::policy::Target::Resource(uri))
-                                })
+                            let catalog = e.registry.catalog();
+                            e.sessions.broadcast(&ev, &|s| match &ev {
+                                Event::ResourceUpdated(uri) => {
+                                    let t = crate::policy::Target::Resource(uri);
+                                    policy.as_deref().is_none_or(|p| p.visible(s.principal.as_deref(), t))
+                                        && s.view.as_deref().is_none_or(|v| v.admits(&catalog, t))
+                                }
+                                // A session on a virtual server hears only of its own lists.
+                                ev => match &s.view {
+                                    None => true,
+                                    Some(v) => {
+                                        let f = v.fingerprint(&catalog);
+                                        match ev {
+                                            Event::ToolsChanged => s.view_changed(0, f.tools),
+                                            Event::PromptsChanged => s.view_changed(1, f.prompts),
+                                            _ => s.view_changed(2, f.resources),
+                                        }
+                                    }
+                                },
                             })
                         }
                         (Err(tokio::sync::broadcast::error::RecvError::Lagged(_)), Some(_)) => continue,
@@ -286,12 +305,16 @@ impl Engine {
             retried: params
                 .as_ref()
                 .is_some_and(|p| p.contains_key("requestState") || p.contains_key("inputResponses")),
-            filtered: policy.is_some(),
+            filtered: policy.is_some() || ctx.view.is_some(),
             per_caller: ctx.principal.is_some(),
         };
         let denied = policy
             .as_deref()
-            .and_then(|p| authorize(p, method, params.as_ref(), ctx));
+            .and_then(|p| authorize(p, method, params.as_ref(), ctx))
+            .or_else(|| {
+                let v = ctx.view.as_deref()?;
+                self.outside_view(v, method, params.as_ref(), ctx)
+            });
         if denied.is_some() {
             self.metrics.denied.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
@@ -405,31 +428,26 @@ impl Engine {
     ) -> Result<Value, ErrorObject> {
         let modern = ctx.is_modern();
         let p = params.as_ref();
-        let principal = ctx.principal.as_deref();
-        let visible = |t: crate::policy::Target<'_>| policy.is_none_or(|p| p.visible(principal, t));
-        let filter: Option<&dyn Fn(crate::policy::Target<'_>) -> bool> = policy.map(|_| &visible as _);
+        let catalog = self.registry.catalog();
+        let visible = |t: crate::policy::Target<'_>| views::sees(policy, ctx, &catalog, t);
+        let filter: Option<&dyn Fn(crate::policy::Target<'_>) -> bool> =
+            (policy.is_some() || ctx.view.is_some()).then_some(&visible as _);
         match method {
             methods::TOOLS_CALL => self.call_tool(params, ctx).await,
             methods::TOOLS_LIST => {
-                let page = self.registry.catalog().tools_page(ctx.version, cursor(p)?, filter)?;
+                let page = catalog.tools_page(ctx.version, cursor(p)?, filter)?;
                 Ok(list_result("tools", page))
             }
             methods::RESOURCES_READ => self.read_resource(params, ctx).await,
-            methods::RESOURCES_LIST => Ok(list_result(
-                "resources",
-                self.registry.catalog().resources_page(cursor(p)?, filter)?,
-            )),
+            methods::RESOURCES_LIST => Ok(list_result("resources", catalog.resources_page(cursor(p)?, filter)?)),
             methods::RESOURCES_TEMPLATES_LIST => Ok(list_result(
                 "resourceTemplates",
-                self.registry.catalog().templates_page(cursor(p)?, filter)?,
+                catalog.templates_page(cursor(p)?, filter)?,
             )),
-            methods::PROMPTS_LIST => Ok(list_result(
-                "prompts",
-                self.registry.catalog().prompts_page(cursor(p)?, filter)?,
-            )),
+            methods::PROMPTS_LIST => Ok(list_result("prompts", catalog.prompts_page(cursor(p)?, filter)?)),
             methods::PROMPTS_GET => self.get_prompt(params, ctx).await,
             methods::COMPLETE => self.complete(params, ctx).await,
-            methods::DISCOVER => Ok(self.discover()),
+            methods::DISCOVER => Ok(self.discover_for(ctx.view.as_deref())),
             methods::PING if !modern => Ok(json!({})),
             methods::SET_LEVEL if !modern => self.set_level(p, ctx),
             methods::RESOURCES_SUBSCRIBE | methods::RESOURCES_UNSUBSCRIBE if !modern => {
@@ -506,7 +524,6 @@ fn authorize(
     params: Option<&Map<String, Value>>,
     ctx: &CallContext,
 ) -> Option<ErrorObject> {
-    use crate::policy::Target;
     let target = crate::policy::target_of(method, params);
     let d = policy.decide(ctx.principal.as_deref(), method, target);
     let who = ctx.principal.as_ref().map(|p| &*p.label).unwrap_or("anonymous");
@@ -516,12 +533,18 @@ fn authorize(
         return None;
     }
     tracing::info!(principal = who, method, subject = ?target, rule, "authorization: denied");
-    Some(match target {
+    Some(hidden(target, method, ctx))
+}
+
+/// What a caller gets for an item it may not see: exactly what an unknown one gets.
+pub(crate) fn hidden(target: crate::policy::Target<'_>, method: &str, ctx: &CallContext) -> ErrorObject {
+    use crate::policy::Target;
+    match target {
         Target::Tool(n) => ErrorObject::invalid_params(format!("Unknown tool: {n}")).with_data(json!({ "name": n })),
         Target::Resource(u) => calls::not_found_resource(u, ctx.version),
         Target::Prompt(n) => ErrorObject::invalid_params(format!("Unknown prompt: {n}")),
         Target::None => ErrorObject::invalid_request(format!("method {method} is not permitted for this caller")),
-    })
+    }
 }
 
 /// `ok`, `tool_error`, `input_required`, `task` or `error`.

@@ -122,6 +122,7 @@ impl Plugin for Everything {
                     ),
                 ],
                 completions: true,
+                instructions: None,
             })
         })
     }

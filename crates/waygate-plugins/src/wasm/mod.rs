@@ -221,6 +221,7 @@ fn parse_manifest(out: &[u8]) -> Result<Manifest, String> {
             .map(|d| PromptDef { definition: d })
             .collect(),
         completions: false,
+        instructions: None,
     })
 }
 

@@ -248,7 +248,7 @@ fn check_mirrored(
 
 async fn legacy_post(shared: Arc<Shared>, headers: &HeaderMap, caller: &Caller, msg: Message) -> Response<Body> {
     let session = match header_str(headers, SESSION_HEADER) {
-        Some(sid) => match shared.engine.sessions.get(sid, caller.owner()) {
+        Some(sid) => match caller.session(&shared, sid) {
             Some(s) => Some(s),
             None => {
                 return error_response(
@@ -290,6 +290,7 @@ async fn legacy_post(shared: Arc<Shared>, headers: &HeaderMap, caller: &Caller, 
                 TransportKind::StreamableHttp,
                 true,
                 caller.principal.clone(),
+                caller.view.clone(),
             ) {
                 Ok((s, result)) => {
                     let mut r = json_response(StatusCode::OK, encode_response(Some(&id), Ok(&result)));
@@ -383,7 +384,7 @@ async fn batch(
     items: Vec<Result<Message, waygate_protocol::ParseError>>,
 ) -> Response<Body> {
     let sid = header_str(headers, SESSION_HEADER);
-    let session = sid.and_then(|sid| shared.engine.sessions.get(sid, caller.owner()));
+    let session = sid.and_then(|sid| caller.session(&shared, sid));
     if let (Some(sid), None) = (sid, &session) {
         return error_response(
             StatusCode::NOT_FOUND,
@@ -483,7 +484,7 @@ fn get(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return r;
     };
-    let Some(session) = shared.engine.sessions.get(sid, caller.owner()) else {
+    let Some(session) = caller.session(&shared, sid) else {
         return error_response(
             StatusCode::NOT_FOUND,
             None,
@@ -509,7 +510,9 @@ fn delete(shared: Arc<Shared>, h: &HeaderMap, caller: &Caller) -> Response<Body>
             None,
             &ErrorObject::invalid_request("DELETE /mcp needs the Mcp-Session-Id header"),
         ),
-        Some(sid) if shared.engine.sessions.remove(sid, caller.owner()) => empty(StatusCode::NO_CONTENT),
+        Some(sid) if caller.session(&shared, sid).is_some() && shared.engine.sessions.remove(sid, caller.owner()) => {
+            empty(StatusCode::NO_CONTENT)
+        }
         Some(sid) => error_response(
             StatusCode::NOT_FOUND,
             None,

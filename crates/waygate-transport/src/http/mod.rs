@@ -137,6 +137,8 @@ pub(crate) struct Caller {
     pub rate_key: Option<Arc<str>>,
     /// Headers named by an upstream's `passthrough_headers`.
     pub forwarded: Option<waygate_core::context::Forwarded>,
+    /// The virtual server addressed (`/servers/{name}/…`).
+    pub view: Option<Arc<waygate_core::view::View>>,
 }
 
 impl Caller {
@@ -149,6 +151,21 @@ impl Caller {
         ctx.principal = self.principal.clone();
         ctx.correlation_id = self.correlation_id.clone();
         ctx.forwarded = self.forwarded.clone();
+        ctx.view = self.view.clone();
+    }
+
+    pub fn view_name(&self) -> Option<&str> {
+        self.view.as_deref().map(|v| v.name.as_str())
+    }
+
+    /// The session `sid` when this caller opened it on this endpoint; another principal,
+    /// or the same one on another virtual server, gets `None` as for an unknown id.
+    pub fn session(&self, shared: &Shared, sid: &str) -> Option<Arc<waygate_core::Session>> {
+        shared
+            .engine
+            .sessions
+            .get(sid, self.owner())
+            .filter(|s| s.view_name() == self.view_name())
     }
 }
 
@@ -307,7 +324,9 @@ async fn route_in_span(
         tracing::info!(reason = %reason, "request refused (Host/Origin)");
         return error_response(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(reason));
     }
-    let path = req.uri().path();
+    // A cheap clone (shared bytes) that outlives the mutable borrows of `req` below.
+    let uri = req.uri().clone();
+    let path = uri.path();
     let forwarded = shared.engine.passthrough().map(|names| {
         let h = req.headers();
         names
@@ -322,20 +341,28 @@ async fn route_in_span(
         correlation_id: Some(corr),
         rate_key: None,
         forwarded,
+        view: None,
     };
-    let public = matches!(path, "/health" | "/healthz" | "/ready" | "/readyz") || path.starts_with("/.well-known/");
+    // `/servers/{name}/mcp` (and `/sse`, `/messages`) serve a virtual server's view.
+    let (view_name, path) = match path.strip_prefix("/servers/").and_then(|r| r.split_once('/')) {
+        Some((name, rest)) => (Some(name), rest),
+        None => (None, path.strip_prefix('/').unwrap_or(path)),
+    };
+    let full = uri.path();
+    let public = view_name.is_none()
+        && (matches!(full, "/health" | "/healthz" | "/ready" | "/readyz") || full.starts_with("/.well-known/"));
     if let (Some(auth), false) = (&shared.cfg.auth, public) {
         let h = req.headers();
         let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
         match auth.authenticate(get("authorization"), get("x-api-key")).await {
             // Operational endpoints need their own scope (admin implies every scope), so a
             // scraper's key cannot call tools and an MCP client's key cannot read metrics.
-            Ok(p) if p.has_scope(required_scope(path)) => {
+            Ok(p) if p.has_scope(required_scope(full)) => {
                 waygate_core::logctx::update(|c| c.principal = Some(p.label.clone()));
                 caller.principal = Some(p)
             }
             Ok(p) => {
-                let scope = required_scope(path);
+                let scope = required_scope(full);
                 let msg = format!("credential of {:?} lacks the {scope:?} scope", p.name);
                 let mut r = error_response(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(msg));
                 let challenge = format!("Bearer realm=\"waygate\", error=\"insufficient_scope\", scope=\"{scope}\"");
@@ -368,13 +395,39 @@ async fn route_in_span(
         }
         caller.rate_key = Some(key);
     }
+    if let Some(name) = view_name {
+        // An unknown server and one this caller may not enter look the same.
+        match shared.engine.view(name) {
+            Some(v) if v.may_enter(caller.principal.as_deref()) => caller.view = Some(v),
+            _ => {
+                let msg = format!("no such virtual server {name:?}");
+                return error_response(StatusCode::NOT_FOUND, None, &ErrorObject::invalid_request(msg));
+            }
+        }
+        if !matches!(path, "mcp" | "mcp/" | "sse" | "messages" | "message") {
+            let msg = format!("no such endpoint {full:?}; a virtual server serves /servers/{name}/mcp (legacy SSE: /servers/{name}/sse)");
+            return error_response(StatusCode::NOT_FOUND, None, &ErrorObject::invalid_request(msg));
+        }
+    } else if let Some(p) = caller
+        .principal
+        .as_deref()
+        .filter(|p| waygate_core::view::limited_to_servers(p))
+    {
+        if matches!(path, "mcp" | "mcp/" | "sse" | "messages" | "message") {
+            let msg = format!(
+                "credential of {:?} is limited to virtual servers (/servers/{{name}}/mcp)",
+                p.name
+            );
+            return error_response(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(msg));
+        }
+    }
     let corr = caller.correlation_id.clone();
     req.extensions_mut().insert(caller);
-    let mut resp = match req.uri().path() {
-        "/mcp" | "/mcp/" => mcp::handle(shared, req).await,
-        "/sse" => sse::open(shared, req).await,
-        "/messages" | "/message" => sse::post(shared, req).await,
-        "/.well-known/oauth-protected-resource" | "/.well-known/oauth-protected-resource/mcp" => {
+    let mut resp = match path {
+        "mcp" | "mcp/" => mcp::handle(shared, req).await,
+        "sse" => sse::open(shared, req).await,
+        "messages" | "message" => sse::post(shared, req).await,
+        ".well-known/oauth-protected-resource" | ".well-known/oauth-protected-resource/mcp" => {
             match &shared.cfg.resource_metadata {
                 Some(m) => json_response(StatusCode::OK, m.document(req.headers())),
                 None => error_response(
@@ -384,13 +437,14 @@ async fn route_in_span(
                 ),
             }
         }
-        "/health" | "/healthz" => ops::health(),
-        "/metrics" => ops::metrics(&shared),
-        "/ready" | "/readyz" => ops::ready(&shared),
-        "/api/v1/diagnostics" => ops::diagnostics(&shared).await,
-        "/api/v1/log-level" => ops::log_level(&shared, req).await,
-        p if p.starts_with("/api/v1/") => ops::admin(&shared, req).await,
-        path => {
+        "health" | "healthz" => ops::health(),
+        "metrics" => ops::metrics(&shared),
+        "ready" | "readyz" => ops::ready(&shared),
+        "api/v1/diagnostics" => ops::diagnostics(&shared).await,
+        "api/v1/log-level" => ops::log_level(&shared, req).await,
+        p if p.starts_with("api/v1/") => ops::admin(&shared, req).await,
+        _ => {
+            let path = full;
             let msg = format!("no such endpoint {path:?}; the MCP endpoint is /mcp (legacy SSE: /sse)");
             error_response(StatusCode::NOT_FOUND, None, &ErrorObject::invalid_request(msg))
         }

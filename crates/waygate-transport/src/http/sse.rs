@@ -21,6 +21,8 @@ struct Conn {
     tx: OutTx,
     /// The principal that opened the stream; only it may post to the connection.
     principal: Option<Arc<waygate_core::auth::Principal>>,
+    /// The virtual server the stream was opened on; posts must come to the same one.
+    view: Option<Arc<waygate_core::view::View>>,
     session: OnceLock<Arc<Session>>,
 }
 
@@ -31,13 +33,14 @@ pub(crate) struct SseConnections {
 }
 
 impl SseConnections {
-    /// The connection `id` when `owner` opened it; another principal gets `None`, as for
-    /// an id that never existed.
-    fn get(&self, id: &str, owner: Option<&str>) -> Option<Arc<Conn>> {
+    /// The connection `id` when this caller opened it on this endpoint; another principal
+    /// (or another virtual server) gets `None`, as for an id that never existed.
+    fn get(&self, id: &str, caller: &Caller) -> Option<Arc<Conn>> {
         let mut map = self.conns.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, c| !c.tx.is_closed());
         map.get(id)
-            .filter(|c| c.principal.as_deref().map(|p| p.id.as_str()) == owner)
+            .filter(|c| c.principal.as_deref().map(|p| p.id.as_str()) == caller.owner())
+            .filter(|c| c.view.as_deref().map(|v| v.name.as_str()) == caller.view_name())
             .cloned()
     }
 }
@@ -57,18 +60,23 @@ pub(super) async fn open(shared: Arc<Shared>, req: Request<Incoming>) -> Respons
             &ErrorObject::invalid_request("GET /sse needs Accept: text/event-stream"),
         );
     }
-    let principal = req.extensions().get::<Caller>().and_then(|c| c.principal.clone());
+    let caller = req.extensions().get::<Caller>().cloned().unwrap_or_default();
     let id = random_hex(16);
     let (tx, rx) = waygate_core::outq::channel();
     shared.sse.conns.lock().unwrap_or_else(|e| e.into_inner()).insert(
         id.clone(),
         Arc::new(Conn {
             tx,
-            principal,
+            principal: caller.principal.clone(),
+            view: caller.view.clone(),
             session: OnceLock::new(),
         }),
     );
-    let preamble = Bytes::from(format!("event: endpoint\ndata: /messages?sessionId={id}\n\n"));
+    let base = match caller.view_name() {
+        Some(v) => format!("/servers/{v}"),
+        None => String::new(),
+    };
+    let preamble = Bytes::from(format!("event: endpoint\ndata: {base}/messages?sessionId={id}\n\n"));
     sse_response(Body::sse(rx, Some(shared.cfg.keepalive), Some(preamble)))
 }
 
@@ -88,8 +96,8 @@ pub(super) async fn post(shared: Arc<Shared>, req: Request<Incoming>) -> Respons
                 .find_map(|kv| kv.strip_prefix("sessionId=").or_else(|| kv.strip_prefix("session_id=")))
         })
         .map(str::to_string);
-    let owner = req.extensions().get::<Caller>().and_then(|c| c.owner());
-    let Some(conn) = sid.as_deref().and_then(|s| shared.sse.get(s, owner)) else {
+    let caller = req.extensions().get::<Caller>().cloned().unwrap_or_default();
+    let Some(conn) = sid.as_deref().and_then(|s| shared.sse.get(s, &caller)) else {
         return error_response(
             StatusCode::NOT_FOUND,
             None,
@@ -134,21 +142,23 @@ fn dispatch(shared: &Arc<Shared>, conn: &Arc<Conn>, caller: &Caller, m: Result<M
     let session = conn.session.get().cloned();
     match msg {
         Message::Request { id, method, params } if method == methods::INITIALIZE => {
-            let r =
-                match shared
-                    .engine
-                    .initialize(params.as_ref(), TransportKind::LegacySse, true, conn.principal.clone())
-                {
-                    Ok((s, result)) => {
-                        s.attach_stream(conn.tx.clone());
-                        if conn.session.set(s).is_err() {
-                            Err(ErrorObject::invalid_request("this connection is already initialized"))
-                        } else {
-                            Ok(result)
-                        }
+            let r = match shared.engine.initialize(
+                params.as_ref(),
+                TransportKind::LegacySse,
+                true,
+                conn.principal.clone(),
+                conn.view.clone(),
+            ) {
+                Ok((s, result)) => {
+                    s.attach_stream(conn.tx.clone());
+                    if conn.session.set(s).is_err() {
+                        Err(ErrorObject::invalid_request("this connection is already initialized"))
+                    } else {
+                        Ok(result)
                     }
-                    Err(e) => Err(e),
-                };
+                }
+                Err(e) => Err(e),
+            };
             let _ = conn.tx.send(encode_response(Some(&id), r.as_ref()));
         }
         Message::Request { id, method, params } => {

@@ -96,6 +96,8 @@ pub async fn watch(
                 tracing::warn!(error = %e, "could not snapshot the applied configuration");
             }
         }
+        manager.registry.set_shaping(config::catalog::shaping(&next.cfg)).await;
+        engine.set_views(config::catalog::views(&next.cfg));
         manager.apply_config(specs, next.cfg.hooks.clone(), false).await;
         engine.set_passthrough(crate::upstreams::passthrough_names(&next.cfg.upstreams));
         if current.cfg.policies != next.cfg.policies || current.cfg.authz != next.cfg.authz {

@@ -99,6 +99,8 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
     if let Some(sink) = &otel {
         engine.set_span_sink(sink.clone());
     }
+    registry.set_shaping(config::catalog::shaping(&l.cfg)).await;
+    engine.set_views(config::catalog::views(&l.cfg));
     // Native plugins serve from the first request; WASM plugins (pinned, compiled) join
     // once the store with their pins and remembered state is open.
     manager.apply_config(specs.clone(), l.cfg.hooks.clone(), true).await;
@@ -127,7 +129,18 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
     let server: tokio::task::JoinHandle<std::io::Result<()>> = if args.stdio {
         tracing::info!(plugins = ?names, tools = registry.catalog().tool_count(), "serving MCP on stdio");
         let eng = engine.clone();
-        tokio::spawn(async move { waygate_transport::stdio::serve(eng, tokio::io::stdin(), tokio::io::stdout()).await })
+        let view = match args.server.as_deref() {
+            None => None,
+            Some(name) => Some(engine.view(name).ok_or_else(|| {
+                format!(
+                    "--server {name:?}: no such virtual server; configured: {}",
+                    engine.view_names().join(", ")
+                )
+            })?),
+        };
+        tokio::spawn(async move {
+            waygate_transport::stdio::serve_view(eng, view, tokio::io::stdin(), tokio::io::stdout()).await
+        })
     } else {
         let addr = c.server.listen.unwrap_or_else(|| {
             config::DEFAULT_LISTEN

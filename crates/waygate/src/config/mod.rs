@@ -4,11 +4,13 @@
 //! Every error names where the bad value came from (file and line, or environment
 //! variable), the key, and what was expected; unknown keys are refused with a hint.
 
+pub mod catalog;
 mod layers;
 pub mod plugins;
 mod schema;
 pub mod security;
 pub mod upgrade;
+pub mod upstreams;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,10 +19,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use waygate_security::Secret;
 
+pub use catalog::{CatalogSection, VirtualServer};
 pub use layers::{Layered, Source};
 pub use plugins::{HookConfig, PinningSection, PluginsSection};
 pub use schema::schema;
 pub use security::{AuthSection, AuthzSection, PolicyRule};
+pub use upstreams::Upstream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -63,6 +67,10 @@ pub struct FileConfig {
     pub log: LogSection,
     /// Upstream MCP servers federated behind this gateway (imported or written by hand).
     pub upstreams: Vec<Upstream>,
+    /// How exposed names are formed (prefixes, separator).
+    pub catalog: CatalogSection,
+    /// Virtual servers: named subsets of the catalog, each at `/servers/{name}/mcp`.
+    pub servers: Vec<VirtualServer>,
     /// Guard and policy hooks around every call.
     pub hooks: Vec<HookConfig>,
     pub pinning: PinningSection,
@@ -184,45 +192,6 @@ pub struct AuditSection {
     /// Default: a random key kept in `<data-dir>/audit.key`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub anchor_key: Option<Secret>,
-}
-
-/// How to reach one upstream MCP server.
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct Upstream {
-    pub name: String,
-    /// `stdio`, `http` (Streamable HTTP) or `sse` (2024-11-05 HTTP+SSE).
-    pub transport: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub command: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub args: Vec<String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub env: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cwd: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub enabled: Option<bool>,
-    /// Longest wait for one forwarded request (default 60).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub timeout_secs: Option<u64>,
-    /// Longest wait to start/reach the server and finish the handshake (default 30).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub connect_timeout_secs: Option<u64>,
-    /// How often a quiet connection is pinged (default 30).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub health_interval_secs: Option<u64>,
-    /// `/ready` answers 503 while this upstream is not connected (default false).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub required: Option<bool>,
-    /// Client request headers forwarded to this upstream. Nothing is forwarded unless named
-    /// here — a client's `Authorization` only with `passthrough_headers = ["authorization"]`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub passthrough_headers: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
@@ -425,87 +394,8 @@ impl FileConfig {
                 ));
             }
         }
-        let guard = self.outbound.guard();
-        let mut seen = std::collections::HashSet::new();
-        for (i, u) in self.upstreams.iter().enumerate() {
-            let key = format!("upstreams[{i}]");
-            if u.name.is_empty() || !u.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                return Err(err(
-                    &format!("{key}.name"),
-                    format!("got {:?}, expected letters, digits, '-', '_' or '.'", u.name),
-                ));
-            }
-            if let Some(url) = u.url.as_deref().filter(|x| !x.contains("${")) {
-                if let Err(e) = guard.check_url(url) {
-                    return Err(err(&format!("{key}.url"), e.to_string()));
-                }
-            }
-            for (k, v) in [
-                ("timeout_secs", u.timeout_secs),
-                ("connect_timeout_secs", u.connect_timeout_secs),
-                ("health_interval_secs", u.health_interval_secs),
-            ] {
-                if v == Some(0) {
-                    return Err(err(
-                        &format!("{key}.{k}"),
-                        "got 0, expected a number of seconds ≥ 1".into(),
-                    ));
-                }
-            }
-            for (h, v) in &u.headers {
-                if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                    return Err(err(
-                        &format!("{key}.headers"),
-                        format!("got {h:?}, expected an HTTP header name"),
-                    ));
-                }
-                if v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-                    return Err(err(
-                        &format!("{key}.headers.{h}"),
-                        "the value contains a line break or NUL; expected one line".into(),
-                    ));
-                }
-            }
-            for h in &u.passthrough_headers {
-                if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-                    return Err(err(
-                        &format!("{key}.passthrough_headers"),
-                        format!("got {h:?}, expected an HTTP header name"),
-                    ));
-                }
-            }
-            if !seen.insert(u.name.clone()) {
-                return Err(err(
-                    &format!("{key}.name"),
-                    format!("duplicate upstream name {:?}", u.name),
-                ));
-            }
-            match u.transport.as_str() {
-                "stdio" if u.command.as_deref().is_some_and(|c| !c.is_empty()) => {}
-                "stdio" => {
-                    return Err(err(
-                        &format!("{key}.command"),
-                        "a stdio upstream needs a command".into(),
-                    ))
-                }
-                "http" | "sse"
-                    if u.url
-                        .as_deref()
-                        .is_some_and(|x| x.starts_with("http://") || x.starts_with("https://")) => {}
-                "http" | "sse" => {
-                    return Err(err(
-                        &format!("{key}.url"),
-                        format!("got {:?}, expected an http:// or https:// URL", u.url),
-                    ))
-                }
-                other => {
-                    return Err(err(
-                        &format!("{key}.transport"),
-                        format!("got {other:?}, expected stdio, http or sse"),
-                    ))
-                }
-            }
-        }
+        upstreams::validate(self, &err)?;
+        catalog::validate(self, &err)?;
         if let Some(p) = self.otel.protocol.as_deref() {
             if p != "grpc" && p != "http/protobuf" {
                 return Err(err(

@@ -333,7 +333,7 @@ impl PluginManager {
         if on {
             self.start(item).await.map_err(|e| (422, e))?;
         } else {
-            self.registry.unload(name).await;
+            self.registry.unload_disabled(name).await;
             self.forget_upstream(name);
             item.wasm = None;
         }

@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod authz;
 mod bad_input;
+mod catalog;
 mod config_and_store;
 mod doctor;
 mod guards;

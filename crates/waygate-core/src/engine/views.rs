@@ -1,0 +1,63 @@
+//! The engine side of virtual servers: the installed views, and the one predicate every
+//! path uses to decide whether a caller sees an item (policy and view together).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use waygate_protocol::ErrorObject;
+
+use super::Engine;
+use crate::catalog::Catalog;
+use crate::context::CallContext;
+use crate::policy::{Policy, Target};
+use crate::view::View;
+
+impl Engine {
+    /// Install the virtual servers (a config reload replaces them; sessions opened on a
+    /// removed one end with their next request, which finds no such server).
+    pub fn set_views(&self, views: Vec<View>) {
+        let map: HashMap<String, Arc<View>> = views.into_iter().map(|v| (v.name.clone(), Arc::new(v))).collect();
+        *self.views.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(map);
+    }
+
+    pub fn view(&self, name: &str) -> Option<Arc<View>> {
+        self.views.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+    }
+
+    /// The names of the virtual servers, sorted.
+    pub fn view_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .views
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// `Some(error)` when the request names an item outside the caller's virtual server;
+    /// the error is the one an unknown item gets.
+    pub(super) fn outside_view(
+        &self,
+        view: &View,
+        method: &str,
+        params: Option<&Map<String, Value>>,
+        ctx: &CallContext,
+    ) -> Option<ErrorObject> {
+        let target = crate::policy::target_of(method, params);
+        if matches!(target, Target::None) || view.admits(&self.registry.catalog(), target) {
+            return None;
+        }
+        tracing::debug!(server = %view.name, method, subject = ?target, "outside the virtual server");
+        Some(super::hidden(target, method, ctx))
+    }
+}
+
+/// Whether a caller sees `target`: the policy lets it, and its view (if any) holds it.
+pub(crate) fn sees(policy: Option<&Policy>, ctx: &CallContext, catalog: &Catalog, target: Target<'_>) -> bool {
+    policy.is_none_or(|p| p.visible(ctx.principal.as_deref(), target))
+        && ctx.view.as_deref().is_none_or(|v| v.admits(catalog, target))
+}

@@ -1,0 +1,242 @@
+//! `[[upstreams]]`: federated MCP servers, written the way people write them (a pasted
+//! `mcpServers` entry with only `command` or `url` works), and how each one's tools are
+//! named, filtered and corrected in the catalog.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, FileConfig};
+
+/// How to reach one upstream MCP server.
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Upstream {
+    pub name: String,
+    /// `stdio`, `http` (Streamable HTTP) or `sse` (2024-11-05 HTTP+SSE). Optional: `command`
+    /// implies `stdio`, `url` implies `http` with a fallback to `sse` when the server
+    /// answers as a legacy one.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub transport: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Longest wait for one forwarded request (default 60).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
+    /// Longest wait to start/reach the server and finish the handshake (default 30).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_secs: Option<u64>,
+    /// How often a quiet connection is pinged (default 30).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_interval_secs: Option<u64>,
+    /// `/ready` answers 503 while this upstream is not connected (default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required: Option<bool>,
+    /// Client request headers forwarded to this upstream. Nothing is forwarded unless named
+    /// here — a client's `Authorization` only with `passthrough_headers = ["authorization"]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub passthrough_headers: Vec<String>,
+    /// `always`, `on-conflict` or `never` (default: `[catalog] prefix`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Prefix text instead of the upstream's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_with: Option<String>,
+    /// Which tools enter the catalog, and operators' corrections to their definitions.
+    #[serde(skip_serializing_if = "ToolRules::is_empty")]
+    pub tools: ToolRules,
+}
+
+/// `tools.allow` / `tools.deny` globs on the upstream's own tool names, and
+/// `tools.overrides.<name>` corrections.
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolRules {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub overrides: BTreeMap<String, ToolOverride>,
+}
+
+impl ToolRules {
+    pub fn is_empty(&self) -> bool {
+        self.allow.is_empty() && self.deny.is_empty() && self.overrides.is_empty()
+    }
+}
+
+/// A corrected title, description or annotations (merged key by key) for one tool.
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolOverride {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl Upstream {
+    /// The transport in effect: the configured one, or the one `command` / `url` implies.
+    pub fn transport_kind(&self) -> &str {
+        match self.transport.as_str() {
+            "" if self.command.is_some() && self.url.is_none() => "stdio",
+            "" if self.url.is_some() && self.command.is_none() => "http",
+            t => t,
+        }
+    }
+
+    /// Whether the transport was implied by `url` (then a legacy SSE server is accepted too).
+    pub fn sse_fallback(&self) -> bool {
+        self.transport.is_empty() && self.transport_kind() == "http"
+    }
+}
+
+type Err<'a> = &'a dyn Fn(&str, String) -> ConfigError;
+
+pub(super) fn validate(cfg: &FileConfig, err: Err<'_>) -> Result<(), ConfigError> {
+    let guard = cfg.outbound.guard();
+    let mut seen = std::collections::HashSet::new();
+    for (i, u) in cfg.upstreams.iter().enumerate() {
+        let key = format!("upstreams[{i}]");
+        if u.name.is_empty() || !u.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(err(
+                &format!("{key}.name"),
+                format!("got {:?}, expected letters, digits, '-', '_' or '.'", u.name),
+            ));
+        }
+        if u.enabled != Some(false) && plugin_names(cfg).any(|p| p == u.name) {
+            return Err(err(
+                &format!("{key}.name"),
+                format!("{:?} is already the name of a plugin; expected a unique name", u.name),
+            ));
+        }
+        if let Some(url) = u.url.as_deref().filter(|x| !x.contains("${")) {
+            if let Err(e) = guard.check_url(url) {
+                return Err(err(&format!("{key}.url"), e.to_string()));
+            }
+        }
+        for (k, v) in [
+            ("timeout_secs", u.timeout_secs),
+            ("connect_timeout_secs", u.connect_timeout_secs),
+            ("health_interval_secs", u.health_interval_secs),
+        ] {
+            if v == Some(0) {
+                return Err(err(
+                    &format!("{key}.{k}"),
+                    "got 0, expected a number of seconds ≥ 1".into(),
+                ));
+            }
+        }
+        for (h, v) in &u.headers {
+            if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return Err(err(
+                    &format!("{key}.headers"),
+                    format!("got {h:?}, expected an HTTP header name"),
+                ));
+            }
+            if v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                return Err(err(
+                    &format!("{key}.headers.{h}"),
+                    "the value contains a line break or NUL; expected one line".into(),
+                ));
+            }
+        }
+        for h in &u.passthrough_headers {
+            if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                return Err(err(
+                    &format!("{key}.passthrough_headers"),
+                    format!("got {h:?}, expected an HTTP header name"),
+                ));
+            }
+        }
+        if !seen.insert(u.name.clone()) {
+            return Err(err(
+                &format!("{key}.name"),
+                format!("duplicate upstream name {:?}", u.name),
+            ));
+        }
+        if let Some(p) = &u.prefix {
+            if waygate_core::naming::Prefix::parse(p).is_none() {
+                return Err(err(
+                    &format!("{key}.prefix"),
+                    format!("got {p:?}, expected always, on-conflict or never"),
+                ));
+            }
+        }
+        if let Some(p) = &u.prefix_with {
+            waygate_core::naming::Shaping::check_text("the prefix", p)
+                .map_err(|m| err(&format!("{key}.prefix_with"), m))?;
+        }
+        for (k, globs) in [("allow", &u.tools.allow), ("deny", &u.tools.deny)] {
+            if let Some(g) = globs.iter().find(|g| g.is_empty()) {
+                return Err(err(
+                    &format!("{key}.tools.{k}"),
+                    format!("got {g:?}, expected a tool name or glob"),
+                ));
+            }
+        }
+        if u.transport.is_empty() && u.command.is_some() && u.url.is_some() {
+            return Err(err(
+                &format!("{key}.transport"),
+                "both command and url are set; expected one of them, or transport = \"stdio\" | \"http\" | \"sse\""
+                    .into(),
+            ));
+        }
+        match u.transport_kind() {
+            "stdio" if u.command.as_deref().is_some_and(|c| !c.is_empty()) => {}
+            "stdio" => {
+                return Err(err(
+                    &format!("{key}.command"),
+                    "a stdio upstream needs a command".into(),
+                ))
+            }
+            "http" | "sse"
+                if u.url
+                    .as_deref()
+                    .is_some_and(|x| x.starts_with("http://") || x.starts_with("https://") || x.starts_with("${")) => {}
+            "http" | "sse" => {
+                return Err(err(
+                    &format!("{key}.url"),
+                    format!("got {:?}, expected an http:// or https:// URL", u.url),
+                ))
+            }
+            "" => {
+                return Err(err(
+                    &format!("{key}.command"),
+                    "expected a command (a stdio server) or a url (a remote server)".into(),
+                ))
+            }
+            other => {
+                return Err(err(
+                    &format!("{key}.transport"),
+                    format!("got {other:?}, expected stdio, http or sse"),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The names plugins take before upstreams are added (`serve` refuses an upstream that
+/// reuses one, so `config validate` does too).
+fn plugin_names(cfg: &FileConfig) -> impl Iterator<Item = &str> {
+    let demo = cfg.plugins.demo.unwrap_or(true).then_some("demo");
+    demo.into_iter()
+        .chain(cfg.plugins.enabled.iter().map(String::as_str))
+        .chain(cfg.plugins.wasm.iter().map(|w| w.name.as_str()))
+}
