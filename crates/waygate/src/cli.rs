@@ -59,6 +59,11 @@ pub enum Command {
         #[command(subcommand)]
         command: PluginsCommand,
     },
+    /// Manage the running server's upstream MCP servers (added ones are remembered).
+    Upstreams {
+        #[command(subcommand)]
+        command: UpstreamsCommand,
+    },
     /// Inspect, check, upgrade and roll back configuration.
     Config {
         #[command(subcommand)]
@@ -222,6 +227,70 @@ pub struct ServeArgs {
     /// Do not record the audit trail (same as `[audit] enabled = false`). Logs a warning.
     #[arg(long)]
     pub no_audit: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UpstreamsCommand {
+    /// Every upstream (config file and runtime) with its transport and state.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Add an upstream, or change one added earlier (same checks as `[[upstreams]]`).
+    Add(Box<UpstreamAddArgs>),
+    /// Remove an upstream added at runtime (file upstreams are changed in the file).
+    Rm {
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Reconnect (restart the process of) an upstream.
+    Restart {
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct UpstreamAddArgs {
+    pub name: String,
+    /// A stdio server's command (stdio implied).
+    #[arg(long, conflicts_with = "remote")]
+    pub command: Option<String>,
+    /// An argument of the command (repeatable, in order).
+    #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub args: Vec<String>,
+    /// A remote server's URL (Streamable HTTP implied, legacy SSE accepted). (`--url` is
+    /// the address of the running Waygate, as for every command that talks to it.)
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<String>,
+    /// stdio, http or sse (default: implied by --command / --url).
+    #[arg(long)]
+    pub transport: Option<String>,
+    /// NAME=VALUE for the process environment (repeatable; `${secret:NAME}` allowed).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// NAME=VALUE sent to a remote server (repeatable; `${secret:NAME}` allowed).
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    pub headers: Vec<String>,
+    /// always, on-conflict or never.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Prefix text instead of the name.
+    #[arg(long)]
+    pub prefix_with: Option<String>,
+    /// Only these tools (globs, repeatable).
+    #[arg(long = "allow", value_name = "GLOB")]
+    pub allow: Vec<String>,
+    /// Not these tools (globs, repeatable).
+    #[arg(long = "deny", value_name = "GLOB")]
+    pub deny: Vec<String>,
+    /// Change an existing runtime upstream instead of adding one.
+    #[arg(long)]
+    pub replace: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 #[derive(Subcommand, Debug)]

@@ -141,7 +141,8 @@ impl Operations for ServeOps {
     ) -> BoxFuture<'a, Option<(http::StatusCode, Value)>> {
         Box::pin(async move {
             let m = self.plugins.get()?;
-            crate::plugins::admin::handle(m, self.engine.get().map(|e| &**e), &request).await
+            let cfg = self.cfg();
+            crate::plugins::admin::handle(m, self.engine.get().map(|e| &**e), &cfg, &request).await
         })
     }
 

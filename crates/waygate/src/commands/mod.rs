@@ -12,6 +12,7 @@ mod reload;
 pub(crate) mod secrets;
 mod serve;
 mod state;
+mod upstreams;
 
 use std::path::PathBuf;
 
@@ -24,6 +25,7 @@ pub fn dispatch(cli: Cli) -> CmdResult {
     match cli.command {
         Command::Serve(args) => serve::run(&cli.global, args),
         Command::Plugins { command } => plugins::run(&cli.global, command),
+        Command::Upstreams { command } => upstreams::run(&cli.global, command),
         Command::Config { command } => config_cmd::run(&cli.global, command),
         Command::Db { command } => db::run(&cli.global, command),
         Command::Import(args) => import::run(&cli.global, args),

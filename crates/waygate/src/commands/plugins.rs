@@ -81,7 +81,7 @@ async fn dispatch(g: &Global, cmd: PluginsCommand) -> CmdResult {
     Ok(())
 }
 
-async fn call(
+pub(super) async fn call(
     g: &Global,
     server: &ServerArgs,
     method: reqwest::Method,

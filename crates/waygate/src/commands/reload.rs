@@ -96,7 +96,7 @@ pub async fn watch(
                 tracing::warn!(error = %e, "could not snapshot the applied configuration");
             }
         }
-        manager.registry.set_shaping(config::catalog::shaping(&next.cfg)).await;
+        manager.set_catalog_rules(next.cfg.catalog.clone());
         engine.set_views(config::catalog::views(&next.cfg));
         manager.apply_config(specs, next.cfg.hooks.clone(), false).await;
         engine.set_passthrough(crate::upstreams::passthrough_names(&next.cfg.upstreams));

@@ -99,7 +99,7 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
     if let Some(sink) = &otel {
         engine.set_span_sink(sink.clone());
     }
-    registry.set_shaping(config::catalog::shaping(&l.cfg)).await;
+    manager.set_catalog_rules(l.cfg.catalog.clone());
     engine.set_views(config::catalog::views(&l.cfg));
     // Native plugins serve from the first request; WASM plugins (pinned, compiled) join
     // once the store with their pins and remembered state is open.
@@ -261,7 +261,7 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
     store.snapshot_config("start", &snapshot).await?;
     let pins = crate::plugins::pinning::PinGate::open(&l.cfg.pinning, store.clone()).await;
     manager
-        .restore(store.clone(), pins, specs.clone(), l.cfg.hooks.clone())
+        .restore(store.clone(), pins, specs.clone(), l.cfg.hooks.clone(), &l.cfg.outbound)
         .await;
     if let Some(keys) = &api_keys {
         if let Some(k) = super::keys::first_admin_key(&store).await? {

@@ -102,8 +102,14 @@ pub(super) fn validate(cfg: &FileConfig, err: Err<'_>) -> Result<(), ConfigError
 
 /// The naming rules, filters and overrides of a configuration.
 pub fn shaping(cfg: &FileConfig) -> Shaping {
+    shaping_of(&cfg.catalog, cfg.upstreams.iter())
+}
+
+/// The naming rules of `[catalog]` with the shapes of these upstreams (from the file and
+/// added at runtime).
+pub fn shaping_of<'a>(rules: &CatalogSection, upstreams: impl Iterator<Item = &'a super::Upstream>) -> Shaping {
     let mut plugins = HashMap::new();
-    for u in &cfg.upstreams {
+    for u in upstreams {
         let shape = Shape {
             prefix: u.prefix.as_deref().and_then(Prefix::parse),
             prefix_with: u.prefix_with.clone(),
@@ -130,13 +136,8 @@ pub fn shaping(cfg: &FileConfig) -> Shaping {
         }
     }
     Shaping {
-        prefix: cfg
-            .catalog
-            .prefix
-            .as_deref()
-            .and_then(Prefix::parse)
-            .unwrap_or_default(),
-        separator: cfg.catalog.separator.clone().unwrap_or_else(|| "__".into()),
+        prefix: rules.prefix.as_deref().and_then(Prefix::parse).unwrap_or_default(),
+        separator: rules.separator.clone().unwrap_or_else(|| "__".into()),
         plugins,
     }
 }

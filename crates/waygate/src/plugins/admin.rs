@@ -17,7 +17,21 @@ fn error(code: u16, msg: impl Into<String>) -> Answer {
     Some((status(code), json!({"error": msg.into()})))
 }
 
-pub async fn handle(m: &PluginManager, engine: Option<&waygate_core::Engine>, req: &AdminRequest<'_>) -> Answer {
+/// An error naming the field at fault, when there is one.
+fn refusal(code: u16, msg: String, field: Option<&str>) -> Answer {
+    let mut body = json!({"error": msg});
+    if let Some(f) = field {
+        body["field"] = json!(f);
+    }
+    Some((status(code), body))
+}
+
+pub async fn handle(
+    m: &PluginManager,
+    engine: Option<&waygate_core::Engine>,
+    cfg: &crate::config::FileConfig,
+    req: &AdminRequest<'_>,
+) -> Answer {
     let parts: Vec<&str> = req.path.trim_end_matches('/').split('/').skip(3).collect();
     let audit = |action: &'static str, target: &str, ok: bool| {
         if let Some(e) = engine {
@@ -106,7 +120,82 @@ pub async fn handle(m: &PluginManager, engine: Option<&waygate_core::Engine>, re
             let chain = engine.map(|e| e.hooks().describe()).unwrap_or_default();
             Some((StatusCode::OK, json!({"hooks": chain})))
         }
-        (_, ["plugins", ..]) | (_, ["pins", ..]) | (_, ["hooks"]) => {
+        (&Method::GET, ["upstreams"]) => Some((StatusCode::OK, json!({"upstreams": m.list_upstreams().await}))),
+        (&Method::GET, ["upstreams", name]) => {
+            match m.list_upstreams().await.into_iter().find(|u| u["name"] == *name) {
+                Some(u) => Some((StatusCode::OK, u)),
+                None => error(404, format!("no upstream named {name:?}")),
+            }
+        }
+        (&Method::POST, ["upstreams"]) | (&Method::PUT, ["upstreams", _]) => {
+            let mut entry: crate::config::Upstream = match serde_json::from_slice(req.body) {
+                Ok(v) => v,
+                Err(e) => return refusal(400, format!("body is not an upstream entry: {e}"), None),
+            };
+            if let [_, name] = parts.as_slice() {
+                if entry.name.is_empty() {
+                    entry.name = name.to_string();
+                } else if entry.name != *name {
+                    return refusal(
+                        400,
+                        format!("body names {:?}, the path {name:?}", entry.name),
+                        Some("name"),
+                    );
+                }
+            } else if m
+                .list_upstreams()
+                .await
+                .iter()
+                .any(|u| u["name"] == entry.name.as_str())
+            {
+                return refusal(
+                    409,
+                    format!(
+                        "an upstream named {:?} exists; PUT /api/v1/upstreams/{} changes it",
+                        entry.name, entry.name
+                    ),
+                    Some("name"),
+                );
+            }
+            let name = entry.name.clone();
+            let r = m.put_upstream(cfg, entry).await;
+            audit("admin/upstream.put", &name, r.is_ok());
+            match r {
+                Ok(created) => {
+                    let row = m
+                        .list_upstreams()
+                        .await
+                        .into_iter()
+                        .find(|u| u["name"] == name.as_str());
+                    let code = if created { StatusCode::CREATED } else { StatusCode::OK };
+                    Some((code, row.unwrap_or(Value::Null)))
+                }
+                Err((c, e, field)) => refusal(c, e, field.as_deref()),
+            }
+        }
+        (&Method::DELETE, ["upstreams", name]) => {
+            let r = m.remove_upstream(name).await;
+            audit("admin/upstream.remove", name, r.is_ok());
+            match r {
+                Ok(()) => Some((StatusCode::OK, json!({"removed": name}))),
+                Err((c, e, field)) => refusal(c, e, field.as_deref()),
+            }
+        }
+        (&Method::POST, ["upstreams", name, "restart"]) => {
+            if !m.list_upstreams().await.iter().any(|u| u["name"] == *name) {
+                return error(404, format!("no upstream named {name:?}"));
+            }
+            let r = m.reload(name).await;
+            audit("admin/upstream.restart", name, r.is_ok());
+            match r {
+                Ok(()) => {
+                    let row = m.list_upstreams().await.into_iter().find(|u| u["name"] == *name);
+                    Some((StatusCode::OK, row.unwrap_or(Value::Null)))
+                }
+                Err((c, e)) => error(c, e),
+            }
+        }
+        (_, ["plugins", ..]) | (_, ["pins", ..]) | (_, ["hooks"]) | (_, ["upstreams", ..]) => {
             error(405, format!("{} is not supported on {}", req.method, req.path))
         }
         _ => None,

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod pinning;
+mod runtime_upstreams;
 mod spec;
 
 pub use spec::{desired, instantiate, Instance, Spec};
@@ -49,6 +50,8 @@ pub struct PluginManager {
     upstreams: std::sync::RwLock<BTreeMap<String, Arc<Upstream>>>,
     /// Why an upstream could not even be created (bad reference, unsupported transport).
     upstream_errors: std::sync::RwLock<BTreeMap<String, String>>,
+    /// `[catalog]` of the file; with every upstream's shape it makes the naming rules.
+    catalog_rules: std::sync::Mutex<crate::config::CatalogSection>,
 }
 
 impl PluginManager {
@@ -62,6 +65,7 @@ impl PluginManager {
             pins: OnceLock::new(),
             upstreams: std::sync::RwLock::new(BTreeMap::new()),
             upstream_errors: std::sync::RwLock::new(BTreeMap::new()),
+            catalog_rules: Default::default(),
         })
     }
 
@@ -74,6 +78,12 @@ impl PluginManager {
     /// [`PluginManager::restore`].
     pub async fn apply_config(&self, specs: Vec<Spec>, hooks: Vec<HookConfig>, builtin_only: bool) {
         let mut items = self.items.lock().await;
+        // Names first: the first catalog the new plugins enter is already shaped.
+        let runtime = items
+            .values()
+            .filter(|i| i.origin == Origin::Runtime && !specs.iter().any(|s| s.name() == i.spec.name()))
+            .map(|i| &i.spec);
+        self.reshape(specs.iter().chain(runtime)).await;
         let gone: Vec<String> = items
             .iter()
             .filter(|(n, i)| i.origin == Origin::Config && !specs.iter().any(|s| s.name() == n.as_str()))
@@ -109,6 +119,23 @@ impl PluginManager {
         }
         *self.hooks.lock().unwrap_or_else(|e| e.into_inner()) = hooks;
         self.rebuild_hooks(&items);
+    }
+
+    /// `[catalog]` from the file (applied with the next [`PluginManager::apply_config`]).
+    pub fn set_catalog_rules(&self, rules: crate::config::CatalogSection) {
+        *self.catalog_rules.lock().unwrap_or_else(|e| e.into_inner()) = rules;
+    }
+
+    /// Install the naming rules for these plugins' upstream entries.
+    async fn reshape<'a>(&self, specs: impl Iterator<Item = &'a Spec>) {
+        let rules = self.catalog_rules.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let ups = specs.filter_map(|s| match s {
+            Spec::Upstream(e) => Some(&e.upstream),
+            _ => None,
+        });
+        self.registry
+            .set_shaping(crate::config::catalog::shaping_of(&rules, ups))
+            .await;
     }
 
     async fn start(&self, item: &mut Item) -> Result<(), String> {
@@ -192,10 +219,18 @@ impl PluginManager {
 
     /// After the store opened: install pinning, restore runtime-loaded plugins and
     /// enabled/disabled choices, then load the plugins that waited for it.
-    pub async fn restore(&self, store: Store, pins: Arc<pinning::PinGate>, specs: Vec<Spec>, hooks: Vec<HookConfig>) {
+    pub async fn restore(
+        &self,
+        store: Store,
+        pins: Arc<pinning::PinGate>,
+        specs: Vec<Spec>,
+        hooks: Vec<HookConfig>,
+        outbound: &crate::config::OutboundSection,
+    ) {
         let _ = self.store.set(store.clone());
         let _ = self.pins.set(pins.clone());
         self.registry.set_gate(Some(pins)).await;
+        self.restore_upstreams(&store, &specs, outbound).await;
         let rows = match store.plugin_states().await {
             Ok(r) => r,
             Err(e) => {
@@ -254,6 +289,8 @@ impl PluginManager {
             None => store.delete_plugin_state(name).await.map(|_| ()),
             Some(i) => {
                 let doc = match (&i.origin, &i.spec) {
+                    // The entry itself lives in the `upstreams` table.
+                    (Origin::Runtime, Spec::Upstream(_)) => json!({"origin": "runtime-upstream"}),
                     (Origin::Runtime, Spec::Wasm(w)) => json!({"origin": "runtime", "spec": {"wasm": w}}),
                     (Origin::Runtime, s) => json!({"origin": "runtime", "spec": {"builtin": s.name()}}),
                     (Origin::Config, _) => json!({"origin": "config"}),

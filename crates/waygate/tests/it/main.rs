@@ -22,6 +22,7 @@ mod logs;
 mod ops;
 mod otel;
 mod redis_limits;
+mod runtime_upstreams;
 mod secrets;
 mod stdio;
 mod tls;

@@ -104,7 +104,7 @@ fn call_with_progress(s: &Server, tool: &str, args: Value, token: &str, min: usi
 }
 
 /// Direct children of `pid` (the spawned upstream processes).
-fn children(pid: u32) -> Vec<u32> {
+pub(crate) fn children(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()

@@ -1,0 +1,112 @@
+//! `waygate upstreams …`: the running server's upstreams through its admin API
+//! (`/api/v1/upstreams`).
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use super::plugins::call;
+use super::CmdResult;
+use crate::cli::{Global, UpstreamAddArgs, UpstreamsCommand};
+
+pub fn run(g: &Global, cmd: UpstreamsCommand) -> CmdResult {
+    super::runtime()?.block_on(dispatch(g, cmd))
+}
+
+fn pairs(key: &str, list: &[String]) -> Result<BTreeMap<String, String>, String> {
+    list.iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| format!("--{key} {kv:?}: expected NAME=VALUE"))
+        })
+        .collect()
+}
+
+fn entry(a: &UpstreamAddArgs) -> Result<Value, String> {
+    let mut e = json!({"name": a.name});
+    let mut set = |k: &str, v: Value| {
+        e[k] = v;
+    };
+    if let Some(c) = &a.command {
+        set("command", json!(c));
+    }
+    if !a.args.is_empty() {
+        set("args", json!(a.args));
+    }
+    if let Some(u) = &a.remote {
+        set("url", json!(u));
+    }
+    if let Some(t) = &a.transport {
+        set("transport", json!(t));
+    }
+    let env = pairs("env", &a.env)?;
+    if !env.is_empty() {
+        set("env", json!(env));
+    }
+    let headers = pairs("header", &a.headers)?;
+    if !headers.is_empty() {
+        set("headers", json!(headers));
+    }
+    if let Some(p) = &a.prefix {
+        set("prefix", json!(p));
+    }
+    if let Some(p) = &a.prefix_with {
+        set("prefix_with", json!(p));
+    }
+    if !a.allow.is_empty() || !a.deny.is_empty() {
+        set("tools", json!({"allow": a.allow, "deny": a.deny}));
+    }
+    Ok(e)
+}
+
+fn print_rows(list: &Value) {
+    println!(
+        "{:<24} {:<8} {:<9} {:<13} {:>5}  ERROR",
+        "NAME", "ORIGIN", "TRANSPORT", "STATE", "TOOLS"
+    );
+    for u in list.as_array().into_iter().flatten() {
+        let s = |k: &str| u[k].as_str().unwrap_or("-").to_string();
+        let error = u
+            .pointer("/upstream/last_error")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        println!(
+            "{:<24} {:<8} {:<9} {:<13} {:>5}  {error}",
+            s("name"),
+            s("origin"),
+            s("transport"),
+            s("state"),
+            u["tools"].as_u64().unwrap_or(0)
+        );
+    }
+}
+
+async fn dispatch(g: &Global, cmd: UpstreamsCommand) -> CmdResult {
+    use reqwest::Method;
+    match cmd {
+        UpstreamsCommand::List { server } => {
+            let v = call(g, &server, Method::GET, "upstreams", None).await?;
+            print_rows(&v["upstreams"]);
+        }
+        UpstreamsCommand::Add(a) => {
+            let body = entry(&a)?;
+            let (method, path) = if a.replace {
+                (Method::PUT, format!("upstreams/{}", a.name))
+            } else {
+                (Method::POST, "upstreams".to_string())
+            };
+            let v = call(g, &a.server, method, &path, Some(body)).await?;
+            print_rows(&json!([v]));
+        }
+        UpstreamsCommand::Rm { name, server } => {
+            call(g, &server, Method::DELETE, &format!("upstreams/{name}"), None).await?;
+            println!("removed {name}");
+        }
+        UpstreamsCommand::Restart { name, server } => {
+            let v = call(g, &server, Method::POST, &format!("upstreams/{name}/restart"), None).await?;
+            print_rows(&json!([v]));
+        }
+    }
+    Ok(())
+}
