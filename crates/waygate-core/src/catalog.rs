@@ -32,9 +32,11 @@ pub struct CatalogTool {
     pub name: String,
     pub route: Route,
     modern: Value,
-    legacy_1125: Value,
-    legacy_0618: Value,
-    legacy_0326: Value,
+    /// Older revisions' shapes, `None` where they equal a newer one (the common case for
+    /// plain tools): one copy per tool instead of four at catalog scale.
+    legacy_1125: Option<Value>,
+    legacy_0618: Option<Value>,
+    legacy_0326: Option<Value>,
     /// `(lower-case header suffix, property name)` for `x-mcp-header` properties.
     pub header_params: Vec<(String, String)>,
     pub task_support: TaskSupport,
@@ -43,6 +45,14 @@ pub struct CatalogTool {
 }
 
 impl CatalogTool {
+    fn shape_1125(&self) -> &Value {
+        self.legacy_1125.as_ref().unwrap_or(&self.modern)
+    }
+
+    fn shape_0618(&self) -> &Value {
+        self.legacy_0618.as_ref().unwrap_or_else(|| self.shape_1125())
+    }
+
     /// The definition as the newest revision shows it.
     pub fn definition(&self) -> &Value {
         &self.modern
@@ -170,14 +180,18 @@ impl Catalog {
                 Some("required") => TaskSupport::Required,
                 _ => TaskSupport::Forbidden,
             };
-            let legacy_1125 = downlevel_tool(&modern, ProtocolVersion::V2025_11_25);
-            let legacy_0618 = downlevel_tool(&modern, ProtocolVersion::V2025_06_18);
-            let legacy_0326 = downlevel_tool(&modern, ProtocolVersion::V2025_03_26);
+            let l1125 = downlevel_tool(&modern, ProtocolVersion::V2025_11_25);
+            let l0618 = downlevel_tool(&modern, ProtocolVersion::V2025_06_18);
+            let l0326 = downlevel_tool(&modern, ProtocolVersion::V2025_03_26);
             if let Some(o) = modern.as_object_mut() {
                 // 2026-07-28 has no `execution`; the server alone decides on tasks.
                 o.remove("execution");
             }
             let header_params = header_params(&modern);
+            // Each older shape is kept only where it differs from the next newer one.
+            let legacy_0326 = (l0326 != l0618).then_some(l0326);
+            let legacy_0618 = (l0618 != l1125).then_some(l0618);
+            let legacy_1125 = (l1125 != modern).then_some(l1125);
             c.tool_index.insert(name.clone(), usize::MAX);
             c.tools.push(CatalogTool {
                 name,
@@ -353,9 +367,9 @@ impl Catalog {
             let t = &self.tools[i];
             match version {
                 v if v.is_modern() => t.modern.clone(),
-                ProtocolVersion::V2025_11_25 => t.legacy_1125.clone(),
-                ProtocolVersion::V2025_06_18 => t.legacy_0618.clone(),
-                _ => t.legacy_0326.clone(),
+                ProtocolVersion::V2025_11_25 => t.shape_1125().clone(),
+                ProtocolVersion::V2025_06_18 => t.shape_0618().clone(),
+                _ => t.legacy_0326.as_ref().unwrap_or_else(|| t.shape_0618()).clone(),
             }
         })
     }

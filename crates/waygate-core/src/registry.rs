@@ -329,6 +329,7 @@ impl PluginRegistry {
             &mut *self.catalog.write().unwrap_or_else(|e| e.into_inner()),
             catalog.clone(),
         );
+        let big = old.tool_count() >= 1000;
         // Only the lists that changed are announced: an upstream that floods list_changed
         // with the same lists costs its clients nothing.
         let (was, now) = (old.fingerprint(), catalog.fingerprint());
@@ -341,6 +342,20 @@ impl PluginRegistry {
         if was.resources != now.resources {
             self.events.emit(Event::ResourcesChanged);
         }
+        drop(old);
+        if big {
+            trim_heap();
+        }
+    }
+}
+
+/// Hand freed heap back to the OS (a big replaced catalog would otherwise stay resident).
+/// Requests still holding the old catalog free it later; the next swap trims that.
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own arenas; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""A stdio MCP server with N small tools (N from argv[1]), for catalog-scale benchmarks.
+`tools/call` of `touch` re-lists with one changed description and sends list_changed."""
+import json
+import sys
+
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+gen = 0
+
+
+def tools():
+    return [
+        {
+            "name": f"tool_{i:05d}",
+            "description": f"Tool number {i} (generation {gen if i == 0 else 0}).",
+            "inputSchema": {"type": "object", "properties": {"x": {"type": "string"}}},
+        }
+        for i in range(N)
+    ] + [{"name": "touch", "description": "Change tool_00000 and announce it.", "inputSchema": {"type": "object"}}]
+
+
+def send(msg):
+    sys.stdout.write(json.dumps(msg) + "\n")
+    sys.stdout.flush()
+
+
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    mid, method = m.get("id"), m.get("method")
+    if mid is None:
+        continue
+    if method == "initialize":
+        res = {"protocolVersion": m["params"]["protocolVersion"], "capabilities": {"tools": {"listChanged": True}},
+               "serverInfo": {"name": "many-tools", "version": "1"}}
+    elif method == "tools/list":
+        res = {"tools": tools()}
+    elif method == "tools/call":
+        gen += 1
+        res = {"content": [{"type": "text", "text": f"generation {gen}"}]}
+        send({"jsonrpc": "2.0", "id": mid, "result": res})
+        send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+        continue
+    elif method == "ping":
+        res = {}
+    else:
+        send({"jsonrpc": "2.0", "id": mid, "error": {"code": -32601, "message": method}})
+        continue
+    send({"jsonrpc": "2.0", "id": mid, "result": res})
