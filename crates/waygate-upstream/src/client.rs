@@ -280,6 +280,9 @@ impl Client {
             h.set_protocol(version);
         }
         client.notify("notifications/initialized", json!({})).await?;
+        if let Wire::Http(h) = &client.wire {
+            h.open_stream(client.inbound.clone());
+        }
         Ok(client)
     }
 

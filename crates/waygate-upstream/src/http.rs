@@ -43,6 +43,14 @@ pub(crate) struct HttpWire {
     headers: HeaderMap,
     session: RwLock<Option<HeaderValue>>,
     protocol: RwLock<Option<HeaderValue>>,
+    /// Ends the standalone GET stream.
+    stream_stop: tokio_util::sync::CancellationToken,
+}
+
+impl Drop for HttpWire {
+    fn drop(&mut self) {
+        self.stream_stop.cancel();
+    }
 }
 
 fn snippet(body: &[u8]) -> String {
@@ -66,7 +74,81 @@ impl HttpWire {
             headers,
             session: RwLock::new(None),
             protocol: RwLock::new(None),
+            stream_stop: tokio_util::sync::CancellationToken::new(),
         }
+    }
+
+    /// Keep the server's standalone GET stream open (where it offers one), so its list
+    /// changes, resource updates, logs and requests arrive as they happen rather than on
+    /// the next reconnect. Reopened with backoff when it drops; given up on 405 (the
+    /// server offers none) or 404 (the session is gone: the supervisor reconnects).
+    pub(crate) fn open_stream(&self, inbound: Arc<Inbound>) {
+        let base = self.request(reqwest::Method::GET, Duration::from_secs(365 * 24 * 3600), &[]);
+        let Some(base) = base.try_clone() else { return };
+        let answer = self
+            .request(reqwest::Method::POST, Duration::from_secs(10), &[])
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, "application/json, text/event-stream");
+        let stop = self.stream_stop.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(500);
+            loop {
+                let Some(rb) = base.try_clone() else { return };
+                let sent = tokio::select! {
+                    r = rb.header(ACCEPT, "text/event-stream").send() => r,
+                    _ = stop.cancelled() => return,
+                };
+                let opened = std::time::Instant::now();
+                match sent {
+                    Ok(resp) if resp.status() == reqwest::StatusCode::METHOD_NOT_ALLOWED => {
+                        tracing::debug!(upstream = %inbound.name, "the server offers no GET stream");
+                        return;
+                    }
+                    Ok(resp) if resp.status() == reqwest::StatusCode::NOT_FOUND => return,
+                    Ok(mut resp) if resp.status().is_success() => {
+                        tracing::debug!(upstream = %inbound.name, "GET stream open");
+                        let mut parser = Parser::default();
+                        loop {
+                            let chunk = tokio::select! {
+                                c = resp.chunk() => c,
+                                _ = stop.cancelled() => return,
+                            };
+                            let Ok(Some(chunk)) = chunk else { break };
+                            for data in parser.push(&chunk) {
+                                let Ok(msg) = serde_json::from_slice::<Value>(&data) else {
+                                    continue;
+                                };
+                                if let Some(reply) = inbound.handle(msg) {
+                                    if let Some(rb) = answer.try_clone() {
+                                        tokio::spawn(async move {
+                                            let _ = rb.body(reply.to_string()).send().await;
+                                        });
+                                    }
+                                }
+                            }
+                            if parser.pending() > MAX_BODY {
+                                tracing::warn!(upstream = %inbound.name, "GET stream event too large; reopening");
+                                break;
+                            }
+                        }
+                    }
+                    Ok(resp) => {
+                        tracing::debug!(upstream = %inbound.name, status = %resp.status(), "GET stream refused; retrying");
+                    }
+                    Err(e) => {
+                        tracing::debug!(upstream = %inbound.name, error = %e, "GET stream failed; retrying");
+                    }
+                }
+                if opened.elapsed() > Duration::from_secs(30) {
+                    backoff = Duration::from_millis(500);
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        });
     }
 
     pub(crate) fn set_protocol(&self, v: &str) {
@@ -218,6 +300,7 @@ impl HttpWire {
 
     /// `DELETE` the session so the upstream can free it at once.
     pub(crate) async fn end_session(&self) {
+        self.stream_stop.cancel();
         if self.session.read().unwrap_or_else(|e| e.into_inner()).is_none() {
             return;
         }

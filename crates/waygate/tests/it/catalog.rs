@@ -484,3 +484,45 @@ fn legacy_sse_reference_server_behind_the_gateway() {
     let _ = ev.kill();
     let _ = ev.wait();
 }
+
+/// A Streamable HTTP upstream's GET stream is kept open: its list change reaches the
+/// gateway's catalog at once, without a reconnect (pings alone would never re-list).
+#[test]
+fn an_http_upstream_announces_list_changes_on_its_get_stream() {
+    let inner_d = TempDir::new("live-inner");
+    let inner = Server::start_in(Some(&inner_d.0), &[]);
+    let d = TempDir::new("live-gw");
+    let cfg = write_config(
+        &d,
+        &format!(
+            "[[upstreams]]\nname = \"inner\"\nurl = \"http://{}/mcp\"\nprefix = \"always\"\n",
+            inner.addr
+        ),
+    );
+    let s = Server::start_in(Some(&d.0), &["--config", &cfg]);
+    eventually(20, "inner's tools", || {
+        tools_at(&s, "/mcp", None).contains(&"inner__add".to_string())
+    });
+    std::thread::sleep(Duration::from_millis(300)); // the GET stream opens after the handshake
+    let url = format!("http://{}", inner.addr);
+    let (ok, _, err) = common::cli(&["plugins", "disable", "demo", "--url", &url]);
+    assert!(ok, "{err}");
+    eventually(5, "the gateway to drop inner's tools", || {
+        !tools_at(&s, "/mcp", None).iter().any(|t| t.starts_with("inner__"))
+    });
+    let (ok, _, err) = common::cli(&["plugins", "enable", "demo", "--url", &url]);
+    assert!(ok, "{err}");
+    eventually(5, "inner's tools back", || {
+        tools_at(&s, "/mcp", None).contains(&"inner__add".to_string())
+    });
+    let diag = s.request("GET", "/api/v1/diagnostics", &[], b"").json();
+    let u = diag["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "inner")
+        .cloned()
+        .unwrap();
+    assert_eq!(u["restarts"], 0, "the lists changed on a live connection: {u}");
+    assert_eq!(u["transport"], "http", "{u}");
+}
