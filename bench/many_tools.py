@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A stdio MCP server with N small tools (N from argv[1]), for catalog-scale benchmarks.
-`tools/call` of `touch` re-lists with one changed description and sends list_changed."""
+`touch` changes tool_00000's description and sends list_changed; `flood` sends 2000
+list_changed with nothing changed; any other tool answers its own name."""
 import json
 import sys
 
@@ -16,7 +17,10 @@ def tools():
             "inputSchema": {"type": "object", "properties": {"x": {"type": "string"}}},
         }
         for i in range(N)
-    ] + [{"name": "touch", "description": "Change tool_00000 and announce it.", "inputSchema": {"type": "object"}}]
+    ] + [
+        {"name": "touch", "description": "Change tool_00000 and announce it.", "inputSchema": {"type": "object"}},
+        {"name": "flood", "description": "Send 2000 list_changed without changing anything.", "inputSchema": {"type": "object"}},
+    ]
 
 
 def send(msg):
@@ -37,6 +41,13 @@ for line in sys.stdin:
                "serverInfo": {"name": "many-tools", "version": "1"}}
     elif method == "tools/list":
         res = {"tools": tools()}
+    elif method == "tools/call" and m["params"]["name"] == "flood":
+        send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": "flooding"}]}})
+        for _ in range(2000):
+            send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+        continue
+    elif method == "tools/call" and m["params"]["name"] != "touch":
+        res = {"content": [{"type": "text", "text": m["params"]["name"]}]}
     elif method == "tools/call":
         gen += 1
         res = {"content": [{"type": "text", "text": f"generation {gen}"}]}

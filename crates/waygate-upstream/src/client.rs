@@ -39,11 +39,11 @@ pub(crate) struct Inbound {
     pending: Mutex<HashMap<i64, Waiter>>,
     /// Our progress token → the caller's stream and its own token.
     progress: Mutex<HashMap<String, (OutTx, Value)>>,
-    notes: mpsc::UnboundedSender<Notification>,
+    notes: mpsc::Sender<Notification>,
 }
 
 impl Inbound {
-    fn new(name: Arc<str>, notes: mpsc::UnboundedSender<Notification>) -> Arc<Inbound> {
+    fn new(name: Arc<str>, notes: mpsc::Sender<Notification>) -> Arc<Inbound> {
         Arc::new(Inbound {
             name,
             pending: Mutex::new(HashMap::new()),
@@ -107,7 +107,9 @@ impl Inbound {
             "notifications/tools/list_changed"
             | "notifications/resources/list_changed"
             | "notifications/prompts/list_changed" => {
-                let _ = self.notes.send(Notification::ListChanged);
+                // One pending change is enough (the supervisor re-lists everything): a flood
+                // of list_changed is bounded to a single queued refresh.
+                let _ = self.notes.try_send(Notification::ListChanged);
             }
             "notifications/progress" => {
                 let Some(params) = msg.get("params") else { return };
@@ -195,7 +197,7 @@ impl Client {
         name: &str,
         target: Target,
         timeout: Duration,
-        notes: mpsc::UnboundedSender<Notification>,
+        notes: mpsc::Sender<Notification>,
     ) -> Result<Client, UpstreamError> {
         match target {
             Target::Http(t) if t.mode == HttpMode::Auto => {
@@ -227,7 +229,7 @@ impl Client {
         name: &str,
         target: Target,
         timeout: Duration,
-        notes: mpsc::UnboundedSender<Notification>,
+        notes: mpsc::Sender<Notification>,
     ) -> Result<Client, UpstreamError> {
         let inbound = Inbound::new(name.into(), notes);
         let wire = match target {
@@ -447,7 +449,7 @@ mod tests {
 
     #[tokio::test]
     async fn inbound_routes_responses_progress_and_list_changes() {
-        let (tx, mut notes) = mpsc::unbounded_channel();
+        let (tx, mut notes) = mpsc::channel(1);
         let inbound = Inbound::new("t".into(), tx);
         // A response reaches the request waiting for its id, an error is an Rpc error.
         let ok = inbound.wait(1);

@@ -77,8 +77,8 @@ pub struct Shared {
     supervising: AtomicBool,
     /// A forwarded request found the connection gone; wakes the supervisor.
     lost: Notify,
-    notes: Mutex<Option<mpsc::UnboundedReceiver<Notification>>>,
-    notes_tx: mpsc::UnboundedSender<Notification>,
+    notes: Mutex<Option<mpsc::Receiver<Notification>>>,
+    notes_tx: mpsc::Sender<Notification>,
     ever_up: AtomicBool,
 }
 
@@ -89,7 +89,7 @@ const FIRST_WAIT: Duration = Duration::from_secs(2);
 impl Upstream {
     /// `registry` is where the supervisor republishes this upstream's lists.
     pub fn new(spec: UpstreamSpec, registry: Weak<PluginRegistry>) -> Arc<Upstream> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(1);
         Arc::new(Upstream(Arc::new(Shared {
             spec,
             client: RwLock::new(None),
@@ -200,7 +200,7 @@ impl Shared {
         }
     }
 
-    async fn supervise(self: Arc<Self>, mut notes: mpsc::UnboundedReceiver<Notification>) {
+    async fn supervise(self: Arc<Self>, mut notes: mpsc::Receiver<Notification>) {
         // The first attempt starts at once; later ones back off up to MAX_BACKOFF.
         let mut backoff = Duration::ZERO;
         loop {

@@ -128,7 +128,7 @@ pub async fn probe(e: &UpstreamEntry, store: Option<&Store>, timeout: Duration) 
         Wiring::Stdio(s) => Target::Stdio(s),
         Wiring::Http(h) => Target::Http(h),
     };
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, _rx) = tokio::sync::mpsc::channel(1);
     let run = async {
         let c = Client::connect(&spec.name, target, timeout, tx)
             .await

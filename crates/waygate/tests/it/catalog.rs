@@ -526,3 +526,77 @@ fn an_http_upstream_announces_list_changes_on_its_get_stream() {
     assert_eq!(u["restarts"], 0, "the lists changed on a live connection: {u}");
     assert_eq!(u["transport"], "http", "{u}");
 }
+
+/// Fifty upstreams at once, one of which floods `list_changed` without changing anything:
+/// the catalog holds them all, the flood reaches no client, a real change does.
+#[test]
+fn fifty_upstreams_and_one_that_floods_list_changed() {
+    let py = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/many_tools.py");
+    let py = py.to_str().unwrap();
+    let d = TempDir::new("fifty");
+    let body: String = (0..50)
+        .map(|i| format!("[[upstreams]]\nname = \"u{i:02}\"\ncommand = \"python3\"\nargs = [\"{py}\", \"3\"]\nprefix = \"always\"\n"))
+        .collect();
+    let cfg = write_config(
+        &d,
+        &format!("[mcp]\npage_size = 1000\n[pinning]\nenabled = false\n{body}"),
+    );
+    let s = Server::start_in(Some(&d.0), &["--config", &cfg]);
+    eventually(60, "250 upstream tools", || {
+        tools_at(&s, "/mcp", None).iter().filter(|t| t.starts_with('u')).count() == 250
+    });
+    // A session-era client with its standalone stream open.
+    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+        "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    let sid = legacy_post(&s, "/mcp", None, &init)
+        .header("mcp-session-id")
+        .expect("session")
+        .to_string();
+    legacy_post(
+        &s,
+        "/mcp",
+        Some(&sid),
+        &json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+    );
+    let mut st = common::Stream::open(
+        &s.addr,
+        "GET",
+        "/mcp",
+        &[
+            ("accept", "text/event-stream"),
+            ("mcp-session-id", &sid),
+            ("mcp-protocol-version", "2025-06-18"),
+        ],
+        b"",
+    );
+    assert_eq!(st.status, 200);
+    let call = |name: &str| {
+        legacy_post(
+            &s,
+            "/mcp",
+            Some(&sid),
+            &json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":name,"arguments":{}}}),
+        )
+        .json()
+    };
+    assert_eq!(call("u00__flood")["result"]["content"][0]["text"], "flooding");
+    // Calls keep being served while the gateway absorbs the flood.
+    for i in 0..50 {
+        let name = format!("u{i:02}__tool_00001");
+        assert_eq!(call(&name)["result"]["content"][0]["text"], "tool_00001", "{name}");
+    }
+    st.set_timeout(Duration::from_secs(2));
+    let mut seen = Vec::new();
+    while let Some(ev) = st.next_event() {
+        seen.push(ev);
+    }
+    assert!(
+        !seen.iter().any(|(_, d)| d.contains("list_changed")),
+        "2000 list_changed with nothing changed reached the client: {seen:?}"
+    );
+    // A real change is announced.
+    call("u07__touch");
+    st.set_timeout(Duration::from_secs(10));
+    let ev = st.next_event().expect("a list_changed");
+    assert!(ev.1.contains("notifications/tools/list_changed"), "{ev:?}");
+}

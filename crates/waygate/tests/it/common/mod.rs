@@ -437,6 +437,11 @@ impl Stream {
         }
     }
 
+    /// How long a read waits (a quiet stream then ends `next_event` with `None`).
+    pub fn set_timeout(&mut self, d: Duration) {
+        self.reader.get_ref().set_read_timeout(Some(d)).ok();
+    }
+
     /// Next SSE event as `(event name, data)`, skipping chunk-size lines and comments.
     pub fn next_event(&mut self) -> Option<(String, String)> {
         let deadline = Instant::now() + Duration::from_secs(10);
