@@ -539,7 +539,9 @@ fn fifty_upstreams_and_one_that_floods_list_changed() {
         .collect();
     let cfg = write_config(
         &d,
-        &format!("[mcp]\npage_size = 1000\n[pinning]\nenabled = false\n{body}"),
+        &format!(
+            "[mcp]\npage_size = 1000\n[pinning]\nenabled = false\n[[servers]]\nname = \"zero\"\ninclude = [\"u00\"]\n{body}"
+        ),
     );
     let s = Server::start_in(Some(&d.0), &["--config", &cfg]);
     eventually(60, "250 upstream tools", || {
@@ -579,6 +581,30 @@ fn fifty_upstreams_and_one_that_floods_list_changed() {
         )
         .json()
     };
+    // A second session, on a virtual server that shows only u00.
+    let r = legacy_post(&s, "/servers/zero/mcp", None, &init);
+    let vsid = r
+        .header("mcp-session-id")
+        .unwrap_or_else(|| panic!("session: {} {}", r.status, r.text()))
+        .to_string();
+    legacy_post(
+        &s,
+        "/servers/zero/mcp",
+        Some(&vsid),
+        &json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+    );
+    let mut vst = common::Stream::open(
+        &s.addr,
+        "GET",
+        "/servers/zero/mcp",
+        &[
+            ("accept", "text/event-stream"),
+            ("mcp-session-id", &vsid),
+            ("mcp-protocol-version", "2025-06-18"),
+        ],
+        b"",
+    );
+    assert_eq!(vst.status, 200);
     assert_eq!(call("u00__flood")["result"]["content"][0]["text"], "flooding");
     // Calls keep being served while the gateway absorbs the flood.
     for i in 0..50 {
@@ -594,9 +620,45 @@ fn fifty_upstreams_and_one_that_floods_list_changed() {
         !seen.iter().any(|(_, d)| d.contains("list_changed")),
         "2000 list_changed with nothing changed reached the client: {seen:?}"
     );
-    // A real change is announced.
+    // A real change is announced — on a virtual server only when its own view changed.
     call("u07__touch");
     st.set_timeout(Duration::from_secs(10));
     let ev = st.next_event().expect("a list_changed");
     assert!(ev.1.contains("notifications/tools/list_changed"), "{ev:?}");
+    vst.set_timeout(Duration::from_secs(2));
+    let quiet = vst.next_event();
+    assert!(quiet.is_none(), "u07 is not in the view: {quiet:?}");
+    call("u00__touch");
+    vst.set_timeout(Duration::from_secs(10));
+    let ev = vst.next_event().expect("the view's list_changed");
+    assert!(ev.1.contains("notifications/tools/list_changed"), "{ev:?}");
+}
+
+#[test]
+fn config_validate_checks_upstreams_as_serve_does() {
+    let d = TempDir::new("validate-up");
+    let bad = |body: &str| {
+        let cfg = write_config(&d, body);
+        common::cli(&["config", "validate", &cfg])
+    };
+    let (ok, _, err) = bad("[[upstreams]]\nname = \"demo\"\ncommand = \"x\"\n");
+    assert!(
+        !ok && err.contains("upstreams[0].name") && err.contains("plugin"),
+        "{err}"
+    );
+    let (ok, _, err) = bad("[[upstreams]]\nname = \"a\"\ncommand = \"x\"\nurl = \"http://127.0.0.1:1/mcp\"\n");
+    assert!(!ok && err.contains("upstreams[0].transport"), "{err}");
+    let (ok, _, err) = bad("[[upstreams]]\nname = \"a\"\n");
+    assert!(!ok && err.contains("upstreams[0].command"), "{err}");
+    let (ok, _, err) = bad("[[upstreams]]\nname = \"a\"\ncommand = \"x\"\nprefix = \"maybe\"\n");
+    assert!(!ok && err.contains("upstreams[0].prefix"), "{err}");
+    let (ok, _, err) = bad("[catalog]\nseparator = \".\"\n");
+    assert!(!ok && err.contains("catalog.separator"), "{err}");
+    let (ok, _, err) = bad("[[servers]]\nname = \"a b\"\ninclude = [\"demo\"]\n");
+    assert!(!ok && err.contains("servers[0].name"), "{err}");
+    let (ok, _, err) = bad("[[servers]]\nname = \"x\"\n");
+    assert!(!ok && err.contains("servers[0].include"), "{err}");
+    // Pasted from Claude Desktop: no transport key.
+    let (ok, out, err) = bad("[[upstreams]]\nname = \"gh\"\ncommand = \"npx\"\nargs = [\"-y\", \"x\"]\n[[upstreams]]\nname = \"r\"\nurl = \"https://mcp.example.com/mcp\"\n");
+    assert!(ok, "{out}{err}");
 }
