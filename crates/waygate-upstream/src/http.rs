@@ -58,17 +58,23 @@ fn snippet(body: &[u8]) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The configured headers of a target (an invalid one is logged and left out).
+pub(crate) fn header_map(target: &HttpTarget) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (k, v) in &target.headers {
+        match (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+            (Ok(k), Ok(v)) => {
+                headers.insert(k, v);
+            }
+            _ => tracing::warn!(header = %k, "upstream header is not a valid HTTP header; not sent"),
+        }
+    }
+    headers
+}
+
 impl HttpWire {
     pub(crate) fn new(target: HttpTarget) -> HttpWire {
-        let mut headers = HeaderMap::new();
-        for (k, v) in &target.headers {
-            match (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
-                (Ok(k), Ok(v)) => {
-                    headers.insert(k, v);
-                }
-                _ => tracing::warn!(header = %k, "upstream header is not a valid HTTP header; not sent"),
-            }
-        }
+        let headers = header_map(&target);
         HttpWire {
             target,
             headers,

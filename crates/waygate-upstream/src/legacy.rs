@@ -8,14 +8,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, ACCEPT, CONTENT_TYPE};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::Inbound;
 use crate::error::UpstreamError;
-use crate::http::HttpTarget;
+use crate::http::{header_map, HttpTarget};
 use crate::sse::Parser;
 
 /// Largest single event accepted on the stream.
@@ -30,19 +30,6 @@ pub(crate) struct LegacyWire {
     why: Arc<std::sync::Mutex<String>>,
     /// Stops the reader.
     stop: CancellationToken,
-}
-
-fn header_map(target: &HttpTarget) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    for (k, v) in &target.headers {
-        match (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
-            (Ok(k), Ok(v)) => {
-                headers.insert(k, v);
-            }
-            _ => tracing::warn!(header = %k, "upstream header is not a valid HTTP header; not sent"),
-        }
-    }
-    headers
 }
 
 fn transport_error(e: &reqwest::Error, timeout: Duration) -> UpstreamError {
