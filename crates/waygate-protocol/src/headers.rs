@@ -21,6 +21,18 @@ pub fn decode_value(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
     Some(std::borrow::Cow::Borrowed(raw))
 }
 
+/// Encode a value for a mirrored header: itself when it is plain visible ASCII (and does
+/// not look like the sentinel form), else the base64 sentinel.
+pub fn encode_value(s: &str) -> std::borrow::Cow<'_, str> {
+    let plain = !s.starts_with(PREFIX) && s.bytes().all(|b| (0x20..=0x7e).contains(&b)) && s.trim() == s;
+    if plain {
+        std::borrow::Cow::Borrowed(s)
+    } else {
+        let b = base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+        std::borrow::Cow::Owned(format!("{PREFIX}{b}{SUFFIX}"))
+    }
+}
+
 /// Compare a header value with the JSON value of the body it mirrors. Integers compare
 /// numerically (`42` == `42.0`), booleans as `true`/`false`, strings exactly.
 pub fn matches_json(header: &str, body: &serde_json::Value) -> bool {
@@ -38,6 +50,21 @@ pub fn matches_json(header: &str, body: &serde_json::Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoded_values_decode_back() {
+        for v in [
+            "echo",
+            "tool with spaces",
+            "ünïcode",
+            " padded ",
+            "=?base64?x?=",
+            "a\nb",
+        ] {
+            assert_eq!(decode_value(&encode_value(v)).as_deref(), Some(v), "{v}");
+        }
+        assert_eq!(encode_value("echo"), "echo");
+    }
 
     #[test]
     fn decodes_sentinel_and_plain() {

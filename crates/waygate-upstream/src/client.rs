@@ -135,6 +135,15 @@ impl Inbound {
     }
 }
 
+/// The per-request envelope of the stateless era: who the gateway is, as a client.
+fn envelope() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "waygate", "version": env!("CARGO_PKG_VERSION")},
+    })
+}
+
 /// The gateway answers pings; it does not lend its own clients to upstreams (sampling,
 /// elicitation, roots), so those are refused by name.
 fn answer_server_request(method: &str, id: &Value) -> Value {
@@ -189,7 +198,13 @@ pub struct Client {
     /// What the server told clients in `initialize` (merged into the gateway's).
     pub instructions: Option<String>,
     default_timeout: Duration,
+    /// Spoken to in the stateless 2026-07-28 era (the server refused `initialize` and
+    /// answered `server/discover`): every request carries the `_meta` envelope.
+    modern: bool,
 }
+
+/// The stateless revision an upstream may speak instead of the handshake.
+const MODERN: &str = "2026-07-28";
 
 impl Client {
     /// Start or reach the server and run the MCP handshake.
@@ -248,6 +263,7 @@ impl Client {
             capabilities: Value::Null,
             instructions: None,
             default_timeout: timeout,
+            modern: false,
         };
         let params = json!({
             "protocolVersion": crate::PROTOCOL_VERSION,
@@ -257,6 +273,18 @@ impl Client {
         let init = client.request("initialize", params, RequestOpts::default()).await;
         let init = match init {
             Ok(v) => v,
+            // A server that refuses the handshake may be a stateless (2026-07-28) one.
+            Err(e) if e.may_be_stateless() => match client.discover().await {
+                Ok(()) => return Ok(client),
+                Err(d) => {
+                    tracing::debug!(upstream = name, error = %d, "not a stateless server either");
+                    client.close().await;
+                    return Err(match e {
+                        UpstreamError::Closed(why) => UpstreamError::Connect(why),
+                        e => e,
+                    });
+                }
+            },
             Err(e) => {
                 client.close().await;
                 return Err(match e {
@@ -288,6 +316,50 @@ impl Client {
         Ok(client)
     }
 
+    /// Switch to the stateless era when the server's `server/discover` offers it; then
+    /// subscribe to its list changes (`subscriptions/listen` replaces the GET stream).
+    async fn discover(&mut self) -> Result<(), UpstreamError> {
+        self.modern = true;
+        if let Wire::Http(h) = &self.wire {
+            h.set_protocol(MODERN);
+        }
+        let r = self
+            .request("server/discover", json!({}), RequestOpts::default())
+            .await?;
+        let offers = r
+            .get("supportedVersions")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|v| v == MODERN));
+        if !offers {
+            self.modern = false;
+            return Err(UpstreamError::Protocol(format!(
+                "server/discover does not offer {MODERN}"
+            )));
+        }
+        self.protocol_version = MODERN.into();
+        self.capabilities = r.get("capabilities").cloned().unwrap_or_else(|| json!({}));
+        self.server_info = r
+            .pointer("/_meta/io.modelcontextprotocol~1serverInfo")
+            .cloned()
+            .unwrap_or(Value::Null);
+        self.instructions = r
+            .get("instructions")
+            .and_then(Value::as_str)
+            .map(|s| s.chars().take(16 * 1024).collect());
+        let mut listen = json!({"notifications": {
+            "toolsListChanged": true, "promptsListChanged": true, "resourcesListChanged": true}});
+        listen["_meta"] = envelope();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": "subscriptions/listen", "params": listen});
+        match &self.wire {
+            // Its answer only comes when the subscription ends; nothing waits for it.
+            Wire::Stdio(s) => s.send(&msg)?,
+            Wire::Http(h) => h.open_listen(msg, self.inbound.clone()),
+            Wire::Legacy(_) => {}
+        }
+        Ok(())
+    }
+
     /// How the server is reached: `stdio`, `http` (Streamable HTTP) or `sse` (legacy).
     pub fn transport(&self) -> &'static str {
         match self.wire {
@@ -314,18 +386,55 @@ impl Client {
 
     pub async fn notify(&self, method: &str, params: Value) -> Result<(), UpstreamError> {
         let msg = json!({"jsonrpc": "2.0", "method": method, "params": params});
+        let headers = if self.modern {
+            vec![("mcp-method".into(), method.into())]
+        } else {
+            Vec::new()
+        };
         match &self.wire {
             Wire::Stdio(s) => s.send(&msg),
             Wire::Legacy(l) => l.send(&msg, self.default_timeout).await,
             Wire::Http(h) => h
-                .post(&msg, None, None, &[], &self.inbound, self.default_timeout)
+                .post(&msg, None, None, &headers, &self.inbound, self.default_timeout)
                 .await
                 .map(|_| ()),
         }
     }
 
     /// One request; the upstream's `result` on success.
-    pub async fn request(&self, method: &str, mut params: Value, opts: RequestOpts) -> Result<Value, UpstreamError> {
+    pub async fn request(
+        &self,
+        method: &str,
+        mut params: Value,
+        mut opts: RequestOpts,
+    ) -> Result<Value, UpstreamError> {
+        // The stateless era has no ping; discovery is its cheapest request.
+        let method = if self.modern && method == "ping" {
+            "server/discover"
+        } else {
+            method
+        };
+        if self.modern {
+            let env = envelope();
+            if !params["_meta"].is_object() {
+                params["_meta"] = json!({});
+            }
+            if let (Some(m), Some(e)) = (params["_meta"].as_object_mut(), env.as_object()) {
+                for (k, v) in e {
+                    m.insert(k.clone(), v.clone());
+                }
+            }
+            opts.headers.push(("mcp-method".into(), method.into()));
+            let name = match method {
+                "tools/call" | "prompts/get" => params.get("name"),
+                "resources/read" => params.get("uri"),
+                _ => None,
+            };
+            if let Some(n) = name.and_then(Value::as_str) {
+                let v = waygate_protocol::headers::encode_value(n);
+                opts.headers.push(("mcp-name".into(), (*v).into()));
+            }
+        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let timeout = opts.timeout.unwrap_or(self.default_timeout);
         let mut ours = None;

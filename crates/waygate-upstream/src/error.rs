@@ -38,6 +38,16 @@ impl UpstreamError {
         matches!(self, Self::Closed(_) | Self::Connect(_))
     }
 
+    /// Whether a refused `initialize` may come from a stateless (2026-07-28) server: a
+    /// JSON-RPC error, or an HTTP 4xx without one.
+    pub(crate) fn may_be_stateless(&self) -> bool {
+        match self {
+            Self::Rpc { .. } => true,
+            Self::Protocol(m) => m.starts_with("HTTP 4"),
+            _ => false,
+        }
+    }
+
     /// The error object an `Rpc` error came with, for logs.
     pub(crate) fn from_error_object(e: &Value) -> UpstreamError {
         UpstreamError::Rpc {

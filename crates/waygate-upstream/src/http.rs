@@ -89,7 +89,25 @@ impl HttpWire {
     /// the next reconnect. Reopened with backoff when it drops; given up on 405 (the
     /// server offers none) or 404 (the session is gone: the supervisor reconnects).
     pub(crate) fn open_stream(&self, inbound: Arc<Inbound>) {
-        let base = self.request(reqwest::Method::GET, Duration::from_secs(365 * 24 * 3600), &[]);
+        let base = self
+            .request(reqwest::Method::GET, Duration::from_secs(365 * 24 * 3600), &[])
+            .header(ACCEPT, "text/event-stream");
+        self.keep_open(base, inbound);
+    }
+
+    /// The stateless era's counterpart of the GET stream: a `subscriptions/listen` POST
+    /// whose SSE answer carries the server's list changes; reopened like the GET stream.
+    pub(crate) fn open_listen(&self, msg: Value, inbound: Arc<Inbound>) {
+        let base = self
+            .request(reqwest::Method::POST, Duration::from_secs(365 * 24 * 3600), &[])
+            .header(ACCEPT, "application/json, text/event-stream")
+            .header(CONTENT_TYPE, "application/json")
+            .header("mcp-method", "subscriptions/listen")
+            .body(msg.to_string());
+        self.keep_open(base, inbound);
+    }
+
+    fn keep_open(&self, base: reqwest::RequestBuilder, inbound: Arc<Inbound>) {
         let Some(base) = base.try_clone() else { return };
         let answer = self
             .request(reqwest::Method::POST, Duration::from_secs(10), &[])
@@ -101,7 +119,7 @@ impl HttpWire {
             loop {
                 let Some(rb) = base.try_clone() else { return };
                 let sent = tokio::select! {
-                    r = rb.header(ACCEPT, "text/event-stream").send() => r,
+                    r = rb.send() => r,
                     _ = stop.cancelled() => return,
                 };
                 let opened = std::time::Instant::now();

@@ -662,3 +662,67 @@ fn config_validate_checks_upstreams_as_serve_does() {
     let (ok, out, err) = bad("[[upstreams]]\nname = \"gh\"\ncommand = \"npx\"\nargs = [\"-y\", \"x\"]\n[[upstreams]]\nname = \"r\"\nurl = \"https://mcp.example.com/mcp\"\n");
     assert!(ok, "{out}{err}");
 }
+
+/// A server that speaks only the stateless 2026-07-28 revision refuses `initialize`; the
+/// gateway detects it (`server/discover`), sends the `_meta` envelope on every request and
+/// follows its list changes on `subscriptions/listen`.
+#[test]
+fn a_stateless_upstream_is_spoken_to_in_its_own_era() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stateless_server.py");
+    let d = TempDir::new("stateless");
+    let cfg = write_config(
+        &d,
+        &format!(
+            // Pinning off: a changed definition would otherwise be held back (by design).
+            "[pinning]\nenabled = false\n[[upstreams]]\nname = \"st\"\ncommand = \"python3\"\nargs = [\"{}\"]\nprefix = \"always\"\n",
+            fixture.display()
+        ),
+    );
+    let s = Server::start_in(Some(&d.0), &["--config", &cfg]);
+    eventually(20, "the stateless upstream's tools", || {
+        tools_at(&s, "/mcp", None).contains(&"st__echo".to_string())
+    });
+    let r = modern_at(
+        &s,
+        "/mcp",
+        2,
+        "tools/call",
+        json!({"name": "st__echo", "arguments": {"text": "hi"}}),
+        None,
+    );
+    assert_eq!(r.json()["result"]["content"][0]["text"], "hi", "{}", r.text());
+    let diag = s.request("GET", "/api/v1/diagnostics", &[], b"").json();
+    let u = diag["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "st")
+        .cloned()
+        .unwrap();
+    assert_eq!(u["protocol_version"], "2026-07-28", "{u}");
+    assert_eq!(u["server_info"]["name"], "stateless-fixture", "{u}");
+    let disc = modern_at(&s, "/mcp", 3, "server/discover", json!({}), None).json();
+    assert!(
+        disc["result"]["instructions"]
+            .as_str()
+            .is_some_and(|i| i.contains("## st\nStateless fixture.")),
+        "{disc}"
+    );
+    // Its list change arrives on the listen stream and the catalog follows.
+    let r = modern_at(
+        &s,
+        "/mcp",
+        4,
+        "tools/call",
+        json!({"name": "st__touch", "arguments": {}}),
+        None,
+    );
+    assert_eq!(r.json()["result"]["content"][0]["text"], "touched", "{}", r.text());
+    eventually(5, "the changed description", || {
+        let l = modern_at(&s, "/mcp", 5, "tools/list", json!({}), None).json();
+        l["result"]["tools"].as_array().is_some_and(|t| {
+            t.iter()
+                .any(|t| t["name"] == "st__echo" && t["description"] == "Echoes its text (changed).")
+        })
+    });
+}
