@@ -26,6 +26,7 @@ mod runtime_upstreams;
 mod secrets;
 mod stdio;
 mod tls;
+mod upstream_kinds;
 mod upstreams;
 mod validation;
 mod wasm;
