@@ -15,6 +15,7 @@
 mod client;
 mod error;
 mod http;
+mod inbound;
 mod legacy;
 mod sse;
 mod stats;

@@ -310,7 +310,7 @@ impl Engine {
         };
         let denied = policy
             .as_deref()
-            .and_then(|p| authorize(p, method, params.as_ref(), ctx))
+            .and_then(|p| views::authorize(p, method, params.as_ref(), ctx))
             .or_else(|| {
                 let v = ctx.view.as_deref()?;
                 self.outside_view(v, method, params.as_ref(), ctx)
@@ -512,38 +512,6 @@ impl Engine {
             s.set_log_level(rank);
         }
         Ok(json!({}))
-    }
-}
-
-/// `Some(error)` when the policy forbids the request. Named targets the caller may not use
-/// are answered exactly like unknown ones, so a denial does not reveal what exists; the
-/// log names the rule that decided.
-fn authorize(
-    policy: &crate::policy::Policy,
-    method: &str,
-    params: Option<&Map<String, Value>>,
-    ctx: &CallContext,
-) -> Option<ErrorObject> {
-    let target = crate::policy::target_of(method, params);
-    let d = policy.decide(ctx.principal.as_deref(), method, target);
-    let who = ctx.principal.as_ref().map(|p| &*p.label).unwrap_or("anonymous");
-    let rule = d.rule.as_deref().unwrap_or("<default>");
-    if d.allowed {
-        tracing::debug!(principal = who, method, subject = ?target, rule, "authorization: allowed");
-        return None;
-    }
-    tracing::info!(principal = who, method, subject = ?target, rule, "authorization: denied");
-    Some(hidden(target, method, ctx))
-}
-
-/// What a caller gets for an item it may not see: exactly what an unknown one gets.
-pub(crate) fn hidden(target: crate::policy::Target<'_>, method: &str, ctx: &CallContext) -> ErrorObject {
-    use crate::policy::Target;
-    match target {
-        Target::Tool(n) => ErrorObject::invalid_params(format!("Unknown tool: {n}")).with_data(json!({ "name": n })),
-        Target::Resource(u) => calls::not_found_resource(u, ctx.version),
-        Target::Prompt(n) => ErrorObject::invalid_params(format!("Unknown prompt: {n}")),
-        Target::None => ErrorObject::invalid_request(format!("method {method} is not permitted for this caller")),
     }
 }
 

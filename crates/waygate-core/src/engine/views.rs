@@ -52,7 +52,7 @@ impl Engine {
             return None;
         }
         tracing::debug!(server = %view.name, method, subject = ?target, "outside the virtual server");
-        Some(super::hidden(target, method, ctx))
+        Some(hidden(target, method, ctx))
     }
 }
 
@@ -60,4 +60,38 @@ impl Engine {
 pub(crate) fn sees(policy: Option<&Policy>, ctx: &CallContext, catalog: &Catalog, target: Target<'_>) -> bool {
     policy.is_none_or(|p| p.visible(ctx.principal.as_deref(), target))
         && ctx.view.as_deref().is_none_or(|v| v.admits(catalog, target))
+}
+
+/// `Some(error)` when the policy forbids the request. Named targets the caller may not use
+/// are answered exactly like unknown ones, so a denial does not reveal what exists; the
+/// log names the rule that decided.
+pub(super) fn authorize(
+    policy: &crate::policy::Policy,
+    method: &str,
+    params: Option<&Map<String, Value>>,
+    ctx: &CallContext,
+) -> Option<ErrorObject> {
+    let target = crate::policy::target_of(method, params);
+    let d = policy.decide(ctx.principal.as_deref(), method, target);
+    let who = ctx.principal.as_ref().map(|p| &*p.label).unwrap_or("anonymous");
+    let rule = d.rule.as_deref().unwrap_or("<default>");
+    if d.allowed {
+        tracing::debug!(principal = who, method, subject = ?target, rule, "authorization: allowed");
+        return None;
+    }
+    tracing::info!(principal = who, method, subject = ?target, rule, "authorization: denied");
+    Some(hidden(target, method, ctx))
+}
+
+/// What a caller gets for an item it may not see: exactly what an unknown one gets.
+pub(crate) fn hidden(target: crate::policy::Target<'_>, method: &str, ctx: &CallContext) -> ErrorObject {
+    use crate::policy::Target;
+    match target {
+        Target::Tool(n) => {
+            ErrorObject::invalid_params(format!("Unknown tool: {n}")).with_data(serde_json::json!({ "name": n }))
+        }
+        Target::Resource(u) => super::calls::not_found_resource(u, ctx.version),
+        Target::Prompt(n) => ErrorObject::invalid_params(format!("Unknown prompt: {n}")),
+        Target::None => ErrorObject::invalid_request(format!("method {method} is not permitted for this caller")),
+    }
 }

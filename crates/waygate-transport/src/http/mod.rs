@@ -6,6 +6,7 @@
 //! classification → the engine. Authentication will sit right after the Host/Origin check.
 
 pub mod body;
+mod caller;
 pub mod guard;
 mod mcp;
 mod ops;
@@ -27,6 +28,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use waygate_core::auth::{AuthError, Authenticator};
 use waygate_core::Engine;
+
+pub(crate) use caller::Caller;
 use waygate_protocol::jsonrpc::encode_response;
 use waygate_protocol::{ErrorObject, Id};
 
@@ -125,47 +128,6 @@ impl ResourceMetadata {
             "resource_name": "Waygate MCP endpoint",
         });
         serde_json::to_vec(&doc).unwrap_or_default()
-    }
-}
-
-/// Who sent an HTTP request, attached by the router for the request's context.
-#[derive(Clone, Default)]
-pub(crate) struct Caller {
-    pub principal: Option<Arc<waygate_core::auth::Principal>>,
-    pub correlation_id: Option<Arc<str>>,
-    /// The caller's rate-limit bucket, when limits apply (batches take one token per item).
-    pub rate_key: Option<Arc<str>>,
-    /// Headers named by an upstream's `passthrough_headers`.
-    pub forwarded: Option<waygate_core::context::Forwarded>,
-    /// The virtual server addressed (`/servers/{name}/…`).
-    pub view: Option<Arc<waygate_core::view::View>>,
-}
-
-impl Caller {
-    /// The owner key of sessions and other per-caller state (see `CallContext::owner`).
-    pub fn owner(&self) -> Option<&str> {
-        self.principal.as_deref().map(|p| p.id.as_str())
-    }
-
-    pub fn apply(&self, ctx: &mut waygate_core::CallContext) {
-        ctx.principal = self.principal.clone();
-        ctx.correlation_id = self.correlation_id.clone();
-        ctx.forwarded = self.forwarded.clone();
-        ctx.view = self.view.clone();
-    }
-
-    pub fn view_name(&self) -> Option<&str> {
-        self.view.as_deref().map(|v| v.name.as_str())
-    }
-
-    /// The session `sid` when this caller opened it on this endpoint; another principal,
-    /// or the same one on another virtual server, gets `None` as for an unknown id.
-    pub fn session(&self, shared: &Shared, sid: &str) -> Option<Arc<waygate_core::Session>> {
-        shared
-            .engine
-            .sessions
-            .get(sid, self.owner())
-            .filter(|s| s.view_name() == self.view_name())
     }
 }
 
