@@ -122,8 +122,8 @@ impl PluginManager {
         Ok(())
     }
 
-    /// Every upstream (file and runtime) with its origin, entry (secrets as written:
-    /// `${secret:…}` references, never values) and live state.
+    /// Every upstream (file and runtime) with its origin, entry (see [`shown_entry`]) and
+    /// live state.
     pub async fn list_upstreams(&self) -> Vec<Value> {
         let rows = self.list().await;
         let items = self.items.lock().await;
@@ -132,7 +132,7 @@ impl PluginManager {
             .filter_map(|(name, i)| {
                 let Spec::Upstream(e) = &i.spec else { return None };
                 let mut row = rows.iter().find(|r| r["name"] == *name).cloned().unwrap_or(json!({}));
-                row["entry"] = serde_json::to_value(&e.upstream).unwrap_or(Value::Null);
+                row["entry"] = shown_entry(&e.upstream);
                 row["transport"] = row
                     .pointer("/upstream/transport")
                     .cloned()
@@ -187,4 +187,29 @@ impl PluginManager {
             items.insert(row.name, item);
         }
     }
+}
+
+/// An entry as the API shows it: header and environment values given literally are
+/// replaced by `<redacted>` (references like `${secret:NAME}` are shown as written, they
+/// hold no secret), URL credentials are redacted, and known secret values are scrubbed.
+fn shown_entry(u: &Upstream) -> Value {
+    let mut v = serde_json::to_value(u).unwrap_or(Value::Null);
+    let is_reference = |s: &str| {
+        let t = s.trim();
+        t.starts_with("${") && t.ends_with('}') && t.matches("${").count() == 1
+    };
+    for key in ["headers", "env"] {
+        if let Some(map) = v.get_mut(key).and_then(Value::as_object_mut) {
+            for val in map.values_mut() {
+                if !val.as_str().is_some_and(is_reference) {
+                    *val = json!("<redacted>");
+                }
+            }
+        }
+    }
+    if let Some(url) = u.url.as_deref() {
+        v["url"] = json!(waygate_security::redact::redact_url(url));
+    }
+    waygate_security::redact::scrub_json(&mut v);
+    v
 }

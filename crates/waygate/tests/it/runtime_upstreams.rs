@@ -114,7 +114,14 @@ fn upstreams_added_changed_restarted_and_removed_at_runtime_under_load() {
         a.extend_from_slice(extra);
         upstreams(&s, &a)
     };
-    let (ok, out, err) = add(&["--prefix", "always", "--deny", "now"]);
+    let (ok, out, err) = add(&[
+        "--prefix",
+        "always",
+        "--deny",
+        "now",
+        "--env",
+        "TOKEN=literal-secret-value",
+    ]);
     assert!(ok, "{err}");
     assert!(out.contains("inner") && out.contains("runtime"), "{out}");
     eventually(20, "the added upstream's tools", || {
@@ -134,6 +141,11 @@ fn upstreams_added_changed_restarted_and_removed_at_runtime_under_load() {
         "{out}"
     );
     assert!(row(&out, "fileup").contains("config"), "{out}");
+    // A value given literally is never shown back.
+    let api = s.request("GET", "/api/v1/upstreams/inner", &[], b"");
+    assert_eq!(api.status, 200, "{}", api.text());
+    assert_eq!(api.json()["entry"]["env"]["TOKEN"], "<redacted>", "{}", api.text());
+    assert!(!api.text().contains("literal-secret-value"), "{}", api.text());
 
     // Refused changes name the field, exactly as the config file's checks do.
     let (ok, _, err) = add(&["--prefix", "sometimes", "--replace"]);
