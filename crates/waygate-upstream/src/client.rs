@@ -15,12 +15,14 @@ use crate::http::{HttpMode, HttpTarget, HttpWire};
 pub use crate::inbound::Notification;
 pub(crate) use crate::inbound::{response_of, Inbound};
 use crate::legacy::LegacyWire;
+use crate::openapi::{OpenApiTarget, OpenApiWire};
 use crate::stdio::{StdioTarget, StdioWire};
 
 /// How to reach the server.
 pub enum Target {
     Stdio(StdioTarget),
     Http(HttpTarget),
+    OpenApi(OpenApiTarget),
 }
 
 /// The per-request envelope of the stateless era: who the gateway is, as a client.
@@ -36,6 +38,8 @@ enum Wire {
     Stdio(StdioWire),
     Http(Box<HttpWire>),
     Legacy(LegacyWire),
+    /// A REST API described by an OpenAPI document, answered in process.
+    OpenApi(Box<OpenApiWire>),
 }
 
 /// Per-request extras: the caller's trace, its progress stream, its cancellation.
@@ -118,6 +122,7 @@ impl Client {
                 Wire::Legacy(LegacyWire::connect(t, inbound.clone(), timeout).await?)
             }
             Target::Http(t) => Wire::Http(Box::new(HttpWire::new(t))),
+            Target::OpenApi(t) => return Self::openapi(t, inbound, timeout).await,
         };
         let mut client = Client {
             wire,
@@ -181,6 +186,22 @@ impl Client {
         Ok(client)
     }
 
+    /// An OpenAPI upstream has no handshake: its document is read and mapped instead.
+    async fn openapi(t: OpenApiTarget, inbound: Arc<Inbound>, timeout: Duration) -> Result<Client, UpstreamError> {
+        let w = OpenApiWire::load(t, timeout).await?;
+        Ok(Client {
+            protocol_version: w.protocol_version(),
+            server_info: w.server_info(),
+            capabilities: json!({"tools": {}}),
+            instructions: w.instructions(),
+            wire: Wire::OpenApi(Box::new(w)),
+            inbound,
+            next_id: AtomicI64::new(1),
+            default_timeout: timeout,
+            modern: false,
+        })
+    }
+
     /// Switch to the stateless era when the server's `server/discover` offers it; then
     /// subscribe to its list changes (`subscriptions/listen` replaces the GET stream).
     async fn discover(&mut self) -> Result<(), UpstreamError> {
@@ -220,7 +241,7 @@ impl Client {
             // Its answer only comes when the subscription ends; nothing waits for it.
             Wire::Stdio(s) => s.send(&msg)?,
             Wire::Http(h) => h.open_listen(msg, self.inbound.clone()),
-            Wire::Legacy(_) => {}
+            Wire::Legacy(_) | Wire::OpenApi(_) => {}
         }
         Ok(())
     }
@@ -231,6 +252,7 @@ impl Client {
             Wire::Stdio(_) => "stdio",
             Wire::Http(_) => "http",
             Wire::Legacy(_) => "sse",
+            Wire::OpenApi(_) => "openapi",
         }
     }
 
@@ -245,7 +267,7 @@ impl Client {
         match &self.wire {
             Wire::Stdio(s) => s.closed().await,
             Wire::Legacy(l) => l.closed().await,
-            Wire::Http(_) => std::future::pending().await,
+            Wire::Http(_) | Wire::OpenApi(_) => std::future::pending().await,
         }
     }
 
@@ -258,6 +280,7 @@ impl Client {
         };
         match &self.wire {
             Wire::Stdio(s) => s.send(&msg),
+            Wire::OpenApi(_) => Ok(()),
             Wire::Legacy(l) => l.send(&msg, self.default_timeout).await,
             Wire::Http(h) => h
                 .post(&msg, None, None, &headers, &self.inbound, self.default_timeout)
@@ -333,6 +356,10 @@ impl Client {
                     l.send(&msg, timeout).await?;
                     rx.await
                         .unwrap_or_else(|_| Err(UpstreamError::Closed("the connection ended".into())))
+                }
+                Wire::OpenApi(w) => {
+                    w.handle(method, &msg["params"], &opts.headers, opts.trace.as_ref(), timeout)
+                        .await
                 }
                 Wire::Http(h) => match h
                     .post(
@@ -413,6 +440,7 @@ impl Client {
             Wire::Stdio(s) => s.shutdown().await,
             Wire::Legacy(l) => l.shutdown(),
             Wire::Http(h) => h.end_session().await,
+            Wire::OpenApi(_) => {}
         }
     }
 }

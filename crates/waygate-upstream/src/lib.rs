@@ -17,6 +17,7 @@ mod error;
 mod http;
 mod inbound;
 mod legacy;
+mod openapi;
 mod sse;
 mod stats;
 mod stdio;
@@ -25,9 +26,11 @@ mod upstream;
 pub use client::{Client, Notification, RequestOpts, Target};
 pub use error::UpstreamError;
 pub use http::{HttpMode, HttpTarget};
+pub use openapi::OpenApiTarget;
 pub use stats::{render_metrics, Status};
 pub use stdio::StdioTarget;
 pub use upstream::{Upstream, UpstreamSpec, Wiring};
+pub use waygate_openapi::Filter as OpenApiFilter;
 
 /// The revision the gateway asks upstreams for (they may answer with an older one).
 pub const PROTOCOL_VERSION: &str = "2025-11-25";

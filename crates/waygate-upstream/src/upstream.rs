@@ -53,6 +53,7 @@ const NOT_FORWARDED: [&str; 10] = [
 pub enum Wiring {
     Stdio(StdioTarget),
     Http(HttpTarget),
+    OpenApi(crate::openapi::OpenApiTarget),
 }
 
 /// The plugin handle the registry holds. The supervisor task holds only the [`Shared`]
@@ -134,6 +135,7 @@ impl Shared {
             Wiring::Stdio(_) => "stdio",
             Wiring::Http(h) if h.mode == crate::http::HttpMode::Sse => "sse",
             Wiring::Http(_) => "http",
+            Wiring::OpenApi(_) => "openapi",
         });
         if let Some(c) = self.current() {
             v["protocol_version"] = json!(c.protocol_version);
@@ -152,6 +154,7 @@ impl Shared {
         let wire = match &self.spec.wiring {
             Wiring::Stdio(s) => Wire::Stdio(s.clone()),
             Wiring::Http(h) => Wire::Http(h.clone()),
+            Wiring::OpenApi(o) => Wire::OpenApi(o.clone()),
         };
         let fut = Client::connect(&self.spec.name, wire, self.spec.timeout, self.notes_tx.clone());
         let client = match tokio::time::timeout(self.spec.connect_timeout, fut).await {
@@ -428,6 +431,14 @@ impl Plugin for Upstream {
                 a.push(("network.transport", "pipe".into()));
                 a.push(("process.executable.name", s.command.clone()));
             }
+            Wiring::OpenApi(_) => {
+                a.push(("network.transport", "tcp".into()));
+                if let Some(c) = self.current() {
+                    if let Some(u) = c.server_info.get("baseUrl").and_then(Value::as_str) {
+                        a.push(("url.full", u.to_string()));
+                    }
+                }
+            }
             Wiring::Http(h) => {
                 a.push(("network.transport", "tcp".into()));
                 a.push(("server.address", h.url.host_str().unwrap_or_default().to_string()));
@@ -451,9 +462,9 @@ impl Shared {
     /// HTTP headers for a forwarded request: the caller's correlation id (so the upstream's
     /// logs and audit carry the same id) and the client headers this upstream asked for.
     fn forwarded(&self, ctx: &CallContext) -> Vec<(Box<str>, Box<str>)> {
-        let Wiring::Http(_) = self.spec.wiring else {
+        if let Wiring::Stdio(_) = self.spec.wiring {
             return Vec::new();
-        };
+        }
         let mut out: Vec<(Box<str>, Box<str>)> = Vec::new();
         if let Some(c) = &ctx.correlation_id {
             out.push(("x-request-id".into(), (**c).into()));

@@ -265,7 +265,20 @@ pub struct UpstreamAddArgs {
     /// the address of the running Waygate, as for every command that talks to it.)
     #[arg(long, value_name = "URL")]
     pub remote: Option<String>,
-    /// stdio, http or sse (default: implied by --command / --url).
+    /// An OpenAPI 3.0/3.1 document (path as the server sees it, or URL) whose operations
+    /// become tools.
+    #[arg(long, value_name = "PATH|URL", conflicts_with_all = ["command", "remote"])]
+    pub openapi: Option<String>,
+    /// Where an OpenAPI upstream's requests go (default: the document's first server).
+    #[arg(long, value_name = "URL", requires = "openapi")]
+    pub base_url: Option<String>,
+    /// OpenAPI operations to serve: "GET /pets/*", "/admin/*", "DELETE", "tag:NAME" (repeatable).
+    #[arg(long = "include-op", value_name = "RULE", requires = "openapi")]
+    pub include_ops: Vec<String>,
+    /// OpenAPI operations not to serve, same rules (repeatable).
+    #[arg(long = "exclude-op", value_name = "RULE", requires = "openapi")]
+    pub exclude_ops: Vec<String>,
+    /// stdio, http, sse or openapi (default: implied by --command / --remote / --openapi).
     #[arg(long)]
     pub transport: Option<String>,
     /// NAME=VALUE for the process environment (repeatable; `${secret:NAME}` allowed).

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use waygate_core::PluginRegistry;
 use waygate_store::Store;
-use waygate_upstream::{Client, HttpMode, HttpTarget, StdioTarget, Target, Upstream, UpstreamSpec, Wiring};
+use waygate_upstream::{
+    Client, HttpMode, HttpTarget, OpenApiTarget, StdioTarget, Target, Upstream, UpstreamSpec, Wiring,
+};
 
 use crate::config::{OutboundSection, Upstream as UpstreamConfig};
 
@@ -79,7 +81,58 @@ pub async fn spec_of(e: &UpstreamEntry, store: Option<&Store>) -> Result<Upstrea
                 mode,
             })
         }
-        other => return Err(format!("{key}.transport: got {other:?}, expected stdio, http or sse")),
+        "openapi" => {
+            let raw = u.openapi.as_deref().ok_or_else(|| format!("{key}.openapi: missing"))?;
+            let document = resolve(&format!("{key}.openapi"), raw, store).await?;
+            let guard = e.outbound.guard();
+            if document.starts_with("http://") || document.starts_with("https://") {
+                guard
+                    .check_url(&document)
+                    .map_err(|err| format!("{key}.openapi: {err}"))?;
+            }
+            let base_url = match &u.base_url {
+                Some(b) => {
+                    let b = resolve(&format!("{key}.base_url"), b, store).await?;
+                    guard.check_url(&b).map_err(|err| format!("{key}.base_url: {err}"))?;
+                    Some(b)
+                }
+                None => None,
+            };
+            let mut headers = Vec::new();
+            for (k, v) in &u.headers {
+                headers.push((k.clone(), resolve(&format!("{key}.headers.{k}"), v, store).await?));
+            }
+            let filter = waygate_upstream::OpenApiFilter::parse(&u.operations.include, &u.operations.exclude)
+                .map_err(|err| format!("{key}.operations: {err}"))?;
+            // Redirects stay on the API's origin; the guard checks every connection anyway.
+            let policy = reqwest::redirect::Policy::custom(|a| {
+                let same = a.previous().first().is_some_and(|f| f.origin() == a.url().origin());
+                if same && a.previous().len() < 5 {
+                    a.follow()
+                } else {
+                    a.stop()
+                }
+            });
+            let client = guard
+                .client(
+                    reqwest::Client::builder()
+                        .redirect(policy)
+                        .connect_timeout(Duration::from_secs(10)),
+                )
+                .map_err(|err| format!("{key}: http client: {err}"))?;
+            Wiring::OpenApi(OpenApiTarget {
+                document,
+                base_url,
+                headers,
+                filter,
+                client,
+            })
+        }
+        other => {
+            return Err(format!(
+                "{key}.transport: got {other:?}, expected stdio, http, sse or openapi"
+            ))
+        }
     };
     Ok(UpstreamSpec {
         name: u.name.clone(),
@@ -127,6 +180,7 @@ pub async fn probe(e: &UpstreamEntry, store: Option<&Store>, timeout: Duration) 
     let target = match spec.wiring {
         Wiring::Stdio(s) => Target::Stdio(s),
         Wiring::Http(h) => Target::Http(h),
+        Wiring::OpenApi(o) => Target::OpenApi(o),
     };
     let (tx, _rx) = tokio::sync::mpsc::channel(1);
     let run = async {

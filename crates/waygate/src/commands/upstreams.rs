@@ -37,6 +37,18 @@ fn entry(a: &UpstreamAddArgs) -> Result<Value, String> {
     if let Some(u) = &a.remote {
         set("url", json!(u));
     }
+    if let Some(o) = &a.openapi {
+        set("openapi", json!(o));
+    }
+    if let Some(b) = &a.base_url {
+        set("base_url", json!(b));
+    }
+    if !a.include_ops.is_empty() || !a.exclude_ops.is_empty() {
+        set(
+            "operations",
+            json!({"include": a.include_ops, "exclude": a.exclude_ops}),
+        );
+    }
     if let Some(t) = &a.transport {
         set("transport", json!(t));
     }

@@ -57,6 +57,33 @@ pub struct Upstream {
     /// Which tools enter the catalog, and operators' corrections to their definitions.
     #[serde(skip_serializing_if = "ToolRules::is_empty")]
     pub tools: ToolRules,
+    /// An OpenAPI 3.0/3.1 document (file path or http(s) URL, JSON or YAML) whose
+    /// operations become tools; implies `transport = "openapi"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub openapi: Option<String>,
+    /// Where an OpenAPI upstream's requests go (default: the document's first server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Which of an OpenAPI document's operations become tools.
+    #[serde(skip_serializing_if = "OperationRules::is_empty")]
+    pub operations: OperationRules,
+}
+
+/// `operations.include` / `operations.exclude`: `"GET /pets/*"`, `"/admin/*"`, `"DELETE"`,
+/// `"tag:billing"`.
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OperationRules {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+}
+
+impl OperationRules {
+    pub fn is_empty(&self) -> bool {
+        self.include.is_empty() && self.exclude.is_empty()
+    }
 }
 
 /// `tools.allow` / `tools.deny` globs on the upstream's own tool names, and
@@ -94,6 +121,7 @@ impl Upstream {
     /// The transport in effect: the configured one, or the one `command` / `url` implies.
     pub fn transport_kind(&self) -> &str {
         match self.transport.as_str() {
+            "" if self.openapi.is_some() => "openapi",
             "" if self.command.is_some() && self.url.is_none() => "stdio",
             "" if self.url.is_some() && self.command.is_none() => "http",
             t => t,
@@ -190,6 +218,26 @@ pub(super) fn validate(cfg: &FileConfig, err: Err<'_>) -> Result<(), ConfigError
                 ));
             }
         }
+        if u.openapi.is_some() && (u.command.is_some() || u.url.is_some()) {
+            return Err(err(
+                &format!("{key}.openapi"),
+                "an OpenAPI upstream is reached through base_url; expected no command or url beside openapi".into(),
+            ));
+        }
+        if let Some(b) = u.base_url.as_deref().filter(|x| !x.contains("${")) {
+            if !(b.starts_with("http://") || b.starts_with("https://")) {
+                return Err(err(
+                    &format!("{key}.base_url"),
+                    format!("got {b:?}, expected an http:// or https:// URL"),
+                ));
+            }
+            if let Err(e) = guard.check_url(b) {
+                return Err(err(&format!("{key}.base_url"), e.to_string()));
+            }
+        }
+        if let Err(e) = waygate_upstream::OpenApiFilter::parse(&u.operations.include, &u.operations.exclude) {
+            return Err(err(&format!("{key}.operations"), e));
+        }
         if u.transport.is_empty() && u.command.is_some() && u.url.is_some() {
             return Err(err(
                 &format!("{key}.transport"),
@@ -215,16 +263,23 @@ pub(super) fn validate(cfg: &FileConfig, err: Err<'_>) -> Result<(), ConfigError
                     format!("got {:?}, expected an http:// or https:// URL", u.url),
                 ))
             }
+            "openapi" if u.openapi.as_deref().is_some_and(|d| !d.trim().is_empty()) => {}
+            "openapi" => {
+                return Err(err(
+                    &format!("{key}.openapi"),
+                    "expected the path or URL of an OpenAPI document".into(),
+                ))
+            }
             "" => {
                 return Err(err(
                     &format!("{key}.command"),
-                    "expected a command (a stdio server) or a url (a remote server)".into(),
+                    "expected a command (a stdio server), a url (a remote server) or openapi (a REST API)".into(),
                 ))
             }
             other => {
                 return Err(err(
                     &format!("{key}.transport"),
-                    format!("got {other:?}, expected stdio, http or sse"),
+                    format!("got {other:?}, expected stdio, http, sse or openapi"),
                 ))
             }
         }

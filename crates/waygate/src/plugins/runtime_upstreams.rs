@@ -207,8 +207,10 @@ fn shown_entry(u: &Upstream) -> Value {
             }
         }
     }
-    if let Some(url) = u.url.as_deref() {
-        v["url"] = json!(waygate_security::redact::redact_url(url));
+    for (key, url) in [("url", &u.url), ("base_url", &u.base_url), ("openapi", &u.openapi)] {
+        if let Some(url) = url.as_deref() {
+            v[key] = json!(waygate_security::redact::redact_url(url));
+        }
     }
     waygate_security::redact::scrub_json(&mut v);
     v

@@ -19,6 +19,7 @@ mod isolation;
 mod jwt;
 mod limits;
 mod logs;
+mod openapi;
 mod ops;
 mod otel;
 mod redis_limits;

@@ -104,13 +104,13 @@ impl Server {
     pub fn start_unready(data_dir: &std::path::Path, extra: &[&str]) -> Server {
         let mut args = vec!["--no-auth"];
         args.extend_from_slice(extra);
-        Server::spawn_inner(Some(data_dir), &args, None, false).0
+        Server::spawn_inner(Some(data_dir), &args, None, false, &[]).0
     }
 
     /// Like [`Server::start_unready`] with authentication on: for listeners the plain
     /// helpers cannot talk to (TLS).
     pub fn start_auth_unready(data_dir: &std::path::Path, extra: &[&str]) -> (Server, Option<String>) {
-        Server::spawn_inner(Some(data_dir), extra, None, false)
+        Server::spawn_inner(Some(data_dir), extra, None, false, &[])
     }
 
     /// Like `start_with_auth`, with the log written to `log` (JSON lines, level info).
@@ -118,12 +118,21 @@ impl Server {
         Server::spawn_logging(Some(data_dir), &["--log-format", "json", "--log", "info"], Some(log))
     }
 
+    /// Authentication on, with extra environment (`WAYGATE_SECRET_KEY`, say).
+    pub fn start_auth_env(
+        data_dir: &std::path::Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Server, Option<String>) {
+        Server::spawn_inner(Some(data_dir), extra, None, true, env)
+    }
+
     fn spawn_logging(
         data_dir: Option<&std::path::Path>,
         extra: &[&str],
         log: Option<&std::path::Path>,
     ) -> (Server, Option<String>) {
-        Server::spawn_inner(data_dir, extra, log, true)
+        Server::spawn_inner(data_dir, extra, log, true, &[])
     }
 
     fn spawn_inner(
@@ -131,6 +140,7 @@ impl Server {
         extra: &[&str],
         log: Option<&std::path::Path>,
         wait_ready: bool,
+        env: &[(&str, &str)],
     ) -> (Server, Option<String>) {
         let dir = TempDir::new("srv");
         let data = data_dir
@@ -141,6 +151,7 @@ impl Server {
             .arg(&data)
             .args(extra)
             .env("WAYGATE_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(match log {
                 Some(p) => Stdio::from(std::fs::File::create(p).expect("log file")),
