@@ -28,6 +28,15 @@ pub struct Route {
     pub local_name: String,
 }
 
+/// Where an exposed resource URI leads.
+pub struct ResourceHit<'a> {
+    pub route: &'a Route,
+    /// A template's variables, `None` for an exact resource.
+    pub vars: Option<Map<String, Value>>,
+    /// The URI the plugin knows (the exposed one without its namespace).
+    pub local_uri: String,
+}
+
 pub struct CatalogTool {
     pub name: String,
     pub route: Route,
@@ -88,9 +97,11 @@ pub enum TaskSupport {
 pub struct Catalog {
     tools: Vec<CatalogTool>,
     tool_index: HashMap<String, usize>,
+    /// Definitions as exposed; the route's `local_name` is the plugin's own URI.
     resources: Vec<(Value, Route)>,
     resource_index: HashMap<String, usize>,
-    templates: Vec<(String, Value, Route)>,
+    /// `(exposed template, definition, route to the plugin's own template, namespace)`.
+    templates: Vec<(String, Value, Route, String)>,
     prompts: Vec<(String, Value, Route)>,
     prompt_index: HashMap<String, usize>,
     completers: Vec<Arc<dyn Plugin>>,
@@ -164,7 +175,7 @@ impl Catalog {
             .iter()
             .map(|&(ei, ti)| (&claimants[ei], entries[ei].1.tools[ti].name()))
             .collect();
-        let assigned = naming::assign(shaping, &claims.tools, &refs);
+        let assigned = naming::assign(shaping, &claims.tools, &refs, naming::Kind::Name);
         c.collisions = assigned.collisions;
         for (&(ei, ti), name) in picked.iter().zip(assigned.names) {
             let (plugin, m) = &entries[ei];
@@ -210,34 +221,12 @@ impl Catalog {
             });
         }
         let mut prompts: Vec<(usize, usize)> = Vec::new();
+        // `(entry, index, is a template)`.
+        let mut uris: Vec<(usize, usize, bool)> = Vec::new();
         for (ei, (plugin, m)) in entries.iter().enumerate() {
             prompts.extend((0..m.prompts.len()).map(|pi| (ei, pi)));
-            for r in &m.resources {
-                let uri = r.uri().to_string();
-                if c.resource_index.contains_key(&uri) {
-                    tracing::warn!(plugin = plugin.name(), %uri, "resource URI already provided; ignored");
-                    continue;
-                }
-                c.resource_index.insert(uri.clone(), c.resources.len());
-                c.resources.push((
-                    r.definition.clone(),
-                    Route {
-                        plugin: plugin.clone(),
-                        local_name: uri,
-                    },
-                ));
-            }
-            for t in &m.resource_templates {
-                let tpl = t.uri_template().to_string();
-                c.templates.push((
-                    tpl.clone(),
-                    t.definition.clone(),
-                    Route {
-                        plugin: plugin.clone(),
-                        local_name: tpl,
-                    },
-                ));
-            }
+            uris.extend((0..m.resources.len()).map(|ri| (ei, ri, false)));
+            uris.extend((0..m.resource_templates.len()).map(|ri| (ei, ri, true)));
             if m.completions {
                 c.completers.push(plugin.clone());
             }
@@ -245,11 +234,12 @@ impl Catalog {
                 c.instructions.push((plugin.name().to_string(), i.to_string()));
             }
         }
+        c.add_resources(entries, &claimants, &uris, shaping, claims);
         let refs: Vec<(&Claimant, &str)> = prompts
             .iter()
             .map(|&(ei, pi)| (&claimants[ei], entries[ei].1.prompts[pi].name()))
             .collect();
-        let assigned = naming::assign(shaping, &claims.prompts, &refs);
+        let assigned = naming::assign(shaping, &claims.prompts, &refs, naming::Kind::Name);
         c.collisions.extend(assigned.collisions);
         for (&(ei, pi), name) in prompts.iter().zip(assigned.names) {
             let (plugin, m) = &entries[ei];
@@ -333,21 +323,78 @@ impl Catalog {
         self.tools.len()
     }
 
+    /// Resources and templates under their exposed URIs: verbatim, or namespaced by the
+    /// plugin's prefix policy exactly as names are (so two plugins' `file:///x` both stay
+    /// readable, and a URI does not change when another plugin comes or goes).
+    fn add_resources(
+        &mut self,
+        entries: &[(Arc<dyn Plugin>, Manifest)],
+        claimants: &[Claimant],
+        uris: &[(usize, usize, bool)],
+        shaping: &Shaping,
+        claims: &Claims,
+    ) {
+        let local = |&(ei, ri, tpl): &(usize, usize, bool)| {
+            let m = &entries[ei].1;
+            if tpl {
+                m.resource_templates[ri].uri_template()
+            } else {
+                m.resources[ri].uri()
+            }
+        };
+        let refs: Vec<(&Claimant, &str)> = uris.iter().map(|u| (&claimants[u.0], local(u))).collect();
+        let assigned = naming::assign(shaping, &claims.resources, &refs, naming::Kind::Uri);
+        self.collisions.extend(assigned.collisions);
+        for (u, exposed) in uris.iter().zip(assigned.names) {
+            let (plugin, m) = &entries[u.0];
+            let own = local(u).to_string();
+            let route = Route {
+                plugin: plugin.clone(),
+                local_name: own.clone(),
+            };
+            if u.2 {
+                let mut def = m.resource_templates[u.1].definition.clone();
+                def["uriTemplate"] = Value::String(exposed.clone());
+                let ns = exposed.strip_suffix(own.as_str()).unwrap_or_default().to_string();
+                self.templates.push((exposed, def, route, ns));
+            } else {
+                if self.resource_index.contains_key(&exposed) {
+                    tracing::warn!(plugin = plugin.name(), uri = %exposed, "resource URI listed twice; the first is kept");
+                    continue;
+                }
+                let mut def = m.resources[u.1].definition.clone();
+                def["uri"] = Value::String(exposed.clone());
+                self.resource_index.insert(exposed, self.resources.len());
+                self.resources.push((def, route));
+            }
+        }
+    }
+
     pub fn prompt(&self, name: &str) -> Option<&Route> {
         self.prompt_index.get(name).map(|&i| &self.prompts[i].2)
     }
 
-    /// The route for a URI: an exact resource first, then the first matching template.
-    pub fn resource(&self, uri: &str) -> Option<(&Route, Option<Map<String, Value>>)> {
+    /// The route for an exposed URI — an exact resource first, then the first matching
+    /// template — with the template's variables and the URI as the plugin knows it.
+    pub fn resource(&self, uri: &str) -> Option<ResourceHit<'_>> {
         if let Some(&i) = self.resource_index.get(uri) {
-            return Some((&self.resources[i].1, None));
+            let route = &self.resources[i].1;
+            return Some(ResourceHit {
+                route,
+                vars: None,
+                local_uri: route.local_name.clone(),
+            });
         }
-        self.templates
-            .iter()
-            .find_map(|(tpl, _, route)| match_template(tpl, uri).map(|vars| (route, Some(vars))))
+        self.templates.iter().find_map(|(tpl, _, route, ns)| {
+            match_template(tpl, uri).map(|vars| ResourceHit {
+                route,
+                vars: Some(vars),
+                local_uri: uri.strip_prefix(ns.as_str()).unwrap_or(uri).to_string(),
+            })
+        })
     }
 
-    /// The route of a resource template by its template string.
+    /// The route of a resource template by its exposed template string.
     pub fn template(&self, template: &str) -> Option<&Route> {
         self.templates.iter().find(|t| t.0 == template).map(|t| &t.2)
     }

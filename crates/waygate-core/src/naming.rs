@@ -141,6 +141,8 @@ pub struct Claimant {
 pub struct Claims {
     pub tools: HashMap<String, BTreeSet<Claimant>>,
     pub prompts: HashMap<String, BTreeSet<Claimant>>,
+    /// Resource URIs and templates.
+    pub resources: HashMap<String, BTreeSet<Claimant>>,
     /// When each plugin first joined.
     seqs: HashMap<String, u64>,
     next: u64,
@@ -172,7 +174,7 @@ impl Claims {
 
     pub fn forget(&mut self, plugin: &str) {
         self.seqs.remove(plugin);
-        for map in [&mut self.tools, &mut self.prompts] {
+        for map in [&mut self.tools, &mut self.prompts, &mut self.resources] {
             map.retain(|_, set| {
                 set.retain(|c| c.plugin != plugin);
                 !set.is_empty()
@@ -213,6 +215,21 @@ pub fn mangle(full: &str) -> String {
     out
 }
 
+/// What is being named: tool and prompt names (provider-safe, mangled) or resource URIs
+/// and templates (kept verbatim when bare, namespaced as `waygate://{prefix}/{uri}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Name,
+    Uri,
+}
+
+/// The namespaced form of a resource URI or template: still a URI (the prefix is a valid
+/// host, the original URI a valid path), and reversible by removing the `waygate://{prefix}/`
+/// the catalog remembers.
+pub fn namespace_uri(prefix: &str, local: &str) -> String {
+    format!("waygate://{prefix}/{local}")
+}
+
 /// The exposed names of one kind of item. `items` are `(claimant, local name)` in any
 /// order; returns the exposed name of each, in the same order, and the local names that
 /// collided under `prefix = "never"` (to report).
@@ -220,13 +237,22 @@ pub fn assign(
     shaping: &Shaping,
     claims: &HashMap<String, BTreeSet<Claimant>>,
     items: &[(&Claimant, &str)],
+    kind: Kind,
 ) -> Assigned {
     let sep = shaping.separator.as_str();
+    let render = |prefix: &str, local: &str| match kind {
+        Kind::Name => mangle(&format!("{prefix}{sep}{local}")),
+        Kind::Uri => namespace_uri(prefix, local),
+    };
+    let bare = |local: &str| match kind {
+        Kind::Name => mangle(local),
+        Kind::Uri => local.to_string(),
+    };
     let mut names = Vec::with_capacity(items.len());
     let mut collisions = Vec::new();
     for (claimant, local) in items {
         let plugin = claimant.plugin.as_str();
-        let prefixed = || mangle(&format!("{}{sep}{local}", shaping.prefix_text(plugin)));
+        let prefixed = || render(shaping.prefix_text(plugin), local);
         let others = claims
             .get(*local)
             .map(|set| set.iter().filter(|c| c.plugin != plugin).count())
@@ -241,7 +267,7 @@ pub fn assign(
         });
         let name = match shaping.prefix_of(plugin) {
             Prefix::Always => prefixed(),
-            _ if others == 0 || winner == Some(plugin) => mangle(local),
+            _ if others == 0 || winner == Some(plugin) => bare(local),
             Prefix::OnConflict => prefixed(),
             Prefix::Never => {
                 collisions.push(local.to_string());
@@ -265,7 +291,10 @@ pub fn assign(
         collisions.push(names[i].clone());
         let (a, b) = (items[j], items[i]);
         let plugin = &b.0.plugin;
-        names[i] = mangle(&format!("{}{sep}{plugin}{sep}{}", shaping.prefix_text(plugin), b.1));
+        names[i] = match kind {
+            Kind::Name => mangle(&format!("{}{sep}{plugin}{sep}{}", shaping.prefix_text(plugin), b.1)),
+            Kind::Uri => namespace_uri(&format!("{}.{plugin}", shaping.prefix_text(plugin)), b.1),
+        };
         tracing::warn!(name = %names[j], first = %a.0.plugin, second = %plugin, "exposed names meet; the second is renamed");
     }
     Assigned { names, collisions }
@@ -321,12 +350,12 @@ mod tests {
         let s = Shaping::default();
         let cl = claims(&[("add", &[(false, "demo"), (true, "inner")])]);
         let (demo, inner) = (c(false, "demo"), c(true, "inner"));
-        let one = assign(&s, &cl, &[(&inner, "add"), (&demo, "add")]);
+        let one = assign(&s, &cl, &[(&inner, "add"), (&demo, "add")], Kind::Name);
         assert_eq!(one.names, ["inner__add", "add"]);
-        let two = assign(&s, &cl, &[(&demo, "add"), (&inner, "add")]);
+        let two = assign(&s, &cl, &[(&demo, "add"), (&inner, "add")], Kind::Name);
         assert_eq!(two.names, ["add", "inner__add"]);
         // The local plugin being down does not rename the remote one.
-        assert_eq!(assign(&s, &cl, &[(&inner, "add")]).names, ["inner__add"]);
+        assert_eq!(assign(&s, &cl, &[(&inner, "add")], Kind::Name).names, ["inner__add"]);
         // Among equals, the one that joined first keeps the name, whatever its name.
         let (early, late) = (
             Claimant {
@@ -342,8 +371,34 @@ mod tests {
         );
         let cl: HashMap<String, BTreeSet<Claimant>> =
             [("t".to_string(), [early.clone(), late.clone()].into_iter().collect())].into();
-        assert_eq!(assign(&s, &cl, &[(&late, "t"), (&early, "t")]).names, ["alpha__t", "t"]);
+        assert_eq!(
+            assign(&s, &cl, &[(&late, "t"), (&early, "t")], Kind::Name).names,
+            ["alpha__t", "t"]
+        );
         assert!(one.collisions.is_empty());
+    }
+
+    #[test]
+    fn uris_stay_verbatim_unless_namespaced_and_never_lose_their_text() {
+        let s = Shaping::default();
+        let long = format!("file:///{}", "d/".repeat(60));
+        let cl = claims(&[
+            ("demo://readme", &[(false, "demo"), (true, "inner")]),
+            (long.as_str(), &[(true, "inner")]),
+        ]);
+        let (demo, inner) = (c(false, "demo"), c(true, "inner"));
+        let out = assign(
+            &s,
+            &cl,
+            &[(&inner, "demo://readme"), (&demo, "demo://readme"), (&inner, &long)],
+            Kind::Uri,
+        );
+        // No mangling: a URI is not a provider name, and its text is what the plugin reads.
+        assert_eq!(
+            out.names,
+            ["waygate://inner/demo://readme", "demo://readme", long.as_str()]
+        );
+        assert!(out.collisions.is_empty());
     }
 
     #[test]
@@ -380,7 +435,12 @@ mod tests {
             ("issue", &[(true, "github")]),
         ]);
         let (gh, a, b, cc) = (c(true, "github"), c(true, "a"), c(true, "b"), c(true, "c"));
-        let out = assign(&s, &cl, &[(&gh, "issue"), (&a, "x"), (&b, "x"), (&b, "y"), (&cc, "y")]);
+        let out = assign(
+            &s,
+            &cl,
+            &[(&gh, "issue"), (&a, "x"), (&b, "x"), (&b, "y"), (&cc, "y")],
+            Kind::Name,
+        );
         // `never` wins the bare name over `on-conflict`; two `never`s collide (reported).
         assert_eq!(out.names, ["gh-issue", "a-x", "x", "y", "c-y"]);
         assert_eq!(out.collisions, ["y"]);
@@ -406,7 +466,7 @@ mod tests {
         );
         let cl = claims(&[("t", &[(true, "a"), (true, "b")])]);
         let (a, b) = (c(true, "a"), c(true, "b"));
-        let out = assign(&s, &cl, &[(&a, "t"), (&b, "t")]);
+        let out = assign(&s, &cl, &[(&a, "t"), (&b, "t")], Kind::Name);
         assert_eq!(out.names[0], "b__t");
         assert!(
             out.names[1] != "b__t" && is_provider_safe(&out.names[1]),

@@ -319,6 +319,14 @@ impl PluginRegistry {
                         .or_default()
                         .insert(claimant.clone());
                 }
+                let uris = m.resources.iter().map(|r| r.uri());
+                for uri in uris.chain(m.resource_templates.iter().map(|t| t.uri_template())) {
+                    claims
+                        .resources
+                        .entry(uri.to_string())
+                        .or_default()
+                        .insert(claimant.clone());
+                }
             }
             Arc::new(Catalog::build(&running, self.page_size, &shaping, &claims))
         };

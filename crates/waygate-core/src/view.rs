@@ -106,7 +106,7 @@ impl View {
                 .is_some_and(|r| self.admits_item(r.plugin.name(), &r.local_name)),
             Target::Resource(uri) => catalog
                 .resource(uri)
-                .map(|(r, _)| r)
+                .map(|h| h.route)
                 .or_else(|| catalog.template(uri))
                 .is_some_and(|r| self.admits_item(r.plugin.name(), &r.local_name)),
             Target::None => true,

@@ -163,13 +163,18 @@ impl Engine {
         let params = params.unwrap_or_default();
         let uri = required_str(&params, "uri")?;
         let catalog = self.registry.catalog();
-        let Some((route, vars)) = catalog.resource(&uri) else {
+        let Some(hit) = catalog.resource(&uri) else {
             return Err(not_found_resource(&uri, ctx.version));
         };
-        let plugin = route.plugin.clone();
-        let args = vars.map(Value::Object).unwrap_or_else(|| json!({}));
+        let plugin = hit.route.plugin.clone();
+        let args = hit.vars.map(Value::Object).unwrap_or_else(|| json!({}));
+        // A namespaced URI: the plugin gets its own, the caller the one it asked for.
+        let namespace = uri
+            .strip_suffix(hit.local_uri.as_str())
+            .filter(|ns| !ns.is_empty())
+            .map(str::to_string);
         let invocation = self.invocation(
-            Target::Resource(uri.clone()),
+            Target::Resource(hit.local_uri),
             args,
             &params,
             methods::RESOURCES_READ,
@@ -177,8 +182,17 @@ impl Engine {
             ctx,
         )?;
         drop(catalog);
-        self.run(Kind::Resource, &plugin, invocation, methods::RESOURCES_READ, &uri, ctx)
-            .await
+        let mut result = self
+            .run(Kind::Resource, &plugin, invocation, methods::RESOURCES_READ, &uri, ctx)
+            .await?;
+        if let (Some(ns), Some(contents)) = (namespace, result.get_mut("contents").and_then(Value::as_array_mut)) {
+            for c in contents {
+                if let Some(u) = c.get("uri").and_then(Value::as_str) {
+                    c["uri"] = Value::String(format!("{ns}{u}"));
+                }
+            }
+        }
+        Ok(result)
     }
 
     pub(super) async fn get_prompt(

@@ -35,40 +35,49 @@ impl Engine {
         let policy = self.policy();
         let visible = |t: crate::policy::Target<'_>| super::views::sees(policy.as_deref(), ctx, &catalog, t);
         let empty = || json!({ "completion": { "values": [], "total": 0, "hasMore": false } });
-        match reference.get("type").and_then(Value::as_str) {
+        let mut reference = reference;
+        // The plugin that owns the named prompt or template is asked, under its own name.
+        let owner = match reference.get("type").and_then(Value::as_str) {
             Some("ref/prompt") => {
                 let name = reference.get("name").and_then(Value::as_str).unwrap_or_default();
                 // A prompt the caller may not get is answered exactly like a missing one.
-                if catalog.prompt(name).is_none() || !visible(crate::policy::Target::Prompt(name)) {
-                    return Err(ErrorObject::invalid_params(format!("Unknown prompt: {name}")));
-                }
+                let route = match catalog.prompt(name) {
+                    Some(r) if visible(crate::policy::Target::Prompt(name)) => r.clone(),
+                    _ => return Err(ErrorObject::invalid_params(format!("Unknown prompt: {name}"))),
+                };
+                reference["name"] = Value::String(route.local_name.clone());
+                route.plugin
             }
             Some("ref/resource") => {
                 // An unknown template completes to nothing; so does one the caller may not read.
                 let uri = reference.get("uri").and_then(Value::as_str).unwrap_or_default();
-                if !visible(crate::policy::Target::Resource(uri)) {
-                    return Ok(empty());
-                }
+                let route = match catalog.template(uri).or_else(|| catalog.resource(uri).map(|h| h.route)) {
+                    Some(r) if visible(crate::policy::Target::Resource(uri)) => r.clone(),
+                    _ => return Ok(empty()),
+                };
+                reference["uri"] = Value::String(route.local_name.clone());
+                route.plugin
             }
             other => {
                 return Err(ErrorObject::invalid_params(format!(
                     "Invalid params: ref.type must be \"ref/prompt\" or \"ref/resource\", got {other:?}"
                 )))
             }
-        }
+        };
         let invocation = Invocation {
             target: Target::Complete { reference },
             arguments: Value::Object(params),
             input_responses: None,
             state: None,
         };
-        for plugin in catalog.completers() {
-            match plugin.execute(&invocation, ctx).await {
-                Ok(Outcome::Complete(v)) => return Ok(v),
-                Err(PluginError::NotFound(_)) | Ok(Outcome::InputRequired { .. }) => continue,
-                Err(e) => return Err(map_error(Kind::Prompt, e, ctx.version, "")),
-            }
+        if !catalog.completers().iter().any(|p| Arc::ptr_eq(p, &owner)) {
+            return Ok(empty());
         }
-        Ok(empty())
+        drop(catalog);
+        match owner.execute(&invocation, ctx).await {
+            Ok(Outcome::Complete(v)) => Ok(v),
+            Err(PluginError::NotFound(_)) | Ok(Outcome::InputRequired { .. }) => Ok(empty()),
+            Err(e) => Err(map_error(Kind::Prompt, e, ctx.version, "")),
+        }
     }
 }

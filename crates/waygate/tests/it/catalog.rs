@@ -90,7 +90,7 @@ pub(crate) fn write_config(d: &TempDir, body: &str) -> String {
 }
 
 /// The binary itself as a stdio upstream (it serves the demo plugin).
-fn self_upstream(name: &str, extra: &str) -> String {
+pub(crate) fn self_upstream(name: &str, extra: &str) -> String {
     let dir = TempDir::new("inner");
     let path = dir.0.to_str().unwrap().to_string();
     std::mem::forget(dir); // the upstream outlives this helper; the OS temp dir is cleaned by the test runner's TMP

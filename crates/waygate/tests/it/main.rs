@@ -19,6 +19,7 @@ mod isolation;
 mod jwt;
 mod limits;
 mod logs;
+mod namespacing;
 mod openapi;
 mod ops;
 mod otel;
