@@ -41,7 +41,8 @@ struct Entry {
     plugin: Arc<dyn Plugin>,
     settings: Value,
     state: PluginState,
-    manifest: Option<Manifest>,
+    /// Shared with every catalog built from it (never deep-cloned per publish).
+    manifest: Option<Arc<Manifest>>,
 }
 
 /// A summary row for CLIs and the admin API.
@@ -73,8 +74,9 @@ pub struct PluginRegistry {
 
 /// Decides which tools of a plugin may enter the catalog (definition pinning).
 pub trait CatalogGate: Send + Sync {
-    /// Remove the tools that must not be served yet; called on every publish.
-    fn admit(&self, plugin: &str, manifest: &mut Manifest);
+    /// The manifest without the tools that must not be served yet (the same `Arc` when
+    /// all may be); called on every publish.
+    fn admit(&self, plugin: &str, manifest: &Arc<Manifest>) -> Arc<Manifest>;
 }
 
 impl PluginRegistry {
@@ -139,7 +141,7 @@ impl PluginRegistry {
         let (manifest, state, outcome) = match result {
             Ok(m) => {
                 tracing::info!(plugin = %name, tools = m.tools.len(), "plugin running");
-                (Some(m), PluginState::Running, Ok(()))
+                (Some(Arc::new(m)), PluginState::Running, Ok(()))
             }
             Err(e) => {
                 tracing::error!(plugin = %name, error = %e, "plugin failed to initialize");
@@ -289,13 +291,14 @@ impl PluginRegistry {
 
     fn publish(&self, entries: &[Entry]) {
         let gate = self.gate.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let running: Vec<(Arc<dyn Plugin>, Manifest)> = entries
+        let running: Vec<(Arc<dyn Plugin>, Arc<Manifest>)> = entries
             .iter()
             .filter_map(|e| {
-                let mut m = e.manifest.clone()?;
-                if let Some(g) = &gate {
-                    g.admit(e.plugin.name(), &mut m);
-                }
+                let m = e.manifest.as_ref()?;
+                let m = match &gate {
+                    Some(g) => g.admit(e.plugin.name(), m),
+                    None => m.clone(),
+                };
                 Some((e.plugin.clone(), m))
             })
             .collect();
@@ -306,11 +309,18 @@ impl PluginRegistry {
                 let claimant = claims.join(p.as_ref());
                 let shape = shaping.shape(p.name());
                 for t in m.tools.iter().filter(|t| shape.is_none_or(|s| s.admits(t.name()))) {
-                    claims
-                        .tools
-                        .entry(t.name().to_string())
-                        .or_default()
-                        .insert(claimant.clone());
+                    // Most publishes repeat known claims: no allocation for those.
+                    match claims.tools.get_mut(t.name()) {
+                        Some(set) if set.contains(&claimant) => {}
+                        Some(set) => {
+                            set.insert(claimant.clone());
+                        }
+                        None => {
+                            claims
+                                .tools
+                                .insert(t.name().to_string(), [claimant.clone()].into_iter().collect());
+                        }
+                    }
                 }
                 for pr in &m.prompts {
                     claims

@@ -87,19 +87,19 @@ impl View {
         self.include.iter().any(|(p, _)| glob(p, plugin))
     }
 
-    fn admits_definition(&self, def: &Value) -> bool {
+    fn admits_annotations(&self, annotations: Option<&Value>) -> bool {
         self.annotations.is_empty()
             || self
                 .annotations
                 .iter()
-                .all(|(k, v)| def.get("annotations").and_then(|a| a.get(k)) == Some(v))
+                .all(|(k, v)| annotations.and_then(|a| a.get(k)) == Some(v))
     }
 
     /// Whether a named target is part of this view (`Target::None` always is).
     pub fn admits(&self, catalog: &Catalog, target: Target<'_>) -> bool {
         match target {
             Target::Tool(n) => catalog.tool(n).is_some_and(|t| {
-                self.admits_item(t.route.plugin.name(), &t.route.local_name) && self.admits_definition(t.definition())
+                self.admits_item(t.route.plugin.name(), &t.route.local_name) && self.admits_annotations(t.annotations())
             }),
             Target::Prompt(n) => catalog
                 .prompt(n)

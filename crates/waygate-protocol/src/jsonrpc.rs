@@ -262,6 +262,46 @@ pub fn encode_response(id: Option<&Id>, outcome: Result<&Value, &ErrorObject>) -
     out
 }
 
+/// A successful result as the engine hands it to a transport: a `Value`, or JSON text the
+/// engine assembled from pre-serialized pieces (a catalog page), written out as it is —
+/// listing 10 000 tools is then a copy of bytes, not 10 000 deep clones and serializations.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Value(Value),
+    /// A JSON object, produced by serde_json (so it holds no raw newline).
+    Raw(String),
+}
+
+impl Reply {
+    /// The result as a `Value` (parsing raw text; for tests and in-process callers).
+    pub fn into_value(self) -> Value {
+        match self {
+            Reply::Value(v) => v,
+            Reply::Raw(s) => serde_json::from_str(&s).unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// Encode a response whose result may be pre-serialized.
+pub fn encode_reply(id: Option<&Id>, outcome: Result<&Reply, &ErrorObject>) -> Vec<u8> {
+    match outcome {
+        Ok(Reply::Raw(text)) => {
+            let mut out = Vec::with_capacity(text.len() + 64);
+            out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+            let _ = match id {
+                Some(id) => serde_json::to_writer(&mut out, id),
+                None => serde_json::to_writer(&mut out, &Value::Null),
+            };
+            out.extend_from_slice(b",\"result\":");
+            out.extend_from_slice(text.as_bytes());
+            out.push(b'}');
+            out
+        }
+        Ok(Reply::Value(v)) => encode_response(id, Ok(v)),
+        Err(e) => encode_response(id, Err(e)),
+    }
+}
+
 /// Encode a notification or server→client request.
 pub fn encode_message(id: Option<&Id>, method: &str, params: &Value) -> Vec<u8> {
     let mut obj = Map::with_capacity(4);

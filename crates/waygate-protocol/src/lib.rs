@@ -11,5 +11,5 @@ pub mod methods;
 pub mod version;
 
 pub use error::{codes, ErrorObject};
-pub use jsonrpc::{Id, Incoming, Message, ParseError};
+pub use jsonrpc::{Id, Incoming, Message, ParseError, Reply};
 pub use version::{Era, ProtocolVersion};

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use waygate_core::outq::{self, OutRx};
 use waygate_core::{CallContext, Engine};
-use waygate_protocol::jsonrpc::encode_response;
-use waygate_protocol::{ErrorObject, Id};
+use waygate_protocol::jsonrpc::encode_reply;
+use waygate_protocol::{ErrorObject, Id, Reply};
 
 /// How a request finished.
 pub enum Answer {
     /// Completed before emitting anything: one JSON response.
-    Done(Result<Value, ErrorObject>),
+    Done(Result<Reply, ErrorObject>),
     /// Emitted messages first; the receiver yields them and then the encoded response.
     Streaming(OutRx),
 }
@@ -32,7 +32,7 @@ pub async fn run(
     let cancel = ctx.cancel.clone();
     let session = ctx.session.clone();
     let mut fut = Box::pin(async move {
-        let r = engine.handle(&method, params, &ctx).await;
+        let r = engine.reply(&method, params, &ctx).await;
         drop(ctx);
         r
     });
@@ -95,6 +95,6 @@ fn finish(session: &Option<Arc<waygate_core::Session>>, id: &Id) {
     }
 }
 
-pub fn encode(id: &Id, r: &Result<Value, ErrorObject>) -> Vec<u8> {
-    encode_response(Some(id), r.as_ref())
+pub fn encode(id: &Id, r: &Result<Reply, ErrorObject>) -> Vec<u8> {
+    encode_reply(Some(id), r.as_ref())
 }

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use waygate_core::context::TransportKind;
 use waygate_core::era;
 use waygate_core::{CallContext, Engine, Session};
-use waygate_protocol::jsonrpc::{decode, encode_response, Incoming};
+use waygate_protocol::jsonrpc::{decode, encode_reply, encode_response, Incoming};
 use waygate_protocol::{methods, ErrorObject, Id, Message, ParseError, ProtocolVersion};
 
 /// Longest accepted line; longer input is answered with an error and skipped.
@@ -250,10 +250,10 @@ fn on_request(
                 }
             }
         } else {
-            let r = c.engine.handle(&method, params, &ctx).await;
+            let r = c.engine.reply(&method, params, &ctx).await;
             // A cancelled request gets no response.
             if !token.is_cancelled() {
-                let _ = c.out.send(encode_response(Some(&id), r.as_ref()));
+                let _ = c.out.send(encode_reply(Some(&id), r.as_ref()));
             }
         }
         c.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);

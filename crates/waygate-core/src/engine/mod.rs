@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
-use waygate_protocol::{meta, methods, ErrorObject, Id, ProtocolVersion};
+use waygate_protocol::{meta, methods, ErrorObject, Id, ProtocolVersion, Reply};
 
 use crate::context::CallContext;
 use crate::events::{Event, Events};
@@ -269,13 +269,24 @@ impl Engine {
         &self.server_info
     }
 
-    /// Serve one request and shape the result for the request's revision.
+    /// Serve one request; the result as a `Value` (in-process callers and tests).
     pub async fn handle(
         self: &Arc<Self>,
         method: &str,
         params: Option<Map<String, Value>>,
         ctx: &CallContext,
     ) -> Result<Value, ErrorObject> {
+        self.reply(method, params, ctx).await.map(Reply::into_value)
+    }
+
+    /// Serve one request and shape the result for the request's revision, as a transport
+    /// writes it (a catalog page is pre-serialized text).
+    pub async fn reply(
+        self: &Arc<Self>,
+        method: &str,
+        params: Option<Map<String, Value>>,
+        ctx: &CallContext,
+    ) -> Result<Reply, ErrorObject> {
         let started = std::time::Instant::now();
         let static_method = crate::metrics::static_method(method);
         let target = log_target(method, params.as_ref());
@@ -321,11 +332,19 @@ impl Engine {
         let was_denied = denied.is_some();
         let span = self.span_sink().map(|_| self.open_request_span(params.as_ref()));
         let span_target = span.as_ref().and(target).map(str::to_string);
+        let mut raw_items = None;
         let result = match denied {
             // Subscribing to a URI nobody knows is accepted (it may appear later), so a
             // hidden one is accepted too, and never delivers.
             Some(_) if method == methods::RESOURCES_SUBSCRIBE => Ok(json!({})),
             Some(e) => Err(e),
+            None if method == methods::TOOLS_LIST => {
+                self.list_tools(params.as_ref(), ctx, policy.as_deref())
+                    .map(|(rest, items)| {
+                        raw_items = Some(items);
+                        rest
+                    })
+            }
             None => self.dispatch(method, params, ctx, policy.as_deref()).await,
         };
         if let Some(span) = span {
@@ -338,7 +357,7 @@ impl Engine {
         let outcome = outcome_of(&result);
         self.metrics.observe(method, outcome_index(outcome), took);
         let (Some(sink), Some(method), Some(subject)) = (sink, audited, subject) else {
-            return Ok(self.finalize(method, result?, ctx.version, cache));
+            return Ok(reply_of(self.finalize(method, result?, ctx.version, cache), raw_items));
         };
         sink.record(crate::audit::AuditRecord {
             ts_ms,
@@ -355,7 +374,26 @@ impl Engine {
             correlation_id: ctx.correlation_id.clone(),
             arguments: subject.arguments,
         });
-        Ok(self.finalize(method, result?, ctx.version, cache))
+        Ok(reply_of(self.finalize(method, result?, ctx.version, cache), raw_items))
+    }
+
+    /// `tools/list`: the page's items as pre-serialized text, and the rest of the result.
+    fn list_tools(
+        &self,
+        p: Option<&Map<String, Value>>,
+        ctx: &CallContext,
+        policy: Option<&crate::policy::Policy>,
+    ) -> Result<(Value, String), ErrorObject> {
+        let catalog = self.registry.catalog();
+        let visible = |t: crate::policy::Target<'_>| views::sees(policy, ctx, &catalog, t);
+        let filter: Option<&dyn Fn(crate::policy::Target<'_>) -> bool> =
+            (policy.is_some() || ctx.view.is_some()).then_some(&visible as _);
+        let (items, next) = catalog.tools_page_raw(ctx.version, cursor(p)?, filter)?;
+        let mut rest = Map::new();
+        if let Some(c) = next {
+            rest.insert("nextCursor".into(), Value::String(c));
+        }
+        Ok((Value::Object(rest), items))
     }
 
     /// Record an administrative change (keys, secrets, configuration, policy).
@@ -434,10 +472,11 @@ impl Engine {
             (policy.is_some() || ctx.view.is_some()).then_some(&visible as _);
         match method {
             methods::TOOLS_CALL => self.call_tool(params, ctx).await,
-            methods::TOOLS_LIST => {
-                let page = catalog.tools_page(ctx.version, cursor(p)?, filter)?;
-                Ok(list_result("tools", page))
-            }
+            // Answered in `reply` from pre-serialized definitions; kept here so a direct
+            // dispatch still lists.
+            methods::TOOLS_LIST => self
+                .list_tools(p, ctx, policy)
+                .map(|(rest, items)| reply_of(rest, Some(items)).into_value()),
             methods::RESOURCES_READ => self.read_resource(params, ctx).await,
             methods::RESOURCES_LIST => Ok(list_result("resources", catalog.resources_page(cursor(p)?, filter)?)),
             methods::RESOURCES_TEMPLATES_LIST => Ok(list_result(
@@ -573,6 +612,25 @@ fn cursor(p: Option<&Map<String, Value>>) -> Result<Option<&str>, ErrorObject> {
             "Invalid params: cursor must be a string, got {other}"
         ))),
     }
+}
+
+/// The reply: the shaped result, with a pre-serialized `tools` array spliced in first.
+fn reply_of(shaped: Value, raw_items: Option<String>) -> Reply {
+    let Some(items) = raw_items else {
+        return Reply::Value(shaped);
+    };
+    let rest = serde_json::to_string(&shaped).unwrap_or_else(|_| "{}".into());
+    let mut out = String::with_capacity(items.len() + rest.len() + 12);
+    out.push_str("{\"tools\":");
+    out.push_str(&items);
+    match rest.strip_prefix('{') {
+        Some(tail) if tail != "}" => {
+            out.push(',');
+            out.push_str(tail);
+        }
+        _ => out.push('}'),
+    }
+    Reply::Raw(out)
 }
 
 fn list_result(key: &str, page: crate::catalog::Page) -> Value {

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use waygate_core::context::TransportKind;
 use waygate_core::era::{self, Envelope};
 use waygate_core::{CallContext, Session};
-use waygate_protocol::jsonrpc::{decode, encode_response, Incoming as Decoded};
+use waygate_protocol::jsonrpc::{decode, encode_reply, encode_response, Incoming as Decoded};
 use waygate_protocol::{codes, headers as mirrored, methods, ErrorObject, Id, Message, ProtocolVersion};
 
 use super::body::Body;
@@ -359,7 +359,7 @@ async fn answer(
     session: Option<&Arc<Session>>,
 ) -> Response<Body> {
     match respond::run(shared.engine.clone(), id.clone(), method, params, ctx).await {
-        Answer::Done(Ok(v)) => json_response(StatusCode::OK, encode_response(Some(&id), Ok(&v))),
+        Answer::Done(Ok(v)) => json_response(StatusCode::OK, encode_reply(Some(&id), Ok(&v))),
         Answer::Done(Err(e)) => {
             let status = if modern { modern_status(&e) } else { StatusCode::OK };
             error_response(status, Some(&id), &e)
@@ -439,11 +439,11 @@ async fn batch(
                 let mut ctx = legacy_context(version, session.as_ref(), params.as_ref(), &id);
                 caller.apply(&mut ctx);
                 ctx.out = None;
-                let r = shared.engine.handle(&method, params, &ctx).await;
+                let r = shared.engine.reply(&method, params, &ctx).await;
                 if let Some(s) = &session {
                     s.finish_inflight(&id);
                 }
-                out.push(encode_response(Some(&id), r.as_ref()));
+                out.push(encode_reply(Some(&id), r.as_ref()));
             }
             Ok(Message::Notification { method, params }) => {
                 shared.engine.notification(&method, params.as_ref(), session.as_ref())

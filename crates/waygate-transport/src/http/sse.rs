@@ -10,7 +10,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use waygate_core::context::{OutTx, TransportKind};
 use waygate_core::{util::random_hex, Session};
-use waygate_protocol::jsonrpc::{decode, encode_response, Incoming as Decoded};
+use waygate_protocol::jsonrpc::{decode, encode_reply, encode_response, Incoming as Decoded};
 use waygate_protocol::{methods, ErrorObject, Message, ProtocolVersion};
 
 use super::body::Body;
@@ -170,11 +170,11 @@ fn dispatch(shared: &Arc<Shared>, conn: &Arc<Conn>, caller: &Caller, m: Result<M
             let engine = shared.engine.clone();
             let tx = conn.tx.clone();
             tokio::spawn(async move {
-                let r = engine.handle(&method, params, &ctx).await;
+                let r = engine.reply(&method, params, &ctx).await;
                 if let Some(s) = &ctx.session {
                     s.finish_inflight(&id);
                 }
-                let _ = tx.send(encode_response(Some(&id), r.as_ref()));
+                let _ = tx.send(encode_reply(Some(&id), r.as_ref()));
             });
         }
         Message::Notification { method, params } => {

@@ -5,7 +5,7 @@
 //! callers see it as unknown — until an operator approves the new definition.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -116,30 +116,41 @@ impl PinGate {
 }
 
 impl CatalogGate for PinGate {
-    fn admit(&self, plugin: &str, manifest: &mut Manifest) {
+    fn admit(&self, plugin: &str, manifest: &Arc<Manifest>) -> Arc<Manifest> {
         let mut held = self.held.write().unwrap_or_else(|e| e.into_inner());
         held.retain(|(p, _), _| p != plugin);
         if !self.pinned(plugin) {
-            return;
+            return manifest.clone();
         }
         let mut approved = self.approved.write().unwrap_or_else(|e| e.into_inner());
-        manifest.tools.retain(|t| {
-            let key = (plugin.to_string(), t.name().to_string());
-            let sha = digest(&t.definition);
-            match approved.get(&key) {
-                Some(a) if *a == sha => true,
-                None if self.approve_new => {
-                    approved.insert(key.clone(), sha.clone());
-                    let _ = self.tofu.send((key, sha, t.definition.clone()));
-                    true
+        let keep: Vec<bool> = manifest
+            .tools
+            .iter()
+            .map(|t| {
+                let key = (plugin.to_string(), t.name().to_string());
+                let sha = digest(&t.definition);
+                match approved.get(&key) {
+                    Some(a) if *a == sha => true,
+                    None if self.approve_new => {
+                        approved.insert(key.clone(), sha.clone());
+                        let _ = self.tofu.send((key, sha, t.definition.clone()));
+                        true
+                    }
+                    was => {
+                        tracing::warn!(%plugin, tool = %key.1, "tool definition changed since it was approved; held back until re-approved");
+                        let approved_sha256 = was.cloned();
+                        held.insert(key, Held { sha256: sha, approved_sha256, definition: t.definition.clone() });
+                        false
+                    }
                 }
-                was => {
-                    tracing::warn!(%plugin, tool = %key.1, "tool definition changed since it was approved; held back until re-approved");
-                    let approved_sha256 = was.cloned();
-                    held.insert(key, Held { sha256: sha, approved_sha256, definition: t.definition.clone() });
-                    false
-                }
-            }
-        });
+            })
+            .collect();
+        if keep.iter().all(|k| *k) {
+            return manifest.clone();
+        }
+        let mut m = Manifest::clone(manifest);
+        let mut it = keep.into_iter();
+        m.tools.retain(|_| it.next().unwrap_or(false));
+        Arc::new(m)
     }
 }

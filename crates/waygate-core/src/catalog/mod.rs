@@ -8,17 +8,20 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
 use serde_json::{Map, Value};
-use waygate_protocol::{ErrorObject, ProtocolVersion};
+use waygate_protocol::ProtocolVersion;
 
-use crate::naming::{self, Claimant, Claims, Override, Shaping};
+use crate::naming::{self, Claimant, Claims, Shaping};
 use crate::plugin::{Manifest, Plugin};
 use crate::policy::Target;
 
 /// Which list items a caller may see (`None`: all).
 pub type Filter<'a> = Option<&'a dyn Fn(Target<'_>) -> bool>;
 use crate::uri_template::match_template;
+use shapes::{apply_override, header_params, skipped_keys, text, Shaped};
+
+mod pages;
+mod shapes;
 
 /// Where a name in the catalog leads.
 #[derive(Clone)]
@@ -40,42 +43,61 @@ pub struct ResourceHit<'a> {
 pub struct CatalogTool {
     pub name: String,
     pub route: Route,
-    modern: Value,
-    /// Older revisions' shapes, `None` where they equal a newer one (the common case for
-    /// plain tools): one copy per tool instead of four at catalog scale.
-    legacy_1125: Option<Value>,
-    legacy_0618: Option<Value>,
-    legacy_0326: Option<Value>,
+    /// The plugin's manifest (shared, not copied) and this tool's place in it: the
+    /// definition's schemas are read from there.
+    source: Arc<Manifest>,
+    index: usize,
+    /// Annotations as an operator's override left them (`None`: the definition's own).
+    annotations: Option<Value>,
     /// `(lower-case header suffix, property name)` for `x-mcp-header` properties.
     pub header_params: Vec<(String, String)>,
     pub task_support: TaskSupport,
     input_schema: crate::validate::LazySchema,
     output_schema: crate::validate::LazySchema,
+    /// Each shape serialized once, so a list page is a copy of bytes (`None`: same text as
+    /// the next newer shape).
+    raw: Box<str>,
+    raw_1125: Option<Box<str>>,
+    raw_0618: Option<Box<str>>,
+    raw_0326: Option<Box<str>>,
 }
 
 impl CatalogTool {
-    fn shape_1125(&self) -> &Value {
-        self.legacy_1125.as_ref().unwrap_or(&self.modern)
+    /// The definition's JSON text as `version` shows it.
+    fn raw_for(&self, version: ProtocolVersion) -> &str {
+        let r1125 = self.raw_1125.as_deref().unwrap_or(&self.raw);
+        let r0618 = self.raw_0618.as_deref().unwrap_or(r1125);
+        match version {
+            v if v.is_modern() => &self.raw,
+            ProtocolVersion::V2025_11_25 => r1125,
+            ProtocolVersion::V2025_06_18 => r0618,
+            _ => self.raw_0326.as_deref().unwrap_or(r0618),
+        }
     }
 
-    fn shape_0618(&self) -> &Value {
-        self.legacy_0618.as_ref().unwrap_or_else(|| self.shape_1125())
+    /// The plugin's own definition (its local name; overrides not applied).
+    fn own(&self) -> &Value {
+        self.source
+            .tools
+            .get(self.index)
+            .map(|t| &t.definition)
+            .unwrap_or(&Value::Null)
     }
 
-    /// The definition as the newest revision shows it.
-    pub fn definition(&self) -> &Value {
-        &self.modern
+    /// The annotations clients see (an operator's override applied).
+    pub fn annotations(&self) -> Option<&Value> {
+        self.annotations.as_ref().or_else(|| self.own().get("annotations"))
     }
 
     /// `Err(message)` when `arguments` do not satisfy the tool's `inputSchema`.
     pub fn check_arguments(&self, arguments: &Value) -> Result<(), String> {
         self.input_schema
-            .check(self.modern.get("inputSchema"), arguments, &self.name)
+            .check(self.own().get("inputSchema"), arguments, &self.name)
     }
 
     /// `Err(message)` when a result's `structuredContent` does not satisfy `outputSchema`.
     pub fn check_output(&self, result: &Value) -> Result<(), String> {
-        match (self.modern.get("outputSchema"), result.get("structuredContent")) {
+        match (self.own().get("outputSchema"), result.get("structuredContent")) {
             (Some(schema), Some(sc)) => self.output_schema.check(Some(schema), sc, &self.name),
             (Some(_), None) if result.get("isError").and_then(Value::as_bool) != Some(true) => {
                 Err("the tool declares an outputSchema but returned no structuredContent".into())
@@ -133,6 +155,15 @@ impl std::io::Write for HashWriter<'_> {
     }
 }
 
+fn hash_texts<'a>(items: impl Iterator<Item = &'a str>) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for t in items {
+        std::hash::Hasher::write(&mut h, t.as_bytes());
+        std::hash::Hasher::write_u8(&mut h, 0);
+    }
+    std::hash::Hasher::finish(&h)
+}
+
 fn hash_values<'a>(items: impl Iterator<Item = &'a Value>) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for v in items {
@@ -152,7 +183,7 @@ impl Catalog {
     /// Merge manifests. Exposed names follow [`naming`](crate::naming): a function of the
     /// shaping rules and the claims, not of the order the plugins came in.
     pub fn build(
-        entries: &[(Arc<dyn Plugin>, Manifest)],
+        entries: &[(Arc<dyn Plugin>, Arc<Manifest>)],
         page_size: usize,
         shaping: &Shaping,
         claims: &Claims,
@@ -181,28 +212,40 @@ impl Catalog {
             let (plugin, m) = &entries[ei];
             let t = &m.tools[ti];
             let local = t.name().to_string();
-            let mut modern = t.definition.clone();
-            modern["name"] = Value::String(name.clone());
-            if let Some(o) = shaping.shape(plugin.name()).and_then(|s| s.overrides.get(&local)) {
-                apply_override(&mut modern, o);
-            }
-            let task_support = match modern.pointer("/execution/taskSupport").and_then(Value::as_str) {
+            // An operator's override is the one case that needs its own copy.
+            let corrected = shaping
+                .shape(plugin.name())
+                .and_then(|s| s.overrides.get(&local))
+                .map(|o| {
+                    let mut d = t.definition.clone();
+                    apply_override(&mut d, o);
+                    d
+                });
+            let def = corrected.as_ref().unwrap_or(&t.definition);
+            let empty = Map::new();
+            let obj = def.as_object().unwrap_or(&empty);
+            let task_support = match def.pointer("/execution/taskSupport").and_then(Value::as_str) {
                 Some("optional") => TaskSupport::Optional,
                 Some("required") => TaskSupport::Required,
                 _ => TaskSupport::Forbidden,
             };
-            let l1125 = downlevel_tool(&modern, ProtocolVersion::V2025_11_25);
-            let l0618 = downlevel_tool(&modern, ProtocolVersion::V2025_06_18);
-            let l0326 = downlevel_tool(&modern, ProtocolVersion::V2025_03_26);
-            if let Some(o) = modern.as_object_mut() {
-                // 2026-07-28 has no `execution`; the server alone decides on tasks.
-                o.remove("execution");
-            }
-            let header_params = header_params(&modern);
-            // Each older shape is kept only where it differs from the next newer one.
-            let legacy_0326 = (l0326 != l0618).then_some(l0326);
-            let legacy_0618 = (l0618 != l1125).then_some(l0618);
-            let legacy_1125 = (l1125 != modern).then_some(l1125);
+            let header_params = header_params(def);
+            // A shape is kept only where it differs from the next newer one: where the
+            // keys it leaves out are not the same ones, among those the definition has.
+            let skips = skipped_keys(obj);
+            let present =
+                |i: usize| -> Vec<&str> { skips[i].iter().copied().filter(|k| obj.contains_key(*k)).collect() };
+            let shape = |i: usize| {
+                text(&Shaped {
+                    def: obj,
+                    name: &name,
+                    skip: &skips[i],
+                })
+            };
+            let raw = shape(0);
+            let raw_1125 = (present(1) != present(0)).then(|| shape(1));
+            let raw_0618 = (present(2) != present(1)).then(|| shape(2));
+            let raw_0326 = (present(3) != present(2)).then(|| shape(3));
             c.tool_index.insert(name.clone(), usize::MAX);
             c.tools.push(CatalogTool {
                 name,
@@ -210,14 +253,17 @@ impl Catalog {
                     plugin: plugin.clone(),
                     local_name: local,
                 },
-                modern,
-                legacy_1125,
-                legacy_0618,
-                legacy_0326,
+                source: m.clone(),
+                index: ti,
+                annotations: corrected.and_then(|mut d| d.get_mut("annotations").map(Value::take)),
                 header_params,
                 task_support,
                 input_schema: Default::default(),
                 output_schema: Default::default(),
+                raw,
+                raw_1125,
+                raw_0618,
+                raw_0326,
             });
         }
         let mut prompts: Vec<(usize, usize)> = Vec::new();
@@ -260,7 +306,7 @@ impl Catalog {
         c.tools.sort_by(|a, b| a.name.cmp(&b.name));
         c.tool_index = c.tools.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
         c.fingerprint = Fingerprint {
-            tools: hash_values(c.tools.iter().map(|t| &t.modern)),
+            tools: hash_texts(c.tools.iter().map(|t| &*t.raw)),
             resources: hash_values(c.resources.iter().map(|r| &r.0).chain(c.templates.iter().map(|t| &t.1))),
             prompts: hash_values(c.prompts.iter().map(|p| &p.1)),
         };
@@ -275,11 +321,11 @@ impl Catalog {
     /// What the lists hold of the items `keep` takes, hashed (a virtual server's view).
     pub fn fingerprint_where(&self, keep: &dyn Fn(Target<'_>) -> bool) -> Fingerprint {
         Fingerprint {
-            tools: hash_values(
+            tools: hash_texts(
                 self.tools
                     .iter()
                     .filter(|t| keep(Target::Tool(&t.name)))
-                    .map(|t| &t.modern),
+                    .map(|t| &*t.raw),
             ),
             resources: hash_values(
                 self.resources
@@ -328,7 +374,7 @@ impl Catalog {
     /// readable, and a URI does not change when another plugin comes or goes).
     fn add_resources(
         &mut self,
-        entries: &[(Arc<dyn Plugin>, Manifest)],
+        entries: &[(Arc<dyn Plugin>, Arc<Manifest>)],
         claimants: &[Claimant],
         uris: &[(usize, usize, bool)],
         shaping: &Shaping,
@@ -401,168 +447,5 @@ impl Catalog {
 
     pub fn completers(&self) -> &[Arc<dyn Plugin>] {
         &self.completers
-    }
-
-    pub fn tools_page(
-        &self,
-        version: ProtocolVersion,
-        cursor: Option<&str>,
-        filter: Filter<'_>,
-    ) -> Result<Page, ErrorObject> {
-        let visible = |i: usize| filter.is_none_or(|f| f(Target::Tool(&self.tools[i].name)));
-        self.page(self.tools.len(), cursor, visible, |i| {
-            let t = &self.tools[i];
-            match version {
-                v if v.is_modern() => t.modern.clone(),
-                ProtocolVersion::V2025_11_25 => t.shape_1125().clone(),
-                ProtocolVersion::V2025_06_18 => t.shape_0618().clone(),
-                _ => t.legacy_0326.as_ref().unwrap_or_else(|| t.shape_0618()).clone(),
-            }
-        })
-    }
-
-    pub fn resources_page(&self, cursor: Option<&str>, filter: Filter<'_>) -> Result<Page, ErrorObject> {
-        let visible = |i: usize| {
-            filter.is_none_or(|f| {
-                let uri = self.resources[i].0.get("uri").and_then(Value::as_str).unwrap_or("");
-                f(Target::Resource(uri))
-            })
-        };
-        self.page(self.resources.len(), cursor, visible, |i| self.resources[i].0.clone())
-    }
-
-    pub fn templates_page(&self, cursor: Option<&str>, filter: Filter<'_>) -> Result<Page, ErrorObject> {
-        let visible = |i: usize| filter.is_none_or(|f| f(Target::Resource(&self.templates[i].0)));
-        self.page(self.templates.len(), cursor, visible, |i| self.templates[i].1.clone())
-    }
-
-    pub fn prompts_page(&self, cursor: Option<&str>, filter: Filter<'_>) -> Result<Page, ErrorObject> {
-        let visible = |i: usize| filter.is_none_or(|f| f(Target::Prompt(&self.prompts[i].0)));
-        self.page(self.prompts.len(), cursor, visible, |i| self.prompts[i].1.clone())
-    }
-
-    /// One page over the visible items; cursors count visible items, so a filtered caller
-    /// pages through exactly what it may see.
-    fn page(
-        &self,
-        len: usize,
-        cursor: Option<&str>,
-        visible: impl Fn(usize) -> bool,
-        item: impl Fn(usize) -> Value,
-    ) -> Result<Page, ErrorObject> {
-        let shown: Vec<usize> = (0..len).filter(|&i| visible(i)).collect();
-        let len = shown.len();
-        let start = match cursor {
-            None | Some("") => 0,
-            Some(c) => decode_cursor(c).filter(|&o| o <= len).ok_or_else(|| {
-                ErrorObject::invalid_params(format!("Invalid cursor {c:?}: not issued by this server"))
-            })?,
-        };
-        let end = (start + self.page_size).min(len);
-        Ok(Page {
-            items: shown[start..end].iter().map(|&i| item(i)).collect(),
-            next_cursor: (end < len).then(|| encode_cursor(end)),
-        })
-    }
-}
-
-fn encode_cursor(offset: usize) -> String {
-    B64.encode(format!("o:{offset}"))
-}
-
-fn decode_cursor(c: &str) -> Option<usize> {
-    let raw = B64.decode(c).ok()?;
-    std::str::from_utf8(&raw).ok()?.strip_prefix("o:")?.parse().ok()
-}
-
-/// An operator's corrections: title and description replaced, annotations merged.
-fn apply_override(def: &mut Value, o: &Override) {
-    let Some(obj) = def.as_object_mut() else { return };
-    if let Some(t) = &o.title {
-        obj.insert("title".into(), Value::String(t.clone()));
-    }
-    if let Some(d) = &o.description {
-        obj.insert("description".into(), Value::String(d.clone()));
-    }
-    if let Some(a) = &o.annotations {
-        let slot = obj.entry("annotations").or_insert_with(|| Value::Object(Map::new()));
-        if !slot.is_object() {
-            *slot = Value::Object(Map::new());
-        }
-        if let Some(m) = slot.as_object_mut() {
-            for (k, v) in a {
-                m.insert(k.clone(), v.clone());
-            }
-        }
-    }
-}
-
-/// Shape a tool definition for an older revision.
-fn downlevel_tool(def: &Value, v: ProtocolVersion) -> Value {
-    let mut d = def.clone();
-    if let Some(o) = d.as_object_mut() {
-        if v < ProtocolVersion::V2025_11_25 {
-            o.remove("icons");
-            o.remove("execution");
-        }
-        // 2025-06-18/11-25 require an object-rooted outputSchema.
-        let object_rooted = o
-            .get("outputSchema")
-            .map(|s| s.get("type").and_then(Value::as_str) == Some("object"))
-            .unwrap_or(true);
-        if !object_rooted || v < ProtocolVersion::V2025_06_18 {
-            o.remove("outputSchema");
-        }
-        if v < ProtocolVersion::V2025_06_18 {
-            o.remove("title");
-            o.remove("_meta");
-        }
-    }
-    d
-}
-
-/// `x-mcp-header` annotations on top-level properties (the only place they are valid).
-fn header_params(def: &Value) -> Vec<(String, String)> {
-    let Some(props) = def.pointer("/inputSchema/properties").and_then(Value::as_object) else {
-        return Vec::new();
-    };
-    props
-        .iter()
-        .filter_map(|(prop, schema)| {
-            let h = schema.get("x-mcp-header")?.as_str()?;
-            let ok = !h.is_empty()
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-            ok.then(|| (h.to_ascii_lowercase(), prop.clone()))
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursor_round_trip_and_rejection() {
-        assert_eq!(decode_cursor(&encode_cursor(42)), Some(42));
-        assert_eq!(decode_cursor("nope!"), None);
-    }
-
-    #[test]
-    fn downlevel_strips_new_fields() {
-        let d = serde_json::json!({"name":"a","title":"A","inputSchema":{"type":"object"},
-            "outputSchema":{"type":"string"},"icons":[]});
-        let l = downlevel_tool(&d, ProtocolVersion::V2025_06_18);
-        assert!(l.get("outputSchema").is_none() && l.get("icons").is_none() && l.get("title").is_some());
-        assert!(downlevel_tool(&d, ProtocolVersion::V2025_11_25).get("icons").is_some());
-        let o = downlevel_tool(&d, ProtocolVersion::V2025_03_26);
-        assert!(o.get("title").is_none());
-    }
-
-    #[test]
-    fn finds_header_params() {
-        let d = serde_json::json!({"inputSchema":{"type":"object","properties":{
-            "region":{"type":"string","x-mcp-header":"Region"},"bad":{"type":"string","x-mcp-header":"a b"}}}});
-        assert_eq!(header_params(&d), vec![("region".to_string(), "region".to_string())]);
     }
 }
