@@ -12,7 +12,7 @@
 //! - two claimants never share an exposed name: a collision is prefixed and reported,
 //!   never shadowed.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -124,6 +124,44 @@ impl Shaping {
     }
 }
 
+/// The claimants of one local name, in rank order. A sorted `Vec`: almost every name has
+/// one claimant, and a one-element B-tree costs a 500-byte node per name at catalog scale.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClaimSet(Vec<Claimant>);
+
+impl ClaimSet {
+    pub fn insert(&mut self, c: Claimant) {
+        if let Err(at) = self.0.binary_search(&c) {
+            self.0.insert(at, c);
+        }
+    }
+
+    pub fn contains(&self, c: &Claimant) -> bool {
+        self.0.binary_search(c).is_ok()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Claimant> {
+        self.0.iter()
+    }
+
+    pub fn retain(&mut self, keep: impl FnMut(&Claimant) -> bool) {
+        self.0.retain(keep);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<Claimant> for ClaimSet {
+    fn from_iter<I: IntoIterator<Item = Claimant>>(iter: I) -> Self {
+        let mut v: Vec<Claimant> = iter.into_iter().collect();
+        v.sort();
+        v.dedup();
+        ClaimSet(v)
+    }
+}
+
 /// A plugin that wants a local name, ordered by rank: local plugins before remote ones,
 /// then by when the plugin first joined (config order at start, later additions after),
 /// so a newcomer never takes a name from a plugin clients already know.
@@ -139,10 +177,10 @@ pub struct Claimant {
 /// counts; a plugin removed for good is forgotten with [`Claims::forget`].
 #[derive(Debug, Default)]
 pub struct Claims {
-    pub tools: HashMap<String, BTreeSet<Claimant>>,
-    pub prompts: HashMap<String, BTreeSet<Claimant>>,
+    pub tools: HashMap<String, ClaimSet>,
+    pub prompts: HashMap<String, ClaimSet>,
     /// Resource URIs and templates.
-    pub resources: HashMap<String, BTreeSet<Claimant>>,
+    pub resources: HashMap<String, ClaimSet>,
     /// When each plugin first joined.
     seqs: HashMap<String, u64>,
     next: u64,
@@ -235,7 +273,7 @@ pub fn namespace_uri(prefix: &str, local: &str) -> String {
 /// collided under `prefix = "never"` (to report).
 pub fn assign(
     shaping: &Shaping,
-    claims: &HashMap<String, BTreeSet<Claimant>>,
+    claims: &HashMap<String, ClaimSet>,
     items: &[(&Claimant, &str)],
     kind: Kind,
 ) -> Assigned {
@@ -317,7 +355,7 @@ mod tests {
         }
     }
 
-    fn claims(entries: &[(&str, &[(bool, &str)])]) -> HashMap<String, BTreeSet<Claimant>> {
+    fn claims(entries: &[(&str, &[(bool, &str)])]) -> HashMap<String, ClaimSet> {
         entries
             .iter()
             .map(|(n, cs)| (n.to_string(), cs.iter().map(|(r, p)| c(*r, p)).collect()))
@@ -369,7 +407,7 @@ mod tests {
                 plugin: "alpha".into(),
             },
         );
-        let cl: HashMap<String, BTreeSet<Claimant>> =
+        let cl: HashMap<String, ClaimSet> =
             [("t".to_string(), [early.clone(), late.clone()].into_iter().collect())].into();
         assert_eq!(
             assign(&s, &cl, &[(&late, "t"), (&early, "t")], Kind::Name).names,

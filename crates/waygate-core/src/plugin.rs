@@ -87,11 +87,17 @@ pub enum PluginError {
     Internal(String),
 }
 
-/// A tool as the plugin declares it. `definition` is the full MCP `Tool` object
-/// (name, description, inputSchema, …) as the newest revision shapes it.
+/// A tool as the plugin declares it: the full MCP `Tool` object (name, description,
+/// inputSchema, …) as the newest revision shapes it.
+///
+/// Held as its JSON text, not as a `Value`: a gateway keeps every federated tool's
+/// definition for as long as it serves it, and at 10 000 tools a tree of maps per
+/// definition costs tens of megabytes where the text costs one or two. The catalog reads
+/// the text once per change; [`ToolDef::definition`] parses it for the rare other reader.
 #[derive(Debug, Clone)]
 pub struct ToolDef {
-    pub definition: Value,
+    name: Box<str>,
+    text: std::sync::Arc<str>,
 }
 
 #[derive(Debug, Clone)]
@@ -124,8 +130,29 @@ pub struct Manifest {
 }
 
 impl ToolDef {
+    pub fn new(definition: Value) -> ToolDef {
+        let name = definition
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .into();
+        // A `Value` always serializes; its map is ordered by key, so the text is canonical.
+        let text = serde_json::to_string(&definition).unwrap_or_default().into();
+        ToolDef { name, text }
+    }
+
     pub fn name(&self) -> &str {
-        self.definition.get("name").and_then(Value::as_str).unwrap_or_default()
+        &self.name
+    }
+
+    /// The definition's canonical JSON text (keys in order, compact).
+    pub fn text(&self) -> &std::sync::Arc<str> {
+        &self.text
+    }
+
+    /// The definition, parsed.
+    pub fn definition(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
     }
 }
 impl PromptDef {

@@ -290,6 +290,7 @@ impl PluginRegistry {
     }
 
     fn publish(&self, entries: &[Entry]) {
+        let started = std::time::Instant::now();
         let gate = self.gate.read().unwrap_or_else(|e| e.into_inner()).clone();
         let running: Vec<(Arc<dyn Plugin>, Arc<Manifest>)> = entries
             .iter()
@@ -338,8 +339,14 @@ impl PluginRegistry {
                         .insert(claimant.clone());
                 }
             }
-            Arc::new(Catalog::build(&running, self.page_size, &shaping, &claims))
+            let prev = self.catalog.read().unwrap_or_else(|e| e.into_inner()).clone();
+            Arc::new(Catalog::build(&running, self.page_size, &shaping, &claims, Some(&prev)))
         };
+        tracing::debug!(
+            tools = catalog.tool_count(),
+            us = started.elapsed().as_micros() as u64,
+            "catalog rebuilt"
+        );
         for name in catalog.collisions() {
             tracing::warn!(%name, "two plugins want the same exposed name; both stay callable, one under its prefix");
         }
@@ -427,9 +434,7 @@ mod tests {
                     return Err(PluginError::Internal("broken build".into()));
                 }
                 Ok(Manifest {
-                    tools: vec![ToolDef {
-                        definition: json!({"name": "work", "inputSchema": {"type": "object"}}),
-                    }],
+                    tools: vec![ToolDef::new(json!({"name": "work", "inputSchema": {"type": "object"}}))],
                     ..Default::default()
                 })
             })

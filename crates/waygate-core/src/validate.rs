@@ -19,7 +19,8 @@ const MAX_LISTED: usize = 3;
 /// A schema compiled on first use.
 #[derive(Default)]
 pub struct LazySchema {
-    compiled: OnceLock<Option<jsonschema::Validator>>,
+    /// Boxed: most tools are never called, and an unboxed validator slot is large.
+    compiled: OnceLock<Option<Box<jsonschema::Validator>>>,
 }
 
 impl LazySchema {
@@ -27,7 +28,21 @@ impl LazySchema {
     /// no schema, or when the schema could not be compiled.
     pub fn check(&self, schema: Option<&Value>, instance: &Value, what: &str) -> Result<(), String> {
         let Some(schema) = schema else { return Ok(()) };
-        let Some(v) = self.compiled.get_or_init(|| compile(schema, what)) else {
+        self.check_with(|| Some(schema.clone()), instance, what)
+    }
+
+    /// Like [`LazySchema::check`], with the schema produced only when it is first compiled
+    /// (the catalog keeps definitions as text and parses a tool's schema on its first call).
+    pub fn check_with(
+        &self,
+        schema: impl FnOnce() -> Option<Value>,
+        instance: &Value,
+        what: &str,
+    ) -> Result<(), String> {
+        let compiled = self
+            .compiled
+            .get_or_init(|| schema().and_then(|s| compile(&s, what)).map(Box::new));
+        let Some(v) = compiled else {
             return Ok(());
         };
         if v.is_valid(instance) {

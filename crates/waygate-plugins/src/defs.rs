@@ -9,19 +9,18 @@ pub fn tool(name: &str, description: &str) -> ToolDef {
 }
 
 pub fn tool_with(name: &str, description: &str, input_schema: Value) -> ToolDef {
-    ToolDef {
-        definition: json!({ "name": name, "description": description, "inputSchema": input_schema }),
-    }
+    ToolDef::new(json!({ "name": name, "description": description, "inputSchema": input_schema }))
 }
 
 /// Add fields (title, annotations, outputSchema, execution, …) to a tool.
-pub fn with(mut t: ToolDef, extra: Value) -> ToolDef {
-    if let (Some(d), Some(e)) = (t.definition.as_object_mut(), extra.as_object()) {
+pub fn with(t: ToolDef, extra: Value) -> ToolDef {
+    let mut def = t.definition();
+    if let (Some(d), Some(e)) = (def.as_object_mut(), extra.as_object()) {
         for (k, v) in e {
             d.insert(k.clone(), v.clone());
         }
     }
-    t
+    ToolDef::new(def)
 }
 
 pub fn resource(uri: &str, name: &str, title: &str, description: &str, mime: &str) -> ResourceDef {

@@ -419,9 +419,9 @@ impl Client {
                 Some(c) => json!({"cursor": c}),
                 None => json!({}),
             };
-            let page = self.request(method, params, RequestOpts::default()).await?;
-            match page.get(key).and_then(Value::as_array) {
-                Some(items) => out.extend(items.iter().cloned()),
+            let mut page = self.request(method, params, RequestOpts::default()).await?;
+            match page.get_mut(key).and_then(Value::as_array_mut) {
+                Some(items) => out.append(items),
                 None => return Err(UpstreamError::Protocol(format!("{method} result has no {key:?} array"))),
             }
             cursor = page.get("nextCursor").and_then(Value::as_str).map(str::to_string);

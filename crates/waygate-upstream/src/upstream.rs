@@ -266,7 +266,7 @@ impl Shared {
         if c.offers("tools") {
             for t in c.list_all("tools/list", "tools").await? {
                 match admit_tool(t) {
-                    Ok(def) => m.tools.push(ToolDef { definition: def }),
+                    Ok(def) => m.tools.push(ToolDef::new(def)),
                     Err(why) => tracing::warn!(upstream = %self.spec.name, %why, "upstream tool skipped"),
                 }
             }

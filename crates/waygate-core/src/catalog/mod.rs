@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use waygate_protocol::ProtocolVersion;
 
 use crate::naming::{self, Claimant, Claims, Shaping};
-use crate::plugin::{Manifest, Plugin};
+use crate::plugin::{Manifest, Plugin, ToolDef};
 use crate::policy::Target;
 
 /// Which list items a caller may see (`None`: all).
@@ -43,12 +43,15 @@ pub struct ResourceHit<'a> {
 pub struct CatalogTool {
     pub name: String,
     pub route: Route,
-    /// The plugin's manifest (shared, not copied) and this tool's place in it: the
-    /// definition's schemas are read from there.
-    source: Arc<Manifest>,
-    index: usize,
-    /// Annotations as an operator's override left them (`None`: the definition's own).
+    /// The plugin's definition text (shared with its manifest): schemas are parsed from
+    /// it when the tool is first called, and an unchanged text is how a rebuild knows it
+    /// may reuse this entry.
+    text: Arc<str>,
+    /// Annotations as clients see them (an operator's override applied).
     annotations: Option<Value>,
+    has_output_schema: bool,
+    /// Built with an operator's correction (never reused: the correction may be gone).
+    corrected: bool,
     /// `(lower-case header suffix, property name)` for `x-mcp-header` properties.
     pub header_params: Vec<(String, String)>,
     pub task_support: TaskSupport,
@@ -75,34 +78,106 @@ impl CatalogTool {
         }
     }
 
-    /// The plugin's own definition (its local name; overrides not applied).
-    fn own(&self) -> &Value {
-        self.source
-            .tools
-            .get(self.index)
-            .map(|t| &t.definition)
-            .unwrap_or(&Value::Null)
-    }
-
     /// The annotations clients see (an operator's override applied).
     pub fn annotations(&self) -> Option<&Value> {
-        self.annotations.as_ref().or_else(|| self.own().get("annotations"))
+        self.annotations.as_ref()
+    }
+
+    fn schema(&self, key: &str) -> Option<Value> {
+        let mut def: Value = serde_json::from_str(&self.text).ok()?;
+        def.get_mut(key).map(Value::take)
     }
 
     /// `Err(message)` when `arguments` do not satisfy the tool's `inputSchema`.
     pub fn check_arguments(&self, arguments: &Value) -> Result<(), String> {
         self.input_schema
-            .check(self.own().get("inputSchema"), arguments, &self.name)
+            .check_with(|| self.schema("inputSchema"), arguments, &self.name)
     }
 
     /// `Err(message)` when a result's `structuredContent` does not satisfy `outputSchema`.
     pub fn check_output(&self, result: &Value) -> Result<(), String> {
-        match (self.own().get("outputSchema"), result.get("structuredContent")) {
-            (Some(schema), Some(sc)) => self.output_schema.check(Some(schema), sc, &self.name),
-            (Some(_), None) if result.get("isError").and_then(Value::as_bool) != Some(true) => {
+        match (self.has_output_schema, result.get("structuredContent")) {
+            (true, Some(sc)) => self
+                .output_schema
+                .check_with(|| self.schema("outputSchema"), sc, &self.name),
+            (true, None) if result.get("isError").and_then(Value::as_bool) != Some(true) => {
                 Err("the tool declares an outputSchema but returned no structuredContent".into())
             }
             _ => Ok(()),
+        }
+    }
+}
+
+impl CatalogTool {
+    /// An entry from the plugin's definition (and an operator's correction).
+    fn derive(name: String, route: Route, t: &ToolDef, correction: Option<&naming::Override>) -> CatalogTool {
+        let mut def = t.definition();
+        if let Some(o) = correction {
+            apply_override(&mut def, o);
+        }
+        let empty = Map::new();
+        let obj = def.as_object().unwrap_or(&empty);
+        let task_support = match obj
+            .get("execution")
+            .and_then(|e| e.get("taskSupport"))
+            .and_then(Value::as_str)
+        {
+            Some("optional") => TaskSupport::Optional,
+            Some("required") => TaskSupport::Required,
+            _ => TaskSupport::Forbidden,
+        };
+        // A shape is kept only where it differs from the next newer one: where the keys it
+        // leaves out are not the same ones, among those the definition has.
+        let skips = skipped_keys(obj);
+        let present = |i: usize| -> u8 {
+            ["execution", "outputSchema", "icons", "title", "_meta"]
+                .iter()
+                .enumerate()
+                .filter(|(_, k)| skips[i].contains(k) && obj.contains_key(**k))
+                .fold(0, |bits, (b, _)| bits | (1 << b))
+        };
+        let shape = |i: usize| {
+            text(&Shaped {
+                def: obj,
+                name: &name,
+                skip: skips[i],
+            })
+        };
+        CatalogTool {
+            raw: shape(0),
+            raw_1125: (present(1) != present(0)).then(|| shape(1)),
+            raw_0618: (present(2) != present(1)).then(|| shape(2)),
+            raw_0326: (present(3) != present(2)).then(|| shape(3)),
+            header_params: header_params(&def),
+            task_support,
+            annotations: obj.get("annotations").cloned(),
+            has_output_schema: obj.contains_key("outputSchema"),
+            corrected: correction.is_some(),
+            name,
+            route,
+            text: t.text().clone(),
+            input_schema: Default::default(),
+            output_schema: Default::default(),
+        }
+    }
+
+    /// The same entry for a new catalog (compiled schemas are compiled again on use).
+    fn reuse(&self, route: Route, text: Arc<str>) -> CatalogTool {
+        CatalogTool {
+            name: self.name.clone(),
+            route,
+            text,
+            annotations: self.annotations.clone(),
+            has_output_schema: self.has_output_schema,
+            corrected: false,
+            header_params: self.header_params.clone(),
+            task_support: self.task_support,
+            input_schema: Default::default(),
+            output_schema: Default::default(),
+            raw: self.raw.clone(),
+            raw_1125: self.raw_1125.clone(),
+            raw_0618: self.raw_0618.clone(),
+            raw_0326: self.raw_0326.clone(),
         }
     }
 }
@@ -187,6 +262,7 @@ impl Catalog {
         page_size: usize,
         shaping: &Shaping,
         claims: &Claims,
+        prev: Option<&Catalog>,
     ) -> Catalog {
         let mut c = Catalog {
             page_size: page_size.max(1),
@@ -208,62 +284,35 @@ impl Catalog {
             .collect();
         let assigned = naming::assign(shaping, &claims.tools, &refs, naming::Kind::Name);
         c.collisions = assigned.collisions;
+        // The previous catalog's entries by plugin and local name: a tool whose text,
+        // exposed name and corrections did not change is reused, not rebuilt.
+        let before: HashMap<(&str, &str), &CatalogTool> = prev
+            .map(|p| {
+                p.tools
+                    .iter()
+                    .map(|t| ((t.route.plugin.name(), t.route.local_name.as_str()), t))
+                    .collect()
+            })
+            .unwrap_or_default();
         for (&(ei, ti), name) in picked.iter().zip(assigned.names) {
             let (plugin, m) = &entries[ei];
             let t = &m.tools[ti];
             let local = t.name().to_string();
-            // An operator's override is the one case that needs its own copy.
-            let corrected = shaping
-                .shape(plugin.name())
-                .and_then(|s| s.overrides.get(&local))
-                .map(|o| {
-                    let mut d = t.definition.clone();
-                    apply_override(&mut d, o);
-                    d
-                });
-            let def = corrected.as_ref().unwrap_or(&t.definition);
-            let empty = Map::new();
-            let obj = def.as_object().unwrap_or(&empty);
-            let task_support = match def.pointer("/execution/taskSupport").and_then(Value::as_str) {
-                Some("optional") => TaskSupport::Optional,
-                Some("required") => TaskSupport::Required,
-                _ => TaskSupport::Forbidden,
+            let correction = shaping.shape(plugin.name()).and_then(|s| s.overrides.get(&local));
+            let reused = match before.get(&(plugin.name(), t.name())) {
+                Some(old) if correction.is_none() && !old.corrected && old.name == name && *old.text == **t.text() => {
+                    Some(old)
+                }
+                _ => None,
             };
-            let header_params = header_params(def);
-            // A shape is kept only where it differs from the next newer one: where the
-            // keys it leaves out are not the same ones, among those the definition has.
-            let skips = skipped_keys(obj);
-            let present =
-                |i: usize| -> Vec<&str> { skips[i].iter().copied().filter(|k| obj.contains_key(*k)).collect() };
-            let shape = |i: usize| {
-                text(&Shaped {
-                    def: obj,
-                    name: &name,
-                    skip: &skips[i],
-                })
-            };
-            let raw = shape(0);
-            let raw_1125 = (present(1) != present(0)).then(|| shape(1));
-            let raw_0618 = (present(2) != present(1)).then(|| shape(2));
-            let raw_0326 = (present(3) != present(2)).then(|| shape(3));
             c.tool_index.insert(name.clone(), usize::MAX);
-            c.tools.push(CatalogTool {
-                name,
-                route: Route {
-                    plugin: plugin.clone(),
-                    local_name: local,
-                },
-                source: m.clone(),
-                index: ti,
-                annotations: corrected.and_then(|mut d| d.get_mut("annotations").map(Value::take)),
-                header_params,
-                task_support,
-                input_schema: Default::default(),
-                output_schema: Default::default(),
-                raw,
-                raw_1125,
-                raw_0618,
-                raw_0326,
+            let route = Route {
+                plugin: plugin.clone(),
+                local_name: local,
+            };
+            c.tools.push(match reused {
+                Some(old) => old.reuse(route, t.text().clone()),
+                None => CatalogTool::derive(name, route, t, correction),
             });
         }
         let mut prompts: Vec<(usize, usize)> = Vec::new();

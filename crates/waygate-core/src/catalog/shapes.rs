@@ -41,21 +41,23 @@ impl Serialize for Shaped<'_> {
 /// The keys each revision's shape leaves out of a tool definition: `[modern, 2025-11-25,
 /// 2025-06-18, 2025-03-26]` (what `downlevel_tool` removes, and `execution`, which the
 /// stateless revision does not have).
-pub(super) fn skipped_keys(def: &Map<String, Value>) -> [Vec<&'static str>; 4] {
+pub(super) fn skipped_keys(def: &Map<String, Value>) -> [&'static [&'static str]; 4] {
     // 2025-06-18/11-25 require an object-rooted outputSchema.
     let object_rooted = def
         .get("outputSchema")
         .map(|s| s.get("type").and_then(Value::as_str) == Some("object"))
         .unwrap_or(true);
-    let out: &[&'static str] = if object_rooted { &[] } else { &["outputSchema"] };
-    let mut v0618 = vec!["icons", "execution"];
-    v0618.extend_from_slice(out);
-    [
-        vec!["execution"],
-        out.to_vec(),
-        v0618,
-        vec!["icons", "execution", "outputSchema", "title", "_meta"],
-    ]
+    const OLDEST: &[&str] = &["icons", "execution", "outputSchema", "title", "_meta"];
+    if object_rooted {
+        [&["execution"], &[], &["icons", "execution"], OLDEST]
+    } else {
+        [
+            &["execution"],
+            &["outputSchema"],
+            &["icons", "execution", "outputSchema"],
+            OLDEST,
+        ]
+    }
 }
 
 pub(super) fn text(v: &impl Serialize) -> Box<str> {
@@ -156,7 +158,7 @@ mod tests {
                 serde_json::from_str::<Value>(&text(&Shaped {
                     def: obj,
                     name: "exposed",
-                    skip: &skips[i],
+                    skip: skips[i],
                 }))
                 .unwrap()
             };

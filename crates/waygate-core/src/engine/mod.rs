@@ -7,6 +7,7 @@ mod complete;
 mod errors;
 mod lifecycle;
 mod listen;
+mod lists;
 mod spans;
 #[cfg(test)]
 mod tests;
@@ -15,6 +16,7 @@ mod views;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lists::{cursor, list_result, reply_of};
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 use waygate_protocol::{meta, methods, ErrorObject, Id, ProtocolVersion, Reply};
@@ -377,25 +379,6 @@ impl Engine {
         Ok(reply_of(self.finalize(method, result?, ctx.version, cache), raw_items))
     }
 
-    /// `tools/list`: the page's items as pre-serialized text, and the rest of the result.
-    fn list_tools(
-        &self,
-        p: Option<&Map<String, Value>>,
-        ctx: &CallContext,
-        policy: Option<&crate::policy::Policy>,
-    ) -> Result<(Value, String), ErrorObject> {
-        let catalog = self.registry.catalog();
-        let visible = |t: crate::policy::Target<'_>| views::sees(policy, ctx, &catalog, t);
-        let filter: Option<&dyn Fn(crate::policy::Target<'_>) -> bool> =
-            (policy.is_some() || ctx.view.is_some()).then_some(&visible as _);
-        let (items, next) = catalog.tools_page_raw(ctx.version, cursor(p)?, filter)?;
-        let mut rest = Map::new();
-        if let Some(c) = next {
-            rest.insert("nextCursor".into(), Value::String(c));
-        }
-        Ok((Value::Object(rest), items))
-    }
-
     /// Record an administrative change (keys, secrets, configuration, policy).
     pub fn audit_admin(&self, action: &'static str, target: &str, outcome: &'static str, principal: Option<Arc<str>>) {
         if let Some(sink) = self.audit.get() {
@@ -602,42 +585,4 @@ fn audited_method(method: &str) -> Option<&'static str> {
         methods::PROMPTS_GET => Some(methods::PROMPTS_GET),
         _ => None,
     }
-}
-
-fn cursor(p: Option<&Map<String, Value>>) -> Result<Option<&str>, ErrorObject> {
-    match p.and_then(|p| p.get("cursor")) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(ErrorObject::invalid_params(format!(
-            "Invalid params: cursor must be a string, got {other}"
-        ))),
-    }
-}
-
-/// The reply: the shaped result, with a pre-serialized `tools` array spliced in first.
-fn reply_of(shaped: Value, raw_items: Option<String>) -> Reply {
-    let Some(items) = raw_items else {
-        return Reply::Value(shaped);
-    };
-    let rest = serde_json::to_string(&shaped).unwrap_or_else(|_| "{}".into());
-    let mut out = String::with_capacity(items.len() + rest.len() + 12);
-    out.push_str("{\"tools\":");
-    out.push_str(&items);
-    match rest.strip_prefix('{') {
-        Some(tail) if tail != "}" => {
-            out.push(',');
-            out.push_str(tail);
-        }
-        _ => out.push('}'),
-    }
-    Reply::Raw(out)
-}
-
-fn list_result(key: &str, page: crate::catalog::Page) -> Value {
-    let mut o = Map::with_capacity(2);
-    o.insert(key.into(), Value::Array(page.items));
-    if let Some(c) = page.next_cursor {
-        o.insert("nextCursor".into(), Value::String(c));
-    }
-    Value::Object(o)
 }

@@ -22,12 +22,12 @@ impl Plugin for Counting {
         "counting"
     }
     fn initialize<'a>(&'a self, _i: &'a PluginInit) -> BoxFuture<'a, Result<Manifest, PluginError>> {
-        let def = |name: &str| ToolDef {
-            definition: json!({
+        let def = |name: &str| {
+            ToolDef::new(json!({
                 "name": name,
                 "inputSchema": {"type": "object", "properties": {"a": {"type": "number"}}, "required": ["a"]},
                 "outputSchema": {"type": "object", "properties": {"sum": {"type": "number"}}, "required": ["sum"]},
-            }),
+            }))
         };
         Box::pin(async move {
             Ok(Manifest {

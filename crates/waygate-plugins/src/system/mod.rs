@@ -114,8 +114,8 @@ impl System {
     }
 
     fn tools(&self) -> Vec<ToolDef> {
-        let t = |name: &str, desc: &str, schema: Value| ToolDef {
-            definition: json!({"name": name, "description": desc, "inputSchema": schema}),
+        let t = |name: &str, desc: &str, schema: Value| {
+            ToolDef::new(json!({"name": name, "description": desc, "inputSchema": schema}))
         };
         let mut out = Vec::new();
         if self.files.is_some() {

@@ -113,11 +113,7 @@ async fn file_tools_stay_inside_their_root() {
 async fn write_file_is_not_offered_unless_writable() {
     let d = scratch("ro");
     let s = system(&d, json!({}));
-    let names: Vec<String> = s
-        .tools()
-        .iter()
-        .map(|t| t.definition["name"].as_str().unwrap().to_string())
-        .collect();
+    let names: Vec<String> = s.tools().iter().map(|t| t.name().to_string()).collect();
     assert!(!names.contains(&"write_file".to_string()), "{names:?}");
     assert!(!names.contains(&"execute_command".to_string()) && !names.contains(&"http_request".to_string()));
     assert!(s

@@ -204,7 +204,7 @@ fn parse_manifest(out: &[u8]) -> Result<Manifest, String> {
         if t.get("inputSchema").is_none() {
             t["inputSchema"] = json!({"type": "object"});
         }
-        tools.push(ToolDef { definition: t });
+        tools.push(ToolDef::new(t));
     }
     Ok(Manifest {
         tools,

@@ -34,6 +34,9 @@ pub struct PinGate {
     held: RwLock<BTreeMap<Key, Held>>,
     /// First-use approvals made while publishing (a sync path), written by a task.
     tofu: mpsc::UnboundedSender<(Key, String, Value)>,
+    /// Each tool's last digest with the text it was taken of: every publish re-admits
+    /// every plugin, and an unchanged definition (the same shared text) is not hashed again.
+    digests: std::sync::Mutex<HashMap<Key, (Arc<str>, String)>>,
 }
 
 /// The part of a definition that the pin covers.
@@ -72,7 +75,20 @@ impl PinGate {
             approved: RwLock::new(approved),
             held: RwLock::new(BTreeMap::new()),
             tofu: tx,
+            digests: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    fn digest_of(&self, key: &Key, t: &waygate_core::ToolDef) -> String {
+        let mut cache = self.digests.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((text, sha)) = cache.get(key) {
+            if Arc::ptr_eq(text, t.text()) {
+                return sha.clone();
+            }
+        }
+        let sha = digest(&t.definition());
+        cache.insert(key.clone(), (t.text().clone(), sha.clone()));
+        sha
     }
 
     fn pinned(&self, plugin: &str) -> bool {
@@ -128,18 +144,18 @@ impl CatalogGate for PinGate {
             .iter()
             .map(|t| {
                 let key = (plugin.to_string(), t.name().to_string());
-                let sha = digest(&t.definition);
+                let sha = self.digest_of(&key, t);
                 match approved.get(&key) {
                     Some(a) if *a == sha => true,
                     None if self.approve_new => {
                         approved.insert(key.clone(), sha.clone());
-                        let _ = self.tofu.send((key, sha, t.definition.clone()));
+                        let _ = self.tofu.send((key, sha, t.definition()));
                         true
                     }
                     was => {
                         tracing::warn!(%plugin, tool = %key.1, "tool definition changed since it was approved; held back until re-approved");
                         let approved_sha256 = was.cloned();
-                        held.insert(key, Held { sha256: sha, approved_sha256, definition: t.definition.clone() });
+                        held.insert(key, Held { sha256: sha, approved_sha256, definition: t.definition() });
                         false
                     }
                 }
