@@ -26,6 +26,9 @@ pub struct View {
     exclude: Vec<(String, Option<String>)>,
     /// Tools must carry each of these annotation values (e.g. `readOnlyHint = true`).
     annotations: Map<String, Value>,
+    /// Tools must carry a tag matching one of these globs (`_meta` `io.waygate/tags`, e.g.
+    /// an OpenAPI operation's tags); empty: no tag filter.
+    tags: Vec<String>,
     /// A caller needs one of these scopes (admin always passes); empty: any `mcp` caller.
     scopes: Vec<String>,
     /// … or one of these roles.
@@ -43,6 +46,7 @@ pub struct ViewSpec {
     pub include: Vec<String>,
     pub exclude: Vec<String>,
     pub annotations: Map<String, Value>,
+    pub tags: Vec<String>,
     pub scopes: Vec<String>,
     pub roles: Vec<String>,
 }
@@ -69,6 +73,7 @@ impl View {
             include: split(&spec.include),
             exclude: split(&spec.exclude),
             annotations: spec.annotations,
+            tags: spec.tags,
             scopes: spec.scopes,
             roles: spec.roles,
             memo: Mutex::new(None),
@@ -87,6 +92,10 @@ impl View {
         self.include.iter().any(|(p, _)| glob(p, plugin))
     }
 
+    fn admits_tags(&self, tags: &[Box<str>]) -> bool {
+        self.tags.is_empty() || tags.iter().any(|t| self.tags.iter().any(|g| glob(g, t)))
+    }
+
     fn admits_annotations(&self, annotations: Option<&Value>) -> bool {
         self.annotations.is_empty()
             || self
@@ -99,7 +108,9 @@ impl View {
     pub fn admits(&self, catalog: &Catalog, target: Target<'_>) -> bool {
         match target {
             Target::Tool(n) => catalog.tool(n).is_some_and(|t| {
-                self.admits_item(t.route.plugin.name(), &t.route.local_name) && self.admits_annotations(t.annotations())
+                self.admits_item(t.route.plugin.name(), &t.route.local_name)
+                    && self.admits_annotations(t.annotations())
+                    && self.admits_tags(t.tags())
             }),
             Target::Prompt(n) => catalog
                 .prompt(n)

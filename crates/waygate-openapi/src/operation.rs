@@ -286,11 +286,15 @@ pub fn build(
     if let Some(o) = output {
         tool["outputSchema"] = o;
     }
-    let tags = op
+    let tags: Vec<String> = op
         .get("tags")
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
         .unwrap_or_default();
+    if !tags.is_empty() {
+        // Virtual servers select by it (`[[servers]] tags = [...]`).
+        tool["_meta"] = json!({ "io.waygate/tags": tags });
+    }
     Ok(Operation {
         name,
         method: method.to_string(),

@@ -49,6 +49,7 @@ fn petstore_3_0_json() {
     assert!(matches!(&add.body.as_ref().unwrap().shape, Shape::Flat(n) if n.contains(&"photoUrls".to_string())));
     assert_eq!(add.tool["inputSchema"]["required"], json!(["name", "photoUrls"]));
     assert_eq!(add.tool["title"], json!("Add a new pet to the store."));
+    assert_eq!(add.tool["_meta"]["io.waygate/tags"], json!(["pet"]));
 
     // An array body stays one argument; a header parameter is an argument too.
     let list = api.operation("createUsersWithListInput").unwrap();

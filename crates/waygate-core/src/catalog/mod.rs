@@ -50,6 +50,8 @@ pub struct CatalogTool {
     /// Annotations as clients see them (an operator's override applied).
     annotations: Option<Value>,
     has_output_schema: bool,
+    /// `_meta` `io.waygate/tags` (or `tags`): what virtual servers may select by.
+    tags: Box<[Box<str>]>,
     /// Built with an operator's correction (never reused: the correction may be gone).
     corrected: bool,
     /// `(lower-case header suffix, property name)` for `x-mcp-header` properties.
@@ -81,6 +83,10 @@ impl CatalogTool {
     /// The annotations clients see (an operator's override applied).
     pub fn annotations(&self) -> Option<&Value> {
         self.annotations.as_ref()
+    }
+
+    pub fn tags(&self) -> &[Box<str>] {
+        &self.tags
     }
 
     fn schema(&self, key: &str) -> Option<Value> {
@@ -152,6 +158,12 @@ impl CatalogTool {
             task_support,
             annotations: obj.get("annotations").cloned(),
             has_output_schema: obj.contains_key("outputSchema"),
+            tags: obj
+                .get("_meta")
+                .and_then(|m| m.get(TAGS).or_else(|| m.get("tags")))
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(Box::from).collect())
+                .unwrap_or_default(),
             corrected: correction.is_some(),
             name,
             route,
@@ -169,6 +181,7 @@ impl CatalogTool {
             text,
             annotations: self.annotations.clone(),
             has_output_schema: self.has_output_schema,
+            tags: self.tags.clone(),
             corrected: false,
             header_params: self.header_params.clone(),
             task_support: self.task_support,
@@ -181,6 +194,9 @@ impl CatalogTool {
         }
     }
 }
+
+/// The `_meta` key under which a tool's tags are read (an array of strings).
+pub const TAGS: &str = "io.waygate/tags";
 
 /// Whether a tool may run as a task (declared as `execution.taskSupport`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

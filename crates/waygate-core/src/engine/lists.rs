@@ -72,14 +72,20 @@ mod tests {
 
     #[test]
     fn raw_items_are_spliced_into_the_shaped_result() {
-        let r = reply_of(json!({"nextCursor": "b2k", "resultType": "complete"}), Some("[{\"name\":\"a\"}]".into()));
+        let r = reply_of(
+            json!({"nextCursor": "b2k", "resultType": "complete"}),
+            Some("[{\"name\":\"a\"}]".into()),
+        );
         let Reply::Raw(text) = &r else { panic!("raw expected") };
         assert!(!text.contains('\n'));
         assert_eq!(
             r.into_value(),
             json!({"tools": [{"name": "a"}], "nextCursor": "b2k", "resultType": "complete"})
         );
-        assert_eq!(reply_of(json!({}), Some("[]".into())).into_value(), json!({"tools": []}));
+        assert_eq!(
+            reply_of(json!({}), Some("[]".into())).into_value(),
+            json!({"tools": []})
+        );
         assert_eq!(reply_of(json!({"x": 1}), None), Reply::Value(json!({"x": 1})));
     }
 }

@@ -37,6 +37,10 @@ pub struct VirtualServer {
     /// Tools must carry these annotation values (e.g. `{ readOnlyHint = true }`).
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub annotations: serde_json::Map<String, serde_json::Value>,
+    /// Tools must carry a tag matching one of these globs (an OpenAPI operation's tags, or
+    /// any tool's `_meta` `io.waygate/tags`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     /// A caller needs one of these scopes (or one of `roles`); empty = any MCP caller.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
@@ -154,6 +158,7 @@ pub fn views(cfg: &FileConfig) -> Vec<View> {
                 include: s.include.clone(),
                 exclude: s.exclude.clone(),
                 annotations: s.annotations.clone(),
+                tags: s.tags.clone(),
                 scopes: s.scopes.clone(),
                 roles: s.roles.clone(),
             })

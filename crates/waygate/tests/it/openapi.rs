@@ -94,7 +94,8 @@ fn published_documents_serve_as_tools_against_a_real_rest_server() {
              operations.exclude = [\"DELETE /store/*\", \"tag:user\"]\n\
              [[upstreams]]\nname = \"ttt\"\nopenapi = \"{ttt}\"\n\
              base_url = \"http://127.0.0.1:{port}/ttt\"\nprefix = \"always\"\n\
-             operations.include = [\"tag:Gameplay\"]\n",
+             operations.include = [\"tag:Gameplay\"]\n\
+             [[servers]]\nname = \"pets\"\ninclude = [\"petstore\", \"ttt\"]\ntags = [\"pe*\"]\n",
             pet = fixture("petstore.json"),
             ttt = fixture("tictactoe.yaml"),
             port = rest.port
@@ -115,6 +116,16 @@ fn published_documents_serve_as_tools_against_a_real_rest_server() {
     assert!(
         !tools.iter().any(|t| t == "createUser" || t == "loginUser"),
         "tag:user excluded: {tools:?}"
+    );
+    // A virtual server selecting by the operations' tags.
+    let pets = tools_at(&s, "/servers/pets/mcp", Some(&key));
+    assert!(
+        pets.contains(&"addPet".to_string()) && pets.contains(&"deletePet".to_string()),
+        "{pets:?}"
+    );
+    assert!(
+        !pets.iter().any(|t| t == "getInventory" || t.starts_with("ttt__")),
+        "{pets:?}"
     );
 
     // The definitions a model sees.
