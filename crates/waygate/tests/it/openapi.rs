@@ -333,52 +333,18 @@ fn an_openapi_upstream_added_at_runtime_and_a_broken_document_reported() {
 #[test]
 fn config_validate_checks_openapi_upstreams() {
     let d = TempDir::new("openapi-validate");
-    let cfg = write_config(
-        &d,
-        "[[upstreams]]\nname = \"x\"\nopenapi = \"spec.json\"\ncommand = \"srv\"\n",
-    );
-    let (ok, out, err) = common::cli(&[
-        "config",
-        "validate",
-        "--config",
-        &cfg,
-        "--data-dir",
-        d.0.to_str().unwrap(),
-    ]);
-    assert!(
-        !ok && format!("{out}{err}").contains("upstreams[0].openapi"),
-        "{out}{err}"
-    );
-    let cfg = write_config(
-        &d,
-        "[[upstreams]]\nname = \"x\"\nopenapi = \"spec.json\"\noperations.include = [\"GET pets\"]\n",
-    );
-    let (ok, out, err) = common::cli(&[
-        "config",
-        "validate",
-        "--config",
-        &cfg,
-        "--data-dir",
-        d.0.to_str().unwrap(),
-    ]);
-    assert!(
-        !ok && format!("{out}{err}").contains("upstreams[0].operations"),
-        "{out}{err}"
-    );
-    let cfg = write_config(
-        &d,
-        "[[upstreams]]\nname = \"x\"\nopenapi = \"spec.json\"\nbase_url = \"http://169.254.169.254/latest\"\n",
-    );
-    let (ok, out, err) = common::cli(&[
-        "config",
-        "validate",
-        "--config",
-        &cfg,
-        "--data-dir",
-        d.0.to_str().unwrap(),
-    ]);
-    assert!(
-        !ok && format!("{out}{err}").contains("upstreams[0].base_url"),
-        "{out}{err}"
-    );
+    let cases = [
+        ("command = \"srv\"", "upstreams[0].openapi"),
+        ("operations.include = [\"GET pets\"]", "upstreams[0].operations"),
+        ("base_url = \"http://169.254.169.254/latest\"", "upstreams[0].base_url"),
+    ];
+    for (extra, field) in cases {
+        let cfg = write_config(
+            &d,
+            &format!("[[upstreams]]\nname = \"x\"\nopenapi = \"spec.json\"\n{extra}\n"),
+        );
+        let dir = d.0.to_str().unwrap();
+        let (ok, out, err) = common::cli(&["config", "validate", "--config", &cfg, "--data-dir", dir]);
+        assert!(!ok && format!("{out}{err}").contains(field), "{extra}: {out}{err}");
+    }
 }
