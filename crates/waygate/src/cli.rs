@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(
     name = "waygate",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("WAYGATE_GIT_COMMIT"), ")"),
     about = "Waygate: MCP server framework and gateway (every MCP revision, one endpoint)",
     long_about = "Waygate serves the Model Context Protocol to clients of every revision \
         (2025-03-26, 2025-06-18, 2025-11-25 with sessions; 2026-07-28 stateless) over \

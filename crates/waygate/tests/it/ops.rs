@@ -188,3 +188,21 @@ fn separate_metrics_listener_needs_no_key_and_serves_nothing_else() {
     assert_eq!(common::http(&addr, "POST", "/mcp", &[], b"{}").status, 404);
     assert_eq!(common::http(&addr, "GET", "/api/v1/plugins", &[], b"").status, 404);
 }
+
+#[test]
+fn version_names_the_release_and_the_commit() {
+    let (ok, out, err) = common::cli(&["--version"]);
+    assert!(ok, "{err}");
+    let expected = format!("waygate {} (commit ", env!("CARGO_PKG_VERSION"));
+    assert!(out.starts_with(&expected), "{out}");
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|h| h.status.success());
+    if let Some(h) = head {
+        let head = String::from_utf8_lossy(&h.stdout).trim().to_string();
+        assert!(out.contains(&format!("(commit {head})")), "{out} vs HEAD {head}");
+    }
+}
