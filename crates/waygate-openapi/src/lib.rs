@@ -53,6 +53,8 @@ pub struct Api {
     pub operations: Vec<Operation>,
     /// Operations that could not be mapped (`METHOD /path`, why); the rest still serve.
     pub skipped: Vec<(String, String)>,
+    /// Tool name → index in `operations` (a call looks its operation up by name).
+    index: std::collections::HashMap<String, usize>,
 }
 
 /// Parse JSON, or YAML when the text is not JSON.
@@ -105,6 +107,7 @@ impl Api {
             servers,
             operations: Vec::new(),
             skipped: Vec::new(),
+            index: Default::default(),
         };
         let Some(paths) = doc.get("paths").and_then(Value::as_object) else {
             return Ok(api);
@@ -151,6 +154,7 @@ impl Api {
                             n += 1;
                         }
                         o.tool["name"] = Value::String(o.name.clone());
+                        api.index.insert(o.name.clone(), api.operations.len());
                         api.operations.push(o);
                     }
                     Err(e) => api.skipped.push((format!("{method} {path}"), e.to_string())),
@@ -162,7 +166,7 @@ impl Api {
 
     /// The operation behind a tool name.
     pub fn operation(&self, name: &str) -> Option<&Operation> {
-        self.operations.iter().find(|o| o.name == name)
+        self.index.get(name).map(|&i| &self.operations[i])
     }
 }
 

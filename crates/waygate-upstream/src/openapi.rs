@@ -37,6 +37,8 @@ pub struct OpenApiWire {
     api: Api,
     base: reqwest::Url,
     target: OpenApiTarget,
+    /// The configured headers, built once (sent on every call).
+    headers: reqwest::header::HeaderMap,
 }
 
 /// `scheme://host:port/path` without credentials or query, for messages.
@@ -112,7 +114,13 @@ impl OpenApiWire {
         if !matches!(base.scheme(), "http" | "https") {
             return Err(fail(format!("server URL {}: expected http or https", shown(&base))));
         }
-        Ok(OpenApiWire { api, base, target: t })
+        let headers = header_map(&t.headers).map_err(fail)?;
+        Ok(OpenApiWire {
+            api,
+            base,
+            target: t,
+            headers,
+        })
     }
 
     /// What `initialize` would have said.
@@ -215,7 +223,7 @@ impl OpenApiWire {
             builder = builder.header(k.as_str(), v.as_str());
         }
         // Configured headers (credentials) last, so no argument can replace them.
-        builder = builder.headers(header_map(&self.target.headers).map_err(invalid)?);
+        builder = builder.headers(self.headers.clone());
         if let Some((ct, bytes)) = req.body {
             builder = builder.header("content-type", ct).body(bytes);
         }

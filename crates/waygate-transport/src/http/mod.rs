@@ -204,17 +204,14 @@ pub async fn serve(
     Ok(())
 }
 
-/// One connection, HTTP/1.1 or (after ALPN chose it) HTTP/2, until it ends or `shutdown`
-/// asks it to finish gracefully.
+/// One HTTP/1.1 or (by ALPN) HTTP/2 connection, until it ends or `shutdown` drains it.
 async fn serve_conn<I>(shared: Arc<Shared>, io: I, peer: SocketAddr, h2: bool, shutdown: CancellationToken)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let header_timeout = shared.cfg.header_timeout;
     let max_headers = shared.cfg.max_headers;
-    // The request's future is boxed so the connection's own future (allocated for as long as
-    // the connection lives — a legacy SSE stream lives for hours) does not reserve its size:
-    // one small allocation per request instead of ~9 KB held per open connection.
+    // Boxed: a long-lived connection (legacy SSE) must not reserve the request future's size.
     let svc = hyper::service::service_fn(move |req| {
         let shared = shared.clone();
         Box::pin(async move { Ok::<_, Infallible>(route(shared, req, peer).await) })
