@@ -67,6 +67,23 @@ impl Limiter {
         self.shared.is_some()
     }
 
+    pub fn rate(&self) -> Rate {
+        self.rate
+    }
+
+    /// Tokens left in `key`'s local bucket now (the full burst for an unseen key); with a
+    /// shared store this is this replica's view, for advisory headers only.
+    pub fn remaining(&self, key: &str) -> f64 {
+        let map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(key) {
+            Some(b) => {
+                let elapsed = Instant::now().duration_since(b.last).as_secs_f64();
+                (b.tokens + elapsed * self.rate.per_second).min(self.rate.burst)
+            }
+            None => self.rate.burst,
+        }
+    }
+
     /// Take `cost` tokens for `key`, from the shared store when there is one.
     pub async fn take(&self, key: &str, cost: f64) -> Result<(), Duration> {
         if let Some(store) = &self.shared {

@@ -1,5 +1,6 @@
 //! Command-line front end: `waygate serve`, `waygate plugins`, `waygate config`.
 
+pub mod admin;
 pub mod audit_anchor;
 pub mod audit_queue;
 pub mod cli;

@@ -28,6 +28,8 @@ pub struct ServeOps {
     audit_enabled: bool,
     pub plugins: OnceLock<Arc<crate::plugins::PluginManager>>,
     pub engine: OnceLock<Arc<waygate_core::Engine>>,
+    /// Virtual servers added through the admin API.
+    pub runtime_servers: crate::admin::RuntimeServers,
 }
 
 impl ServeOps {
@@ -50,7 +52,13 @@ impl ServeOps {
             audit_enabled,
             plugins: OnceLock::new(),
             engine: OnceLock::new(),
+            runtime_servers: Default::default(),
         }
+    }
+
+    /// The virtual servers to serve: the file's, then the runtime ones.
+    pub fn views(&self) -> Vec<waygate_core::view::View> {
+        crate::config::catalog::views(&self.runtime_servers.merged(&self.cfg()))
     }
 
     fn cfg(&self) -> FileConfig {
@@ -133,17 +141,6 @@ impl Operations for ServeOps {
         if let Some(m) = self.plugins.get() {
             waygate_upstream::render_metrics(&m.upstreams(), out);
         }
-    }
-
-    fn admin<'a>(
-        &'a self,
-        request: waygate_transport::http::AdminRequest<'a>,
-    ) -> BoxFuture<'a, Option<(http::StatusCode, Value)>> {
-        Box::pin(async move {
-            let m = self.plugins.get()?;
-            let cfg = self.cfg();
-            crate::plugins::admin::handle(m, self.engine.get().map(|e| &**e), &cfg, &request).await
-        })
     }
 
     /// Required upstreams that are not connected (the store and config are checked by the

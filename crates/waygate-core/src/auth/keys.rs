@@ -31,6 +31,19 @@ pub struct NewKey {
     pub hash: String,
 }
 
+/// `Err(message)` when `s` is not a scope a key may carry: `mcp`, `admin`, `admin:read`,
+/// `metrics`, `server:NAME` or a role name.
+pub fn check_scope(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid scope {s:?}; expected mcp, admin, or a role name of letters, digits, '-', '_', '.', ':'"
+        ))
+    }
+}
+
 pub fn hash_key(key: &str) -> String {
     crate::util::hex(&Sha256::digest(key.as_bytes()))
 }

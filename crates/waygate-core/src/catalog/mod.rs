@@ -89,6 +89,11 @@ impl CatalogTool {
         &self.tags
     }
 
+    /// The definition as a current-revision client lists it.
+    pub fn definition(&self) -> Value {
+        serde_json::from_str(&self.raw).unwrap_or(Value::Null)
+    }
+
     fn schema(&self, key: &str) -> Option<Value> {
         let mut def: Value = serde_json::from_str(&self.text).ok()?;
         def.get_mut(key).map(Value::take)
@@ -432,6 +437,26 @@ impl Catalog {
 
     pub fn tool_count(&self) -> usize {
         self.tools.len()
+    }
+
+    /// Every tool, in catalog order (admin views).
+    pub fn tools(&self) -> &[CatalogTool] {
+        &self.tools
+    }
+
+    /// Resources as exposed, with where each leads (admin views).
+    pub fn resource_entries(&self) -> impl Iterator<Item = (&Value, &Route)> {
+        self.resources.iter().map(|(d, r)| (d, r))
+    }
+
+    /// Resource templates as exposed, with where each leads (admin views).
+    pub fn template_entries(&self) -> impl Iterator<Item = (&Value, &Route)> {
+        self.templates.iter().map(|(_, d, r, _)| (d, r))
+    }
+
+    /// Prompts as exposed, with where each leads (admin views).
+    pub fn prompt_entries(&self) -> impl Iterator<Item = (&Value, &Route)> {
+        self.prompts.iter().map(|(_, d, r)| (d, r))
     }
 
     /// Resources and templates under their exposed URIs: verbatim, or namespaced by the

@@ -38,6 +38,19 @@ impl Engine {
         v
     }
 
+    /// Whether `ctx`'s caller may call tool `name`: it exists, the policy lets this caller
+    /// call it and its virtual server (if any) admits it. A REST front answers 404 for
+    /// `false` exactly as it would for an unknown name, before reading the arguments.
+    pub fn may_call_tool(&self, name: &str, ctx: &CallContext) -> bool {
+        let catalog = self.registry.catalog();
+        let target = Target::Tool(name);
+        catalog.tool(name).is_some()
+            && self
+                .policy()
+                .is_none_or(|p| p.decide(ctx.principal.as_deref(), "tools/call", target).allowed)
+            && ctx.view.as_deref().is_none_or(|v| v.admits(&catalog, target))
+    }
+
     /// `Some(error)` when the request names an item outside the caller's virtual server;
     /// the error is the one an unknown item gets.
     pub(super) fn outside_view(

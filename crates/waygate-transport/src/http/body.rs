@@ -11,6 +11,8 @@ use hyper::body::{Body as HttpBody, Frame};
 pub enum Body {
     Full(Option<Bytes>),
     Sse(SseStream),
+    /// Any other body (the admin surface's responses, streamed tool results).
+    Boxed(Pin<Box<dyn HttpBody<Data = Bytes, Error = Infallible> + Send>>),
 }
 
 /// Turns encoded messages into `event: message` frames, with comment keep-alives so idle
@@ -58,6 +60,7 @@ impl HttpBody for Body {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.get_mut() {
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Body::Boxed(b) => b.as_mut().poll_frame(cx),
             Body::Sse(s) => {
                 if let Some(p) = s.preamble.take() {
                     return Poll::Ready(Some(Ok(Frame::data(p))));
@@ -78,7 +81,11 @@ impl HttpBody for Body {
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self, Body::Full(None))
+        match self {
+            Body::Full(b) => b.is_none(),
+            Body::Boxed(b) => b.is_end_stream(),
+            Body::Sse(_) => false,
+        }
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
@@ -86,6 +93,7 @@ impl HttpBody for Body {
             Body::Full(Some(b)) => hyper::body::SizeHint::with_exact(b.len() as u64),
             Body::Full(None) => hyper::body::SizeHint::with_exact(0),
             Body::Sse(_) => hyper::body::SizeHint::default(),
+            Body::Boxed(b) => b.size_hint(),
         }
     }
 }

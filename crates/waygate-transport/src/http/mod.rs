@@ -11,6 +11,7 @@ pub mod guard;
 mod mcp;
 mod ops;
 mod sse;
+pub mod surface;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -35,7 +36,8 @@ use waygate_protocol::{ErrorObject, Id};
 
 pub use body::Body;
 pub use guard::OriginPolicy;
-pub use ops::{metrics_text, serve_metrics, AdminRequest, Operations};
+pub use ops::{metrics_text, serve_metrics, Operations};
+pub use surface::{Access, AdminSurface, SurfaceCaller};
 
 /// HTTP settings; plain data from the config file.
 #[derive(Debug, Clone)]
@@ -63,6 +65,8 @@ pub struct HttpConfig {
     pub rate: Option<Arc<waygate_core::ratelimit::Limiter>>,
     /// Terminate TLS on this listener (HTTP/2 and HTTP/1.1 by ALPN); `None` = plain HTTP/1.1.
     pub tls: Option<tls::Tls>,
+    /// The admin REST API, its docs, the UI and the compatibility routes.
+    pub admin: Option<Arc<dyn AdminSurface>>,
 }
 
 impl HttpConfig {
@@ -85,6 +89,7 @@ impl HttpConfig {
             ops: None,
             rate: None,
             tls: None,
+            admin: None,
         }
     }
 }
@@ -313,32 +318,50 @@ async fn route_in_span(
     let full = uri.path();
     let public = view_name.is_none()
         && (matches!(full, "/health" | "/healthz" | "/ready" | "/readyz") || full.starts_with("/.well-known/"));
-    if let (Some(auth), false) = (&shared.cfg.auth, public) {
+    // The admin surface owns its paths (never inside a virtual server) and says what each needs.
+    let surface = match (&shared.cfg.admin, view_name) {
+        (Some(a), None) => a.access(req.method(), full, req.headers()).map(|acc| (a.clone(), acc)),
+        _ => None,
+    };
+    let access = surface.as_ref().map(|s| s.1);
+    let scope = match access {
+        Some(Access::Scope(s)) => s,
+        _ => required_scope(full),
+    };
+    let self_auth = access == Some(Access::SelfAuthenticated);
+    let shape = |resp: Response<Body>, msg: &str| match &surface {
+        Some((a, _)) => shaped(a.as_ref(), full, resp, msg),
+        None => resp,
+    };
+    if let (Some(auth), false) = (&shared.cfg.auth, public || access == Some(Access::Public)) {
         let h = req.headers();
         let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
         match auth.authenticate(get("authorization"), get("x-api-key")).await {
             // Operational endpoints need their own scope (admin implies every scope), so a
             // scraper's key cannot call tools and an MCP client's key cannot read metrics.
-            Ok(p) if p.has_scope(required_scope(full)) => {
+            Ok(p) if p.has_scope(scope) => {
                 waygate_core::logctx::update(|c| c.principal = Some(p.label.clone()));
                 caller.principal = Some(p)
             }
+            // The UI's own session decides (a cookie); a header that fails is not fatal there.
+            _ if self_auth => {}
             Ok(p) => {
-                let scope = required_scope(full);
                 let msg = format!("credential of {:?} lacks the {scope:?} scope", p.name);
-                let mut r = error_response(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(msg));
+                let mut r = error_response(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(&msg));
                 let challenge = format!("Bearer realm=\"waygate\", error=\"insufficient_scope\", scope=\"{scope}\"");
                 if let Ok(v) = HeaderValue::from_str(&challenge) {
                     r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
                 }
-                return r;
+                return shape(r, &msg);
             }
             Err(e) => {
                 tracing::debug!(error = %e, "authentication failed");
-                return unauthorized(&e, shared.cfg.resource_metadata.as_deref(), req.headers());
+                let r = unauthorized(&e, shared.cfg.resource_metadata.as_deref(), req.headers());
+                return shape(r, &e.to_string());
             }
         }
     }
+    let mut rate_remaining = None;
     if let (Some(limiter), true) = (&shared.cfg.rate, req.method() == http::Method::POST) {
         let key: Arc<str> = match &caller.principal {
             Some(p) => Arc::from(p.id.as_str()),
@@ -349,13 +372,36 @@ async fn route_in_span(
         let h = req.headers();
         let cost = match (h.get("mcp-method"), h.get("mcp-name").and_then(|v| v.to_str().ok())) {
             (Some(m), Some(name)) if m.as_bytes() == b"tools/call" => shared.engine.tool_cost(name),
-            _ => 1.0,
+            _ => match surface.as_ref().and_then(|(a, _)| a.cost(full)) {
+                Some(tool) => shared.engine.tool_cost(&tool),
+                None => 1.0,
+            },
         };
         if let Err(wait) = limiter.take(&key, cost).await {
             shared.engine.metrics.rate_limited("caller");
-            return too_many(wait);
+            let r = too_many(wait);
+            return shape(r, "rate limit exceeded");
+        }
+        if surface.is_some() {
+            rate_remaining = Some(limiter.remaining(&key));
         }
         caller.rate_key = Some(key);
+    }
+    if let Some((admin, _)) = surface {
+        let corr = caller.correlation_id.clone();
+        req.extensions_mut().insert(SurfaceCaller {
+            principal: caller.principal,
+            correlation_id: caller.correlation_id,
+            forwarded: caller.forwarded,
+            rate_key: caller.rate_key,
+            rate_remaining,
+            rate: shared.cfg.rate.as_ref().map(|l| l.rate()),
+        });
+        let mut resp = admin.call(req).await;
+        if let Some(v) = corr.and_then(|c| HeaderValue::from_str(&c[..]).ok()) {
+            resp.headers_mut().insert("x-request-id", v);
+        }
+        return resp;
     }
     if let Some(name) = view_name {
         // An unknown server and one this caller may not enter look the same.
@@ -402,9 +448,6 @@ async fn route_in_span(
         "health" | "healthz" => ops::health(),
         "metrics" => ops::metrics(&shared),
         "ready" | "readyz" => ops::ready(&shared),
-        "api/v1/diagnostics" => ops::diagnostics(&shared).await,
-        "api/v1/log-level" => ops::log_level(&shared, req).await,
-        p if p.starts_with("api/v1/") => ops::admin(&shared, req).await,
         _ => {
             let path = full;
             let msg = format!("no such endpoint {path:?}; the MCP endpoint is /mcp (legacy SSE: /sse)");
@@ -415,6 +458,19 @@ async fn route_in_span(
         resp.headers_mut().insert("x-request-id", v);
     }
     resp
+}
+
+/// The surface's version of a refusal the router made, keeping its challenge headers.
+fn shaped(admin: &dyn AdminSurface, path: &str, resp: Response<Body>, msg: &str) -> Response<Body> {
+    let Some(mut r) = admin.refusal(path, resp.status(), msg) else {
+        return resp;
+    };
+    for name in [header::WWW_AUTHENTICATE, header::RETRY_AFTER] {
+        if let Some(v) = resp.headers().get(&name) {
+            r.headers_mut().insert(name, v.clone());
+        }
+    }
+    r
 }
 
 /// The scope a path needs.

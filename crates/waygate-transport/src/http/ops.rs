@@ -1,6 +1,6 @@
-//! Operational endpoints beside MCP: `/health`, `/ready`, `/metrics` (Prometheus text) and
-//! `/api/v1/diagnostics`. What only the embedding binary knows (the store, the audit queue,
-//! configuration, upstreams) comes through [`Operations`].
+//! Operational endpoints beside MCP: `/health`, `/ready` and `/metrics` (Prometheus text).
+//! What only the embedding binary knows (the store, the audit queue, configuration,
+//! upstreams) comes through [`Operations`].
 
 use std::fmt::Write;
 
@@ -20,20 +20,6 @@ pub trait Operations: Send + Sync {
     fn not_ready(&self) -> Vec<String>;
     /// The log filter in effect, after replacing it with `new` when given.
     fn log_filter(&self, new: Option<&str>) -> Result<String, String>;
-    /// Admin REST resources the binary owns (plugins, pins, …): the status and JSON body,
-    /// or `None` when `path` is not one of them. `actor` names the caller for the audit.
-    fn admin<'a>(&'a self, request: AdminRequest<'a>) -> BoxFuture<'a, Option<(StatusCode, serde_json::Value)>> {
-        let _ = request;
-        Box::pin(async { None })
-    }
-}
-
-/// One admin REST call, body already read (and size-limited).
-pub struct AdminRequest<'a> {
-    pub method: &'a http::Method,
-    pub path: &'a str,
-    pub body: &'a [u8],
-    pub actor: &'a str,
 }
 
 pub(super) fn health() -> Response<Body> {
@@ -100,102 +86,9 @@ fn metrics_response(text: String) -> Response<Body> {
     r
 }
 
-pub(super) async fn diagnostics(shared: &Shared) -> Response<Body> {
-    let doc = match &shared.cfg.ops {
-        Some(ops) => ops.diagnostics().await,
-        None => serde_json::json!({}),
-    };
-    json_response(StatusCode::OK, serde_json::to_vec_pretty(&doc).unwrap_or_default())
-}
-
 impl std::fmt::Debug for dyn Operations {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Operations")
-    }
-}
-
-/// `GET` shows the log filter, `PUT {"filter": "debug,waygate_core=trace"}` replaces it.
-pub(super) async fn log_level(shared: &Shared, req: http::Request<hyper::body::Incoming>) -> Response<Body> {
-    use waygate_protocol::ErrorObject;
-    let Some(ops) = &shared.cfg.ops else {
-        return super::error_response(
-            StatusCode::NOT_FOUND,
-            None,
-            &ErrorObject::invalid_request("not available"),
-        );
-    };
-    let new = match *req.method() {
-        http::Method::GET => None,
-        http::Method::PUT | http::Method::POST => {
-            let (parts, body) = req.into_parts();
-            let bytes = match super::read_body(&parts.headers, body, &shared.cfg).await {
-                Ok(b) => b,
-                Err(r) => return r,
-            };
-            match serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("filter").and_then(|f| f.as_str()).map(str::to_string))
-            {
-                Some(f) => Some(f),
-                None => {
-                    return super::error_response(
-                        StatusCode::BAD_REQUEST,
-                        None,
-                        &ErrorObject::invalid_request("expected a JSON body {\"filter\": \"info,waygate_core=debug\"}"),
-                    )
-                }
-            }
-        }
-        _ => {
-            return super::error_response(
-                StatusCode::METHOD_NOT_ALLOWED,
-                None,
-                &ErrorObject::invalid_request("use GET or PUT on /api/v1/log-level"),
-            )
-        }
-    };
-    match ops.log_filter(new.as_deref()) {
-        Ok(f) => json_response(
-            StatusCode::OK,
-            serde_json::to_vec(&serde_json::json!({"filter": f})).unwrap_or_default(),
-        ),
-        Err(e) => super::error_response(StatusCode::BAD_REQUEST, None, &ErrorObject::invalid_request(e)),
-    }
-}
-
-/// Any other `/api/v1/…` path: handed to [`Operations::admin`].
-pub(super) async fn admin(shared: &Shared, req: http::Request<hyper::body::Incoming>) -> Response<Body> {
-    use waygate_protocol::ErrorObject;
-    let actor = req
-        .extensions()
-        .get::<super::Caller>()
-        .and_then(|c| c.principal.as_ref())
-        .map_or_else(|| "anonymous".to_string(), |p| p.label.to_string());
-    let (parts, body) = req.into_parts();
-    let bytes = match super::read_body(&parts.headers, body, &shared.cfg).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let path = parts.uri.path();
-    let answer = match &shared.cfg.ops {
-        Some(ops) => {
-            ops.admin(AdminRequest {
-                method: &parts.method,
-                path,
-                body: &bytes,
-                actor: &actor,
-            })
-            .await
-        }
-        None => None,
-    };
-    match answer {
-        Some((status, doc)) => json_response(status, serde_json::to_vec_pretty(&doc).unwrap_or_default()),
-        None => super::error_response(
-            StatusCode::NOT_FOUND,
-            None,
-            &ErrorObject::invalid_request(format!("no such admin endpoint {path:?}")),
-        ),
     }
 }
 

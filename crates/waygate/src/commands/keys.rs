@@ -26,19 +26,17 @@ pub fn run(g: &Global, cmd: KeysCommand) -> CmdResult {
                     .filter(|s| !s.is_empty())
                     .collect();
                 for s in &scopes {
-                    let ok = s.len() <= 64
-                        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
-                    if !ok {
-                        return Err(format!(
-                            "invalid scope {s:?}; expected mcp, admin, or a role name of letters, digits, '-', '_', '.', ':'"
-                        )
-                        .into());
-                    }
+                    waygate_core::auth::check_scope(s)?;
                 }
                 let expires = expires_in_days.map(|d| now_ms() + (d as i64) * 86_400_000);
                 let key = create(&store, &name, &scopes, expires).await?;
                 let id = key.split('_').nth(1).unwrap_or_default();
-                crate::audit_queue::record_admin(&store, "admin/keys.create", &format!("{id} {name} [{}]", scopes.join(","))).await;
+                crate::audit_queue::record_admin(
+                    &store,
+                    "admin/keys.create",
+                    &format!("{id} {name} [{}]", scopes.join(",")),
+                )
+                .await;
                 println!("{key}");
                 eprintln!(
                     "created key for {name:?} (scopes: {}); it is shown only once",
@@ -136,6 +134,13 @@ async fn load(store: &Store, keys: &ApiKeys) -> Result<(), waygate_store::StoreE
             .collect(),
     );
     Ok(())
+}
+
+/// Reload the key table now (after a change through the admin API).
+pub async fn refresh(store: &Store, keys: &ApiKeys) {
+    if let Err(e) = load(store, keys).await {
+        tracing::warn!(error = %e, "API key refresh failed; keeping the last key table");
+    }
 }
 
 /// Load the key table now, then refresh it every second so revocations made by

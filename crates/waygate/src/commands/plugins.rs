@@ -116,12 +116,17 @@ pub(super) async fn call(
     let text = resp.text().await.map_err(|e| e.to_string())?;
     let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
     if !status.is_success() {
+        // RFC 9457 problems (`detail`), or an older `{"error": …}` body.
         let msg = v
-            .get("error")
-            .and_then(|e| {
-                e.as_str()
-                    .map(str::to_string)
-                    .or_else(|| e.get("message").and_then(Value::as_str).map(str::to_string))
+            .get("detail")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| {
+                v.get("error").and_then(|e| {
+                    e.as_str()
+                        .map(str::to_string)
+                        .or_else(|| e.get("message").and_then(Value::as_str).map(str::to_string))
+                })
             })
             .unwrap_or(text);
         let hint = if status == reqwest::StatusCode::UNAUTHORIZED {

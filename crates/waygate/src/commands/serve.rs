@@ -126,6 +126,11 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
         waygate_core::outq::set_limit(b);
     }
     let api_keys = (!args.stdio && !args.no_auth).then(waygate_core::auth::ApiKeys::default);
+    let backend = Arc::new(crate::admin::ServeBackend {
+        ops: ops.clone(),
+        reloader: std::sync::OnceLock::new(),
+        keys: std::sync::OnceLock::new(),
+    });
     let server: tokio::task::JoinHandle<std::io::Result<()>> = if args.stdio {
         tracing::info!(plugins = ?names, tools = registry.catalog().tool_count(), "serving MCP on stdio");
         let eng = engine.clone();
@@ -171,6 +176,12 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
         let mut hcfg = HttpConfig::for_addr(local);
         hcfg.ready = ready.clone();
         hcfg.ops = Some(ops.clone());
+        hcfg.admin = Some(Arc::new(waygate_admin::Admin::new(
+            backend.clone(),
+            waygate_admin::AdminOptions {
+                compat_routes: c.admin.compat_routes.unwrap_or(true),
+            },
+        )));
         if let Some(keys) = api_keys.clone() {
             let (auth, meta) = crate::security::authenticator(keys, c).await?;
             hcfg.auth = Some(auth);
@@ -272,6 +283,7 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
             println!("Send it as: Authorization: Bearer $WAYGATE_API_KEY   (manage keys with `waygate keys`)");
         }
         tokio::spawn(super::keys::keep_fresh(store.clone(), keys.clone(), shutdown.clone()));
+        let _ = backend.keys.set((store.clone(), keys.clone()));
         // Serve authenticated requests only once the table is loaded.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while keys.is_empty() && tokio::time::Instant::now() < deadline {
@@ -281,6 +293,8 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
     let _ = ops.store.set(store.clone());
     let _ = ops.plugins.set(manager.clone());
     let _ = ops.engine.set(engine.clone());
+    ops.runtime_servers.restore(&store).await;
+    engine.set_views(ops.views());
     let (audit, audit_task) =
         crate::audit_queue::AuditQueue::start(store.clone(), l.cfg.audit.queue_capacity.unwrap_or(10_000));
     let _ = ops.audit.set(audit.clone());
@@ -317,15 +331,9 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
         });
     }
     if let Some(path) = l.path.clone() {
-        tokio::spawn(reload::watch(
-            path,
-            l.clone(),
-            extra,
-            manager.clone(),
-            engine.clone(),
-            ops.clone(),
-            shutdown.clone(),
-        ));
+        let reloader = reload::Reloader::new(path, l.clone(), extra, manager.clone(), engine.clone(), ops.clone());
+        let _ = backend.reloader.set(reloader.clone());
+        tokio::spawn(reload::watch(reloader, shutdown.clone()));
     }
 
     let served = server.await.map_err(|e| format!("server task failed: {e}"))?;

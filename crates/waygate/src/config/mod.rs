@@ -76,6 +76,17 @@ pub struct FileConfig {
     pub pinning: PinningSection,
     /// OpenTelemetry trace export (off unless `endpoint` is set).
     pub otel: OtelSection,
+    /// The admin surface beside MCP (REST API, Swagger UI, compatibility routes).
+    pub admin: AdminSection,
+}
+
+/// `[admin]`.
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    /// Serve the Python Waygate's REST routes (`/mcp/execute`, `/plugins` …); default true.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compat_routes: Option<bool>,
 }
 
 /// `[otel]`: OTLP trace export.

@@ -41,6 +41,8 @@ pub fn schema() -> serde_json::Value {
                 "wasm": {"type": "array", "items": {"type": "object", "required": ["name", "module"], "description": "name, module, memory_mib, time_ms, instances, max_traps, max_output_bytes, fs_read, env, http_hosts, wall_clock, settings"}}}},
             "hooks": {"type": "array", "items": {"type": "object", "required": ["name", "kind"], "properties": {
                 "kind": {"enum": plugins::HOOK_KINDS}, "mode": {"enum": ["enforce", "permissive", "disabled"]}}}},
+            "admin": {"type": "object", "additionalProperties": false, "properties": {
+                "compat_routes": {"type": "boolean", "description": "serve the Python Waygate's REST routes (/mcp/execute, /plugins …); default true"}}},
             "otel": {"type": "object", "additionalProperties": false, "properties": {
                 "endpoint": s("OTLP collector URL; unset = no trace export"),
                 "protocol": {"enum": ["http/protobuf", "grpc"]},

@@ -4,11 +4,11 @@
 //! is active; this layer decides what that is, and rebuilds the hook chain whenever the
 //! plugins a hook points at change.
 
-pub mod admin;
 pub mod pinning;
 mod runtime_upstreams;
 mod spec;
 
+pub use runtime_upstreams::Refusal;
 pub use spec::{desired, instantiate, Instance, Spec};
 
 use std::collections::BTreeMap;

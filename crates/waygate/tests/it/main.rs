@@ -4,11 +4,13 @@
 
 mod common;
 
+mod admin_api;
 mod audit;
 mod auth;
 mod authz;
 mod bad_input;
 mod catalog;
+mod compat;
 mod config_and_store;
 mod doctor;
 mod guards;

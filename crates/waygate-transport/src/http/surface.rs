@@ -1,0 +1,66 @@
+//! The hand-off to the admin surface (REST API, its document, Swagger UI, the admin UI and
+//! the Python Waygate's compatibility routes), which another crate serves. The router keeps
+//! what every request shares — Host/Origin guard, authentication, rate limits, correlation
+//! ids — and asks the surface only which paths it owns and what access each needs.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use waygate_core::BoxFuture;
+
+use super::body::Body;
+
+/// Who sent a request the surface serves, as the router authenticated it; put in the
+/// request's extensions.
+#[derive(Clone, Default)]
+pub struct SurfaceCaller {
+    pub principal: Option<Arc<waygate_core::auth::Principal>>,
+    pub correlation_id: Option<Arc<str>>,
+    /// Headers named by an upstream's `passthrough_headers` (for REST tool calls).
+    pub forwarded: Option<waygate_core::context::Forwarded>,
+    /// The rate-limit bucket the request was charged to, when limits apply.
+    pub rate_key: Option<Arc<str>>,
+    /// Tokens left in that bucket after this request (for `X-RateLimit-Remaining`).
+    pub rate_remaining: Option<f64>,
+    /// The bucket's rate (for `X-RateLimit-Limit` and `-Reset`).
+    pub rate: Option<waygate_core::ratelimit::Rate>,
+}
+
+/// What a path of the surface needs before it is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No credential (documents, static assets, the UI's login page).
+    Public,
+    /// A credential with this scope (`admin` implies every scope).
+    Scope(&'static str),
+    /// The surface authenticates the request itself (the UI's session cookie); the router
+    /// still tries the headers and passes a principal when they carry a valid one.
+    SelfAuthenticated,
+}
+
+pub trait AdminSurface: Send + Sync {
+    /// The access `path` needs when the surface serves it; `None` leaves it to the router.
+    fn access(&self, method: &Method, path: &str, headers: &HeaderMap) -> Option<Access>;
+    /// Serve one request (a [`SurfaceCaller`] is in its extensions).
+    fn call(&self, req: Request<Incoming>) -> BoxFuture<'static, Response<Body>>;
+    /// The weight a POST to `path` costs in the caller's rate bucket (a REST tool call
+    /// costs what the tool costs over MCP); `None` = 1.
+    fn cost(&self, path: &str) -> Option<String> {
+        let _ = path;
+        None
+    }
+    /// A refusal the router makes before the surface sees the request (401, 403, 429),
+    /// shaped for the path (the compatibility routes use their own envelope); `None`
+    /// keeps the router's JSON-RPC error body.
+    fn refusal(&self, path: &str, status: StatusCode, message: &str) -> Option<Response<Body>> {
+        let _ = (path, status, message);
+        None
+    }
+}
+
+impl std::fmt::Debug for dyn AdminSurface {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminSurface")
+    }
+}
