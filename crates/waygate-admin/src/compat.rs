@@ -40,10 +40,9 @@ pub fn owns(path: &str) -> bool {
         || path
             .strip_prefix("/plugins/")
             .is_some_and(|n| !n.is_empty() && !n.contains('/'))
-        || matches!(
-            path,
-            "/diagnostics/connection" | "/diagnostics/performance" | "/diagnostics/errors"
-        )
+        || path
+            .strip_prefix("/diagnostics/")
+            .is_some_and(|k| !k.is_empty() && !k.contains('/'))
 }
 
 pub fn access(method: &Method, path: &str) -> Access {

@@ -51,25 +51,28 @@ impl Modify for Shared {
     }
 }
 
-fn problem(description: &str) -> utoipa::openapi::Response {
+/// A refusal: a problem document, or the compatibility routes' envelope.
+fn problem(description: &str, compat: bool) -> utoipa::openapi::Response {
+    let (media, schema) = if compat {
+        ("application/json", "CompatError")
+    } else {
+        (crate::problem::PROBLEM_JSON, "Problem")
+    };
     ResponseBuilder::new()
         .description(description)
-        .content(
-            crate::problem::PROBLEM_JSON,
-            Content::new(Some(Ref::from_schema_name("Problem"))),
-        )
+        .content(media, Content::new(Some(Ref::from_schema_name(schema))))
         .build()
 }
 
-fn add_refusals(op: &mut Operation, changes: bool) {
+fn add_refusals(op: &mut Operation, changes: bool, compat: bool) {
     let r = &mut op.responses.responses;
     r.entry("401".into())
-        .or_insert_with(|| problem("No valid credential").into());
+        .or_insert_with(|| problem("No valid credential", compat).into());
     r.entry("403".into())
-        .or_insert_with(|| problem("The credential lacks the scope this endpoint needs").into());
+        .or_insert_with(|| problem("The credential lacks the scope this endpoint needs", compat).into());
     if changes {
         r.entry("429".into())
-            .or_insert_with(|| problem("The caller's rate limit is exhausted; see Retry-After").into());
+            .or_insert_with(|| problem("The caller's rate limit is exhausted; see Retry-After", compat).into());
     }
 }
 
@@ -104,15 +107,16 @@ pub fn finish(mut doc: Doc) -> Doc {
             }
         }
         let public = path == "/api/v1/openapi.json";
+        let compat = !path.starts_with("/api/");
         for op in [&mut item.get, &mut item.delete, &mut item.head].into_iter().flatten() {
             if public {
                 op.security = Some(Vec::new());
             } else {
-                add_refusals(op, false);
+                add_refusals(op, false, compat);
             }
         }
         for op in [&mut item.post, &mut item.put, &mut item.patch].into_iter().flatten() {
-            add_refusals(op, true);
+            add_refusals(op, true, compat);
         }
     }
     doc

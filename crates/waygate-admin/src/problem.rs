@@ -127,8 +127,8 @@ impl From<PathRejection> for Problem {
     }
 }
 
-/// The field serde names in its message (`missing field `x``, `unknown field `x``, or
-/// `x: invalid type …` from the query deserializer).
+/// The field serde names in its message: `missing field `x``, `unknown field `x``, or the
+/// path axum puts first (`x: invalid type …`, `a.b[0]: …`).
 fn field_of(msg: &str) -> Option<String> {
     for marker in ["field `", "variant `"] {
         if let Some(i) = msg.find(marker) {
@@ -136,9 +136,12 @@ fn field_of(msg: &str) -> Option<String> {
             return rest.find('`').map(|j| rest[..j].to_string());
         }
     }
-    let tail = msg.rsplit(": ").nth(1)?;
-    let name = tail.rsplit(' ').next()?;
-    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then(|| name.to_string())
+    let rest = ["into the target type: ", "query string: "]
+        .iter()
+        .find_map(|p| msg.split_once(p).map(|(_, r)| r))?;
+    let (path, _) = rest.split_once(": ")?;
+    let ok = !path.is_empty() && path.chars().all(|c| c.is_ascii_alphanumeric() || "_.[]".contains(c));
+    ok.then(|| path.to_string())
 }
 
 #[cfg(test)]
@@ -157,6 +160,11 @@ mod tests {
             field_of("Failed to deserialize query string: limit: invalid digit found in string"),
             Some("limit".into())
         );
+        assert_eq!(
+            field_of("Failed to deserialize the JSON body into the target type: expires_in_days: invalid type: floating point `1.5`, expected u32 at line 1"),
+            Some("expires_in_days".into())
+        );
+        assert_eq!(field_of("Expected request with `Content-Type: application/json`"), None);
     }
 
     #[test]

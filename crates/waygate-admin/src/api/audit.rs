@@ -38,6 +38,7 @@ pub struct AuditQuery {
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[1-9][0-9]{0,17}:[0-9]{1,18}$")]
     pub cursor: Option<String>,
 }
 

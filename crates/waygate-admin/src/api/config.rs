@@ -36,9 +36,12 @@ pub struct ConfigText {
     pub toml: String,
 }
 
+/// The verdict on a candidate: the same checks and messages as a reload.
 #[derive(Serialize, ToSchema)]
 pub struct Validation {
     pub valid: bool,
+    /// What is wrong, each naming the line or key (`field`).
+    pub problems: Vec<Problem>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -93,12 +96,15 @@ async fn effective(State(state): State<AppState>) -> Json<EffectiveConfig> {
 }
 
 #[utoipa::path(post, path = "/api/v1/config/validate", tag = "config", request_body = ConfigText,
-    responses((status = 200, body = Validation),
-        (status = 400, description = "Invalid; `detail` names the line and key, `field` the key", body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "The verdict; an invalid candidate is `valid: false` with its problems", body = Validation),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 415, body = Problem, content_type = "application/problem+json")))]
-async fn validate(State(state): State<AppState>, Json(c): Json<ConfigText>) -> Result<Json<Validation>, Problem> {
-    state.backend.config_validate(&c.toml)?;
-    Ok(Json(Validation { valid: true }))
+async fn validate(State(state): State<AppState>, Json(c): Json<ConfigText>) -> Json<Validation> {
+    let problems: Vec<Problem> = state.backend.config_validate(&c.toml).err().into_iter().collect();
+    Json(Validation {
+        valid: problems.is_empty(),
+        problems,
+    })
 }
 
 #[utoipa::path(put, path = "/api/v1/config", tag = "config", request_body = ConfigText,

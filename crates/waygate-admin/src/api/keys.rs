@@ -42,16 +42,35 @@ pub struct KeyList {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKeyRequest {
-    /// Who or what the key is for.
-    #[schema(min_length = 1, max_length = 128)]
+    /// Who or what the key is for: 1 to 128 characters, no control characters.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f]+$")]
     pub name: String,
     /// `mcp`, `admin`, `admin:read`, `metrics`, `server:NAME` or role names.
     #[serde(default = "default_scopes")]
+    #[schema(schema_with = scopes_schema)]
     pub scopes: Vec<String>,
     /// Days until the key expires; never when absent.
+    /// (Read as a number: JSON Schema counts `30.0` as the integer 30.)
     #[serde(default)]
-    #[schema(minimum = 1, maximum = 36500)]
-    pub expires_in_days: Option<u32>,
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 36500)]
+    pub expires_in_days: Option<f64>,
+}
+
+fn scopes_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[A-Za-z0-9_.:-]{1,64}$"))
+                .build(),
+        )
+        .min_items(Some(1))
+        .max_items(Some(64))
+        .description(Some(
+            "Scopes: mcp, admin, admin:read, metrics, server:NAME or role names",
+        ))
+        .build()
 }
 
 fn default_scopes() -> Vec<String> {
@@ -131,22 +150,25 @@ async fn create(
     actor: Actor,
     Json(req): Json<NewKeyRequest>,
 ) -> Result<(StatusCode, Json<CreatedKey>), Problem> {
-    let name = req.name.trim();
-    if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
-        return Err(Problem::bad_request("name must be 1 to 128 printable characters").field("name"));
+    let name = req.name.as_str();
+    let n = name.chars().count();
+    if n == 0 || n > 128 || name.chars().any(|c| c.is_ascii_control()) {
+        return Err(Problem::bad_request("name must be 1 to 128 characters without control characters").field("name"));
     }
-    if req.scopes.is_empty() {
-        return Err(Problem::bad_request("at least one scope is needed (e.g. \"mcp\")").field("scopes"));
+    if req.scopes.is_empty() || req.scopes.len() > 64 {
+        return Err(Problem::bad_request("one to 64 scopes are needed (e.g. \"mcp\")").field("scopes"));
     }
     for (i, s) in req.scopes.iter().enumerate() {
         waygate_core::auth::check_scope(s).map_err(|m| Problem::bad_request(m).field(format!("scopes[{i}]")))?;
     }
     let expires = match req.expires_in_days {
-        Some(0) => return Err(Problem::bad_request("expires_in_days must be at least 1").field("expires_in_days")),
-        Some(d) if d > 36_500 => {
-            return Err(Problem::bad_request("expires_in_days must be at most 36500").field("expires_in_days"))
+        Some(d) if d.fract() != 0.0 || !(1.0..=36_500.0).contains(&d) => {
+            return Err(Problem::bad_request(format!(
+                "expires_in_days {d} is not a whole number of days in 1..=36500"
+            ))
+            .field("expires_in_days"))
         }
-        Some(d) => Some(now_ms() + i64::from(d) * 86_400_000),
+        Some(d) => Some(now_ms() + d as i64 * 86_400_000),
         None => None,
     };
     let r = make(&state, name, &req.scopes, expires).await;
@@ -174,9 +196,33 @@ async fn active(state: &AppState, id: &str) -> Result<waygate_store::KeyRow, Pro
 #[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
     responses((status = 204, description = "Revoked; refused from now on"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The key of this request, or the last active admin key", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json")))]
 async fn revoke(State(state): State<AppState>, actor: Actor, Path(id): Path<String>) -> Result<StatusCode, Problem> {
-    active(&state, &id).await?;
+    let key = active(&state, &id).await?;
+    // No lock-out by accident: not the credential of this very request, not the last
+    // active admin key.
+    if actor.0.principal.as_ref().is_some_and(|p| p.id == id) {
+        return Err(Problem::conflict(
+            "this request is authenticated with that key; revoke it with another admin key (or rotate it)",
+        )
+        .field("id"));
+    }
+    if key.scopes.iter().any(|s| s == "admin") {
+        let now = now_ms();
+        let admins = state
+            .store()?
+            .keys()
+            .await
+            .map_err(store_problem)?
+            .into_iter()
+            .filter(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|e| e > now))
+            .filter(|k| k.scopes.iter().any(|s| s == "admin"))
+            .count();
+        if admins <= 1 {
+            return Err(Problem::conflict("that is the last active admin key; create another one first").field("id"));
+        }
+    }
     let r = state.store()?.revoke_key(&id).await.map_err(store_problem);
     state.audit("admin/keys.revoke", &id, r.is_ok(), &actor);
     r?;

@@ -113,7 +113,8 @@ async fn put(
 
 #[utoipa::path(post, path = "/api/v1/upstreams", tag = "upstreams", request_body = UpstreamEntry,
     responses((status = 201, body = UpstreamRow),
-        (status = 400, description = "The entry does not validate (the message names the key)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The body is not an entry", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The entry does not validate (the message and `field` name the key)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "An upstream of that name exists", body = Problem, content_type = "application/problem+json"),
         (status = 415, body = Problem, content_type = "application/problem+json")))]
 async fn create(
@@ -135,6 +136,7 @@ async fn create(
     request_body = UpstreamEntry,
     responses((status = 200, body = UpstreamRow), (status = 201, body = UpstreamRow),
         (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The entry does not validate", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The config file defines this upstream", body = Problem, content_type = "application/problem+json"),
         (status = 415, body = Problem, content_type = "application/problem+json")))]
 async fn replace(
@@ -203,16 +205,70 @@ pub struct ServerList {
     pub servers: Vec<ServerRow>,
 }
 
-/// A `[[servers]]` entry: `name`, `include` (required), `exclude`, `tags`, `title`,
-/// `instructions`, `annotations`, `scopes`, `roles`.
+/// A `[[servers]]` entry, for `POST /api/v1/servers`.
 #[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ServerEntry {
-    #[serde(default)]
+    /// A URL path segment: `/servers/{name}/mcp`.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub name: String,
-    #[serde(flatten)]
+    /// `"<plugin-or-upstream>/<tool glob>"` or a plugin name; at least one.
+    #[schema(min_items = 1)]
+    pub include: Vec<Pattern>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<Pattern>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+    /// Annotations this server sets on every tool it serves.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     #[schema(value_type = Object)]
-    pub rest: serde_json::Map<String, Value>,
+    pub annotations: serde_json::Map<String, Value>,
+    /// Select tools carrying any of these tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Only keys with one of these scopes may enter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// Only principals with one of these roles may enter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }
+
+/// A virtual server's selection and presentation, for `PUT /api/v1/servers/{name}` (the
+/// name is the path's).
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerBody {
+    /// `"<plugin-or-upstream>/<tool glob>"` or a plugin name; at least one.
+    #[schema(min_items = 1)]
+    pub include: Vec<Pattern>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<Pattern>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+    /// Annotations this server sets on every tool it serves.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    #[schema(value_type = Object)]
+    pub annotations: serde_json::Map<String, Value>,
+    /// Select tools carrying any of these tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Only keys with one of these scopes may enter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// Only principals with one of these roles may enter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+}
+
+/// A selection pattern; not empty and not starting with `/`.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[schema(pattern = "^[^/]")]
+pub struct Pattern(pub String);
 
 async fn server_rows(state: &AppState) -> Vec<ServerRow> {
     let engine = state.backend.engine();
@@ -269,10 +325,10 @@ async fn server_get(State(state): State<AppState>, Path(name): Path<String>) -> 
 async fn server_put(
     state: &AppState,
     actor: &Actor,
-    entry: ServerEntry,
+    name: String,
+    mut body: Value,
 ) -> Result<(StatusCode, Json<ServerRow>), Problem> {
-    let name = entry.name.clone();
-    let body = serde_json::to_value(&entry).unwrap_or(Value::Null);
+    body["name"] = Value::String(name.clone());
     let r = state.backend.server_put(body).await;
     state.audit("admin/server.put", &name, r.is_ok(), actor);
     let created = r?;
@@ -282,7 +338,8 @@ async fn server_put(
 
 #[utoipa::path(post, path = "/api/v1/servers", tag = "servers", request_body = ServerEntry,
     responses((status = 201, body = ServerRow),
-        (status = 400, description = "The entry does not validate (the message names the key)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The body is not an entry", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The entry does not validate (the message and `field` name the key)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A virtual server of that name exists", body = Problem, content_type = "application/problem+json"),
         (status = 415, body = Problem, content_type = "application/problem+json")))]
 async fn server_create(
@@ -297,27 +354,26 @@ async fn server_create(
         ))
         .field("name"));
     }
-    server_put(&state, &actor, entry).await
+    let name = entry.name.clone();
+    let body = serde_json::to_value(&entry).unwrap_or(Value::Null);
+    server_put(&state, &actor, name, body).await
 }
 
 #[utoipa::path(put, path = "/api/v1/servers/{name}", tag = "servers", params(("name" = String, Path)),
-    request_body = ServerEntry,
+    request_body = ServerBody,
     responses((status = 200, body = ServerRow), (status = 201, body = ServerRow),
         (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The entry does not validate", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The config file defines this server", body = Problem, content_type = "application/problem+json"),
         (status = 415, body = Problem, content_type = "application/problem+json")))]
 async fn server_replace(
     State(state): State<AppState>,
     actor: Actor,
     Path(name): Path<String>,
-    Json(mut entry): Json<ServerEntry>,
+    Json(body): Json<ServerBody>,
 ) -> Result<(StatusCode, Json<ServerRow>), Problem> {
-    if entry.name.is_empty() {
-        entry.name = name;
-    } else if entry.name != name {
-        return Err(Problem::bad_request(format!("body names {:?}, the path {name:?}", entry.name)).field("name"));
-    }
-    server_put(&state, &actor, entry).await
+    let body = serde_json::to_value(&body).unwrap_or(Value::Null);
+    server_put(&state, &actor, name, body).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/servers/{name}", tag = "servers", params(("name" = String, Path)),

@@ -356,17 +356,22 @@ fn configuration_is_validated_applied_snapshotted_diffed_and_rolled_back() {
     let (s, admin) = Server::start_auth_with(&d.0, &["--config", &cfg]);
     let admin = admin.unwrap();
     let v = |t: &str| api(&s, "POST", "/api/v1/config/validate", &admin, Some(&json!({"toml": t})));
-    let p = problem(&v("version = 3\n[catalog]\nprefix = \"sometimes\"\n"), 400);
+    let verdict = v("version = 3\n[catalog]\nprefix = \"sometimes\"\n").json();
+    assert_eq!(verdict["valid"], false, "{verdict}");
+    let p = &verdict["problems"][0];
     assert_eq!(p["field"], "catalog.prefix", "{p}");
-    assert!(
-        p["detail"]
-            .as_str()
-            .unwrap()
-            .contains("expected always, on-conflict or never"),
-        "{p}"
-    );
-    let p = problem(&v("version = 3\n[http]\nmax_body_bytes = \"x\"\n"), 400);
+    let detail = p["detail"].as_str().unwrap();
+    assert!(detail.contains("expected always, on-conflict or never"), "{p}");
+    let p = &v("version = 3\n[http]\nmax_body_bytes = \"x\"\n").json()["problems"][0];
     assert!(p["detail"].as_str().unwrap().contains("line 3"), "names the line: {p}");
+    let refused = api(
+        &s,
+        "PUT",
+        "/api/v1/config",
+        &admin,
+        Some(&json!({"toml": "version = 3\n[catalog]\nprefix = 1\n"})),
+    );
+    problem(&refused, 400);
     assert_eq!(v("version = 3\n").json()["valid"], true);
 
     let next =
