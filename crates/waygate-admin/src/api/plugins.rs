@@ -57,14 +57,17 @@ pub struct PluginList {
     pub plugins: Vec<PluginRow>,
 }
 
-/// What to load: a name and exactly one of `wasm` (module path), `command` (a process
-/// plugin) or `url` — the same keys as a `[[plugins]]` entry.
+/// What to load: `{"wasm": {…}}` with the keys of a `[[plugins.wasm]]` entry (`name`,
+/// `module`, `memory_mib`, `time_ms`, `instances`, `fs_read`, `env`, `http_hosts`,
+/// `wall_clock`), or `{"builtin": "everything"}`.
 #[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PluginSpec {
-    pub name: String,
-    #[serde(flatten)]
-    #[schema(value_type = Object)]
-    pub rest: serde_json::Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub wasm: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builtin: Option<String>,
 }
 
 pub(crate) fn rows(v: Vec<Value>) -> Vec<PluginRow> {
@@ -96,7 +99,14 @@ async fn load(
     actor: Actor,
     Json(spec): Json<PluginSpec>,
 ) -> Result<(StatusCode, Json<PluginRow>), Problem> {
-    let target = spec.name.clone();
+    let target = spec
+        .wasm
+        .as_ref()
+        .and_then(|w| w.get("name"))
+        .and_then(Value::as_str)
+        .or(spec.builtin.as_deref())
+        .unwrap_or("?")
+        .to_string();
     let body = serde_json::to_value(&spec).unwrap_or(Value::Null);
     let r = state.backend.plugin_load(body).await;
     state.audit("admin/plugin.load", &target, r.is_ok(), &actor);
