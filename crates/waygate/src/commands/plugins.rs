@@ -76,6 +76,8 @@ async fn dispatch(g: &Global, cmd: PluginsCommand) -> CmdResult {
     let v = call(g, &server, method, &path, body).await?;
     match v.get("plugins") {
         Some(list) => print_table(list),
+        // One plugin (load, enable, disable, reload answer the plugin itself).
+        None if v.get("tier").is_some() => print_table(&Value::Array(vec![v])),
         None => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default()),
     }
     Ok(())
