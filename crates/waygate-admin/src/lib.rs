@@ -13,6 +13,7 @@ mod extract;
 mod problem;
 mod redact;
 mod surface;
+mod ui;
 
 pub use backend::{Backend, Fut, HeldPin, PluginAction};
 pub use problem::Problem;

@@ -19,7 +19,7 @@ use waygate_core::BoxFuture;
 use waygate_transport::http::{Access, AdminSurface, Body};
 
 use crate::extract::AppState;
-use crate::{api, compat, docs, Backend, Problem};
+use crate::{api, compat, docs, ui, Backend, Problem};
 
 /// Switches of the admin surface (`[admin]` in the config file).
 #[derive(Debug, Clone)]
@@ -37,6 +37,8 @@ impl Default for AdminOptions {
 pub struct Admin {
     router: Router,
     options: AdminOptions,
+    backend: Arc<dyn Backend>,
+    sessions: Arc<ui::Sessions>,
 }
 
 /// Every route and the document describing them.
@@ -71,12 +73,25 @@ async fn method_not_allowed(method: Method, uri: http::Uri) -> Problem {
 impl Admin {
     pub fn new(backend: Arc<dyn Backend>, options: AdminOptions) -> Self {
         let (router, doc) = routes(&options);
+        let sessions = Arc::new(ui::Sessions::default());
+        let ui = ui::router(ui::UiState {
+            backend: backend.clone(),
+            sessions: sessions.clone(),
+        });
         let router = router
             .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", doc))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
-            .with_state(AppState { backend });
-        Admin { router, options }
+            .with_state(AppState {
+                backend: backend.clone(),
+            })
+            .merge(ui);
+        Admin {
+            router,
+            options,
+            backend,
+            sessions,
+        }
     }
 
     fn compat_path(&self, path: &str) -> bool {
@@ -89,12 +104,31 @@ impl AdminSurface for Admin {
         let read = matches!(*method, Method::GET | Method::HEAD);
         Some(match path {
             "/api/v1/openapi.json" | "/docs" => Access::Public,
+            p if ui::public(p) => Access::Public,
+            "/ui/login" | "/ui/session" | "/ui/logout" | "/ui/metrics" => Access::Scope("admin:read"),
+            p if p.starts_with("/ui/") => Access::Public,
             p if p.starts_with("/docs/") => Access::Public,
             p if p.starts_with("/api/v1/tools/") || p.starts_with("/api/v1/tasks/") => Access::Scope("mcp"),
             p if p.starts_with("/api/") && read => Access::Scope("admin:read"),
             p if p.starts_with("/api/") => Access::Scope("admin"),
             p if self.compat_path(p) => compat::access(method, p),
             _ => return None,
+        })
+    }
+
+    fn session_credential<'a>(
+        &'a self,
+        method: &'a Method,
+        path: &'a str,
+        headers: &'a HeaderMap,
+    ) -> BoxFuture<'a, Result<Option<String>, String>> {
+        Box::pin(async move {
+            // Only the API and the UI's own endpoints; never MCP or the compatibility routes,
+            // and a login always presents its key afresh.
+            if !(path.starts_with("/api/") || path.starts_with("/ui/")) || path == "/ui/login" {
+                return Ok(None);
+            }
+            ui::credential(&self.sessions, self.backend.as_ref(), method, headers).await
         })
     }
 

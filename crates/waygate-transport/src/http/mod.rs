@@ -7,6 +7,7 @@
 
 pub mod body;
 mod caller;
+mod front;
 pub mod guard;
 mod mcp;
 mod ops;
@@ -27,7 +28,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use waygate_core::auth::{AuthError, Authenticator};
+use waygate_core::auth::Authenticator;
 use waygate_core::Engine;
 
 pub(crate) use caller::Caller;
@@ -326,39 +327,17 @@ async fn route_in_span(
     let access = surface.as_ref().map(|s| s.1);
     let scope = match access {
         Some(Access::Scope(s)) => s,
-        _ => required_scope(full),
+        _ => front::required_scope(full),
     };
-    let self_auth = access == Some(Access::SelfAuthenticated);
     let shape = |resp: Response<Body>, msg: &str| match &surface {
-        Some((a, _)) => shaped(a.as_ref(), full, resp, msg),
+        Some((a, _)) => front::shaped(a.as_ref(), full, resp, msg),
         None => resp,
     };
     if let (Some(auth), false) = (&shared.cfg.auth, public || access == Some(Access::Public)) {
-        let h = req.headers();
-        let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
-        match auth.authenticate(get("authorization"), get("x-api-key")).await {
-            // Operational endpoints need their own scope (admin implies every scope), so a
-            // scraper's key cannot call tools and an MCP client's key cannot read metrics.
-            Ok(p) if p.has_scope(scope) => {
-                waygate_core::logctx::update(|c| c.principal = Some(p.label.clone()));
-                caller.principal = Some(p)
-            }
-            // The UI's own session decides (a cookie); a header that fails is not fatal there.
-            _ if self_auth => {}
-            Ok(p) => {
-                let msg = format!("credential of {:?} lacks the {scope:?} scope", p.name);
-                let mut r = error_response(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(&msg));
-                let challenge = format!("Bearer realm=\"waygate\", error=\"insufficient_scope\", scope=\"{scope}\"");
-                if let Ok(v) = HeaderValue::from_str(&challenge) {
-                    r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-                }
-                return shape(r, &msg);
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "authentication failed");
-                let r = unauthorized(&e, shared.cfg.resource_metadata.as_deref(), req.headers());
-                return shape(r, &e.to_string());
-            }
+        let admin = surface.as_ref().map(|(a, _)| a.as_ref());
+        match front::authenticate(&shared, auth, &req, full, admin, scope).await {
+            Ok(p) => caller.principal = p,
+            Err((r, msg)) => return shape(r, &msg),
         }
     }
     let mut rate_remaining = None;
@@ -379,7 +358,7 @@ async fn route_in_span(
         };
         if let Err(wait) = limiter.take(&key, cost).await {
             shared.engine.metrics.rate_limited("caller");
-            let r = too_many(wait);
+            let r = front::too_many(wait);
             return shape(r, "rate limit exceeded");
         }
         if surface.is_some() {
@@ -458,61 +437,6 @@ async fn route_in_span(
         resp.headers_mut().insert("x-request-id", v);
     }
     resp
-}
-
-/// The surface's version of a refusal the router made, keeping its challenge headers.
-fn shaped(admin: &dyn AdminSurface, path: &str, resp: Response<Body>, msg: &str) -> Response<Body> {
-    let Some(mut r) = admin.refusal(path, resp.status(), msg) else {
-        return resp;
-    };
-    for name in [header::WWW_AUTHENTICATE, header::RETRY_AFTER] {
-        if let Some(v) = resp.headers().get(&name) {
-            r.headers_mut().insert(name, v.clone());
-        }
-    }
-    r
-}
-
-/// The scope a path needs.
-fn required_scope(path: &str) -> &'static str {
-    match path {
-        "/metrics" => "metrics",
-        p if p.starts_with("/api/") => "admin",
-        _ => "mcp",
-    }
-}
-
-/// 429 with `Retry-After` in whole seconds (rounded up).
-fn too_many(wait: Duration) -> Response<Body> {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    let msg = format!("rate limit exceeded; retry after {secs} s");
-    let mut r = error_response(StatusCode::TOO_MANY_REQUESTS, None, &ErrorObject::invalid_request(msg));
-    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-        r.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    r
-}
-
-/// 401 with the challenge RFC 6750 asks for (plus RFC 9728's `resource_metadata` when
-/// OAuth is configured); the body never echoes the presented credential.
-fn unauthorized(e: &AuthError, meta: Option<&ResourceMetadata>, h: &http::HeaderMap) -> Response<Body> {
-    let status = if matches!(e, AuthError::Unavailable(_)) {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::UNAUTHORIZED
-    };
-    let mut r = error_response(status, None, &ErrorObject::invalid_request(e.to_string()));
-    let mut challenge = String::from("Bearer realm=\"waygate\"");
-    if let Some(m) = meta {
-        challenge.push_str(&format!(", resource_metadata=\"{}\"", m.url_for(h).replace('"', "")));
-    }
-    if !matches!(e, AuthError::Missing | AuthError::Unavailable(_)) {
-        challenge.push_str(", error=\"invalid_token\"");
-    }
-    if let Ok(v) = HeaderValue::from_str(&challenge) {
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-    }
-    r
 }
 
 /// How much of an oversize body is read and thrown away before the 413 goes out. Clients

@@ -34,14 +34,24 @@ pub enum Access {
     Public,
     /// A credential with this scope (`admin` implies every scope).
     Scope(&'static str),
-    /// The surface authenticates the request itself (the UI's session cookie); the router
-    /// still tries the headers and passes a principal when they carry a valid one.
-    SelfAuthenticated,
 }
 
 pub trait AdminSurface: Send + Sync {
     /// The access `path` needs when the surface serves it; `None` leaves it to the router.
     fn access(&self, method: &Method, path: &str, headers: &HeaderMap) -> Option<Access>;
+    /// The credential a request without `Authorization` or `X-API-Key` carries in the
+    /// surface's own session (the admin UI's cookie), authenticated by the router like a
+    /// bearer header. `Err` refuses the request with 403 and the message (a change without
+    /// its CSRF token).
+    fn session_credential<'a>(
+        &'a self,
+        method: &'a Method,
+        path: &'a str,
+        headers: &'a HeaderMap,
+    ) -> BoxFuture<'a, Result<Option<String>, String>> {
+        let _ = (method, path, headers);
+        Box::pin(async { Ok(None) })
+    }
     /// Serve one request (a [`SurfaceCaller`] is in its extensions).
     fn call(&self, req: Request<Incoming>) -> BoxFuture<'static, Response<Body>>;
     /// The weight a POST to `path` costs in the caller's rate bucket (a REST tool call

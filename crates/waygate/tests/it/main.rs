@@ -30,6 +30,7 @@ mod runtime_upstreams;
 mod secrets;
 mod stdio;
 mod tls;
+mod ui;
 mod upstream_kinds;
 mod upstreams;
 mod validation;

@@ -234,7 +234,7 @@ settings = {{ max_bytes = 300 }}
     assert!(ok && !out.contains("cgrant"), "{out}");
 }
 
-fn wat_module(tool: &str, desc: &str) -> String {
+pub(crate) fn wat_module(tool: &str, desc: &str) -> String {
     waygate_plugins::wasm::fixtures::constant(tool, desc, r#"{"text":"pinned tool answered"}"#)
 }
 
