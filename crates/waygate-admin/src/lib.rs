@@ -23,3 +23,4 @@ pub use surface::{Admin, AdminOptions};
 pub fn openapi(options: &AdminOptions) -> utoipa::openapi::OpenApi {
     surface::routes(options).1
 }
+pub use diff::lines as diff_lines;

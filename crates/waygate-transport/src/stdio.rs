@@ -78,10 +78,12 @@ where
     let mut line = Vec::with_capacity(4096);
     loop {
         line.clear();
-        let n = (&mut reader)
-            .take(MAX_LINE as u64 + 1)
-            .read_until(b'\n', &mut line)
-            .await?;
+        // A shutdown (SIGTERM) stops reading; what is in flight still finishes below.
+        let mut limited = (&mut reader).take(MAX_LINE as u64 + 1);
+        let n = tokio::select! {
+            r = limited.read_until(b'\n', &mut line) => r?,
+            _ = conn.engine.shutdown.cancelled() => break,
+        };
         if n == 0 {
             break;
         }

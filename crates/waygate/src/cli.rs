@@ -108,6 +108,40 @@ pub enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// The running server's virtual servers (`/servers/{name}/mcp`).
+    Servers {
+        #[command(subcommand)]
+        command: crate::cli_admin::ServersCommand,
+    },
+    /// The running server's merged catalog: tools, resources, prompts; call a tool.
+    Catalog {
+        #[command(subcommand)]
+        command: crate::cli_admin::CatalogCommand,
+    },
+    /// Tool definitions held back because they changed since they were approved.
+    Pins {
+        #[command(subcommand)]
+        command: crate::cli_admin::PinsCommand,
+    },
+    /// The authorization policy and rate-limit rules the running server applies.
+    Policies {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Point an MCP client (Claude Desktop, Claude Code, Cursor, VS Code, Windsurf) at this
+    /// Waygate: shows the change as a diff, keeps a backup, then writes the client's file.
+    Connect(crate::cli_admin::ConnectArgs),
+    /// Ask a running server's `/health` (and `/ready` with --ready); exit 0 when it answers
+    /// 200 within 5 s (a container HEALTHCHECK without curl in the image).
+    Health {
+        /// Base URL; default http://<server.listen from the config>.
+        #[arg(long, env = "WAYGATE_URL", value_name = "URL")]
+        url: Option<String>,
+        #[arg(long)]
+        ready: bool,
+    },
+    /// Print a shell completion script: `waygate completions bash > /etc/bash_completion.d/waygate`.
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Args, Debug)]
@@ -145,6 +179,8 @@ pub enum AuditCommand {
         since_ms: Option<i64>,
         #[arg(short = 'n', long, default_value_t = 100)]
         limit: usize,
+        #[command(flatten)]
+        server: ServerArgs,
     },
     /// Print the newest records as JSON lines.
     Tail {
@@ -152,7 +188,10 @@ pub enum AuditCommand {
         lines: i64,
     },
     /// Walk the hash chain; exit 1 at the first row that was altered, inserted or removed.
-    Verify,
+    Verify {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -181,13 +220,26 @@ pub enum KeysCommand {
         /// Expire after this many days (default: never).
         #[arg(long, value_name = "DAYS")]
         expires_in_days: Option<u64>,
+        #[command(flatten)]
+        server: ServerArgs,
     },
     /// List keys (ids, names, scopes, state; never secrets).
-    List,
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Revoke a key; a running server refuses it within a second.
-    Revoke { id: String },
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Revoke a key and create a replacement with the same name and scopes.
-    Rotate { id: String },
+    Rotate {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -385,6 +437,9 @@ pub struct ServerArgs {
     /// An API key with the admin scope.
     #[arg(long, env = "WAYGATE_API_KEY", value_name = "KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Print the API's JSON answer instead of a table (for scripts).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -393,11 +448,35 @@ pub enum ConfigCommand {
     Validate {
         /// File to check; defaults to --config.
         file: Option<PathBuf>,
+        #[command(flatten)]
+        server: ServerArgs,
     },
     /// Print the configuration (secrets redacted); --effective shows every key with its source.
     Show {
         #[arg(long)]
         effective: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Replace the running server's configuration with FILE (validated, written, applied,
+    /// snapshotted); prints what needs a restart.
+    Apply {
+        file: PathBuf,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Re-read the running server's configuration file now.
+    Reload {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Compare a snapshot with the latest one (or --against another).
+    Diff {
+        snapshot: i64,
+        #[arg(long)]
+        against: Option<i64>,
+        #[command(flatten)]
+        server: ServerArgs,
     },
     /// Print the JSON Schema of the config file (for editors).
     Schema,
@@ -408,7 +487,14 @@ pub enum ConfigCommand {
         write: bool,
     },
     /// List stored snapshots of applied configurations.
-    Snapshots,
+    Snapshots {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Restore the config file from a snapshot (default: the one before the newest).
-    Rollback { snapshot: Option<i64> },
+    Rollback {
+        snapshot: Option<i64>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }

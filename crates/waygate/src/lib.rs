@@ -4,6 +4,7 @@ pub mod admin;
 pub mod audit_anchor;
 pub mod audit_queue;
 pub mod cli;
+pub mod cli_admin;
 pub mod commands;
 pub mod config;
 pub mod import;
@@ -13,6 +14,7 @@ pub mod otel;
 pub mod plugins;
 pub mod sealing;
 pub mod security;
+pub mod systemd;
 pub mod upstreams;
 
 use std::process::ExitCode;

@@ -100,7 +100,8 @@ async fn effective(State(state): State<AppState>) -> Json<EffectiveConfig> {
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 415, body = Problem, content_type = "application/problem+json")))]
 async fn validate(State(state): State<AppState>, Json(c): Json<ConfigText>) -> Json<Validation> {
-    let problems: Vec<Problem> = state.backend.config_validate(&c.toml).err().into_iter().collect();
+    let checked = still_redacted(&c.toml).map_or_else(|| state.backend.config_validate(&c.toml), Err);
+    let problems: Vec<Problem> = checked.err().into_iter().collect();
     Json(Validation {
         valid: problems.is_empty(),
         problems,
@@ -117,6 +118,9 @@ async fn apply(
     actor: Actor,
     Json(c): Json<ConfigText>,
 ) -> Result<Json<Applied>, Problem> {
+    if let Some(p) = still_redacted(&c.toml) {
+        return Err(p);
+    }
     let label = actor.label();
     let r = state.backend.config_apply(&c.toml, &label).await;
     state.audit("admin/config.apply", "api", r.is_ok(), &actor);
@@ -216,4 +220,28 @@ async fn rollback(State(state): State<AppState>, actor: Actor, Path(id): Path<i6
     let r = state.backend.config_apply(&s.content, &label).await;
     state.audit("admin/config.rollback", &id.to_string(), r.is_ok(), &actor);
     Ok(Json(Applied { restart_needed: r? }))
+}
+
+/// A candidate copied from a redacted view (`GET /config/snapshots/{id}`, the UI's editor)
+/// that still holds the placeholder would overwrite a real secret with it: refuse, naming
+/// the line and key.
+fn still_redacted(text: &str) -> Option<Problem> {
+    let (n, line) = text.lines().enumerate().find(|(_, l)| l.contains("\"<redacted>\""))?;
+    let key = line.split('=').next().unwrap_or_default().trim().to_string();
+    let msg = format!(
+        "line {}: {key} still holds the placeholder \"<redacted>\" from a redacted view; \
+         write the real value or a ${{secret:NAME}} / ${{env:NAME}} reference",
+        n + 1
+    );
+    Some(Problem::bad_request(msg).field(key))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_redacted_placeholder_is_refused_with_its_line_and_key() {
+        let p = super::still_redacted("version = 3\n[otel]\nheaders = { authorization = \"<redacted>\" }\n").unwrap();
+        assert!(p.to_string().contains("line 3"), "{p}");
+        assert!(super::still_redacted("version = 3\n").is_none());
+    }
 }

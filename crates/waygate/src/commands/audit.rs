@@ -4,6 +4,9 @@ use super::CmdResult;
 use crate::cli::{AuditCommand, Global};
 
 pub fn run(g: &Global, cmd: AuditCommand) -> CmdResult {
+    if super::remote_admin::audit_target(&cmd).is_some() {
+        return super::remote_admin::audit(g, cmd);
+    }
     let l = super::load_config(g)?;
     super::runtime()?.block_on(async {
         let store = super::open_store(g, &l).await?;
@@ -30,6 +33,7 @@ pub fn run(g: &Global, cmd: AuditCommand) -> CmdResult {
                 outcome,
                 since_ms,
                 limit,
+                ..
             } => {
                 let field =
                     |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
@@ -72,7 +76,7 @@ pub fn run(g: &Global, cmd: AuditCommand) -> CmdResult {
                 eprintln!("{found} record(s)");
                 Ok(())
             }
-            AuditCommand::Verify => match crate::audit_anchor::verify(&store).await {
+            AuditCommand::Verify { .. } => match crate::audit_anchor::verify(&store).await {
                 Ok(line) => {
                     println!("{line}");
                     Ok(())

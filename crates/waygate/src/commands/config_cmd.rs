@@ -1,13 +1,17 @@
-//! `waygate config validate|show|schema|migrate|snapshots|rollback`.
+//! `waygate config validate|show|schema|migrate|snapshots|rollback` on the local file and
+//! store; with `--url`, and for `apply|reload|diff`, the running server's (`remote_admin`).
 
 use super::CmdResult;
 use crate::cli::{ConfigCommand, Global};
 use crate::config::{self, upgrade};
 
 pub fn run(g: &Global, cmd: ConfigCommand) -> CmdResult {
+    if super::remote_admin::config_target(&cmd).is_some() {
+        return super::remote_admin::config(g, cmd);
+    }
     let dir = super::data_dir(g);
     match cmd {
-        ConfigCommand::Validate { file } => {
+        ConfigCommand::Validate { file, .. } => {
             let path = file
                 .or_else(|| config::resolve_path(g.config.as_deref(), &dir))
                 .ok_or("no config file given and none in the data directory")?;
@@ -21,7 +25,7 @@ pub fn run(g: &Global, cmd: ConfigCommand) -> CmdResult {
             }
             Ok(())
         }
-        ConfigCommand::Show { effective } => {
+        ConfigCommand::Show { effective, .. } => {
             let l = super::load_config(g)?;
             let source = l
                 .path
@@ -46,6 +50,8 @@ pub fn run(g: &Global, cmd: ConfigCommand) -> CmdResult {
             }
             Ok(())
         }
+        // Only a running server can do these; `config_target` sent them there.
+        ConfigCommand::Apply { .. } | ConfigCommand::Reload { .. } | ConfigCommand::Diff { .. } => Ok(()),
         ConfigCommand::Schema => {
             println!("{}", serde_json::to_string_pretty(&config::schema())?);
             Ok(())
@@ -78,7 +84,7 @@ pub fn run(g: &Global, cmd: ConfigCommand) -> CmdResult {
             }
             Ok(())
         }
-        ConfigCommand::Snapshots => {
+        ConfigCommand::Snapshots { .. } => {
             let l = super::load_config(g)?;
             super::runtime()?.block_on(async {
                 let store = super::open_store(g, &l).await?;
@@ -89,7 +95,7 @@ pub fn run(g: &Global, cmd: ConfigCommand) -> CmdResult {
                 Ok(())
             })
         }
-        ConfigCommand::Rollback { snapshot } => {
+        ConfigCommand::Rollback { snapshot, .. } => {
             let l = super::load_config(g)?;
             let path = l.path.clone().unwrap_or_else(|| dir.join("waygate.toml"));
             super::runtime()?.block_on(async {

@@ -60,16 +60,20 @@ pub fn run(g: &Global, args: ImportArgs) -> CmdResult {
         } else {
             None
         };
+        let progress = super::progress::Progress::new(imported.upstreams.len() as u64, "verifying");
         for u in &imported.upstreams {
-            match rt.block_on(import::verify::verify(u, Duration::from_secs(20), store.as_ref())) {
-                Ok(tools) => println!("# verify {}: ok, {} tool(s): {}", u.name, tools.len(), tools.join(", ")),
-                Err(e) if u.transport == "sse" => println!("# verify {}: skipped ({e})", u.name),
+            progress.working_on(&u.name);
+            let line = match rt.block_on(import::verify::verify(u, Duration::from_secs(20), store.as_ref())) {
+                Ok(tools) => format!("# verify {}: ok, {} tool(s): {}", u.name, tools.len(), tools.join(", ")),
+                Err(e) if u.transport == "sse" => format!("# verify {}: skipped ({e})", u.name),
                 Err(e) => {
                     ok = false;
-                    println!("# verify {}: FAILED: {e}", u.name);
+                    format!("# verify {}: FAILED: {e}", u.name)
                 }
-            }
+            };
+            progress.done(&line);
         }
+        progress.finish();
     }
     for u in imported.upstreams {
         file.upstreams.retain(|o| o.name != u.name);

@@ -11,6 +11,9 @@ use super::CmdResult;
 use crate::cli::{Global, KeysCommand};
 
 pub fn run(g: &Global, cmd: KeysCommand) -> CmdResult {
+    if super::remote_admin::keys_target(&cmd).is_some() {
+        return super::remote_admin::keys(g, cmd);
+    }
     let l = super::load_config(g)?;
     super::runtime()?.block_on(async {
         let store = super::open_store(g, &l).await?;
@@ -19,6 +22,7 @@ pub fn run(g: &Global, cmd: KeysCommand) -> CmdResult {
                 name,
                 scopes,
                 expires_in_days,
+                ..
             } => {
                 let scopes: Vec<String> = scopes
                     .split(',')
@@ -43,7 +47,7 @@ pub fn run(g: &Global, cmd: KeysCommand) -> CmdResult {
                     scopes.join(",")
                 );
             }
-            KeysCommand::List => {
+            KeysCommand::List { .. } => {
                 println!(
                     "{:<14} {:<16} {:<12} {:<9} expires (unix ms)",
                     "ID", "NAME", "SCOPES", "STATE"
@@ -65,14 +69,14 @@ pub fn run(g: &Global, cmd: KeysCommand) -> CmdResult {
                     );
                 }
             }
-            KeysCommand::Revoke { id } => {
+            KeysCommand::Revoke { id, .. } => {
                 if !store.revoke_key(&id).await? {
                     return Err(format!("no active key with id {id:?}; see `waygate keys list`").into());
                 }
                 crate::audit_queue::record_admin(&store, "admin/keys.revoke", &id).await;
                 println!("revoked {id}");
             }
-            KeysCommand::Rotate { id } => {
+            KeysCommand::Rotate { id, .. } => {
                 let old = store
                     .keys()
                     .await?

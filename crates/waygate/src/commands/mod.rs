@@ -2,13 +2,18 @@
 //! the layered configuration, opening the store.
 
 mod audit;
+mod catalog;
 mod config_cmd;
+mod connect;
 mod db;
 mod doctor;
 mod import;
 pub(crate) mod keys;
 mod plugins;
+mod progress;
 pub(crate) mod reload;
+mod remote;
+mod remote_admin;
 pub(crate) mod secrets;
 mod serve;
 mod state;
@@ -35,6 +40,17 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Audit { command } => audit::run(&cli.global, command),
         Command::Export { out } => state::export(&cli.global, out),
         Command::ImportState { file, dry_run } => state::import_state(&cli.global, file, dry_run),
+        Command::Servers { command } => catalog::servers(&cli.global, command),
+        Command::Catalog { command } => catalog::catalog(&cli.global, command),
+        Command::Pins { command } => catalog::pins(&cli.global, command),
+        Command::Policies { server } => catalog::policies(&cli.global, server),
+        Command::Connect(args) => connect::run(&cli.global, args),
+        Command::Health { url, ready } => health(&cli.global, url, ready),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "waygate", &mut std::io::stdout());
+            Ok(())
+        }
     }
 }
 
@@ -81,4 +97,43 @@ pub(crate) async fn open_store_at(
 ) -> Result<waygate_store::Store, Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
     Ok(waygate_store::Store::open_migrated(&url).await?)
+}
+
+/// `waygate health`: exit 0 when `/health` (or `/ready`) answers 200 within 5 s.
+fn health(g: &Global, url: Option<String>, ready: bool) -> CmdResult {
+    let base = match url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => {
+            let cfg = load_config(g)?.cfg;
+            let addr = std::env::var("WAYGATE_LISTEN")
+                .ok()
+                .or_else(|| cfg.server.listen.map(|a| a.to_string()))
+                .unwrap_or_else(|| config::DEFAULT_LISTEN.to_string());
+            // A wildcard listener is reached on loopback from inside the container.
+            let addr = addr.replace("0.0.0.0:", "127.0.0.1:").replace("[::]:", "[::1]:");
+            let scheme = if cfg.server.tls_cert.is_some() { "https" } else { "http" };
+            format!("{scheme}://{addr}")
+        }
+    };
+    let url = format!("{base}/{}", if ready { "ready" } else { "health" });
+    runtime()?.block_on(async {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(std::time::Duration::from_secs(5))
+            // The certificate names the public host, not 127.0.0.1: a liveness probe only
+            // asks whether the process answers.
+            .danger_accept_invalid_certs(true)
+            .build()?;
+        let status = client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?
+            .status();
+        if !status.is_success() {
+            return Err(format!("{url}: {status}").into());
+        }
+        println!("{url}: {status}");
+        Ok(())
+    })
 }

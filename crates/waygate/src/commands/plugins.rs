@@ -3,8 +3,9 @@
 
 use serde_json::{json, Value};
 
+use super::remote::{call, field, print, Table};
 use super::CmdResult;
-use crate::cli::{Global, PluginsCommand, ServerArgs};
+use crate::cli::{Global, PluginsCommand};
 
 pub fn run(g: &Global, cmd: PluginsCommand) -> CmdResult {
     let rt = super::runtime()?;
@@ -17,7 +18,7 @@ async fn dispatch(g: &Global, cmd: PluginsCommand) -> CmdResult {
         PluginsCommand::List { server } => {
             return match call(g, &server, Method::GET, "plugins", None).await {
                 Ok(v) => {
-                    print_table(&v["plugins"]);
+                    print(&server, &v, |v| plugin_table(&v["plugins"]));
                     Ok(())
                 }
                 Err(e) if e.starts_with("connect") => offline_list(g, &e),
@@ -51,6 +52,10 @@ async fn dispatch(g: &Global, cmd: PluginsCommand) -> CmdResult {
         PluginsCommand::Disable { name, server } => (server, Method::POST, format!("plugins/{name}/disable"), None),
         PluginsCommand::Pins { server } => {
             let v = call(g, &server, Method::GET, "pins", None).await?;
+            if server.json {
+                super::remote::say(&server, &v, "");
+                return Ok(());
+            }
             let held = v["held"].as_array().cloned().unwrap_or_default();
             if held.is_empty() {
                 println!("no tools held back");
@@ -75,79 +80,18 @@ async fn dispatch(g: &Global, cmd: PluginsCommand) -> CmdResult {
     };
     let v = call(g, &server, method, &path, body).await?;
     match v.get("plugins") {
-        Some(list) => print_table(list),
+        Some(_) => print(&server, &v, |v| plugin_table(&v["plugins"])),
         // One plugin (load, enable, disable, reload answer the plugin itself).
-        None if v.get("tier").is_some() => print_table(&Value::Array(vec![v])),
+        None if v.get("tier").is_some() => print(&server, &v, |v| plugin_table(&Value::Array(vec![v.clone()]))),
+        None if v.is_null() => println!("done"),
         None => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default()),
     }
     Ok(())
 }
 
-pub(super) async fn call(
-    g: &Global,
-    server: &ServerArgs,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> Result<Value, String> {
-    let base = match &server.url {
-        Some(u) => u.trim_end_matches('/').to_string(),
-        None => {
-            let cfg = super::load_config(g).map_err(|e| e.to_string())?.cfg;
-            let addr = cfg
-                .server
-                .listen
-                .map_or_else(|| crate::config::DEFAULT_LISTEN.to_string(), |a| a.to_string());
-            format!("http://{addr}")
-        }
-    };
-    let url = format!("{base}/api/v1/{path}");
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let mut rb = client.request(method, &url);
-    if let Some(k) = &server.api_key {
-        rb = rb.bearer_auth(k);
-    }
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let resp = rb.send().await.map_err(|e| format!("connect to {url}: {e}"))?;
-    let status = resp.status();
-    let text = resp.text().await.map_err(|e| e.to_string())?;
-    let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
-    if !status.is_success() {
-        // RFC 9457 problems (`detail`), or an older `{"error": …}` body.
-        let msg = v
-            .get("detail")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .or_else(|| {
-                v.get("error").and_then(|e| {
-                    e.as_str()
-                        .map(str::to_string)
-                        .or_else(|| e.get("message").and_then(Value::as_str).map(str::to_string))
-                })
-            })
-            .unwrap_or(text);
-        let hint = if status == reqwest::StatusCode::UNAUTHORIZED {
-            " (pass an admin key with --api-key or WAYGATE_API_KEY)"
-        } else {
-            ""
-        };
-        return Err(format!("{status}: {msg}{hint}"));
-    }
-    Ok(v)
-}
-
-fn print_table(list: &Value) {
-    println!(
-        "{:<16} {:<7} {:<8} {:<12} {:>5}  detail",
-        "NAME", "TIER", "ORIGIN", "STATE", "TOOLS"
-    );
+fn plugin_table(list: &Value) -> Table {
+    let mut t = Table::new(&["NAME", "TIER", "ORIGIN", "STATE", "TOOLS", "DETAIL"]);
     for p in list.as_array().into_iter().flatten() {
-        let s = |k: &str| p[k].as_str().unwrap_or_default().to_string();
         let detail = match (p["error"].as_str(), p["module"].as_str()) {
             (Some(e), _) => e.to_string(),
             (None, Some(m)) => match p["version"].as_str() {
@@ -156,15 +100,16 @@ fn print_table(list: &Value) {
             },
             _ => String::new(),
         };
-        println!(
-            "{:<16} {:<7} {:<8} {:<12} {:>5}  {detail}",
-            s("name"),
-            s("tier"),
-            s("origin"),
-            s("state"),
-            p["tools"]
-        );
+        t.row(vec![
+            field(p, "name"),
+            field(p, "tier"),
+            field(p, "origin"),
+            field(p, "state"),
+            p["tools"].to_string(),
+            detail,
+        ]);
     }
+    t
 }
 
 fn offline_list(g: &Global, why: &str) -> CmdResult {

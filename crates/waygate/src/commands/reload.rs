@@ -55,6 +55,22 @@ impl Reloader {
     /// Load, validate and apply the file as it is now; the sections that changed but need
     /// a restart. On an error the running configuration stays.
     pub async fn apply(&self, source: &str, actor: Option<Arc<str>>) -> Result<Vec<String>, config::ConfigError> {
+        // systemd shows "reloading" meanwhile (and a Type=notify-reload unit waits for it).
+        crate::systemd::reloading();
+        let r = self.apply_now(source, actor).await;
+        let status = match &r {
+            Ok(restart) if restart.is_empty() => format!("configuration applied ({source})"),
+            Ok(restart) => format!(
+                "configuration applied ({source}); restart needed for {}",
+                restart.join(", ")
+            ),
+            Err(e) => format!("configuration refused ({source}): {e}"),
+        };
+        crate::systemd::notify(&format!("READY=1\nSTATUS={status}"));
+        r
+    }
+
+    async fn apply_now(&self, source: &str, actor: Option<Arc<str>>) -> Result<Vec<String>, config::ConfigError> {
         let mut current = self.current.lock().await;
         let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("WAYGATE_")).collect();
         let mut next = config::layers_load(Some(&self.path), &env)?;

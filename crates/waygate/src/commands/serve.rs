@@ -28,7 +28,15 @@ pub fn run(g: &Global, args: ServeArgs) -> CmdResult {
         layered.cfg.server.listen = Some(addr);
         layered.set_flag("server.listen", "--listen");
     }
-    super::runtime()?.block_on(serve(g, layered, args))
+    // Before any thread or child process exists: what systemd passed us.
+    crate::systemd::init();
+    let activated = crate::systemd::take_listener()?;
+    let rt = super::runtime()?;
+    let r = rt.block_on(serve(g, layered, args, activated));
+    // Do not wait for threads stuck in blocking reads (stdin in `--stdio` mode after a
+    // SIGTERM): everything that matters was flushed above.
+    rt.shutdown_timeout(Duration::from_secs(2));
+    r
 }
 
 /// The requestState key: config, else a random key kept in the data directory so state
@@ -53,7 +61,7 @@ fn state_key(dir: &Path, l: &Layered) -> Result<Vec<u8>, Box<dyn std::error::Err
     Ok(k.into_bytes())
 }
 
-async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
+async fn serve(g: &Global, l: Layered, args: ServeArgs, activated: Option<std::net::TcpListener>) -> CmdResult {
     let dir = super::data_dir(g);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
     crate::audit_anchor::install(&l.cfg, &dir);
@@ -131,6 +139,22 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
         reloader: std::sync::OnceLock::new(),
         keys: std::sync::OnceLock::new(),
     });
+    // SIGTERM/SIGINT in every mode: stop taking requests, let in-flight ones finish (HTTP
+    // drains its connections, stdio stops reading and waits for its calls), then flush.
+    {
+        let (sig, eng) = (shutdown.clone(), engine.clone());
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            crate::systemd::notify("STOPPING=1\nSTATUS=draining in-flight requests");
+            eng.shutdown.cancel();
+            // Give listen streams a moment to send their closing result.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            sig.cancel();
+        });
+    }
+    tokio::spawn(crate::systemd::watchdog(shutdown.clone()));
+    let mut status = String::from("serving MCP on stdio");
     let server: tokio::task::JoinHandle<std::io::Result<()>> = if args.stdio {
         tracing::info!(plugins = ?names, tools = registry.catalog().tool_count(), "serving MCP on stdio");
         let eng = engine.clone();
@@ -147,11 +171,16 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
             waygate_transport::stdio::serve_view(eng, view, tokio::io::stdin(), tokio::io::stdout()).await
         })
     } else {
-        let addr = c.server.listen.unwrap_or_else(|| {
-            config::DEFAULT_LISTEN
-                .parse()
-                .unwrap_or_else(|_| unreachable!("valid constant"))
-        });
+        // A socket systemd passed (socket activation) wins over `server.listen`.
+        let activated = activated.map(tokio::net::TcpListener::from_std).transpose()?;
+        let addr = match &activated {
+            Some(l) => l.local_addr()?,
+            None => c.server.listen.unwrap_or_else(|| {
+                config::DEFAULT_LISTEN
+                    .parse()
+                    .unwrap_or_else(|_| unreachable!("valid constant"))
+            }),
+        };
         if args.no_auth {
             if !addr.ip().is_loopback() {
                 return Err(format!("--no-auth is only allowed on loopback listeners, not {addr}").into());
@@ -169,9 +198,15 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
                 .check_listener(m)
                 .map_err(|e| format!("server.metrics_listen: {e}"))?;
         }
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let listener = match activated {
+            Some(l) => {
+                tracing::info!(%addr, "serving on the socket systemd passed (socket activation)");
+                l
+            }
+            None => tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?,
+        };
         let local = listener.local_addr()?;
         let mut hcfg = HttpConfig::for_addr(local);
         hcfg.ready = ready.clone();
@@ -210,16 +245,6 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
             hcfg.tls = Some(tls);
         }
         let scheme = if hcfg.tls.is_some() { "https" } else { "http" };
-        let sig = shutdown.clone();
-        let eng = engine.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("shutting down");
-            eng.shutdown.cancel();
-            // Give listen streams a moment to send their closing result.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            sig.cancel();
-        });
         let mut metrics_line = None;
         if let Some(maddr) = c.server.metrics_listen {
             let ml = tokio::net::TcpListener::bind(maddr)
@@ -244,6 +269,7 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
             println!("{l}");
         }
         tracing::info!(%local, plugins = ?names, tools = registry.catalog().tool_count(), data_dir = %dir.display(), "serving MCP over HTTP");
+        status = format!("serving MCP on {scheme}://{local}/mcp");
         tokio::spawn(http::serve(listener, engine.clone(), hcfg, shutdown.clone()))
     };
 
@@ -305,6 +331,7 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs) -> CmdResult {
         tracing::warn!("audit trail disabled: tool calls are not recorded");
     }
     ready.store(true, std::sync::atomic::Ordering::Release);
+    crate::systemd::notify(&format!("READY=1\nSTATUS={status}"));
     // While the database is unreachable: MCP calls keep being served (nothing on the request
     // path needs the store; API keys keep their last loaded table), `/ready` answers 503 so a
     // load balancer can prefer healthy replicas, and config snapshots are skipped with a warning.

@@ -33,8 +33,10 @@ fn open(sealed: &Value) -> Result<Vec<u8>, String> {
 pub fn export(g: &Global, out: Option<PathBuf>) -> CmdResult {
     let l = super::load_config(g)?;
     let dir = super::data_dir(g);
+    let progress = super::progress::Progress::new(6, "exporting");
     let doc = super::runtime()?.block_on(async {
         let store = super::open_store(g, &l).await?;
+        progress.step("plugins");
         let plugins: Vec<Value> = store
             .plugin_states()
             .await?
@@ -47,6 +49,7 @@ pub fn export(g: &Global, out: Option<PathBuf>) -> CmdResult {
             .into_iter()
             .map(|u| json!({ "name": u.name, "spec": u.spec }))
             .collect();
+        progress.step("keys");
         let keys: Vec<Value> = store
             .keys()
             .await?
@@ -56,12 +59,14 @@ pub fn export(g: &Global, out: Option<PathBuf>) -> CmdResult {
                              "created_at": k.created_at, "expires_at": k.expires_at, "revoked_at": k.revoked_at })
             })
             .collect();
+        progress.step("credentials");
         let credentials: Vec<Value> = store
             .secrets()
             .await?
             .into_iter()
             .map(|s| json!({ "name": s.name, "nonce": s.nonce, "ciphertext": s.ciphertext }))
             .collect();
+        progress.step("tool pins");
         let pins: Vec<Value> = store
             .pins()
             .await?
@@ -71,6 +76,7 @@ pub fn export(g: &Global, out: Option<PathBuf>) -> CmdResult {
                         "approved_by": p.approved_by, "approved_at": p.approved_at })
             })
             .collect();
+        progress.step("sealing secrets (argon2id)");
         let state_key = std::fs::read_to_string(dir.join("state.key")).ok();
         let secrets = serde_json::to_vec(&json!({ "api_keys": keys, "state_key": state_key }))?;
         store.close().await;
@@ -86,6 +92,8 @@ pub fn export(g: &Global, out: Option<PathBuf>) -> CmdResult {
             "secrets": seal(&secrets)?,
         }))
     })?;
+    progress.step("done");
+    progress.finish();
     let text = serde_json::to_string_pretty(&doc)?;
     match out {
         Some(p) => {

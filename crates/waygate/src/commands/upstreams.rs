@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::plugins::call;
+use super::remote::{call, field, print, say, Table};
 use super::CmdResult;
 use crate::cli::{Global, UpstreamAddArgs, UpstreamsCommand};
 
@@ -72,26 +72,24 @@ fn entry(a: &UpstreamAddArgs) -> Result<Value, String> {
     Ok(e)
 }
 
-fn print_rows(list: &Value) {
-    println!(
-        "{:<24} {:<8} {:<9} {:<13} {:>5}  ERROR",
-        "NAME", "ORIGIN", "TRANSPORT", "STATE", "TOOLS"
-    );
+fn rows(list: &Value) -> Table {
+    let mut t = Table::new(&["NAME", "ORIGIN", "TRANSPORT", "STATE", "TOOLS", "ERROR"]);
     for u in list.as_array().into_iter().flatten() {
-        let s = |k: &str| u[k].as_str().unwrap_or("-").to_string();
         let error = u
             .pointer("/upstream/last_error")
+            .or_else(|| u.get("error"))
             .and_then(Value::as_str)
             .unwrap_or_default();
-        println!(
-            "{:<24} {:<8} {:<9} {:<13} {:>5}  {error}",
-            s("name"),
-            s("origin"),
-            s("transport"),
-            s("state"),
-            u["tools"].as_u64().unwrap_or(0)
-        );
+        t.row(vec![
+            field(u, "name"),
+            field(u, "origin"),
+            field(u, "transport"),
+            field(u, "state"),
+            u["tools"].as_u64().unwrap_or(0).to_string(),
+            error.to_string(),
+        ]);
     }
+    t
 }
 
 async fn dispatch(g: &Global, cmd: UpstreamsCommand) -> CmdResult {
@@ -99,7 +97,7 @@ async fn dispatch(g: &Global, cmd: UpstreamsCommand) -> CmdResult {
     match cmd {
         UpstreamsCommand::List { server } => {
             let v = call(g, &server, Method::GET, "upstreams", None).await?;
-            print_rows(&v["upstreams"]);
+            print(&server, &v, |v| rows(&v["upstreams"]));
         }
         UpstreamsCommand::Add(a) => {
             let body = entry(&a)?;
@@ -109,15 +107,15 @@ async fn dispatch(g: &Global, cmd: UpstreamsCommand) -> CmdResult {
                 (Method::POST, "upstreams".to_string())
             };
             let v = call(g, &a.server, method, &path, Some(body)).await?;
-            print_rows(&json!([v]));
+            print(&a.server, &v, |v| rows(&json!([v])));
         }
         UpstreamsCommand::Rm { name, server } => {
-            call(g, &server, Method::DELETE, &format!("upstreams/{name}"), None).await?;
-            println!("removed {name}");
+            let v = call(g, &server, Method::DELETE, &format!("upstreams/{name}"), None).await?;
+            say(&server, &v, &format!("removed {name}"));
         }
         UpstreamsCommand::Restart { name, server } => {
             let v = call(g, &server, Method::POST, &format!("upstreams/{name}/restart"), None).await?;
-            print_rows(&json!([v]));
+            print(&server, &v, |v| rows(&json!([v])));
         }
     }
     Ok(())

@@ -190,6 +190,13 @@ fn admin_ui_in_a_real_browser() {
     }
 
     let inner = TempDir::new("ui-inner");
+    // A second module for the plugin page's load form.
+    let second = d.0.join("second.wat");
+    std::fs::write(
+        &second,
+        crate::wasm::wat_module("second_tool", "loaded from the browser"),
+    )
+    .unwrap();
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
     let flow = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/flow.mjs");
     let node = std::env::var("WAYGATE_TEST_NODE").unwrap_or_else(|_| "node".into());
@@ -203,6 +210,7 @@ fn admin_ui_in_a_real_browser() {
             "WAYGATE_UPSTREAM_ARGS",
             format!("serve --stdio --no-auth --data-dir {}", inner.0.display()),
         )
+        .env("WAYGATE_UI_MODULE", &second)
         .env("PLAYWRIGHT_CORE", &pw)
         .env("CHROMIUM", &chromium)
         .output()
@@ -219,6 +227,7 @@ fn admin_ui_in_a_real_browser() {
     // What the browser did is what the server holds.
     let ups = api(&s, "GET", "/api/v1/upstreams/uiup", &key, None);
     assert_eq!(ups.status, 200, "{}", ups.text());
+    assert_eq!(api(&s, "GET", "/api/v1/plugins/wat2", &key, None).status, 200);
     let pins = api(&s, "GET", "/api/v1/pins", &key, None).json();
     assert_eq!(pins["held"], json!([]), "{pins}");
     let keys = api(&s, "GET", "/api/v1/keys", &key, None).json();

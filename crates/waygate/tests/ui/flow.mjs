@@ -5,7 +5,7 @@
 // $WAYGATE_UI_SHOTS (and failure.png when a step fails).
 //
 // Environment: WAYGATE_URL, WAYGATE_KEY (admin), WAYGATE_UI_SHOTS, WAYGATE_UPSTREAM_CMD and
-// WAYGATE_UPSTREAM_ARGS (a stdio MCP server to add), PLAYWRIGHT_CORE (its directory),
+// WAYGATE_UPSTREAM_ARGS (a stdio MCP server to add), WAYGATE_UI_MODULE (a WASM module to load), PLAYWRIGHT_CORE (its directory),
 // CHROMIUM (the browser binary).
 import { createRequire } from "node:module";
 import { mkdirSync } from "node:fs";
@@ -97,7 +97,7 @@ try {
   step = "add a virtual server";
   await go("#/servers", "#add-server");
   await page.fill("#add-server input[name=name]", "uivs");
-  await page.fill("#add-server input[name=include]", "echo");
+  await page.fill("#add-server input[name=include]", "demo/echo");
   await page.click("#add-server button[type=submit]");
   await page.waitForSelector('#page-servers tr[data-id="uivs"]');
   await shot("04-servers");
@@ -118,6 +118,10 @@ try {
 
   step = "plugins";
   await go("#/plugins", '#page-plugins tr[data-id="wat"]');
+  await page.fill("#load-plugin input[name=name]", "wat2");
+  await page.fill("#load-plugin input[name=module]", env("WAYGATE_UI_MODULE"));
+  await page.click("#load-plugin button[type=submit]");
+  await page.waitForSelector('#page-plugins tr[data-id="wat2"]');
   await shot("06-plugins");
 
   step = "create and revoke a key";
@@ -151,7 +155,15 @@ try {
   await shot("09-audit");
 
   step = "config snapshots";
-  await go("#/config", "#page-config table");
+  await go("#/config", "#config-editor");
+  check((await page.inputValue("#config-text")).includes("pinned.wat"), "the editor holds the file");
+  await page.fill("#config-text", 'version = 3\n[server]\nlisten = "nowhere"\n');
+  await page.click("#config-editor button:has-text('Validate')");
+  await page.waitForSelector("#config-verdict li");
+  check((await page.textContent("#config-verdict")).includes("listen"), "the verdict names the key");
+  await page.fill("#log-level input[name=filter]", "info,waygate_core=debug");
+  await page.click("#log-level button");
+  await page.waitForFunction(() => /log filter is now/.test(document.querySelector("#flash")?.textContent || ""));
   await shot("10-config");
   await page.click("#page-config tbody tr.list-item");
   await page.waitForSelector("#rollback");

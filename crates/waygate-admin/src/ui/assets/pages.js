@@ -78,11 +78,11 @@ async function servers(root) {
     ["", (s) => s.origin === "runtime" ? h("button.danger", { type: "button", onclick: (e) => confirm(`Remove ${s.name}?`) && act(e.target, () => api("DELETE", `/api/v1/servers/${enc(s.name)}`), `${s.name} removed`).then(rerender) }, "Remove") : ""],
   ], { empty: "no virtual servers", rowId: (s) => s.name }));
   const name = h("input", { name: "name", required: true, placeholder: "dev-tools" });
-  const include = h("input", { name: "include", placeholder: "github__*, echo", size: 50 });
+  const include = h("input", { name: "include", placeholder: "github/*issue*, demo/echo", size: 50 });
   const tags = h("input", { name: "tags", placeholder: "dev, read-only", size: 40 });
   const title = h("input", { name: "title", size: 40 });
   const form = h("form.box", { id: "add-server" }, h("h2", "Add a virtual server"),
-    h("label", h("span", "Name"), name), h("label", h("span", "Include (globs)"), include),
+    h("label", h("span", "Name"), name), h("label", h("span", "Include (plugin/tool globs)"), include),
     h("label", h("span", "Tags"), tags), h("label", h("span", "Title"), title),
     h("button.primary", { type: "submit" }, "Add"));
   const list = (s) => s.split(",").map((x) => x.trim()).filter(Boolean);
@@ -172,6 +172,18 @@ async function plugins(root) {
       p.tier === "wasm" ? action(p, "reload", "reload") : null,
       p.origin === "runtime" ? h("button.danger", { type: "button", onclick: (e) => act(e.target, () => api("DELETE", `/api/v1/plugins/${enc(p.name)}`), `${p.name} unloaded`).then(rerender) }, "unload") : null)],
   ], { rowId: (p) => p.name }));
+  const name = h("input", { name: "name", required: true, placeholder: "my-plugin" });
+  const module = h("input", { name: "module", required: true, size: 50, placeholder: "/srv/plugins/my-plugin.wasm (as the server sees it)" });
+  const fsRead = h("input", { name: "fs_read", size: 40, placeholder: "/srv/data:/data (comma separated)" });
+  const form = h("form.box", { id: "load-plugin" }, h("h2", "Load a WASM plugin"),
+    h("label", h("span", "Name"), name), h("label", h("span", "Module"), module), h("label", h("span", "Read-only dirs"), fsRead),
+    h("button.primary", { type: "submit" }, "Load"));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const spec = { name: name.value.trim(), module: module.value.trim(), fs_read: fsRead.value.split(",").map((x) => x.trim()).filter(Boolean) };
+    await act(form.querySelector("button"), () => api("POST", "/api/v1/plugins", { wasm: spec }), `${spec.name} loaded`) && rerender();
+  });
+  root.append(form);
 }
 
 // ---- keys ----
@@ -264,6 +276,7 @@ async function config(root, [selected]) {
     ], { onclick: (s) => { location.hash = `#/config/${s.id}`; }, rowId: (s) => s.id })),
     detail));
   if (!selected) {
+    detail.append(await editor(snapshots[0]), await operations());
     const eff = await api("GET", "/api/v1/config");
     detail.append(h("h2", "Effective configuration (secrets redacted)"), h("pre", pretty(eff.config)));
     return;
@@ -272,6 +285,34 @@ async function config(root, [selected]) {
   detail.append(h("h2", `Snapshot ${d.from} compared with the latest (${d.to})`),
     d.lines.some((l) => l[0] !== " ") ? diffView(d.lines) : h("p.muted", "identical"),
     h("button.danger", { type: "button", id: "rollback", onclick: (e) => confirm(`Roll back to snapshot ${d.from}?`) && act(e.target, () => api("POST", `/api/v1/config/snapshots/${d.from}/rollback`), (r) => (r.restart_needed.length ? `rolled back; restart needed for ${r.restart_needed.join(", ")}` : "rolled back")).then(() => { location.hash = "#/config"; }) }, `Roll back to ${d.from}`));
+}
+
+/** Edit the configuration file: validate like a reload would, then apply (snapshotted). */
+async function editor(latest) {
+  const text = h("textarea", { name: "toml", id: "config-text", rows: 18, spellcheck: "false" });
+  if (latest) text.value = (await api("GET", `/api/v1/config/snapshots/${latest.id}`)).content;
+  const verdict = h("div", { id: "config-verdict" });
+  const show = (v) => verdict.replaceChildren(v.valid ? h("p", badge("ok"), " valid") :
+    h("ul", v.problems.map((p) => h("li", badge("error"), " ", p.field ? `${p.field}: ` : "", p.detail))));
+  const validate = h("button", { type: "button", onclick: (e) => act(e.target, () => api("POST", "/api/v1/config/validate", { toml: text.value })).then((v) => v && show(v)) }, "Validate");
+  const apply = h("button.primary", { type: "button", id: "config-apply", onclick: (e) => confirm("Write and apply this configuration?") &&
+    act(e.target, () => api("PUT", "/api/v1/config", { toml: text.value }),
+      (r) => (r.restart_needed.length ? `applied; restart needed for ${r.restart_needed.join(", ")}` : "applied")).then((r) => r && rerender()) }, "Apply");
+  const reload = h("button", { type: "button", onclick: (e) => act(e.target, () => api("POST", "/api/v1/config/reload"), "configuration file re-read").then(rerender) }, "Reload from disk");
+  return h("div.box", { id: "config-editor" }, h("h2", "Configuration file"),
+    h("p.muted", "Loaded from the latest snapshot with literal secrets shown as \"<redacted>\": replace them (or use ${secret:NAME}) before applying."),
+    text, h("div.row", validate, apply, reload), verdict);
+}
+
+async function operations() {
+  const { filter } = await api("GET", "/api/v1/log-level");
+  const input = h("input", { name: "filter", value: filter, size: 40 });
+  const form = h("form.box.row", { id: "log-level" }, h("b", "Log level"), input, h("button", { type: "submit" }, "Set"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    act(form.querySelector("button"), () => api("PUT", "/api/v1/log-level", { filter: input.value.trim() }), (r) => `log filter is now ${r.filter}`);
+  });
+  return form;
 }
 
 export const pages = { upstreams, servers, catalog, plugins, keys, pins, audit, config };

@@ -1,0 +1,217 @@
+//! Lifecycle under a supervisor: the systemd units verify, the notify protocol against a
+//! real datagram socket, socket activation with a passed descriptor, SIGHUP reloads and a
+//! graceful SIGTERM in both HTTP and stdio mode (no upstream child left behind).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{bin, TempDir};
+
+/// A systemd tool, or `None` (CI sets WAYGATE_TEST_REQUIRE_SYSTEMD=1 to make that a failure).
+fn tool(name: &str) -> Option<String> {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    if found.is_none() {
+        assert!(
+            std::env::var("WAYGATE_TEST_REQUIRE_SYSTEMD").is_err(),
+            "{name} is not installed"
+        );
+        eprintln!("skipping: {name} is not installed (Debian's systemd package)");
+    }
+    found
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let end = Instant::now() + within;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Notifications received until one contains `want`.
+fn expect(sock: &UnixDatagram, want: &str, seen: &mut Vec<String>) {
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut buf = [0u8; 4096];
+    while Instant::now() < end {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+            seen.push(m.clone());
+            if m.contains(want) {
+                return;
+            }
+        }
+    }
+    panic!("no {want:?} notification; got {seen:?}");
+}
+
+#[test]
+fn units_pass_systemd_analyze_verify() {
+    let Some(analyze) = tool("systemd-analyze") else { return };
+    let d = TempDir::new("units");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/systemd");
+    for unit in ["waygate.service", "waygate.socket"] {
+        let text = std::fs::read_to_string(src.join(unit)).unwrap();
+        std::fs::write(d.0.join(unit), text.replace("/usr/local/bin/waygate", bin())).unwrap();
+    }
+    let out = Command::new(analyze)
+        .current_dir(&d.0)
+        .args(["verify", "./waygate.service", "./waygate.socket"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.trim().is_empty(), "{err}");
+}
+
+#[test]
+fn notify_protocol_socket_activation_reload_and_graceful_stop() {
+    let Some(activate) = tool("systemd-socket-activate") else {
+        return;
+    };
+    let d = TempDir::new("notify");
+    let sock_path = d.0.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let cfg = d.0.join("waygate.toml");
+    std::fs::write(&cfg, "version = 3\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(activate)
+        .args(["-l", &listen, "-E", &format!("NOTIFY_SOCKET={}", sock_path.display())])
+        .args(["-E", "WATCHDOG_USEC=400000", "--"])
+        .arg(bin())
+        .args([
+            "serve",
+            "--no-auth",
+            "--listen",
+            "127.0.0.1:1",
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
+        .args(["--data-dir", d.0.join("data").to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first connection starts the service on the passed socket (not --listen's port 1).
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut conn = loop {
+        match TcpStream::connect(&listen) {
+            Ok(c) => break c,
+            Err(e) if Instant::now() < end => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("socket never listened: {e}"),
+        }
+    };
+    let mut seen = Vec::new();
+    expect(&sock, "READY=1", &mut seen);
+    assert!(
+        seen.last()
+            .unwrap()
+            .contains(&format!("STATUS=serving MCP on http://{listen}/mcp")),
+        "{seen:?}"
+    );
+    conn.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // Watchdog pings at half the interval.
+    expect(&sock, "WATCHDOG=1", &mut seen);
+    expect(&sock, "WATCHDOG=1", &mut seen);
+    // SIGHUP reloads the file: RELOADING=1 (with its timestamp), then READY=1 again.
+    signal(&child, "-HUP");
+    expect(&sock, "RELOADING=1", &mut seen);
+    assert!(seen.last().unwrap().contains("MONOTONIC_USEC="), "{seen:?}");
+    expect(&sock, "READY=1", &mut seen);
+    // SIGTERM: STOPPING=1, then a clean exit.
+    signal(&child, "-TERM");
+    expect(&sock, "STOPPING=1", &mut seen);
+    let status = wait_exit(&mut child, Duration::from_secs(20));
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    assert!(status.success(), "{status:?}: {err}");
+    assert!(err.contains("socket activation"), "{err}");
+}
+
+#[test]
+fn stdio_mode_stops_on_sigterm_and_leaves_no_upstream_behind() {
+    let d = TempDir::new("stdio-term");
+    let inner = TempDir::new("stdio-term-inner");
+    let marker = inner.0.to_str().unwrap().to_string();
+    let cfg = d.0.join("waygate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 3\n[[upstreams]]\nname = \"inner\"\ncommand = \"{}\"\nargs = [\"serve\", \"--stdio\", \"--data-dir\", \"{marker}\"]\n",
+            bin()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(bin())
+        .args(["serve", "--stdio", "--config", cfg.to_str().unwrap(), "--data-dir"])
+        .arg(d.0.join("data"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    writeln!(stdin, "{init}").unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert!(line.contains("serverInfo"), "{line}");
+    // The upstream child runs …
+    let running = || {
+        Command::new("pgrep")
+            .args(["-f", &marker])
+            .output()
+            .map(|o| !o.stdout.is_empty())
+            .unwrap_or(false)
+    };
+    let end = Instant::now() + Duration::from_secs(10);
+    while !running() {
+        assert!(Instant::now() < end, "upstream never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // … SIGTERM with stdin still open ends the server cleanly, and the child with it.
+    signal(&child, "-TERM");
+    let status = wait_exit(&mut child, Duration::from_secs(20));
+    assert!(status.success(), "{status:?}");
+    drop(stdin);
+    let end = Instant::now() + Duration::from_secs(5);
+    while running() {
+        assert!(Instant::now() < end, "upstream process left behind");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
