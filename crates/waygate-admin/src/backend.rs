@@ -68,8 +68,9 @@ pub trait Backend: Send + Sync + 'static {
     fn config_effective(&self) -> Value;
     /// The authorization policy and rate-limit rules in effect.
     fn policies(&self) -> Value;
-    /// Validate a candidate file exactly as a reload would; its problems name the key.
-    fn config_validate(&self, text: &str) -> Result<(), Problem>;
+    /// Validate a candidate file exactly as a reload would; its problems name the key. When
+    /// valid: the keys it changes that would take effect only after a restart.
+    fn config_validate(&self, text: &str) -> Result<Vec<String>, Problem>;
     /// Validate, write and apply a configuration file (snapshotted); what needs a restart.
     fn config_apply<'a>(&'a self, text: &'a str, actor: &'a str) -> Fut<'a, Vec<String>>;
     /// Re-read the configuration file now; what needs a restart.

@@ -25,6 +25,8 @@ pub struct ServeOps {
     registry: Arc<PluginRegistry>,
     /// The configuration in effect (replaced on reload).
     pub config: RwLock<FileConfig>,
+    /// The configuration the process started with: what sections read only at start run.
+    running: FileConfig,
     audit_enabled: bool,
     pub plugins: OnceLock<Arc<crate::plugins::PluginManager>>,
     pub engine: OnceLock<Arc<waygate_core::Engine>>,
@@ -48,12 +50,23 @@ impl ServeOps {
             audit: OnceLock::new(),
             store_up,
             registry,
+            running: config.clone(),
             config: RwLock::new(config),
             audit_enabled,
             plugins: OnceLock::new(),
             engine: OnceLock::new(),
             runtime_servers: Default::default(),
         }
+    }
+
+    /// Keys changed since start that take effect only after a restart.
+    pub fn restart_needed(&self) -> Vec<String> {
+        crate::config::restart::restart_needed(&self.running, &self.cfg())
+    }
+
+    /// Keys of a candidate that would take effect only after a restart.
+    pub fn restart_needed_for(&self, candidate: &FileConfig) -> Vec<String> {
+        crate::config::restart::restart_needed(&self.running, candidate)
     }
 
     /// The virtual servers to serve: the file's, then the runtime ones.
@@ -246,6 +259,7 @@ impl Operations for ServeOps {
                 "version": env!("CARGO_PKG_VERSION"),
                 "uptime_secs": self.started.elapsed().as_secs(),
                 "store": store,
+                "restart_needed": self.restart_needed(),
                 "plugins": plugins,
                 "catalog_tools": self.registry.catalog().tool_count(),
                 "catalog": {

@@ -42,6 +42,9 @@ pub struct Validation {
     pub valid: bool,
     /// What is wrong, each naming the line or key (`field`).
     pub problems: Vec<Problem>,
+    /// Keys the candidate changes (against what the server started with) that would take
+    /// effect only after a restart.
+    pub restart_needed: Vec<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -101,10 +104,14 @@ async fn effective(State(state): State<AppState>) -> Json<EffectiveConfig> {
         (status = 415, body = Problem, content_type = "application/problem+json")))]
 async fn validate(State(state): State<AppState>, Json(c): Json<ConfigText>) -> Json<Validation> {
     let checked = still_redacted(&c.toml).map_or_else(|| state.backend.config_validate(&c.toml), Err);
-    let problems: Vec<Problem> = checked.err().into_iter().collect();
+    let (restart_needed, problems) = match checked {
+        Ok(keys) => (keys, Vec::new()),
+        Err(p) => (Vec::new(), vec![p]),
+    };
     Json(Validation {
         valid: problems.is_empty(),
         problems,
+        restart_needed,
     })
 }
 

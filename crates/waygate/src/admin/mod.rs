@@ -257,8 +257,9 @@ impl Backend for ServeBackend {
         v
     }
 
-    fn config_validate(&self, text: &str) -> Result<(), Problem> {
-        validate_text(self.reloader.get().map(|r| r.path.as_path()), text)
+    fn config_validate(&self, text: &str) -> Result<Vec<String>, Problem> {
+        let candidate = validate_text(self.reloader.get().map(|r| r.path.as_path()), text)?;
+        Ok(self.ops.restart_needed_for(&candidate))
     }
 
     fn config_apply<'a>(&'a self, text: &'a str, actor: &'a str) -> Fut<'a, Vec<String>> {
@@ -300,7 +301,7 @@ impl Backend for ServeBackend {
 /// Validate `text` as the configuration file, as a reload would: written beside the real
 /// file (so relative `${file:…}` references resolve the same way), messages naming it
 /// `candidate`.
-fn validate_text(beside: Option<&std::path::Path>, text: &str) -> Result<(), Problem> {
+fn validate_text(beside: Option<&std::path::Path>, text: &str) -> Result<config::FileConfig, Problem> {
     let dir = beside
         .and_then(|p| p.parent())
         .map(std::path::Path::to_path_buf)
@@ -315,5 +316,6 @@ fn validate_text(beside: Option<&std::path::Path>, text: &str) -> Result<(), Pro
     let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("WAYGATE_")).collect();
     let r = config::layers_load(Some(&tmp), &env);
     let _ = std::fs::remove_file(&tmp);
-    r.map(|_| ()).map_err(|e| config_problem(e, Some((&tmp, "candidate"))))
+    r.map(|l| l.cfg)
+        .map_err(|e| config_problem(e, Some((&tmp, "candidate"))))
 }

@@ -118,21 +118,11 @@ impl Reloader {
                 actor.clone(),
             );
         }
-        let restart_needed: Vec<String> = [
-            ("server", current.cfg.server != next.cfg.server),
-            ("http", current.cfg.http != next.cfg.http),
-            ("mcp", current.cfg.mcp != next.cfg.mcp),
-            ("store", current.cfg.store != next.cfg.store),
-            ("auth", current.cfg.auth != next.cfg.auth),
-            ("limits", current.cfg.limits != next.cfg.limits),
-            ("pinning", current.cfg.pinning != next.cfg.pinning),
-        ]
-        .into_iter()
-        .filter(|(_, changed)| *changed)
-        .map(|(s, _)| s.to_string())
-        .collect();
-        if !restart_needed.is_empty() {
-            tracing::warn!(sections = ?restart_needed, "these sections changed and take effect after a restart");
+        // Against what the process started with: a key changed by an earlier reload and
+        // still waiting for a restart stays named.
+        let restart_needed = self.ops.restart_needed();
+        for key in &restart_needed {
+            tracing::warn!(key = %key, "changed in the configuration; takes effect after a restart");
         }
         tracing::info!(plugins = ?names, tools = engine.registry.catalog().tool_count(), "configuration reloaded");
         engine.audit_admin("admin/config.reload", &self.path.display().to_string(), "ok", actor);

@@ -200,12 +200,23 @@ pub fn config(g: &Global, cmd: ConfigCommand) -> CmdResult {
                     .flatten()
                     .map(|p| format!("{}: {}", file.display(), field(p, "detail")))
                     .collect();
+                let restart: Vec<&str> = v["restart_needed"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
                 say(
                     &server,
                     &v,
-                    &match problems.is_empty() {
-                        true => format!("{}: ok", file.display()),
-                        false => problems.join("\n"),
+                    &match (problems.is_empty(), restart.is_empty()) {
+                        (true, true) => format!("{}: ok", file.display()),
+                        (true, false) => format!(
+                            "{}: ok; applying it needs a restart for: {}",
+                            file.display(),
+                            restart.join(", ")
+                        ),
+                        (false, _) => problems.join("\n"),
                     },
                 );
                 if v["valid"] != true {

@@ -7,6 +7,7 @@
 pub mod catalog;
 mod layers;
 pub mod plugins;
+pub mod restart;
 mod schema;
 pub mod security;
 pub mod upgrade;

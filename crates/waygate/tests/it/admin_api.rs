@@ -391,7 +391,12 @@ fn configuration_is_validated_applied_snapshotted_diffed_and_rolled_back() {
         &admin,
         Some(&json!({"toml": format!("{next}[mcp]\npage_size = 7\n")})),
     );
-    assert_eq!(restart.json()["restart_needed"], json!(["mcp"]), "{}", restart.text());
+    assert_eq!(
+        restart.json()["restart_needed"],
+        json!(["mcp.page_size"]),
+        "{}",
+        restart.text()
+    );
     let effective = api(&s, "GET", "/api/v1/config", &admin, None).json();
     assert_eq!(effective["config"]["mcp.page_size"], "7", "{effective}");
 

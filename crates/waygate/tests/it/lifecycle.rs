@@ -215,3 +215,46 @@ fn stdio_mode_stops_on_sigterm_and_leaves_no_upstream_behind() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_reload_names_each_key_that_waits_for_a_restart() {
+    use crate::catalog::{eventually, write_config};
+    use crate::common::{cli_env, Server};
+    let d = TempDir::new("restart-keys");
+    let cfg = write_config(&d, "");
+    let s = Server::start_in(Some(&d.0), &["--config", &cfg]);
+    let diag = || {
+        let r = s.request("GET", "/api/v1/diagnostics", &[], b"");
+        serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()
+    };
+    assert_eq!(diag()["restart_needed"], serde_json::json!([]));
+    // A live section (a virtual server) and two read-at-start keys change together.
+    std::fs::write(
+        &cfg,
+        "version = 3\n[http]\nmax_body_bytes = 123456\n[otel]\nendpoint = \"http://127.0.0.1:4318\"\n\
+         [[servers]]\nname = \"live\"\ninclude = [\"demo\"]\n",
+    )
+    .unwrap();
+    eventually(20, "the reload", || {
+        s.request("POST", "/servers/live/mcp", &[], b"").status != 404
+    });
+    let keys = diag()["restart_needed"].clone();
+    assert_eq!(
+        keys,
+        serde_json::json!(["http.max_body_bytes", "otel.endpoint"]),
+        "{keys}"
+    );
+    // A candidate is judged against the running configuration before it is applied.
+    let cand = d.0.join("candidate.toml");
+    std::fs::write(&cand, "version = 3\n[limits]\nrequests_per_second = 5.0\n").unwrap();
+    let url = format!("http://{}", s.addr);
+    let (ok, out, err) = cli_env(
+        &["config", "validate", cand.to_str().unwrap(), "--url", &url],
+        &[],
+        None,
+    );
+    assert!(
+        ok && out.contains("needs a restart for: limits.requests_per_second"),
+        "{out}{err}"
+    );
+}
