@@ -48,8 +48,14 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Health { url, ready } => health(&cli.global, url, ready),
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(shell, &mut Cli::command(), "waygate", &mut std::io::stdout());
-            Ok(())
+            use std::io::Write;
+            // Into memory first: clap_complete panics when its writer fails (`| head`).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "waygate", &mut script);
+            match std::io::stdout().write_all(&script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
+            }
         }
     }
 }
