@@ -29,6 +29,10 @@ BASE=$(grep -o 'http://[^ ]*/mcp' "$DATA/stdout" | head -1 | sed 's#/mcp$##')
 KEY=$(grep -o 'WAYGATE_API_KEY=.*' "$DATA/stdout" | cut -d= -f2)
 [ -n "$BASE" ] && [ -n "$KEY" ] || { echo "server did not start"; cat "$DATA/server.log"; exit 1; }
 echo "waygate at $BASE"
+# A fixed seed makes a red run reproducible (rerun with the same seed); change it on purpose
+# to explore other cases. The stateful phase once failed with a random seed (ST202) that did
+# not reproduce: the full report is printed now.
+SEED=${SCHEMATHESIS_SEED:-326683615358966646511089881375275017333}
 timeout 900 "$VENV/bin/schemathesis" --config-file "$(dirname "$0")/schemathesis.toml" run "$BASE/api/v1/openapi.json" \
   -H "X-API-Key: $KEY" \
   --max-examples "${SCHEMATHESIS_EXAMPLES:-30}" \
@@ -42,4 +46,5 @@ timeout 900 "$VENV/bin/schemathesis" --config-file "$(dirname "$0")/schemathesis
   --exclude-operation-id put_api_v1_log_level \
   --exclude-operation-id post_api_v1_keys_id_rotate \
   --suppress-health-check all \
-  --no-color
+  --seed "$SEED" \
+  --no-color ${SCHEMATHESIS_EXTRA:-}

@@ -12,6 +12,7 @@ pub mod context;
 pub mod engine;
 pub mod era;
 pub mod events;
+pub mod fleet;
 pub mod hooks;
 pub mod logctx;
 pub mod metrics;

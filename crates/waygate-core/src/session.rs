@@ -1,8 +1,10 @@
 //! Legacy (handshake-era) sessions: what `initialize` negotiated, the standalone GET
 //! stream, server→client requests awaiting answers, resource subscriptions.
 //!
-//! Sessions live in memory on the replica that minted them; idle ones expire because
-//! clients rarely send DELETE.
+//! Sessions live in memory; idle ones expire because clients rarely send DELETE. With a
+//! [`crate::fleet::SessionShare`] installed (PostgreSQL fleets), a Streamable HTTP session
+//! is also written to the store so any replica can serve its next request: this map is
+//! then that replica's cache.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -192,7 +194,8 @@ impl Session {
         cancel: &CancellationToken,
     ) -> Result<Value, ErrorObject> {
         let n = self.next_request.fetch_add(1, Ordering::Relaxed);
-        let key = format!("waygate-{n}");
+        // The replica's tag keeps ids unique when calls on two replicas ask the same client.
+        let key = format!("waygate-{}-{n}", crate::fleet::replica_tag());
         let id = Id::Str(Arc::from(key.as_str()));
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(key.clone(), tx);
@@ -229,6 +232,53 @@ impl Session {
             Some(tx) => tx.send(outcome).is_ok(),
             None => false,
         }
+    }
+
+    /// Whether a call on this replica waits for the answer `key`.
+    pub fn is_waiting_for(&self, key: &str) -> bool {
+        lock(&self.pending).contains_key(key)
+    }
+
+    /// What travels to other replicas.
+    pub fn shared_state(&self) -> crate::fleet::SessionState {
+        let mut subs: Vec<String> = lock(&self.subscriptions).iter().cloned().collect();
+        subs.sort_unstable();
+        crate::fleet::SessionState {
+            version: self.version.as_str().to_string(),
+            caps: (*self.client_caps).clone(),
+            info: self.client_info.as_deref().cloned(),
+            level: self.log_level.load(Ordering::Relaxed),
+            subs,
+        }
+    }
+
+    /// A session opened on another replica, for `principal` on `view` (both checked by
+    /// the caller against the stored row).
+    pub fn restore(
+        id: String,
+        state: crate::fleet::SessionState,
+        principal: Option<Arc<crate::auth::Principal>>,
+        view: Option<Arc<crate::view::View>>,
+    ) -> Option<Self> {
+        let version = ProtocolVersion::parse(&state.version)?;
+        let mut s = Session::new(
+            version,
+            TransportKind::StreamableHttp,
+            state.caps,
+            state.info,
+            principal,
+        )
+        .with_view(view);
+        s.id = id;
+        s.apply_shared(state.level, state.subs);
+        s.initialized.store(true, Ordering::Relaxed);
+        Some(s)
+    }
+
+    /// Take the log level and subscriptions another replica set.
+    pub fn apply_shared(&self, level: u8, subs: Vec<String>) {
+        self.log_level.store(level, Ordering::Relaxed);
+        *lock(&self.subscriptions) = subs.into_iter().collect();
     }
 
     fn idle_secs(&self, now: u64) -> u64 {
@@ -292,6 +342,46 @@ impl SessionStore {
         drop(map);
         s.touch();
         Some(s)
+    }
+
+    /// Cache a session loaded from the shared store; when a concurrent request cached it
+    /// first, that one is returned so every request shares one pending-answer table.
+    pub fn adopt(&self, s: Arc<Session>) -> Arc<Session> {
+        let mut map = self.sessions.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = map.get(&s.id) {
+            return existing.clone();
+        }
+        if map.len() < self.max {
+            map.insert(s.id.clone(), s.clone());
+        }
+        s
+    }
+
+    /// The session `id` whoever owns it: only for messages between replicas, which were
+    /// checked against the owner where they entered.
+    pub fn get_internal(&self, id: &str) -> Option<Arc<Session>> {
+        self.sessions.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    }
+
+    /// Forget the cached copy of a session another replica ended.
+    pub fn drop_local(&self, id: &str) {
+        let s = self.sessions.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+        if let Some(s) = s {
+            s.close();
+        }
+    }
+
+    /// Ids of sessions used within the last `secs` seconds (their shared rows are kept
+    /// alive with these).
+    pub fn used_within(&self, secs: u64) -> Vec<String> {
+        let now = unix_now();
+        self.sessions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|s| s.idle_secs(now) < secs || s.has_stream())
+            .map(|s| s.id.clone())
+            .collect()
     }
 
     /// End the session `id` if `owner` opened it; false when there is none for this owner.

@@ -6,6 +6,7 @@
 //! in `migrations/sqlite` and `migrations/postgres`.
 
 mod audit;
+mod fleet;
 mod keys;
 mod pins;
 mod records;
@@ -19,6 +20,7 @@ use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
 pub use audit::{anchor_mac, Anchor, AnchorCheck, AuditRow, ChainCheck};
+pub use fleet::{Listener, Notice, SessionRow, TaskRow};
 pub use keys::KeyRow;
 pub use pins::Pin;
 pub use records::{PluginRow, Snapshot, UpstreamRow};
@@ -61,6 +63,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     url: String,
+    /// The URL as given, for the `LISTEN` connection; never shown (see `url`).
+    raw_url: String,
 }
 
 /// The URL with any password replaced, for logs and diagnostics.
@@ -144,6 +148,7 @@ impl Store {
             pool,
             backend,
             url: redact_url(url),
+            raw_url: url.to_string(),
         })
     }
 

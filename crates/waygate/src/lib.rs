@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cli_admin;
 pub mod commands;
 pub mod config;
+pub mod fleet;
 pub mod import;
 pub mod logging;
 pub mod ops;

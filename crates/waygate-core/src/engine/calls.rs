@@ -99,6 +99,12 @@ impl Engine {
             tool.task_support
         };
         if let Some(created) = self.maybe_task(task_support, &params, &plugin, &invocation, &name, ctx)? {
+            drop(catalog);
+            // In a fleet the task row must exist before the client can ask another replica.
+            let id = created.get("taskId").or_else(|| created.pointer("/task/taskId"));
+            if let Some(id) = id.and_then(Value::as_str) {
+                self.tasks.flush(id).await;
+            }
             return Ok(created);
         }
         drop(catalog);

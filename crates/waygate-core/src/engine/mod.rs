@@ -8,6 +8,7 @@ mod errors;
 mod lifecycle;
 mod listen;
 mod lists;
+mod sharing;
 mod spans;
 #[cfg(test)]
 mod tests;
@@ -110,6 +111,8 @@ pub struct Engine {
     /// Virtual servers by name; replaced on reload.
     views: std::sync::RwLock<Arc<std::collections::HashMap<String, Arc<crate::view::View>>>>,
     pub metrics: crate::metrics::Metrics,
+    /// Sessions shared with other replicas (PostgreSQL fleets); unset on one replica.
+    share: crate::fleet::ShareSlot,
 }
 
 impl Engine {
@@ -136,6 +139,7 @@ impl Engine {
             passthrough_any: std::sync::atomic::AtomicBool::new(false),
             views: Default::default(),
             metrics: crate::metrics::Metrics::default(),
+            share: Default::default(),
         })
     }
 
@@ -483,6 +487,7 @@ impl Engine {
                 } else {
                     session.unsubscribe(uri);
                 }
+                self.session_changed(session);
                 Ok(json!({}))
             }
             methods::TASKS_GET
@@ -532,6 +537,7 @@ impl Engine {
         })?;
         if let Some(s) = &ctx.session {
             s.set_log_level(rank);
+            self.session_changed(s);
         }
         Ok(json!({}))
     }

@@ -37,12 +37,12 @@ impl Caller {
     }
 
     /// The session `sid` when this caller opened it on this endpoint; another principal,
-    /// or the same one on another virtual server, gets `None` as for an unknown id.
-    pub fn session(&self, shared: &Shared, sid: &str) -> Option<Arc<waygate_core::Session>> {
+    /// or the same one on another virtual server, gets `None` as for an unknown id. In a
+    /// fleet a session opened on another replica is loaded from the store.
+    pub async fn session(&self, shared: &Shared, sid: &str) -> Option<Arc<waygate_core::Session>> {
         shared
             .engine
-            .sessions
-            .get(sid, self.owner())
-            .filter(|s| s.view_name() == self.view_name())
+            .find_session(sid, self.principal.as_ref(), self.view.as_ref())
+            .await
     }
 }

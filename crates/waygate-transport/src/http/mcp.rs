@@ -28,10 +28,10 @@ const VERSION_HEADER: &str = "mcp-protocol-version";
 pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     match *req.method() {
         Method::POST => post(shared, req).await,
-        Method::GET => get(shared, req),
+        Method::GET => get(shared, req).await,
         Method::DELETE => {
             let caller = req.extensions().get::<Caller>().cloned().unwrap_or_default();
-            delete(shared, req.headers(), &caller)
+            delete(shared, req.headers(), &caller).await
         }
         _ => {
             let mut r = error_response(
@@ -248,7 +248,7 @@ fn check_mirrored(
 
 async fn legacy_post(shared: Arc<Shared>, headers: &HeaderMap, caller: &Caller, msg: Message) -> Response<Body> {
     let session = match header_str(headers, SESSION_HEADER) {
-        Some(sid) => match caller.session(&shared, sid) {
+        Some(sid) => match caller.session(&shared, sid).await {
             Some(s) => Some(s),
             None => {
                 return error_response(
@@ -293,6 +293,14 @@ async fn legacy_post(shared: Arc<Shared>, headers: &HeaderMap, caller: &Caller, 
                 caller.view.clone(),
             ) {
                 Ok((s, result)) => {
+                    if !shared.engine.publish_session(&s).await {
+                        shared.engine.sessions.remove(&s.id, caller.owner());
+                        return error_response(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            Some(&id),
+                            &ErrorObject::internal("cannot record the session in the shared store; retry"),
+                        );
+                    }
                     let mut r = json_response(StatusCode::OK, encode_response(Some(&id), Ok(&result)));
                     if let Ok(v) = HeaderValue::from_str(&s.id) {
                         r.headers_mut().insert(SESSION_HEADER, v);
@@ -313,7 +321,7 @@ async fn legacy_post(shared: Arc<Shared>, headers: &HeaderMap, caller: &Caller, 
         }
         Message::Response { id, outcome } => match &session {
             Some(s) => {
-                s.deliver_response(&id, outcome);
+                shared.engine.deliver_answer(s, &id, outcome).await;
                 empty(StatusCode::ACCEPTED)
             }
             None => error_response(
@@ -384,7 +392,10 @@ async fn batch(
     items: Vec<Result<Message, waygate_protocol::ParseError>>,
 ) -> Response<Body> {
     let sid = header_str(headers, SESSION_HEADER);
-    let session = sid.and_then(|sid| caller.session(&shared, sid));
+    let session = match sid {
+        Some(sid) => caller.session(&shared, sid).await,
+        None => None,
+    };
     if let (Some(sid), None) = (sid, &session) {
         return error_response(
             StatusCode::NOT_FOUND,
@@ -450,7 +461,7 @@ async fn batch(
             }
             Ok(Message::Response { id, outcome }) => {
                 if let Some(s) = &session {
-                    s.deliver_response(&id, outcome);
+                    shared.engine.deliver_answer(s, &id, outcome).await;
                 }
             }
         }
@@ -471,7 +482,7 @@ async fn batch(
 }
 
 /// GET opens the session's standalone stream (handshake era only).
-fn get(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+async fn get(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let caller = req.extensions().get::<Caller>().cloned().unwrap_or_default();
     let Some(sid) = header_str(req.headers(), SESSION_HEADER) else {
         let mut r = error_response(
@@ -484,7 +495,7 @@ fn get(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return r;
     };
-    let Some(session) = caller.session(&shared, sid) else {
+    let Some(session) = caller.session(&shared, sid).await else {
         return error_response(
             StatusCode::NOT_FOUND,
             None,
@@ -503,16 +514,19 @@ fn get(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     sse_response(Body::sse(rx, Some(shared.cfg.keepalive), None))
 }
 
-fn delete(shared: Arc<Shared>, h: &HeaderMap, caller: &Caller) -> Response<Body> {
-    match header_str(h, SESSION_HEADER) {
+async fn delete(shared: Arc<Shared>, h: &HeaderMap, caller: &Caller) -> Response<Body> {
+    let sid = header_str(h, SESSION_HEADER);
+    let found = match sid {
+        Some(sid) => caller.session(&shared, sid).await.is_some(),
+        None => false,
+    };
+    match sid {
         None => error_response(
             StatusCode::BAD_REQUEST,
             None,
             &ErrorObject::invalid_request("DELETE /mcp needs the Mcp-Session-Id header"),
         ),
-        Some(sid) if caller.session(&shared, sid).is_some() && shared.engine.sessions.remove(sid, caller.owner()) => {
-            empty(StatusCode::NO_CONTENT)
-        }
+        Some(sid) if found && shared.engine.end_session(sid, caller.owner()).await => empty(StatusCode::NO_CONTENT),
         Some(sid) => error_response(
             StatusCode::NOT_FOUND,
             None,

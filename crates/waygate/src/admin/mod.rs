@@ -14,6 +14,7 @@ use waygate_transport::http::Operations;
 
 use crate::commands::reload::Reloader;
 use crate::config::{self, ConfigError};
+use crate::fleet::Change;
 use crate::ops::ServeOps;
 use crate::plugins::Spec;
 
@@ -70,6 +71,13 @@ impl ServeBackend {
     fn cfg(&self) -> config::FileConfig {
         self.ops.config.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    /// Tell the other replicas (PostgreSQL fleets) that `change` happened here.
+    async fn announce(&self, change: Change) {
+        if let Some(store) = self.ops.store.get() {
+            crate::fleet::announce(store, change).await;
+        }
+    }
 }
 
 impl Backend for ServeBackend {
@@ -103,12 +111,17 @@ impl Backend for ServeBackend {
             let spec = Spec::from_request(&spec).map_err(Problem::bad_request)?;
             let name = spec.name().to_string();
             self.manager()?.load(spec).await.map_err(plain)?;
+            self.announce(Change::Plugins).await;
             Ok(name)
         })
     }
 
     fn plugin_unload<'a>(&'a self, name: &'a str) -> Fut<'a, ()> {
-        Box::pin(async move { self.manager()?.unload(name).await.map_err(plain) })
+        Box::pin(async move {
+            self.manager()?.unload(name).await.map_err(plain)?;
+            self.announce(Change::Plugins).await;
+            Ok(())
+        })
     }
 
     fn plugin_action<'a>(&'a self, name: &'a str, action: PluginAction) -> Fut<'a, ()> {
@@ -119,7 +132,11 @@ impl Backend for ServeBackend {
                 PluginAction::Enable => m.set_enabled(name, true).await,
                 PluginAction::Disable => m.set_enabled(name, false).await,
             }
-            .map_err(plain)
+            .map_err(plain)?;
+            if !matches!(action, PluginAction::Reload) {
+                self.announce(Change::Plugins).await;
+            }
+            Ok(())
         })
     }
 
@@ -140,12 +157,18 @@ impl Backend for ServeBackend {
                 return Err(Problem::bad_request("name: missing").field("name"));
             }
             let cfg = self.cfg();
-            self.manager()?.put_upstream(&cfg, entry).await.map_err(refusal)
+            let created = self.manager()?.put_upstream(&cfg, entry).await.map_err(refusal)?;
+            self.announce(Change::Upstreams).await;
+            Ok(created)
         })
     }
 
     fn upstream_remove<'a>(&'a self, name: &'a str) -> Fut<'a, ()> {
-        Box::pin(async move { self.manager()?.remove_upstream(name).await.map_err(refusal) })
+        Box::pin(async move {
+            self.manager()?.remove_upstream(name).await.map_err(refusal)?;
+            self.announce(Change::Upstreams).await;
+            Ok(())
+        })
     }
 
     fn servers(&self) -> BoxFuture<'_, Vec<Value>> {
@@ -178,6 +201,7 @@ impl Backend for ServeBackend {
             if let Some(e) = self.engine() {
                 e.set_views(self.ops.views());
             }
+            self.announce(Change::Servers).await;
             Ok(created)
         })
     }
@@ -192,6 +216,7 @@ impl Backend for ServeBackend {
             if let Some(e) = self.engine() {
                 e.set_views(self.ops.views());
             }
+            self.announce(Change::Servers).await;
             Ok(())
         })
     }
@@ -225,6 +250,7 @@ impl Backend for ServeBackend {
                 .await
                 .map_err(Problem::not_found)?;
             m.registry.republish().await;
+            self.announce(Change::Pins).await;
             Ok(sha)
         })
     }
@@ -293,6 +319,7 @@ impl Backend for ServeBackend {
         Box::pin(async move {
             if let Some((store, keys)) = self.keys.get() {
                 crate::commands::keys::refresh(store, keys).await;
+                crate::fleet::announce(store, Change::Keys).await;
             }
         })
     }

@@ -20,7 +20,7 @@ impl RuntimeServers {
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Load the stored ones (at start).
+    /// Load the stored ones (at start, and when another replica changed them).
     pub async fn restore(&self, store: &Store) {
         let stored = match store.meta_get(META_KEY).await {
             Ok(Some(text)) => serde_json::from_str::<Vec<VirtualServer>>(&text).unwrap_or_else(|e| {
@@ -29,8 +29,8 @@ impl RuntimeServers {
             }),
             Ok(None) => Vec::new(),
             Err(e) => {
-                tracing::warn!(error = %e, "could not read stored runtime virtual servers");
-                Vec::new()
+                tracing::warn!(error = %e, "could not read stored runtime virtual servers; keeping the loaded ones");
+                return;
             }
         };
         *self.0.write().unwrap_or_else(|e| e.into_inner()) = stored;

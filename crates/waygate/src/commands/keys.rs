@@ -90,6 +90,8 @@ pub fn run(g: &Global, cmd: KeysCommand) -> CmdResult {
                 eprintln!("rotated {id}: the old key is revoked, the new one is shown only once");
             }
         }
+        // Replicas on PostgreSQL take the change at once (they also re-read every second).
+        crate::fleet::announce(&store, crate::fleet::Change::Keys).await;
         store.close().await;
         Ok(())
     })

@@ -69,11 +69,29 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs, activated: Option<std::n
     // not need it, and a fresh SQLite file costs tens of milliseconds of fsyncs. A store
     // that cannot be opened still stops the process, right after.
     let (store_dir, store_url) = (dir.clone(), super::store_url(g, &l));
+    // A fleet (PostgreSQL) needs the store before it serves: sessions and the requestState
+    // key are shared through it, and a replica must not mint state the others cannot read.
+    let fleet_store = if store_url.starts_with("postgres") {
+        Some(super::open_store_at(store_dir.clone(), store_url.clone()).await?)
+    } else {
+        None
+    };
+    let state_key = match (&l.cfg.mcp.state_key, &fleet_store) {
+        (None, Some(s)) => s
+            .meta_claim("mcp_state_key", &waygate_core::util::random_hex(32))
+            .await?
+            .into_bytes(),
+        _ => state_key(&dir, &l)?,
+    };
+    let early = fleet_store.clone();
     // Boxed errors are not `Send`; the spawned task reports a message instead.
     let store_open = async move {
-        super::open_store_at(store_dir, store_url)
-            .await
-            .map_err(|e| e.to_string())
+        match early {
+            Some(s) => Ok(s),
+            None => super::open_store_at(store_dir, store_url)
+                .await
+                .map_err(|e| e.to_string()),
+        }
     };
 
     let c = &l.cfg;
@@ -81,7 +99,7 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs, activated: Option<std::n
     let ecfg = EngineConfig {
         server_name: c.server.name.clone().unwrap_or_else(|| "waygate".into()),
         instructions: c.server.instructions.clone(),
-        state_key: state_key(&dir, &l)?,
+        state_key,
         session_idle: c
             .mcp
             .session_idle_secs
@@ -102,6 +120,18 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs, activated: Option<std::n
     let names: Vec<&str> = specs.iter().map(|s| s.name()).collect();
     let manager = crate::plugins::PluginManager::new(registry.clone());
     let engine = Engine::new(ecfg, registry.clone());
+    if let Some(s) = &fleet_store {
+        let share = Arc::new(crate::fleet::StoreShare::new(s.clone()));
+        engine.set_session_share(share.clone());
+        engine.tasks.set_share(share);
+        tracing::info!(
+            replica = waygate_core::fleet::replica_tag(),
+            "sessions, tasks and changes are shared with the other replicas on this database"
+        );
+        if l.cfg.audit.anchor_key.is_none() {
+            tracing::warn!("[audit] anchor_key is not set: each replica signs the audit chain's head with its own <data-dir>/audit.key, so `waygate audit verify` cannot check the head; give every replica the same anchor_key");
+        }
+    }
     manager.set_engine(engine.clone());
     let otel = crate::otel::OtelSink::start(&l.cfg.otel)?.map(Arc::new);
     if let Some(sink) = &otel {
@@ -321,6 +351,13 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs, activated: Option<std::n
     let _ = ops.engine.set(engine.clone());
     ops.runtime_servers.restore(&store).await;
     engine.set_views(ops.views());
+    crate::fleet::Fleet {
+        store: store.clone(),
+        ops: ops.clone(),
+        engine: engine.clone(),
+        keys: api_keys.clone(),
+    }
+    .start(shutdown.clone());
     let (audit, audit_task) =
         crate::audit_queue::AuditQueue::start(store.clone(), l.cfg.audit.queue_capacity.unwrap_or(10_000));
     let _ = ops.audit.set(audit.clone());

@@ -7,6 +7,7 @@
 pub mod pinning;
 mod runtime_upstreams;
 mod spec;
+mod sync;
 
 pub use runtime_upstreams::Refusal;
 pub use spec::{desired, instantiate, Instance, Spec};

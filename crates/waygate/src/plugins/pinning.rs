@@ -108,6 +108,28 @@ impl PinGate {
             .collect()
     }
 
+    /// Take the approvals in the store (another replica approved a pin); true when they
+    /// differ from what this replica holds, and the caller republishes the catalog.
+    pub async fn reload(&self, store: &Store) -> bool {
+        let rows = match store.pins().await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot re-read tool pins; keeping the loaded ones");
+                return false;
+            }
+        };
+        let fresh: HashMap<Key, String> = rows.into_iter().map(|p| ((p.plugin, p.tool), p.sha256)).collect();
+        let mut approved = self.approved.write().unwrap_or_else(|e| e.into_inner());
+        let mut changed = false;
+        for (k, sha) in fresh {
+            if approved.get(&k) != Some(&sha) {
+                approved.insert(k, sha);
+                changed = true;
+            }
+        }
+        changed
+    }
+
     /// Approve the held definition of `plugin`/`tool`; the caller republishes the catalog.
     pub async fn approve(&self, store: &Store, plugin: &str, tool: &str, by: &str) -> Result<String, String> {
         let key = (plugin.to_string(), tool.to_string());

@@ -23,7 +23,7 @@ pub(super) fn offline_key(d: &TempDir, name: &str, scopes: &str) -> String {
     out.trim().to_string()
 }
 
-const TASKS: &str = "io.modelcontextprotocol/tasks";
+pub(super) const TASKS: &str = "io.modelcontextprotocol/tasks";
 
 fn two_callers(extra: &[&str]) -> (Server, String, String, TempDir) {
     let d = TempDir::new("iso");

@@ -14,6 +14,7 @@ mod cli_remote;
 mod compat;
 mod config_and_store;
 mod doctor;
+mod fleet;
 mod guards;
 mod hostile;
 mod http_eras;

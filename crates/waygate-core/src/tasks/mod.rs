@@ -24,6 +24,8 @@ pub type TaskFuture = std::pin::Pin<
 >;
 use crate::util::{error_result, random_hex, rfc3339_now};
 
+mod shared;
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -49,6 +51,8 @@ struct Task {
     state: Mutex<State>,
     cancel: CancellationToken,
     changed: Notify,
+    /// Numbers the writes to the shared store (see `TaskShare::save`).
+    seq: std::sync::atomic::AtomicU64,
 }
 
 impl Task {
@@ -57,39 +61,57 @@ impl Task {
     }
 
     fn json(&self, ttl_ms: u64, modern: bool) -> Value {
+        render(&self.doc(), ttl_ms, modern)
+    }
+
+    /// The task's state in the 2026-07-28 shape without the server's timing fields: what
+    /// other replicas read from the store, and what [`render`] turns into either era's view.
+    fn doc(&self) -> Value {
         let s = lock(&self.state);
         let mut t = json!({
             "taskId": self.id,
             "status": s.status,
             "createdAt": self.created,
             "lastUpdatedAt": s.updated,
-            "pollIntervalMs": 200,
         });
-        if modern {
-            t["ttlMs"] = json!(ttl_ms);
-        } else {
-            t["ttl"] = json!(ttl_ms);
-            t["pollInterval"] = json!(200);
-            if let Some(o) = t.as_object_mut() {
-                o.remove("pollIntervalMs");
-            }
-        }
         if let Some(m) = &s.message {
             t["statusMessage"] = json!(m);
         }
-        if modern {
-            if let Some(r) = &s.input_requests {
-                t["inputRequests"] = Value::Object(r.clone());
-            }
-            if let Some(r) = &s.result {
-                t["result"] = r.clone();
-            }
-            if let Some(e) = &s.error {
-                t["error"] = json!(e);
-            }
+        if let Some(r) = &s.input_requests {
+            t["inputRequests"] = Value::Object(r.clone());
+        }
+        if let Some(r) = &s.result {
+            t["result"] = r.clone();
+        }
+        if let Some(e) = &s.error {
+            t["error"] = json!(e);
         }
         t
     }
+}
+
+/// A task document as `tasks/get` shows it in the revision `modern` says.
+fn render(doc: &Value, ttl_ms: u64, modern: bool) -> Value {
+    let mut t = doc.clone();
+    if modern {
+        t["ttlMs"] = json!(ttl_ms);
+        t["pollIntervalMs"] = json!(200);
+    } else if let Some(o) = t.as_object_mut() {
+        o.insert("ttl".into(), json!(ttl_ms));
+        o.insert("pollInterval".into(), json!(200));
+        for k in ["inputRequests", "result", "error"] {
+            o.remove(k);
+        }
+    }
+    t
+}
+
+fn is_terminal_status(status: &str) -> bool {
+    matches!(status, "completed" | "failed" | "cancelled")
+}
+
+fn unknown(id: &str) -> ErrorObject {
+    ErrorObject::invalid_params(format!("Unknown task: {id}")).with_data(json!({ "taskId": id }))
 }
 
 /// Tasks one principal may hold at once (results are kept until their TTL).
@@ -98,6 +120,8 @@ pub const MAX_TASKS_PER_OWNER: usize = 1000;
 pub struct TaskStore {
     tasks: Mutex<HashMap<String, Arc<Task>>>,
     ttl: Duration,
+    /// Other replicas (PostgreSQL fleets); unset on one replica.
+    share: std::sync::OnceLock<Arc<dyn crate::fleet::TaskShare>>,
 }
 
 impl TaskStore {
@@ -105,7 +129,13 @@ impl TaskStore {
         TaskStore {
             tasks: Mutex::new(HashMap::new()),
             ttl,
+            share: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Share tasks with other replicas (set once, before serving).
+    pub fn set_share(&self, share: Arc<dyn crate::fleet::TaskShare>) {
+        let _ = self.share.set(share);
     }
 
     fn ttl_ms(&self) -> u64 {
@@ -178,10 +208,13 @@ impl TaskStore {
             }),
             cancel,
             changed: Notify::new(),
+            seq: Default::default(),
         });
         lock(&self.tasks).insert(task.id.clone(), task.clone());
         let view = task.json(self.ttl_ms(), version.is_modern());
         let t = task.clone();
+        let writer = self.writer();
+        writer(&task);
         tokio::spawn(async move {
             let set = |status: &'static str, f: &dyn Fn(&mut State)| {
                 let mut s = lock(&t.state);
@@ -197,6 +230,7 @@ impl TaskStore {
                 drop(s);
                 t.changed.notify_waiters();
                 events.emit(Event::TaskUpdated(t.id.clone()));
+                writer(&t);
             };
             let (mut outcome, mut invocation, bg) = tokio::select! {
                 r = first => r,
@@ -279,20 +313,25 @@ impl TaskStore {
         }
         if method == methods::TASKS_LIST {
             let owner = ctx.owner();
-            let tasks: Vec<Value> = lock(&self.tasks)
+            let mut tasks: Vec<Value> = lock(&self.tasks)
                 .values()
                 .filter(|t| t.owner.as_deref() == owner && allowed(&t.tool))
                 .map(|t| t.json(self.ttl_ms(), false))
                 .collect();
+            self.list_remote(owner, allowed, &mut tasks).await;
             return Ok(json!({ "tasks": tasks }));
         }
         let id = p
             .and_then(|p| p.get("taskId"))
             .and_then(Value::as_str)
             .ok_or_else(|| ErrorObject::invalid_params("Invalid params: missing \"taskId\""))?;
-        let task = self.get(id, ctx.owner()).filter(|t| allowed(&t.tool)).ok_or_else(|| {
-            ErrorObject::invalid_params(format!("Unknown task: {id}")).with_data(json!({ "taskId": id }))
-        })?;
+        let task = match self.get(id, ctx.owner()) {
+            Some(t) => t,
+            None => return self.handle_remote(method, id, p, ctx, allowed).await,
+        };
+        if !allowed(&task.tool) {
+            return Err(unknown(id));
+        }
         match method {
             methods::TASKS_GET => Ok(task.json(self.ttl_ms(), modern)),
             methods::TASKS_CANCEL => {
@@ -304,14 +343,7 @@ impl TaskStore {
                         "Task {id} is already in a terminal state"
                     )));
                 }
-                task.cancel.cancel();
-                {
-                    let mut s = lock(&task.state);
-                    s.status = "cancelled";
-                    s.updated = rfc3339_now();
-                    s.finished = Some(Instant::now());
-                }
-                task.changed.notify_waiters();
+                self.cancel_task(&task);
                 Ok(if modern {
                     json!({})
                 } else {
@@ -325,19 +357,7 @@ impl TaskStore {
                     .ok_or_else(|| {
                         ErrorObject::invalid_params("Invalid params: tasks/update requires \"inputResponses\"")
                     })?;
-                let mut s = lock(&task.state);
-                if s.status == "input_required" {
-                    // Answers to keys that are not pending are ignored; answered keys
-                    // leave `inputRequests` so tasks/get shows what is still missing.
-                    for (k, v) in answers {
-                        if s.input_requests.as_mut().and_then(|r| r.remove(k)).is_some() {
-                            s.answers.get_or_insert_with(Map::new).insert(k.clone(), v.clone());
-                        }
-                    }
-                    s.updated = rfc3339_now();
-                }
-                drop(s);
-                task.changed.notify_waiters();
+                self.answer_task(&task, answers);
                 Ok(json!({}))
             }
             methods::TASKS_RESULT => loop {

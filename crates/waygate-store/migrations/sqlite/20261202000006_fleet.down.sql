@@ -1,0 +1,3 @@
+DROP TABLE tasks;
+DROP TABLE pending_answers;
+DROP TABLE sessions;
