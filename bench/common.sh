@@ -7,7 +7,8 @@ DIR=${BENCH_DIR:-/tmp/waygate-bench}
 mkdir -p "$DIR" && cp -r "$SHARED"/. "$DIR"/
 (cd "$DIR/rust" && env -u CARGO_TARGET_DIR cargo build --release --locked -p loadgen >/dev/null 2>&1)
 LG="$DIR/rust/target/release/loadgen"
-(cd "$ROOT" && cargo build --release -p waygate >/dev/null 2>&1)
+# --workspace: the same features as the test build, so no second full build.
+[ -n "${SKIP_WAYGATE_BUILD:-}" ] || (cd "$ROOT" && cargo build --release --workspace >/dev/null 2>&1)
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/waygate
 BODY="$DIR/bodies/tools_call_modern.json"
 OUT=$(mktemp)

@@ -35,9 +35,10 @@ pub struct Global {
     /// Log filter, e.g. `info`, `debug`, `waygate_core=trace` (logs go to stderr).
     #[arg(long, global = true, env = "WAYGATE_LOG", value_name = "FILTER")]
     pub log: Option<String>,
-    /// Log format on stderr: auto (JSON unless stderr is a terminal), json, or pretty.
+    /// Log format on stderr: auto (journal under systemd's JOURNAL_STREAM, pretty on a terminal,
+    /// JSON otherwise), json, journal (`<priority>message key=value`), or pretty.
     #[arg(long, global = true, env = "WAYGATE_LOG_FORMAT", value_name = "FORMAT", default_value = "auto",
-          value_parser = ["auto", "json", "pretty"])]
+          value_parser = ["auto", "json", "journal", "pretty"])]
     pub log_format: String,
     /// Database URL: sqlite://PATH (default <data-dir>/waygate.db) or postgres://USER:PASS@HOST/DB.
     #[arg(

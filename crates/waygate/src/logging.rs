@@ -11,17 +11,21 @@ use tracing_subscriber::{fmt, reload, EnvFilter, Registry};
 
 static FILTER: OnceLock<(reload::Handle<EnvFilter, Registry>, std::sync::Mutex<String>)> = OnceLock::new();
 
-/// Install the global subscriber. `format`: `auto` (JSON unless stderr is a terminal),
-/// `json` or `pretty`.
+/// Install the global subscriber. `format`: `auto` (the journal format when stderr is the
+/// systemd journal, pretty on a terminal, JSON otherwise), `json`, `journal` or `pretty`.
 pub fn init(filter: Option<&str>, format: &str) {
     use std::io::IsTerminal;
     let spec = filter.unwrap_or("info").to_string();
     let env = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"));
     let (layer, handle) = reload::Layer::new(env);
     // stderr only: stdout belongs to the protocol in --stdio mode.
-    let json = format == "json" || (format == "auto" && !std::io::stderr().is_terminal());
+    let journal = format == "journal" || (format == "auto" && crate::systemd::stderr_is_journal());
+    let json = !journal && (format == "json" || (format == "auto" && !std::io::stderr().is_terminal()));
     let registry = tracing_subscriber::registry().with(layer);
-    let ok = if json {
+    let ok = if journal {
+        let out = fmt::layer().event_format(JournalLines).with_writer(Scrubbed);
+        registry.with(out).try_init().is_ok()
+    } else if json {
         let out = fmt::layer().event_format(JsonLines).with_writer(Scrubbed);
         registry.with(out).try_init().is_ok()
     } else {
@@ -132,6 +136,70 @@ where
             obj.insert("request".into(), Value::Object(r));
         }
         writeln!(writer, "{}", Value::Object(obj))
+    }
+}
+
+/// For the systemd journal (`JOURNAL_STREAM`): `<priority>message key=value …` per event.
+/// journald reads the sd-daemon priority prefix into `PRIORITY` (so `journalctl -p warning`
+/// works) and stamps the time itself; the request's correlation id and principal stay on the
+/// line for `journalctl --grep`.
+struct JournalLines;
+
+impl<S, N> fmt::FormatEvent<S, N> for JournalLines
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &fmt::FmtContext<'_, S, N>,
+        mut writer: fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        use tracing::Level;
+        let meta = event.metadata();
+        let priority = match *meta.level() {
+            Level::ERROR => 3,
+            Level::WARN => 4,
+            Level::INFO => 6,
+            _ => 7,
+        };
+        let mut fields = Fields(serde_json::Map::new());
+        event.record(&mut fields);
+        let message = fields.0.remove("message").map(plain).unwrap_or_default();
+        // One journal entry per event: a newline would start an entry without a priority.
+        write!(writer, "<{priority}>{}", message.replace('\n', " "))?;
+        for (k, v) in fields.0 {
+            write!(writer, " {k}={}", quoted(&plain(v)))?;
+        }
+        if let Some(c) = waygate_core::logctx::current() {
+            for (k, v) in [
+                ("request_id", c.request_id.as_deref()),
+                ("principal", c.principal.as_deref()),
+                ("method", c.method),
+            ] {
+                if let Some(v) = v {
+                    write!(writer, " {k}={}", quoted(v))?;
+                }
+            }
+        }
+        writeln!(writer, " target={}", meta.target())
+    }
+}
+
+fn plain(v: serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
+/// A value as one token: quoted (JSON-escaped) when it has spaces, quotes or newlines.
+fn quoted(v: &str) -> String {
+    if v.is_empty() || v.contains(|c: char| c.is_whitespace() || c == '"' || c == '=') {
+        serde_json::Value::String(v.to_string()).to_string()
+    } else {
+        v.to_string()
     }
 }
 

@@ -48,6 +48,26 @@ pub fn hash_key(key: &str) -> String {
     crate::util::hex(&Sha256::digest(key.as_bytes()))
 }
 
+/// Check a key made outside Waygate (`[auth] admin_key`) before it is stored: the shape
+/// `verify` looks up (`wg_<id>_<secret>`) and enough secret to resist guessing. Returns the
+/// id. The message never contains the key.
+pub fn check_provided_key(key: &str) -> Result<&str, String> {
+    let (id, secret) = key
+        .strip_prefix("wg_")
+        .and_then(|r| r.split_once('_'))
+        .ok_or_else(|| "expected wg_<id>_<secret> (as `waygate keys create` prints)".to_string())?;
+    if !(4..=32).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+        return Err("the <id> part must be 4 to 32 lower-case letters or digits".into());
+    }
+    if secret.len() < 32 || !secret.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "the <secret> part has {} characters; expected at least 32 letters or digits (e.g. `openssl rand -hex 20`)",
+            secret.len()
+        ));
+    }
+    Ok(id)
+}
+
 /// Mint a new key.
 pub fn generate_key() -> NewKey {
     let id = random_hex(6);
@@ -173,6 +193,22 @@ mod tests {
         forged.push(if last == Some('0') { '1' } else { '0' });
         assert_eq!(t.verify(&forged), Err(AuthError::Invalid));
         assert_eq!(t.verify("wg_nope_x"), Err(AuthError::Invalid));
+        let minted = generate_key();
+        assert_eq!(check_provided_key(&minted.key), Ok(minted.id.as_str()));
+        for bad in [
+            "",
+            "wg_",
+            "wg_abc",
+            "wg_ab_0123456789abcdef0123456789abcdef",
+            "wg_abcd_short",
+            "xx_abcd_0123456789abcdef0123456789abcdef",
+        ] {
+            let e = check_provided_key(bad).unwrap_err();
+            assert!(
+                bad.len() < 8 || !e.contains(bad),
+                "the message must not echo the key: {e}"
+            );
+        }
         assert_eq!(table(&k, true, None).verify(&k.key), Err(AuthError::Revoked));
         assert_eq!(table(&k, false, Some(1)).verify(&k.key), Err(AuthError::Expired));
     }

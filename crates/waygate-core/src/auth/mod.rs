@@ -9,7 +9,7 @@ mod keys;
 
 use std::sync::Arc;
 
-pub use keys::{check_scope, generate_key, hash_key, ApiKeys, KeyRecord, NewKey};
+pub use keys::{check_provided_key, check_scope, generate_key, hash_key, ApiKeys, KeyRecord, NewKey};
 
 use crate::plugin::BoxFuture;
 

@@ -67,7 +67,19 @@ impl Task {
     /// The task's state in the 2026-07-28 shape without the server's timing fields: what
     /// other replicas read from the store, and what [`render`] turns into either era's view.
     fn doc(&self) -> Value {
+        self.doc_of(&lock(&self.state))
+    }
+
+    /// The document, its write sequence number and whether it is final, read under one lock:
+    /// a later state always carries a higher number, so the store keeps the newest whatever
+    /// order the writes land in.
+    fn versioned(&self) -> (Value, u64, bool) {
         let s = lock(&self.state);
+        let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (self.doc_of(&s), seq, is_terminal_status(s.status))
+    }
+
+    fn doc_of(&self, s: &State) -> Value {
         let mut t = json!({
             "taskId": self.id,
             "status": s.status,
@@ -351,12 +363,7 @@ impl TaskStore {
                 })
             }
             methods::TASKS_UPDATE => {
-                let answers = p
-                    .and_then(|p| p.get("inputResponses"))
-                    .and_then(Value::as_object)
-                    .ok_or_else(|| {
-                        ErrorObject::invalid_params("Invalid params: tasks/update requires \"inputResponses\"")
-                    })?;
+                let answers = input_responses(p)?;
                 self.answer_task(&task, answers);
                 Ok(json!({}))
             }
@@ -381,4 +388,11 @@ impl TaskStore {
             other => Err(ErrorObject::method_not_found(other)),
         }
     }
+}
+
+/// The answers of a `tasks/update`.
+fn input_responses(p: Option<&Map<String, Value>>) -> Result<&Map<String, Value>, ErrorObject> {
+    p.and_then(|p| p.get("inputResponses"))
+        .and_then(Value::as_object)
+        .ok_or_else(|| ErrorObject::invalid_params("Invalid params: tasks/update requires \"inputResponses\""))
 }

@@ -25,9 +25,8 @@ impl TaskStore {
         let ttl = self.ttl;
         move |t: &Arc<Task>| {
             let Some(share) = &share else { return };
-            let doc = t.doc();
-            let seq = t.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let keep = if t.is_terminal() { ttl } else { RUNNING_KEEP };
+            let (doc, seq, done) = t.versioned();
+            let keep = if done { ttl } else { RUNNING_KEEP };
             tokio::spawn(share.save(&t.id, t.owner.as_deref(), &t.tool, doc, seq, keep.as_millis() as u64));
         }
     }
@@ -38,17 +37,10 @@ impl TaskStore {
         let (Some(share), Some(t)) = (self.share.get(), lock(&self.tasks).get(id).cloned()) else {
             return;
         };
-        let seq = t.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let keep = if t.is_terminal() { self.ttl } else { RUNNING_KEEP };
+        let (doc, seq, done) = t.versioned();
+        let keep = if done { self.ttl } else { RUNNING_KEEP };
         share
-            .save(
-                &t.id,
-                t.owner.as_deref(),
-                &t.tool,
-                t.doc(),
-                seq,
-                keep.as_millis() as u64,
-            )
+            .save(&t.id, t.owner.as_deref(), &t.tool, doc, seq, keep.as_millis() as u64)
             .await;
     }
 
@@ -155,12 +147,7 @@ impl TaskStore {
                 })
             }
             methods::TASKS_UPDATE => {
-                let answers = p
-                    .and_then(|p| p.get("inputResponses"))
-                    .and_then(Value::as_object)
-                    .ok_or_else(|| {
-                        ErrorObject::invalid_params("Invalid params: tasks/update requires \"inputResponses\"")
-                    })?;
+                let answers = super::input_responses(p)?;
                 if status(&doc) == "input_required" {
                     share.signal(id, json!({ "answers": answers })).await;
                 }

@@ -15,13 +15,22 @@ pub fn run(g: &Global, cmd: ConfigCommand) -> CmdResult {
             let path = file
                 .or_else(|| config::resolve_path(g.config.as_deref(), &dir))
                 .ok_or("no config file given and none in the data directory")?;
-            let l = config::layers_load(Some(&path), &[])?;
+            // With the WAYGATE_SECTION__KEY overrides `serve` would apply: what is checked is
+            // what would run (a container's environment included).
+            let env: Vec<(String, String)> = std::env::vars()
+                .filter(|(k, _)| k.starts_with("WAYGATE_") && k.contains("__"))
+                .collect();
+            let l = config::layers_load(Some(&path), &env)?;
+            let with = match env.len() {
+                0 => String::new(),
+                n => format!(" with {n} WAYGATE_*__* environment override(s)"),
+            };
             match l.upgraded_from {
                 Some(v) => println!(
-                    "{}: ok (format version {v}; `waygate config migrate` upgrades it)",
+                    "{}: ok{with} (format version {v}; `waygate config migrate` upgrades it)",
                     path.display()
                 ),
-                None => println!("{}: ok", path.display()),
+                None => println!("{}: ok{with}", path.display()),
             }
             Ok(())
         }

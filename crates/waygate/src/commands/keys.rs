@@ -115,6 +115,30 @@ async fn create(
     Ok(k.key)
 }
 
+/// Add `[auth] admin_key` to the key table when its id is absent. Replicas starting together
+/// may race on the insert: the loser re-reads and accepts the winner's row when it holds
+/// the same key. A different key under that id is an error rather than a silent takeover.
+pub async fn provision_admin_key(store: &Store, key: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let id = waygate_core::auth::check_provided_key(key).map_err(|m| format!("auth.admin_key: {m}"))?;
+    let hash = waygate_core::auth::hash_key(key);
+    let same = |rows: &[waygate_store::KeyRow]| rows.iter().find(|r| r.id == id).map(|r| r.hash == hash);
+    match same(&store.keys().await?) {
+        Some(true) => return Ok(()),
+        Some(false) => {
+            return Err(format!("auth.admin_key: the key table already has a different key with id {id:?}").into())
+        }
+        None => {}
+    }
+    let scopes = ["admin".to_string(), "mcp".to_string()];
+    if let Err(e) = store.create_key(id, "admin (provisioned)", &hash, &scopes, None).await {
+        if same(&store.keys().await?) != Some(true) {
+            return Err(e.into());
+        }
+    }
+    tracing::info!(id, "provisioned the admin key from [auth] admin_key");
+    Ok(())
+}
+
 /// On a store with no keys at all, create an admin key and return it (to print once).
 pub async fn first_admin_key(store: &Store) -> Result<Option<String>, Box<dyn std::error::Error>> {
     if !store.keys().await?.is_empty() {

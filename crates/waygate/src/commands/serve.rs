@@ -331,7 +331,9 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs, activated: Option<std::n
         .restore(store.clone(), pins, specs.clone(), l.cfg.hooks.clone(), &l.cfg.outbound)
         .await;
     if let Some(keys) = &api_keys {
-        if let Some(k) = super::keys::first_admin_key(&store).await? {
+        if let Some(k) = l.cfg.auth.admin_key.as_ref() {
+            super::keys::provision_admin_key(&store, k.expose()).await?;
+        } else if let Some(k) = super::keys::first_admin_key(&store).await? {
             println!(
                 "Created the first API key (name \"admin\", scopes admin,mcp). It is shown only once; store it now:"
             );

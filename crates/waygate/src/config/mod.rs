@@ -283,7 +283,7 @@ pub struct StoreSection {
 }
 
 /// Keys whose values are secrets: redacted in every output.
-pub const SECRET_KEYS: [&str; 3] = ["mcp.state_key", "store.url", "limits.redis_url"];
+pub const SECRET_KEYS: [&str; 4] = ["mcp.state_key", "store.url", "limits.redis_url", "auth.admin_key"];
 
 impl FileConfig {
     /// Check values that parse but make no sense. `origin` names the file or env var.
@@ -317,6 +317,9 @@ impl FileConfig {
                     format!("got {} characters, expected at least 16", k.len()),
                 ));
             }
+        }
+        if let Some(k) = self.auth.admin_key.as_ref().map(Secret::expose) {
+            waygate_core::auth::check_provided_key(k).map_err(|m| err("auth.admin_key", m))?;
         }
         if let Some(u) = self.store.url.as_ref().map(Secret::expose) {
             if !(u.starts_with("sqlite:") || u.starts_with("postgres://") || u.starts_with("postgresql://")) {

@@ -10,6 +10,12 @@ use super::ConfigError;
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSection {
+    /// An admin key made outside Waygate (a Kubernetes Secret, a vault), `wg_<id>_<secret>`:
+    /// added to the key table at start when its id is absent, so every replica of a fleet
+    /// can be given it with no first-start race and no key printed to a log. A key with
+    /// that id that was revoked stays revoked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_key: Option<waygate_security::Secret>,
     /// Accept access tokens (JWTs) from an OAuth 2.1 authorization server besides API keys.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwt: Option<JwtSection>,

@@ -135,3 +135,64 @@ fn operational_endpoints_need_their_own_scope() {
     let r = call(&s, &[("x-api-key", &scraper)]);
     assert_eq!(r.status, 403, "a scraper key cannot call tools");
 }
+
+/// `[auth] admin_key` (here from the environment, as a Kubernetes Secret gives it): the key
+/// works, no key is printed, a restart keeps it, and a malformed or conflicting key stops
+/// the start with a message that names the setting and never the key.
+#[test]
+fn provisioned_admin_key_from_the_environment() {
+    let d = TempDir::new("auth-provisioned");
+    let key = "wg_k8s0_0123456789abcdef0123456789abcdef01234567";
+    let env = [("WAYGATE_AUTH__ADMIN_KEY", key)];
+    let (s, printed) = Server::start_auth_env(&d.0, &[], &env);
+    assert!(
+        printed.is_none(),
+        "a provisioned key must not be joined by a printed one"
+    );
+    assert_eq!(call(&s, &[("authorization", &format!("Bearer {key}"))]).status, 200);
+    let r = s.request("GET", "/api/v1/keys", &[("x-api-key", key)], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("admin (provisioned)"), "{}", r.text());
+    drop(s);
+
+    // A restart with the same key finds it and adds nothing.
+    let (s, printed) = Server::start_auth_env(&d.0, &[], &env);
+    assert!(printed.is_none());
+    let (ok, listed, _) = keys(&d, &["list"]);
+    assert!(ok);
+    assert_eq!(listed.lines().filter(|l| l.starts_with("k8s0 ")).count(), 1, "{listed}");
+    assert_eq!(listed.lines().count(), 2, "only the provisioned key: {listed}");
+    drop(s);
+
+    for (bad, why) in [
+        (
+            "wg_k8s0_ffffffffffffffffffffffffffffffffffffffff",
+            "different key with id \"k8s0\"",
+        ),
+        ("wg_k8s1_tooshortsecret", "at least 32"),
+        ("not-a-key-at-all-but-long-enough-to-look-like-one", "wg_<id>_<secret>"),
+    ] {
+        let out = Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", d.0.to_str().unwrap()])
+            .env("WAYGATE_AUTH__ADMIN_KEY", bad)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad}: started");
+        assert!(err.contains("auth.admin_key") && err.contains(why), "{bad}: {err}");
+        assert!(!err.contains(bad), "the key leaked into the error: {err}");
+    }
+
+    // `config validate` checks what `serve` would run, environment overrides included.
+    let cfg = d.0.join("check.toml");
+    std::fs::write(&cfg, "[http]\nmax_body_bytes = 1048576\n").unwrap();
+    let path = cfg.to_str().unwrap();
+    let (ok, out, _) = common::cli_env(&["config", "validate", path], &env, None);
+    assert!(ok && out.contains("1 WAYGATE_*__* environment override"), "{out}");
+    let (ok, _, err) = common::cli_env(
+        &["config", "validate", path],
+        &[("WAYGATE_AUTH__ADMIN_KEY", "wg_x")],
+        None,
+    );
+    assert!(!ok && err.contains("auth.admin_key"), "{err}");
+}

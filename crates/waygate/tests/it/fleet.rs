@@ -45,19 +45,7 @@ pub(crate) fn fresh_database(tag: &str) -> Option<String> {
 }
 
 fn key(url: &str, d: &TempDir, name: &str, scopes: &str) -> String {
-    let (ok, out, err) = common::cli(&[
-        "keys",
-        "create",
-        name,
-        "--scopes",
-        scopes,
-        "--database-url",
-        url,
-        "--data-dir",
-        d.0.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
-    out.trim().to_string()
+    super::isolation::offline_key_with(d, name, scopes, &["--database-url", url])
 }
 
 /// Replicas sign the audit chain's head with one key, kept outside the database.

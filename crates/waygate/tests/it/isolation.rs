@@ -10,15 +10,15 @@ use serde_json::{json, Value};
 
 /// Create an API key offline (before the server starts, so it is loaded at start).
 pub(super) fn offline_key(d: &TempDir, name: &str, scopes: &str) -> String {
-    let (ok, out, err) = common::cli(&[
-        "keys",
-        "create",
-        name,
-        "--scopes",
-        scopes,
-        "--data-dir",
-        d.0.to_str().unwrap(),
-    ]);
+    offline_key_with(d, name, scopes, &[])
+}
+
+/// [`offline_key`] with more arguments (e.g. `--database-url`).
+pub(super) fn offline_key_with(d: &TempDir, name: &str, scopes: &str, extra: &[&str]) -> String {
+    let dir = d.0.to_str().unwrap();
+    let mut args = vec!["keys", "create", name, "--scopes", scopes, "--data-dir", dir];
+    args.extend_from_slice(extra);
+    let (ok, out, err) = common::cli(&args);
     assert!(ok, "{err}");
     out.trim().to_string()
 }

@@ -258,3 +258,57 @@ fn a_reload_names_each_key_that_waits_for_a_restart() {
         "{out}{err}"
     );
 }
+
+/// Under systemd, stderr is the journal (`JOURNAL_STREAM` names its device and inode): log
+/// lines carry the sd-daemon priority prefix and no timestamp of their own. The same
+/// variable naming another file leaves the JSON lines alone.
+#[test]
+fn logs_suit_the_journal_when_stderr_is_the_journal() {
+    use std::os::unix::fs::MetadataExt;
+    let d = TempDir::new("journal");
+    for matching in [true, false] {
+        let log = d.0.join(format!("stderr-{matching}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let meta = file.metadata().unwrap();
+        let stream = if matching {
+            format!("{}:{}", meta.dev(), meta.ino())
+        } else {
+            format!("{}:{}", meta.dev(), meta.ino() + 1)
+        };
+        let mut child = Command::new(bin())
+            .args(["serve", "--no-auth", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&d.0)
+            .env("JOURNAL_STREAM", &stream)
+            .env("WAYGATE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(file))
+            .spawn()
+            .unwrap();
+        let end = Instant::now() + Duration::from_secs(20);
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("store ready")
+        {
+            assert!(Instant::now() < end, "no start-up log line");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        signal(&child, "-TERM");
+        assert!(wait_exit(&mut child, Duration::from_secs(20)).success());
+        let text = std::fs::read_to_string(&log).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+        if matching {
+            for l in &lines {
+                let p = l.as_bytes();
+                assert!(
+                    p.len() > 3 && p[0] == b'<' && p[1].is_ascii_digit() && p[2] == b'>',
+                    "no priority prefix: {l}"
+                );
+                assert!(!l.contains("\"timestamp\""), "{l}");
+            }
+            assert!(lines.iter().any(|l| l.starts_with("<6>store ready")), "{text}");
+            assert!(lines.iter().any(|l| l.starts_with("<6>shutting down")), "{text}");
+        } else {
+            assert!(lines.iter().all(|l| l.starts_with('{')), "{text}");
+        }
+    }
+}
