@@ -87,10 +87,16 @@ fn db_commands_on_sqlite() {
     let (ok, out, _) = waygate(&["db", "rollback", "--data-dir", dd]);
     assert!(ok && out.contains("reverted"), "{out}");
     let (_, out, _) = waygate(&["db", "status", "--data-dir", dd]);
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("20")).collect();
+    assert!(rows.len() >= 6, "{out}");
     assert_eq!(
         out.matches(" yes ").count(),
-        4,
+        rows.len() - 1,
         "only the newest migration was reverted: {out}"
+    );
+    assert!(
+        rows.last().is_some_and(|l| l.contains(" no ")),
+        "the newest is the one reverted: {out}"
     );
     let (ok, _, err) = waygate(&["db", "rollback", "--to", "42", "--data-dir", dd]);
     assert!(!ok && err.contains("42"), "{err}");
