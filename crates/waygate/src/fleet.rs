@@ -42,6 +42,8 @@ pub enum Change {
     Servers,
     Plugins,
     Pins,
+    /// A configuration applied through the admin API (policies, upstreams, limits …).
+    Config,
 }
 
 impl Change {
@@ -60,11 +62,15 @@ impl Change {
             Change::Servers => "servers",
             Change::Plugins => "plugins",
             Change::Pins => "pins",
+            Change::Config => "config",
         }
     }
 
     fn parse(s: &str) -> Option<Change> {
-        Change::ALL.into_iter().find(|c| c.as_str() == s)
+        Change::ALL
+            .into_iter()
+            .chain([Change::Config])
+            .find(|c| c.as_str() == s)
     }
 }
 
@@ -229,6 +235,8 @@ pub struct Fleet {
     pub ops: Arc<ServeOps>,
     pub engine: Arc<Engine>,
     pub keys: Option<ApiKeys>,
+    /// Its reloader applies a configuration another replica took through the admin API.
+    pub backend: Arc<crate::admin::ServeBackend>,
 }
 
 impl Fleet {
@@ -264,6 +272,7 @@ impl Fleet {
                     m.sync_plugins().await;
                 }
             }
+            Change::Config => self.adopt_config().await,
             Change::Pins => {
                 if let Some(m) = self.ops.plugins.get() {
                     if let Some(pins) = m.pins.get() {
@@ -272,6 +281,48 @@ impl Fleet {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// The newest configuration applied through the admin API on any replica becomes this
+    /// replica's file and is applied like a local edit. A replica whose file cannot be
+    /// written (a read-only ConfigMap mount: change the ConfigMap instead) keeps its own and
+    /// says so. Only on a notice, not in the periodic reconcile, so a file edited locally
+    /// later is never overwritten behind the operator's back.
+    async fn adopt_config(&self) {
+        let Some(r) = self.backend.reloader.get() else {
+            return tracing::warn!(
+                "a configuration was applied on another replica; this one runs without a file and keeps its own"
+            );
+        };
+        let newest = match self.store.snapshots(1).await {
+            Ok(v) => v.into_iter().next(),
+            Err(e) => return tracing::warn!(error = %e, "cannot read the configuration applied on another replica"),
+        };
+        let Some(snap) = newest.filter(|s| s.source == "api") else {
+            return;
+        };
+        if r.applied_text().await.as_deref() == Some(snap.content.as_str()) {
+            return;
+        }
+        let tmp = r.path.with_extension("toml.fleet");
+        if let Err(e) = std::fs::write(&tmp, &snap.content).and_then(|_| std::fs::rename(&tmp, &r.path)) {
+            let _ = std::fs::remove_file(&tmp);
+            return tracing::warn!(
+                path = %r.path.display(), error = %e,
+                "a configuration applied on another replica cannot be written here; this replica keeps its own"
+            );
+        }
+        match r.apply("fleet", None).await {
+            Ok(restart) if restart.is_empty() => {
+                tracing::info!(snapshot = snap.id, "applied the configuration set on another replica")
+            }
+            Ok(restart) => {
+                tracing::warn!(snapshot = snap.id, restart_needed = ?restart, "applied the configuration set on another replica; some keys wait for a restart")
+            }
+            Err(e) => {
+                tracing::warn!(snapshot = snap.id, error = %e, "the configuration set on another replica was refused here")
             }
         }
     }

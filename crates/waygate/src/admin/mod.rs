@@ -300,9 +300,12 @@ impl Backend for ServeBackend {
             }
             std::fs::rename(&tmp, &r.path)
                 .map_err(|e| Problem::unavailable(format!("cannot replace the config file: {e}")))?;
-            r.apply("api", Some(Arc::from(actor)))
+            let restart = r
+                .apply("api", Some(Arc::from(actor)))
                 .await
-                .map_err(|e| config_problem(e, None))
+                .map_err(|e| config_problem(e, None))?;
+            self.announce(Change::Config).await;
+            Ok(restart)
         })
     }
 

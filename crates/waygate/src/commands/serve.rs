@@ -358,6 +358,7 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs, activated: Option<std::n
         ops: ops.clone(),
         engine: engine.clone(),
         keys: api_keys.clone(),
+        backend: backend.clone(),
     }
     .start(shutdown.clone());
     let (audit, audit_task) =

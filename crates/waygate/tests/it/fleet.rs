@@ -70,6 +70,9 @@ fn fleet(tag: &str) -> Option<Fleet> {
     let mut replicas = Vec::new();
     for i in 0..3 {
         let d = TempDir::new(&format!("replica{i}"));
+        // A file of its own, as on a VM: a configuration applied through the admin API on
+        // one replica is written to every replica's file.
+        std::fs::write(d.0.join("waygate.toml"), "version = 3\n").unwrap();
         let (s, printed) = Server::start_auth_env(&d.0, &["--database-url", &url, "--plugin", "everything"], ANCHOR);
         assert!(
             printed.is_none(),
@@ -302,6 +305,31 @@ fn mrtr_tasks_and_admin_changes_cross_replicas() {
     let revoked = super::admin_api::api(a, "DELETE", &format!("/api/v1/keys/{id}"), &f.admin, None);
     assert!(revoked.status < 300, "{}", revoked.text());
     eventually("revoked key refused on C", Duration::from_secs(5), || echo(c) == 401);
+
+    // A policy applied through A's admin API governs C.
+    let policy = "version = 3\n[[policies]]\nname = \"no-echo-for-alice\"\neffect = \"deny\"\nprincipals = [\"alice\"]\ntools = [\"echo\"]\n";
+    let put = super::admin_api::api(a, "PUT", "/api/v1/config", &f.admin, Some(&json!({"toml": policy})));
+    assert_eq!(put.status, 200, "{}", put.text());
+    let alice_echo = |s: &Server| {
+        s.modern_with(
+            9,
+            "tools/call",
+            json!({"name": "echo", "arguments": {"text": "p"}}),
+            json!({}),
+            &[("x-api-key", f.alice.as_str())],
+        )
+        .text()
+    };
+    let took = eventually("policy on C", Duration::from_secs(5), || {
+        alice_echo(c).contains("\"error\"")
+    });
+    eprintln!("policy reached C after {took:?}");
+    eventually("policy on B", Duration::from_secs(5), || {
+        alice_echo(b).contains("\"error\"")
+    });
+    assert!(alice_echo(a).contains("\"error\""), "A applied it");
+    let on_c = std::fs::read_to_string(f._dirs[3].0.join("waygate.toml")).unwrap();
+    assert_eq!(on_c, policy, "C's file holds the applied configuration");
     let _ = &f.url;
 }
 
