@@ -18,7 +18,7 @@ SKIP_WAYGATE_BUILD=1 source "$(dirname "$0")/common.sh"
 PSQL=$(ls /usr/lib/postgresql/*/bin/psql | sort -V | tail -1)
 INIT="$DIR/bodies/initialize_2025-11-25.json"
 LEGACY="$DIR/bodies/tools_call_legacy.json"
-HDR=(-H 'MCP-Protocol-Version: 2025-11-25' -H 'Mcp-Session-Id: {session}')
+HDR=(-H 'MCP-Protocol-Version: 2025-11-25')  # loadgen adds Mcp-Session-Id after --init-body
 
 fresh_db() {
   local db="wg_bench_$$_$RANDOM"
