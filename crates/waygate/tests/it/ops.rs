@@ -148,7 +148,7 @@ fn metrics_dashboards_alerts_and_diagnostics() {
     let r = s.request("GET", "/api/v1/diagnostics", &h, b"");
     assert_eq!(r.status, 200, "{}", r.text());
     let diag = r.json();
-    assert_eq!(diag["store"]["schema_version"], 20261201000005i64, "{diag}");
+    assert_eq!(diag["store"]["schema_version"], super::common::migrations().1, "{diag}");
     assert_eq!(diag["store"]["reachable"], true);
     assert!(
         diag["plugins"].as_array().unwrap().iter().any(|p| p["name"] == "demo"),

@@ -557,3 +557,17 @@ impl Drop for Stdio_ {
         let _ = self.child.wait();
     }
 }
+
+/// (how many, newest version) of the store's migrations, from the migration files, so tests
+/// need no edit when a migration is added.
+pub fn migrations() -> (usize, i64) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../waygate-store/migrations/sqlite");
+    let versions: Vec<i64> = std::fs::read_dir(&dir)
+        .expect("migrations directory")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".up.sql")?.split('_').next()?.parse().ok()
+        })
+        .collect();
+    (versions.len(), versions.iter().copied().max().unwrap_or(0))
+}
