@@ -4,8 +4,34 @@
 use sqlx::Connection;
 use waygate_store::{Backend, Store};
 
+/// Held (shared) by every test using the PostgreSQL server, and exclusively by the test
+/// that restarts it, so a restart never cuts another test's connection.
+static PG_LOCK: std::sync::LazyLock<std::sync::Arc<tokio::sync::RwLock<()>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The store's migrations, counted from their files.
+fn migration_count() -> usize {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".up.sql"))
+        })
+        .count()
+}
+
 /// A fresh database per test on every available backend.
 async fn backends(tag: &str) -> Vec<(String, tempdir::Guard)> {
+    let shared = PG_LOCK.clone().read_owned().await;
+    let mut out = backends_unlocked(tag).await;
+    if let Some((_, g)) = out.iter_mut().find(|(u, _)| u.starts_with("postgres")) {
+        g.1 = Some(shared);
+    }
+    out
+}
+
+async fn backends_unlocked(tag: &str) -> Vec<(String, tempdir::Guard)> {
     let dir = tempdir::Guard::new(tag);
     let mut out = vec![(format!("sqlite://{}/waygate.db", dir.0.display()), dir)];
     match std::env::var("WAYGATE_TEST_POSTGRES_URL") {
@@ -42,12 +68,15 @@ fn nanos() -> u128 {
 }
 
 mod tempdir {
-    pub struct Guard(pub std::path::PathBuf);
+    pub struct Guard(
+        pub std::path::PathBuf,
+        pub Option<tokio::sync::OwnedRwLockReadGuard<()>>,
+    );
     impl Guard {
         pub fn new(tag: &str) -> Guard {
             let p = std::env::temp_dir().join(format!("wg-store-{tag}-{}-{}", std::process::id(), super::nanos()));
             std::fs::create_dir_all(&p).unwrap();
-            Guard(p)
+            Guard(p, None)
         }
     }
     impl Drop for Guard {
@@ -63,14 +92,23 @@ async fn migrate_status_rollback_and_reapply() {
         let s = Store::open(&url).await.unwrap();
         assert!(s.status().await.unwrap().iter().all(|m| !m.applied), "{url}");
         let applied = s.migrate().await.unwrap();
-        assert_eq!(applied.len(), 5, "{url}");
+        assert_eq!(applied.len(), migration_count(), "{url}");
         assert!(s.migrate().await.unwrap().is_empty(), "idempotent on {url}");
         let latest = s.schema_version().await.unwrap();
-        // Roll back the newest migration: tool pins go back to their old shape, older data stays.
         s.meta_put("k", "v").await.unwrap();
         s.put_pin("p", "t", "abc", "{}", "test").await.unwrap();
+        // Roll back the newest migration (the fleet tables), then the audit anchor, then
+        // the tool pins' new shape; older data stays.
+        assert_eq!(s.rollback(None).await.unwrap(), vec![latest], "{url}");
+        for (table, exists) in [("sessions", false), ("pending_answers", false), ("audit_anchor", true)] {
+            let r = sqlx::query(&format!("SELECT 1 FROM {table}"))
+                .execute(&pool_of(&url).await)
+                .await;
+            assert_eq!(r.is_ok(), exists, "{table} after the fleet rollback on {url}");
+        }
+        let anchor_version = s.schema_version().await.unwrap();
         let reverted = s.rollback(None).await.unwrap();
-        assert_eq!(reverted, vec![latest], "{url}");
+        assert_eq!(reverted, vec![anchor_version], "{url}");
         assert!(
             sqlx::query("SELECT 1 FROM audit_anchor")
                 .execute(&pool_of(&url).await)
@@ -187,7 +225,8 @@ async fn postgres_restart_under_load_loses_nothing_acknowledged() {
         eprintln!("note: PostgreSQL restart test skipped (WAYGATE_TEST_PG_RESTART_CMD not set)");
         return;
     };
-    let (url, _g) = backends("restart")
+    let _exclusive = PG_LOCK.clone().write_owned().await;
+    let (url, _g) = backends_unlocked("restart")
         .await
         .into_iter()
         .find(|(u, _)| u.starts_with("postgres"))
