@@ -47,12 +47,13 @@ pub enum Change {
 }
 
 impl Change {
-    const ALL: [Change; 5] = [
+    const ALL: [Change; 6] = [
         Change::Keys,
         Change::Upstreams,
         Change::Servers,
         Change::Plugins,
         Change::Pins,
+        Change::Config,
     ];
 
     fn as_str(self) -> &'static str {
@@ -67,10 +68,7 @@ impl Change {
     }
 
     fn parse(s: &str) -> Option<Change> {
-        Change::ALL
-            .into_iter()
-            .chain([Change::Config])
-            .find(|c| c.as_str() == s)
+        Change::ALL.into_iter().find(|c| c.as_str() == s)
     }
 }
 
@@ -306,9 +304,7 @@ impl Fleet {
         if r.applied_text().await.as_deref() == Some(snap.content.as_str()) {
             return;
         }
-        let tmp = r.path.with_extension("toml.fleet");
-        if let Err(e) = std::fs::write(&tmp, &snap.content).and_then(|_| std::fs::rename(&tmp, &r.path)) {
-            let _ = std::fs::remove_file(&tmp);
+        if let Err(e) = r.replace_file(&snap.content) {
             return tracing::warn!(
                 path = %r.path.display(), error = %e,
                 "a configuration applied on another replica cannot be written here; this replica keeps its own"
@@ -425,8 +421,10 @@ impl Fleet {
         }
     }
 
+    /// Re-read every kind of shared state; the configuration only on its notice (see
+    /// [`Fleet::adopt_config`]).
     async fn reconcile(&self) {
-        for c in Change::ALL {
+        for c in Change::ALL.into_iter().filter(|c| *c != Change::Config) {
             self.catch_up(c).await;
         }
     }

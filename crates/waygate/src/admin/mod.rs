@@ -292,13 +292,7 @@ impl Backend for ServeBackend {
         Box::pin(async move {
             let r = self.reloader()?;
             validate_text(Some(&r.path), text)?;
-            let tmp = r.path.with_extension("toml.api");
-            std::fs::write(&tmp, text)
-                .map_err(|e| Problem::unavailable(format!("cannot write the config file: {e}")))?;
-            if r.path.exists() {
-                let _ = std::fs::copy(&r.path, r.path.with_extension("toml.bak"));
-            }
-            std::fs::rename(&tmp, &r.path)
+            r.replace_file(text)
                 .map_err(|e| Problem::unavailable(format!("cannot replace the config file: {e}")))?;
             let restart = r
                 .apply("api", Some(Arc::from(actor)))
@@ -343,8 +337,7 @@ fn validate_text(beside: Option<&std::path::Path>, text: &str) -> Result<config:
         rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
     ));
     std::fs::write(&tmp, text).map_err(|e| Problem::unavailable(format!("cannot stage the candidate: {e}")))?;
-    let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("WAYGATE_")).collect();
-    let r = config::layers_load(Some(&tmp), &env);
+    let r = config::layers_load(Some(&tmp), &config::env_overrides());
     let _ = std::fs::remove_file(&tmp);
     r.map(|l| l.cfg)
         .map_err(|e| config_problem(e, Some((&tmp, "candidate"))))

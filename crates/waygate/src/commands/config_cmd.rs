@@ -17,9 +17,7 @@ pub fn run(g: &Global, cmd: ConfigCommand) -> CmdResult {
                 .ok_or("no config file given and none in the data directory")?;
             // With the WAYGATE_SECTION__KEY overrides `serve` would apply: what is checked is
             // what would run (a container's environment included).
-            let env: Vec<(String, String)> = std::env::vars()
-                .filter(|(k, _)| k.starts_with("WAYGATE_") && k.contains("__"))
-                .collect();
+            let env = config::env_overrides();
             let l = config::layers_load(Some(&path), &env)?;
             let with = match env.len() {
                 0 => String::new(),

@@ -68,8 +68,10 @@ pub(crate) fn data_dir(g: &Global) -> PathBuf {
 /// Defaults < file < environment; flags are applied by each command.
 pub(crate) fn load_config(g: &Global) -> Result<Layered, config::ConfigError> {
     let dir = data_dir(g);
-    let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("WAYGATE_")).collect();
-    let mut l = config::layers_load(config::resolve_path(g.config.as_deref(), &dir).as_deref(), &env)?;
+    let mut l = config::layers_load(
+        config::resolve_path(g.config.as_deref(), &dir).as_deref(),
+        &config::env_overrides(),
+    )?;
     if let Some(url) = &g.database_url {
         l.cfg.store.url = Some(waygate_security::Secret::new(url.clone()));
         l.set_flag("store.url", "--database-url / WAYGATE_DATABASE_URL");

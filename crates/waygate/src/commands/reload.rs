@@ -47,6 +47,19 @@ impl Reloader {
         })
     }
 
+    /// Replace the file with `text` in one step (the old one kept as `.toml.bak`); the
+    /// watcher or the caller then applies it.
+    pub fn replace_file(&self, text: &str) -> std::io::Result<()> {
+        let tmp = self.path.with_extension("toml.new");
+        std::fs::write(&tmp, text)?;
+        if self.path.exists() {
+            let _ = std::fs::copy(&self.path, self.path.with_extension("toml.bak"));
+        }
+        std::fs::rename(&tmp, &self.path).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+    }
+
     /// The file as last applied.
     pub async fn applied_text(&self) -> Option<String> {
         self.current.lock().await.raw.clone()
@@ -72,8 +85,7 @@ impl Reloader {
 
     async fn apply_now(&self, source: &str, actor: Option<Arc<str>>) -> Result<Vec<String>, config::ConfigError> {
         let mut current = self.current.lock().await;
-        let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("WAYGATE_")).collect();
-        let mut next = config::layers_load(Some(&self.path), &env)?;
+        let mut next = config::layers_load(Some(&self.path), &config::env_overrides())?;
         // Command-line flags keep overriding the file across reloads.
         for (key, (src, origin)) in &current.sources {
             if *src == config::Source::Flag {

@@ -489,6 +489,14 @@ pub fn resolve_path(flag: Option<&Path>, data_dir: &Path) -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
+/// The `WAYGATE_SECTION__KEY` variables of this process: the environment level of the
+/// configuration, the same for `serve`, reloads, `config validate` and the admin API.
+pub fn env_overrides() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("WAYGATE_") && k.contains("__"))
+        .collect()
+}
+
 /// Load the file and environment levels (see [`layers`]).
 pub fn layers_load(path: Option<&Path>, env: &[(String, String)]) -> Result<Layered, ConfigError> {
     layers::load(path, env)
