@@ -9,6 +9,9 @@ pub const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
 pub const RELATED_TASK: &str = "io.modelcontextprotocol/related-task";
 pub const PROGRESS_TOKEN: &str = "progressToken";
 pub const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
+/// Waygate's own `_meta` key on a server→client request made from an MRTR input request:
+/// the request's key, so a gateway relaying it to a stateless client can keep it.
+pub const INPUT_KEY: &str = "io.waygate/inputKey";
 
 /// RFC 5424 levels in increasing severity, as MCP logging names them.
 pub const LOG_LEVELS: [&str; 8] = [

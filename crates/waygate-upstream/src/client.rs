@@ -5,33 +5,88 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-use waygate_core::OutTx;
-
 use crate::error::UpstreamError;
 use crate::http::{HttpMode, HttpTarget, HttpWire};
 pub use crate::inbound::Notification;
 pub(crate) use crate::inbound::{response_of, Inbound};
 use crate::legacy::LegacyWire;
+use crate::link::CallLink;
 use crate::openapi::{OpenApiTarget, OpenApiWire};
 use crate::stdio::{StdioTarget, StdioWire};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Which revision family the gateway speaks to an upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Era {
+    /// Ask `server/discover` first and speak 2026-07-28 when offered, else the handshake
+    /// (the spec's dual-era detection).
+    #[default]
+    Auto,
+    /// Always the `initialize` handshake (2025-11-25 and older).
+    Session,
+    /// Only 2026-07-28; a server that does not offer it is an error.
+    Stateless,
+}
+
+/// What `server/discover` found.
+enum Discovered {
+    /// Spoken to in 2026-07-28 from now on.
+    Stateless,
+    /// The server speaks both eras, and `auto` picks the handshake: through a session the
+    /// gateway carries what its stateless side does not forward yet (tasks it runs for
+    /// the caller, resource subscriptions, per-session log levels), and a stateless caller
+    /// is still served, by holding the call (see `relay`).
+    Both,
+}
+
+/// How long the `server/discover` probe may take before the server counts as session-era.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How to reach the server.
+#[derive(Clone)]
 pub enum Target {
     Stdio(StdioTarget),
     Http(HttpTarget),
     OpenApi(OpenApiTarget),
 }
 
-/// The per-request envelope of the stateless era: who the gateway is, as a client.
-fn envelope() -> Value {
-    json!({
+/// The per-request envelope of the stateless era: who the gateway is, as a client, with
+/// the capabilities (and log level) of the caller it acts for on this request.
+fn envelope(caller: Option<&Caller>) -> Value {
+    let mut env = json!({
         "io.modelcontextprotocol/protocolVersion": MODERN,
-        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientCapabilities": caller.map_or_else(|| json!({}), |c| c.capabilities.clone()),
         "io.modelcontextprotocol/clientInfo": {"name": "waygate", "version": env!("CARGO_PKG_VERSION")},
-    })
+    });
+    if let Some(level) = caller.and_then(|c| c.log_level) {
+        env["io.modelcontextprotocol/logLevel"] = json!(level);
+    }
+    env
+}
+
+/// What a stateless upstream is told about the caller behind a request.
+pub struct Caller {
+    /// The client capabilities the gateway can relay for this caller.
+    pub capabilities: Value,
+    pub log_level: Option<&'static str>,
+}
+
+/// When a forwarded request gives up; pushed forward while the call waits for its caller
+/// (a question relayed to a person may take minutes the upstream's timeout is not for).
+pub struct Deadline(std::sync::Mutex<tokio::time::Instant>);
+
+impl Deadline {
+    pub fn new(after: Duration) -> Deadline {
+        Deadline(std::sync::Mutex::new(tokio::time::Instant::now() + after))
+    }
+    pub fn set(&self, after: Duration) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = tokio::time::Instant::now() + after;
+    }
+    fn get(&self) -> tokio::time::Instant {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 enum Wire {
@@ -48,8 +103,13 @@ pub struct RequestOpts {
     pub timeout: Option<Duration>,
     /// `traceparent` and `tracestate`, sent in `_meta` and (HTTP) as headers.
     pub trace: Option<(String, Option<String>)>,
-    /// The caller's progress token and stream; progress from the upstream is relayed.
-    pub progress: Option<(Value, OutTx)>,
+    /// The caller behind the request: its progress, log lines and the server's questions
+    /// are relayed through it.
+    pub link: Option<Arc<CallLink>>,
+    /// Replaces `timeout` with a deadline the caller can move.
+    pub deadline: Option<Arc<Deadline>>,
+    /// For stateless upstreams: the caller's capabilities and log level.
+    pub caller: Option<Caller>,
     pub cancel: Option<CancellationToken>,
     /// Extra HTTP headers (correlation id, passthrough); ignored over stdio.
     pub headers: Vec<(Box<str>, Box<str>)>,
@@ -82,18 +142,41 @@ impl Client {
         target: Target,
         timeout: Duration,
         notes: mpsc::Sender<Notification>,
+        era: Era,
+    ) -> Result<Client, UpstreamError> {
+        // Some session-era stdio servers exit on any request before `initialize`: such a
+        // probe costs one process start, and the second attempt goes straight to the handshake.
+        let retry = (era == Era::Auto && matches!(target, Target::Stdio(_))).then(|| target.clone());
+        match Self::connect_via(name, target, timeout, notes.clone(), era).await {
+            Err(UpstreamError::ProbeEnded(why)) => match retry {
+                Some(t) => {
+                    tracing::info!(upstream = name, %why, "the server ended on server/discover; using the handshake");
+                    Self::connect_via(name, t, timeout, notes, Era::Session).await
+                }
+                None => Err(UpstreamError::Connect(why)),
+            },
+            r => r,
+        }
+    }
+
+    async fn connect_via(
+        name: &str,
+        target: Target,
+        timeout: Duration,
+        notes: mpsc::Sender<Notification>,
+        era: Era,
     ) -> Result<Client, UpstreamError> {
         match target {
             Target::Http(t) if t.mode == HttpMode::Auto => {
                 let fallback = t.clone();
-                match Self::connect_on(name, Target::Http(t), timeout, notes.clone()).await {
-                    Err(UpstreamError::Protocol(why)) if why.starts_with("HTTP 4") => {
+                match Self::connect_on(name, Target::Http(t), timeout, notes.clone(), era).await {
+                    Err(UpstreamError::Protocol(why)) if why.starts_with("HTTP 4") && era != Era::Stateless => {
                         tracing::info!(upstream = name, %why, "initialize refused; trying the legacy HTTP+SSE transport");
                         let legacy = HttpTarget {
                             mode: HttpMode::Sse,
                             ..fallback
                         };
-                        Self::connect_on(name, Target::Http(legacy), timeout, notes)
+                        Self::connect_on(name, Target::Http(legacy), timeout, notes, Era::Session)
                             .await
                             .map_err(|e| match e {
                                 UpstreamError::Protocol(m) => UpstreamError::Protocol(format!(
@@ -105,7 +188,7 @@ impl Client {
                     r => r,
                 }
             }
-            t => Self::connect_on(name, t, timeout, notes).await,
+            t => Self::connect_on(name, t, timeout, notes, era).await,
         }
     }
 
@@ -114,6 +197,7 @@ impl Client {
         target: Target,
         timeout: Duration,
         notes: mpsc::Sender<Notification>,
+        era: Era,
     ) -> Result<Client, UpstreamError> {
         let inbound = Inbound::new(name.into(), notes);
         let wire = match target {
@@ -135,26 +219,36 @@ impl Client {
             default_timeout: timeout,
             modern: false,
         };
+        let probe = era != Era::Session && !matches!(client.wire, Wire::Legacy(_));
+        if probe {
+            match client.discover(era).await {
+                Ok(Discovered::Stateless) => return Ok(client),
+                Ok(Discovered::Both) => {
+                    tracing::debug!(upstream = name, "the server speaks both eras; using the handshake");
+                }
+                Err(e) if e.is_connection_loss() && matches!(client.wire, Wire::Stdio(_)) => {
+                    client.close().await;
+                    return Err(UpstreamError::ProbeEnded(e.to_string()));
+                }
+                Err(e) if era == Era::Stateless => {
+                    client.close().await;
+                    return Err(UpstreamError::Protocol(format!(
+                        "the upstream does not speak 2026-07-28 (server/discover: {e})"
+                    )));
+                }
+                Err(e) => tracing::debug!(upstream = name, error = %e, "not a stateless server; using the handshake"),
+            }
+        }
+        // What the gateway can relay from its callers; a caller that lacks one is refused
+        // per call (a shared connection cannot declare per caller).
         let params = json!({
             "protocolVersion": crate::PROTOCOL_VERSION,
-            "capabilities": {},
+            "capabilities": {"sampling": {}, "elicitation": {"form": {}, "url": {}}, "roots": {}},
             "clientInfo": {"name": "waygate", "version": env!("CARGO_PKG_VERSION")},
         });
         let init = client.request("initialize", params, RequestOpts::default()).await;
         let init = match init {
             Ok(v) => v,
-            // A server that refuses the handshake may be a stateless (2026-07-28) one.
-            Err(e) if e.may_be_stateless() => match client.discover().await {
-                Ok(()) => return Ok(client),
-                Err(d) => {
-                    tracing::debug!(upstream = name, error = %d, "not a stateless server either");
-                    client.close().await;
-                    return Err(match e {
-                        UpstreamError::Closed(why) => UpstreamError::Connect(why),
-                        e => e,
-                    });
-                }
-            },
             Err(e) => {
                 client.close().await;
                 return Err(match e {
@@ -177,9 +271,16 @@ impl Client {
             .and_then(Value::as_str)
             .map(|s| s.chars().take(16 * 1024).collect());
         if let Wire::Http(h) = &client.wire {
-            h.set_protocol(version);
+            h.set_protocol(Some(version));
         }
         client.notify("notifications/initialized", json!({})).await?;
+        // Every level, filtered per caller by the gateway (each caller's own setting).
+        if client.offers("logging") {
+            let level = json!({"level": "debug"});
+            if let Err(e) = client.request("logging/setLevel", level, RequestOpts::default()).await {
+                tracing::debug!(upstream = name, error = %e, "logging/setLevel refused");
+            }
+        }
         if let Wire::Http(h) = &client.wire {
             h.open_stream(client.inbound.clone());
         }
@@ -204,24 +305,50 @@ impl Client {
 
     /// Switch to the stateless era when the server's `server/discover` offers it; then
     /// subscribe to its list changes (`subscriptions/listen` replaces the GET stream).
-    async fn discover(&mut self) -> Result<(), UpstreamError> {
+    async fn discover(&mut self, era: Era) -> Result<Discovered, UpstreamError> {
         self.modern = true;
         if let Wire::Http(h) = &self.wire {
-            h.set_protocol(MODERN);
+            h.set_protocol(Some(MODERN));
         }
-        let r = self
-            .request("server/discover", json!({}), RequestOpts::default())
-            .await?;
-        let offers = r
-            .get("supportedVersions")
-            .and_then(Value::as_array)
-            .is_some_and(|a| a.iter().any(|v| v == MODERN));
-        if !offers {
-            self.modern = false;
-            return Err(UpstreamError::Protocol(format!(
-                "server/discover does not offer {MODERN}"
-            )));
-        }
+        let opts = RequestOpts {
+            timeout: Some(PROBE_TIMEOUT.min(self.default_timeout)),
+            ..RequestOpts::default()
+        };
+        let r = self.request("server/discover", json!({}), opts).await.and_then(|r| {
+            let offers = r
+                .get("supportedVersions")
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|v| v == MODERN));
+            if offers {
+                Ok(r)
+            } else {
+                Err(UpstreamError::Protocol(format!(
+                    "server/discover does not offer {MODERN}"
+                )))
+            }
+        });
+        let dual = r.as_ref().is_ok_and(|r| {
+            r.get("supportedVersions")
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|v| v.as_str().is_some_and(|v| v.starts_with("2025-"))))
+        });
+        let r = match r {
+            Ok(_) if dual && era == Era::Auto => {
+                self.modern = false;
+                if let Wire::Http(h) = &self.wire {
+                    h.set_protocol(None);
+                }
+                return Ok(Discovered::Both);
+            }
+            Ok(r) => r,
+            Err(e) => {
+                self.modern = false;
+                if let Wire::Http(h) = &self.wire {
+                    h.set_protocol(None);
+                }
+                return Err(e);
+            }
+        };
         self.protocol_version = MODERN.into();
         self.capabilities = r.get("capabilities").cloned().unwrap_or_else(|| json!({}));
         self.server_info = r
@@ -234,7 +361,7 @@ impl Client {
             .map(|s| s.chars().take(16 * 1024).collect());
         let mut listen = json!({"notifications": {
             "toolsListChanged": true, "promptsListChanged": true, "resourcesListChanged": true}});
-        listen["_meta"] = envelope();
+        listen["_meta"] = envelope(None);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let msg = json!({"jsonrpc": "2.0", "id": id, "method": "subscriptions/listen", "params": listen});
         match &self.wire {
@@ -243,7 +370,7 @@ impl Client {
             Wire::Http(h) => h.open_listen(msg, self.inbound.clone()),
             Wire::Legacy(_) | Wire::OpenApi(_) => {}
         }
-        Ok(())
+        Ok(Discovered::Stateless)
     }
 
     /// How the server is reached: `stdio`, `http` (Streamable HTTP) or `sse` (legacy).
@@ -303,7 +430,7 @@ impl Client {
             method
         };
         if self.modern {
-            let env = envelope();
+            let env = envelope(opts.caller.as_ref());
             if !params["_meta"].is_object() {
                 params["_meta"] = json!({});
             }
@@ -325,16 +452,11 @@ impl Client {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let timeout = opts.timeout.unwrap_or(self.default_timeout);
-        let mut ours = None;
-        if let Some((theirs, out)) = &opts.progress {
-            let token = format!("wg-{id}");
-            self.inbound
-                .progress
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(token.clone(), (out.clone(), theirs.clone()));
-            params["_meta"]["progressToken"] = json!(token);
-            ours = Some(token);
+        if let Some(link) = &opts.link {
+            if link.wants_progress() {
+                params["_meta"]["progressToken"] = json!(format!("wg-{id}"));
+            }
+            self.inbound.link(id, link.clone());
         }
         if let Some((tp, ts)) = &opts.trace {
             params["_meta"]["traceparent"] = json!(tp);
@@ -378,28 +500,49 @@ impl Client {
             }
         };
         let cancel = opts.cancel.clone().unwrap_or_default();
-        let out = tokio::select! {
-            r = tokio::time::timeout(timeout, call) => match r {
-                Ok(r) => r,
-                Err(_) => {
+        let deadline = opts
+            .deadline
+            .clone()
+            .unwrap_or_else(|| Arc::new(Deadline::new(timeout)));
+        let mut call = std::pin::pin!(call);
+        let out = loop {
+            let until = deadline.get();
+            tokio::select! {
+                r = &mut call => break r,
+                _ = tokio::time::sleep_until(until) => {
+                    // Moved while we slept: wait for the new one.
+                    if deadline.get() > tokio::time::Instant::now() {
+                        continue;
+                    }
                     self.cancel_request(id, "timed out").await;
-                    Err(UpstreamError::Timeout(timeout.as_millis() as u64))
+                    break Err(UpstreamError::Timeout(timeout.as_millis() as u64));
                 }
-            },
-            _ = cancel.cancelled() => {
-                self.cancel_request(id, "cancelled by the client").await;
-                Err(UpstreamError::Cancelled)
+                _ = cancel.cancelled() => {
+                    self.cancel_request(id, "cancelled by the client").await;
+                    break Err(UpstreamError::Cancelled);
+                }
             }
         };
         self.inbound.forget(id);
-        if let Some(t) = ours {
-            self.inbound
-                .progress
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&t);
-        }
         out
+    }
+
+    /// Answer a request the server sent (one relayed to a caller): its `result`, or a
+    /// JSON-RPC error.
+    pub async fn respond(&self, id: &Value, answer: Result<Value, (i64, String)>) -> Result<(), UpstreamError> {
+        let msg = match answer {
+            Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+            Err((code, message)) => json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}),
+        };
+        match &self.wire {
+            Wire::Stdio(s) => s.send(&msg),
+            Wire::OpenApi(_) => Ok(()),
+            Wire::Legacy(l) => l.send(&msg, self.default_timeout).await,
+            Wire::Http(h) => h
+                .post(&msg, None, None, &[], &self.inbound, self.default_timeout)
+                .await
+                .map(|_| ()),
+        }
     }
 
     async fn cancel_request(&self, id: i64, reason: &str) {

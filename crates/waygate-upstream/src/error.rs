@@ -29,6 +29,9 @@ pub enum UpstreamError {
     /// The caller cancelled; the upstream was told with `notifications/cancelled`.
     #[error("cancelled by the caller")]
     Cancelled,
+    /// A stdio server went away when asked `server/discover` before `initialize`.
+    #[error("the server ended on server/discover: {0}")]
+    ProbeEnded(String),
 }
 
 impl UpstreamError {
@@ -36,16 +39,6 @@ impl UpstreamError {
     /// failed request on a healthy connection.
     pub fn is_connection_loss(&self) -> bool {
         matches!(self, Self::Closed(_) | Self::Connect(_))
-    }
-
-    /// Whether a refused `initialize` may come from a stateless (2026-07-28) server: a
-    /// JSON-RPC error, or an HTTP 4xx without one.
-    pub(crate) fn may_be_stateless(&self) -> bool {
-        match self {
-            Self::Rpc { .. } => true,
-            Self::Protocol(m) => m.starts_with("HTTP 4"),
-            _ => false,
-        }
     }
 
     /// The error object an `Rpc` error came with, for logs.

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::client::Inbound;
 use crate::error::UpstreamError;
+use crate::link::Related;
 use crate::sse::Parser;
 
 /// Largest response body read from an upstream.
@@ -142,7 +143,7 @@ impl HttpWire {
                                 let Ok(msg) = serde_json::from_slice::<Value>(&data) else {
                                     continue;
                                 };
-                                if let Some(reply) = inbound.handle(msg) {
+                                if let Some(reply) = inbound.handle(msg, Related::Unrelated) {
                                     if let Some(rb) = answer.try_clone() {
                                         tokio::spawn(async move {
                                             let _ = rb.body(reply.to_string()).send().await;
@@ -175,8 +176,8 @@ impl HttpWire {
         });
     }
 
-    pub(crate) fn set_protocol(&self, v: &str) {
-        *self.protocol.write().unwrap_or_else(|e| e.into_inner()) = HeaderValue::from_str(v).ok();
+    pub(crate) fn set_protocol(&self, v: Option<&str>) {
+        *self.protocol.write().unwrap_or_else(|e| e.into_inner()) = v.and_then(|v| HeaderValue::from_str(v).ok());
     }
 
     /// A request with the configured headers, then `extra` (replacing same-named ones).
@@ -301,7 +302,7 @@ impl HttpWire {
                 if is_ours {
                     return Ok(msg);
                 }
-                if let Some(answer) = inbound.handle(msg) {
+                if let Some(answer) = inbound.handle(msg, Related::Call(id)) {
                     // A server request on the stream: answer it with a POST of its own.
                     let rb = self
                         .request(reqwest::Method::POST, Duration::from_secs(10), &[])

@@ -7,10 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
-use waygate_core::OutTx;
-use waygate_protocol::jsonrpc::encode_message;
 
 use crate::error::UpstreamError;
+use crate::link::{Ask, CallLink, Related, RELAYED};
 
 /// What an upstream tells the gateway on its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,8 +25,8 @@ type Waiter = oneshot::Sender<Result<Value, UpstreamError>>;
 pub(crate) struct Inbound {
     pub name: Arc<str>,
     pending: Mutex<HashMap<i64, Waiter>>,
-    /// Our progress token → the caller's stream and its own token.
-    pub(crate) progress: Mutex<HashMap<String, (OutTx, Value)>>,
+    /// Forwarded calls in flight (by our request id) and the callers behind them.
+    calls: Mutex<HashMap<i64, Arc<CallLink>>>,
     notes: mpsc::Sender<Notification>,
 }
 
@@ -36,7 +35,7 @@ impl Inbound {
         Arc::new(Inbound {
             name,
             pending: Mutex::new(HashMap::new()),
-            progress: Mutex::new(HashMap::new()),
+            calls: Mutex::new(HashMap::new()),
             notes,
         })
     }
@@ -49,6 +48,28 @@ impl Inbound {
 
     pub(crate) fn forget(&self, id: i64) {
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    }
+
+    /// Route what the server says about request `id` to `link` until [`Inbound::forget`].
+    pub(crate) fn link(&self, id: i64, link: Arc<CallLink>) {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).insert(id, link);
+    }
+
+    /// The call a message belongs to: the one named by the wire, or the only one in flight.
+    fn call_of(&self, related: Related) -> Option<Arc<CallLink>> {
+        let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        match related {
+            Related::Call(id) => calls.get(&id).cloned(),
+            Related::Infer => {
+                let mut live = calls.values().filter(|l| !l.is_held());
+                match (live.next(), live.next()) {
+                    (Some(only), None) => Some(only.clone()),
+                    _ => None,
+                }
+            }
+            Related::Unrelated => None,
+        }
     }
 
     /// Every waiting request fails with `e` (the connection is gone).
@@ -65,14 +86,28 @@ impl Inbound {
         }
     }
 
-    /// Handle one message from the server; returns the answer to send back when it was a
-    /// request.
-    pub(crate) fn handle(&self, msg: Value) -> Option<Value> {
+    /// Handle one message from the server; returns the answer to send back at once when it
+    /// was a request (a relayed one is answered later, by the call it was handed to).
+    pub(crate) fn handle(&self, mut msg: Value, related: Related) -> Option<Value> {
         let method = msg.get("method").and_then(Value::as_str);
         match (method, msg.get("id")) {
+            (Some(m), Some(id)) if RELAYED.contains(&m) => {
+                let Some(link) = self.call_of(related) else {
+                    return Some(refusal(id, m, "it is not tied to a call the gateway is forwarding"));
+                };
+                let ask = Ask {
+                    id: id.clone(),
+                    method: m.to_string(),
+                    params: msg.get_mut("params").map(Value::take).unwrap_or_else(|| json!({})),
+                };
+                match link.ask(ask) {
+                    Ok(()) => None,
+                    Err(a) => Some(refusal(&a.id, &a.method, "the call it belongs to takes no questions")),
+                }
+            }
             (Some(m), Some(id)) => Some(answer_server_request(m, id)),
             (Some(m), None) => {
-                self.notification(m, &msg);
+                self.notification(m, &msg, related);
                 None
             }
             (None, Some(id)) => {
@@ -91,7 +126,7 @@ impl Inbound {
         }
     }
 
-    fn notification(&self, method: &str, msg: &Value) {
+    fn notification(&self, method: &str, msg: &Value, related: Related) {
         match method {
             "notifications/tools/list_changed"
             | "notifications/resources/list_changed"
@@ -102,30 +137,31 @@ impl Inbound {
             }
             "notifications/progress" => {
                 let Some(params) = msg.get("params") else { return };
-                let token = params.get("progressToken").and_then(Value::as_str).unwrap_or_default();
-                let route = self
-                    .progress
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(token)
-                    .cloned();
-                if let Some((out, theirs)) = route {
-                    let mut p = params.clone();
-                    p["progressToken"] = theirs;
-                    let _ = out.send(encode_message(None, method, &p));
+                // Our token is `wg-<request id>`: it names the call without a second map.
+                let call = params
+                    .get("progressToken")
+                    .and_then(Value::as_str)
+                    .and_then(|t| t.strip_prefix("wg-"))
+                    .and_then(|n| n.parse().ok())
+                    .and_then(|id| self.call_of(Related::Call(id)));
+                if let Some(link) = call {
+                    link.progress(method, params);
                 }
             }
             "notifications/message" => {
-                let data = msg.get("params").map(Value::to_string).unwrap_or_default();
-                tracing::info!(upstream = %self.name, %data, "upstream log");
+                let params = msg.get("params").cloned().unwrap_or_else(|| json!({}));
+                let relayed = self.call_of(related).is_some_and(|link| link.log(&params));
+                if !relayed {
+                    tracing::debug!(upstream = %self.name, data = %params, "upstream log");
+                }
             }
             _ => tracing::debug!(upstream = %self.name, method, "upstream notification ignored"),
         }
     }
 }
 
-/// The gateway answers pings; it does not lend its own clients to upstreams (sampling,
-/// elicitation, roots), so those are refused by name.
+/// The gateway answers pings itself; anything else it neither serves nor relays is refused
+/// by name.
 fn answer_server_request(method: &str, id: &Value) -> Value {
     if method == "ping" {
         json!({"jsonrpc": "2.0", "id": id, "result": {}})
@@ -133,6 +169,12 @@ fn answer_server_request(method: &str, id: &Value) -> Value {
         json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601,
             "message": format!("the gateway does not serve {method} to upstreams")}})
     }
+}
+
+/// A relayable request the gateway cannot place with a caller.
+fn refusal(id: &Value, method: &str, why: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32603,
+        "message": format!("the gateway cannot relay {method}: {why}")}})
 }
 
 /// `result` or the error of a response message.
@@ -152,45 +194,104 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn inbound_routes_responses_progress_and_list_changes() {
+    async fn inbound_routes_responses_progress_asks_logs_and_list_changes() {
         let (tx, mut notes) = mpsc::channel(1);
         let inbound = Inbound::new("t".into(), tx);
         // A response reaches the request waiting for its id, an error is an Rpc error.
         let ok = inbound.wait(1);
         let err = inbound.wait(2);
         assert!(inbound
-            .handle(json!({"jsonrpc":"2.0","id":1,"result":{"x":1}}))
+            .handle(json!({"jsonrpc":"2.0","id":1,"result":{"x":1}}), Related::Infer)
             .is_none());
         assert!(inbound
-            .handle(json!({"jsonrpc":"2.0","id":2,"error":{"code":-32602,"message":"bad"}}))
+            .handle(
+                json!({"jsonrpc":"2.0","id":2,"error":{"code":-32602,"message":"bad"}}),
+                Related::Infer
+            )
             .is_none());
         assert_eq!(ok.await.unwrap().unwrap(), json!({"x":1}));
         assert!(matches!(
             err.await.unwrap(),
             Err(UpstreamError::Rpc { code: -32602, .. })
         ));
-        // Progress under our token goes to the caller under theirs.
+        // With no call in flight a relayable request has nowhere to go.
+        let no = inbound
+            .handle(
+                json!({"jsonrpc":"2.0","id":9,"method":"sampling/createMessage","params":{}}),
+                Related::Infer,
+            )
+            .unwrap();
+        assert_eq!(no["error"]["code"], -32603);
+        // Progress under our token goes to the caller under theirs; logs at its level only.
         let (out, mut caller) = waygate_core::outq::channel();
-        inbound
-            .progress
-            .lock()
-            .unwrap()
-            .insert("wg-5".into(), (out, json!("their-token")));
+        let (asks_tx, mut asks) = mpsc::channel(2);
+        let link = Arc::new(CallLink::new(Some(asks_tx)));
+        link.attach(
+            Some(&out),
+            waygate_protocol::meta::log_level_rank("info"),
+            Some(&json!("their-token")),
+        );
+        inbound.link(5, link);
         inbound.handle(
             json!({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"wg-5","progress":1}}),
+            Related::Infer,
         );
         let sent: Value = serde_json::from_slice(&caller.recv().await.unwrap()).unwrap();
         assert_eq!(sent["params"]["progressToken"], "their-token");
         assert_eq!(sent["params"]["progress"], 1);
+        for level in ["debug", "warning"] {
+            inbound.handle(
+                json!({"jsonrpc":"2.0","method":"notifications/message","params":{"level":level,"data":level}}),
+                Related::Infer,
+            );
+        }
+        let sent: Value = serde_json::from_slice(&caller.recv().await.unwrap()).unwrap();
+        assert_eq!(sent["params"]["data"], "warning", "debug is below the caller's level");
+        // The only call in flight gets the server's question; its answer comes later.
+        assert!(inbound
+            .handle(
+                json!({"jsonrpc":"2.0","id":"q","method":"elicitation/create","params":{"message":"?"}}),
+                Related::Infer
+            )
+            .is_none());
+        let ask = asks.recv().await.unwrap();
+        assert_eq!((ask.id, ask.method.as_str()), (json!("q"), "elicitation/create"));
+        // A second call in flight makes the wire ambiguous: refused, not guessed.
+        let other = Arc::new(CallLink::new(None));
+        inbound.link(6, other.clone());
+        let no = inbound
+            .handle(json!({"jsonrpc":"2.0","id":10,"method":"roots/list"}), Related::Infer)
+            .unwrap();
+        assert_eq!(no["error"]["code"], -32603);
+        // A call held for its caller's answer is not a candidate: the other one is.
+        other.set_held(true);
+        assert!(inbound
+            .handle(json!({"jsonrpc":"2.0","id":14,"method":"roots/list"}), Related::Infer)
+            .is_none());
+        assert_eq!(asks.recv().await.unwrap().id, json!(14));
+        other.set_held(false);
+        assert!(inbound
+            .handle(json!({"jsonrpc":"2.0","id":11,"method":"roots/list"}), Related::Call(5))
+            .is_none());
+        let no = inbound
+            .handle(
+                json!({"jsonrpc":"2.0","id":12,"method":"roots/list"}),
+                Related::Unrelated,
+            )
+            .unwrap();
+        assert_eq!(no["error"]["code"], -32603);
         // List changes reach the supervisor; pings are answered, other requests refused.
-        inbound.handle(json!({"jsonrpc":"2.0","method":"notifications/tools/list_changed"}));
+        inbound.handle(
+            json!({"jsonrpc":"2.0","method":"notifications/tools/list_changed"}),
+            Related::Infer,
+        );
         assert_eq!(notes.recv().await, Some(Notification::ListChanged));
         let pong = inbound
-            .handle(json!({"jsonrpc":"2.0","id":"p","method":"ping"}))
+            .handle(json!({"jsonrpc":"2.0","id":"p","method":"ping"}), Related::Infer)
             .unwrap();
         assert_eq!(pong, json!({"jsonrpc":"2.0","id":"p","result":{}}));
         let no = inbound
-            .handle(json!({"jsonrpc":"2.0","id":9,"method":"sampling/createMessage","params":{}}))
+            .handle(json!({"jsonrpc":"2.0","id":13,"method":"tasks/list"}), Related::Infer)
             .unwrap();
         assert_eq!(no["error"]["code"], -32601);
         // A lost connection fails every waiting request.

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::Inbound;
 use crate::error::UpstreamError;
 use crate::http::{header_map, HttpTarget};
+use crate::link::Related;
 use crate::sse::Parser;
 
 /// Largest single event accepted on the stream.
@@ -242,7 +243,7 @@ impl Reader {
             tracing::warn!(upstream = %self.inbound.name, "SSE event that is not JSON ignored");
             return;
         };
-        if let Some(answer) = self.inbound.handle(msg) {
+        if let Some(answer) = self.inbound.handle(msg, Related::Infer) {
             let Some(ep) = self.endpoint.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
                 return;
             };

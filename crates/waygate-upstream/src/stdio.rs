@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::Inbound;
 use crate::error::UpstreamError;
+use crate::link::Related;
 
 /// Longest line accepted from a server (a bigger one ends the connection).
 const MAX_LINE: usize = 64 << 20;
@@ -131,7 +132,7 @@ impl StdioWire {
                     Ok(Some(line)) if line.iter().all(u8::is_ascii_whitespace) => continue,
                     Ok(Some(line)) => match serde_json::from_slice::<Value>(&line) {
                         Ok(msg) => {
-                            if let Some(answer) = inbound.handle(msg) {
+                            if let Some(answer) = inbound.handle(msg, Related::Infer) {
                                 let _ = reply.send(answer.to_string().into_bytes());
                             }
                         }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use waygate_core::plugin::{PromptDef, ResourceDef, ResourceTemplateDef, ToolDef};
@@ -13,9 +13,11 @@ use waygate_core::{
     BoxFuture, CallContext, Invocation, Manifest, Outcome, Plugin, PluginError, PluginInit, PluginRegistry, Target,
 };
 
-use crate::client::{Client, Notification, RequestOpts, Target as Wire};
+use crate::client::{Caller, Client, Deadline, Notification, RequestOpts, Target as Wire};
 use crate::error::UpstreamError;
 use crate::http::HttpTarget;
+use crate::link::CallLink;
+use crate::relay::{Held, Running, Step};
 use crate::stats::{Stats, Status};
 use crate::stdio::StdioTarget;
 
@@ -30,6 +32,10 @@ pub struct UpstreamSpec {
     pub connect_timeout: Duration,
     /// How often a quiet connection is pinged.
     pub health_interval: Duration,
+    /// How long a call waits for its caller's answer to a relayed question.
+    pub input_timeout: Duration,
+    /// Which revision family to speak.
+    pub era: crate::client::Era,
     /// Client request headers forwarded to this (HTTP) upstream, lowercase.
     pub passthrough: Vec<String>,
 }
@@ -81,6 +87,8 @@ pub struct Shared {
     notes: Mutex<Option<mpsc::Receiver<Notification>>>,
     notes_tx: mpsc::Sender<Notification>,
     ever_up: AtomicBool,
+    /// Calls waiting for their callers' answers to the upstream's questions.
+    held: Arc<Held>,
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -102,6 +110,7 @@ impl Upstream {
             notes: Mutex::new(Some(rx)),
             notes_tx: tx,
             ever_up: AtomicBool::new(false),
+            held: Arc::new(Held::default()),
         })))
     }
 
@@ -156,7 +165,13 @@ impl Shared {
             Wiring::Http(h) => Wire::Http(h.clone()),
             Wiring::OpenApi(o) => Wire::OpenApi(o.clone()),
         };
-        let fut = Client::connect(&self.spec.name, wire, self.spec.timeout, self.notes_tx.clone());
+        let fut = Client::connect(
+            &self.spec.name,
+            wire,
+            self.spec.timeout,
+            self.notes_tx.clone(),
+            self.spec.era,
+        );
         let client = match tokio::time::timeout(self.spec.connect_timeout, fut).await {
             Ok(Ok(c)) => Arc::new(c),
             Ok(Err(e)) => return Err(self.connect_failed(e)),
@@ -360,6 +375,14 @@ impl Plugin for Upstream {
     fn execute<'a>(&'a self, inv: &'a Invocation, ctx: &'a CallContext) -> BoxFuture<'a, Result<Outcome, PluginError>> {
         Box::pin(async move {
             let is_tool = matches!(inv.target, Target::Tool(_));
+            // The caller answers a question the upstream asked: the held call goes on.
+            if let Some(id) = inv.state.as_ref().and_then(|s| s.get("held")).and_then(Value::as_str) {
+                let run = self
+                    .held
+                    .resume(id, inv.input_responses.as_ref(), ctx, self.spec.timeout)
+                    .await?;
+                return self.drive(run, ctx, is_tool).await;
+            }
             let Some(c) = self.current() else {
                 return Err(if is_tool {
                     PluginError::ToolFailed(self.unavailable())
@@ -367,7 +390,7 @@ impl Plugin for Upstream {
                     PluginError::Internal(self.unavailable())
                 });
             };
-            let (method, params) = match &inv.target {
+            let (method, mut params) = match &inv.target {
                 Target::Tool(n) => ("tools/call", json!({"name": n, "arguments": inv.arguments})),
                 Target::Resource(uri) => ("resources/read", json!({"uri": uri})),
                 Target::Prompt(n) => ("prompts/get", json!({"name": n, "arguments": inv.arguments})),
@@ -380,36 +403,38 @@ impl Plugin for Upstream {
                     ("completion/complete", p)
                 }
             };
+            // A stateless upstream's own `input_required`, answered: its state goes back.
+            if let Some(theirs) = inv.state.as_ref().and_then(|s| s.get("upstream")) {
+                params["requestState"] = theirs.clone();
+                if let Some(a) = &inv.input_responses {
+                    params["inputResponses"] = Value::Object(a.clone());
+                }
+            }
+            let (asks_tx, asks) = mpsc::channel(8);
+            let link = Arc::new(CallLink::new(Some(asks_tx)));
+            link.attach(ctx.out.as_ref(), ctx.log_level, ctx.progress_token.as_ref());
+            let deadline = Arc::new(Deadline::new(self.spec.timeout));
+            let cancel = CancellationToken::new();
             let opts = RequestOpts {
                 timeout: Some(self.spec.timeout),
                 trace: waygate_core::spans::outbound(),
-                progress: ctx.progress_token.clone().zip(ctx.out.clone()),
-                cancel: Some(ctx.cancel.clone()),
+                link: Some(link.clone()),
+                deadline: Some(deadline.clone()),
+                caller: Some(caller_of(ctx)),
+                cancel: Some(cancel.clone()),
                 headers: self.forwarded(ctx),
             };
-            let t = Instant::now();
-            let in_flight = self.stats.enter();
-            let r = c.request(method, params, opts).await;
-            drop(in_flight);
-            let took = t.elapsed();
-            match r {
-                Ok(v) => {
-                    let tool_error = v.get("isError").and_then(Value::as_bool) == Some(true);
-                    self.stats.observe(usize::from(tool_error), took);
-                    Ok(Outcome::Complete(v))
-                }
-                Err(e) => {
-                    self.stats
-                        .observe(if matches!(e, UpstreamError::Rpc { .. }) { 1 } else { 3 }, took);
-                    Err(self.failed(&c, e, is_tool))
-                }
-            }
+            let client = c.clone();
+            let result = Box::pin(async move { client.request(method, params, opts).await });
+            let run = Running::new(c, result, asks, link, cancel, deadline);
+            self.drive(run, ctx, is_tool).await
         })
     }
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             self.stop.cancel();
+            self.held.clear().await;
             self.stats.set(Status::Stopped, None);
             let c = self.client.write().unwrap_or_else(|e| e.into_inner()).take();
             if let Some(c) = c {
@@ -459,6 +484,41 @@ impl Plugin for Upstream {
 }
 
 impl Shared {
+    /// Run a forwarded call to its result, or until the upstream asks the caller something.
+    async fn drive(&self, mut run: Running, ctx: &CallContext, is_tool: bool) -> Result<Outcome, PluginError> {
+        let t = Instant::now();
+        let in_flight = self.stats.enter();
+        let step = run.step(&ctx.cancel).await;
+        drop(in_flight);
+        let took = t.elapsed();
+        match step {
+            Step::Asked(asks) => self.held.hold(run, asks, ctx, self.spec.input_timeout).await,
+            Step::Done(Ok(mut v)) => {
+                let tool_error = v.get("isError").and_then(Value::as_bool) == Some(true);
+                self.stats.observe(usize::from(tool_error), took);
+                // A stateless upstream asks through its result: the engine relays the
+                // questions like any handler's and brings its state back with the answers.
+                if v.get("resultType").and_then(Value::as_str) == Some("input_required") {
+                    let requests = match v.get_mut("inputRequests").map(Value::take) {
+                        Some(Value::Object(m)) => m,
+                        _ => Map::new(),
+                    };
+                    let state = v.get_mut("requestState").map(Value::take);
+                    return Ok(Outcome::InputRequired {
+                        requests,
+                        state: Some(json!({ "upstream": state })),
+                    });
+                }
+                Ok(Outcome::Complete(v))
+            }
+            Step::Done(Err(e)) => {
+                self.stats
+                    .observe(if matches!(e, UpstreamError::Rpc { .. }) { 1 } else { 3 }, took);
+                Err(self.failed(&run.client, e, is_tool))
+            }
+        }
+    }
+
     /// HTTP headers for a forwarded request: the caller's correlation id (so the upstream's
     /// logs and audit carry the same id) and the client headers this upstream asked for.
     fn forwarded(&self, ctx: &CallContext) -> Vec<(Box<str>, Box<str>)> {
@@ -508,6 +568,23 @@ impl Shared {
                 }
             }
         }
+    }
+}
+
+/// What a stateless upstream hears of the caller: the capabilities the gateway can relay
+/// for it, and the log level it asked for.
+fn caller_of(ctx: &CallContext) -> Caller {
+    let mut caps = Map::new();
+    for c in ["sampling", "elicitation", "roots"] {
+        if let Some(v) = ctx.client_caps.get(c).filter(|v| !v.is_null()) {
+            caps.insert(c.into(), v.clone());
+        }
+    }
+    Caller {
+        capabilities: Value::Object(caps),
+        log_level: ctx
+            .log_level
+            .and_then(|r| waygate_protocol::meta::LOG_LEVELS.get(usize::from(r)).copied()),
     }
 }
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 use waygate_core::PluginRegistry;
 use waygate_store::Store;
 use waygate_upstream::{
-    Client, HttpMode, HttpTarget, OpenApiTarget, StdioTarget, Target, Upstream, UpstreamSpec, Wiring,
+    Client, Era, HttpMode, HttpTarget, OpenApiTarget, StdioTarget, Target, Upstream, UpstreamSpec, Wiring,
 };
 
 use crate::config::{OutboundSection, Upstream as UpstreamConfig};
@@ -140,6 +140,13 @@ pub async fn spec_of(e: &UpstreamEntry, store: Option<&Store>) -> Result<Upstrea
         timeout: Duration::from_secs(u.timeout_secs.unwrap_or(60)),
         connect_timeout: Duration::from_secs(u.connect_timeout_secs.unwrap_or(30)),
         health_interval: Duration::from_secs(u.health_interval_secs.unwrap_or(30)),
+        input_timeout: Duration::from_secs(u.input_timeout_secs.unwrap_or(300)),
+        era: match u.era.as_deref() {
+            None | Some("auto") => Era::Auto,
+            Some("session") => Era::Session,
+            Some("stateless") => Era::Stateless,
+            Some(other) => return Err(format!("{key}.era: got {other:?}, expected auto, session or stateless")),
+        },
         passthrough: u.passthrough_headers.iter().map(|h| h.to_ascii_lowercase()).collect(),
     })
 }
@@ -184,7 +191,7 @@ pub async fn probe(e: &UpstreamEntry, store: Option<&Store>, timeout: Duration) 
     };
     let (tx, _rx) = tokio::sync::mpsc::channel(1);
     let run = async {
-        let c = Client::connect(&spec.name, target, timeout, tx)
+        let c = Client::connect(&spec.name, target, timeout, tx, spec.era)
             .await
             .map_err(|e| e.to_string())?;
         let tools = if c.offers("tools") {

@@ -425,18 +425,34 @@ impl Engine {
                     name,
                 );
             };
-            let mut answers = Map::new();
+            // Asked together, as one `input_required` would ask them; each request names its
+            // key in `_meta` so a gateway in front can keep the handler's own keys.
+            let mut asked = Vec::with_capacity(requests.len());
             for (key, req) in requests {
                 let m = req
                     .get("method")
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string();
-                let p = req.get("params").cloned().unwrap_or(json!({}));
-                match session
-                    .request(ctx.out.as_ref(), &m, &p, self.cfg.client_request_timeout, &ctx.cancel)
+                let mut p = req.get("params").cloned().unwrap_or(json!({}));
+                if let Some(o) = p.as_object_mut() {
+                    let meta = o.entry("_meta").or_insert_with(|| json!({}));
+                    if let Some(meta) = meta.as_object_mut() {
+                        meta.insert(meta::INPUT_KEY.into(), json!(key));
+                    }
+                }
+                let (session, out, cancel) = (session.clone(), ctx.out.clone(), ctx.cancel.clone());
+                let timeout = self.cfg.client_request_timeout;
+                let ask = tokio::spawn(async move { session.request(out.as_ref(), &m, &p, timeout, &cancel).await });
+                asked.push((key, req, ask));
+            }
+            let mut answers = Map::new();
+            for (key, req, ask) in asked {
+                let m = req.get("method").and_then(Value::as_str).unwrap_or_default();
+                let answer = ask
                     .await
-                {
+                    .unwrap_or_else(|e| Err(ErrorObject::internal(format!("the request ended: {e}"))));
+                match answer {
                     Ok(v) => {
                         answers.insert(key, v);
                     }

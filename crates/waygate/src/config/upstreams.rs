@@ -41,6 +41,14 @@ pub struct Upstream {
     /// How often a quiet connection is pinged (default 30).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health_interval_secs: Option<u64>,
+    /// `auto` (ask `server/discover`, speak 2026-07-28 when offered, else the handshake),
+    /// `session` (always the handshake) or `stateless` (only 2026-07-28). Default `auto`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub era: Option<String>,
+    /// Longest wait for the caller to answer a question the upstream relays to it
+    /// (sampling, elicitation, roots) before the call is cancelled (default 300).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_timeout_secs: Option<u64>,
     /// `/ready` answers 503 while this upstream is not connected (default false).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub required: Option<bool>,
@@ -158,10 +166,21 @@ pub(super) fn validate(cfg: &FileConfig, err: Err<'_>) -> Result<(), ConfigError
                 return Err(err(&format!("{key}.url"), e.to_string()));
             }
         }
+        if let Some(era) = u
+            .era
+            .as_deref()
+            .filter(|e| !["auto", "session", "stateless"].contains(e))
+        {
+            return Err(err(
+                &format!("{key}.era"),
+                format!("got {era:?}, expected auto, session or stateless"),
+            ));
+        }
         for (k, v) in [
             ("timeout_secs", u.timeout_secs),
             ("connect_timeout_secs", u.connect_timeout_secs),
             ("health_interval_secs", u.health_interval_secs),
+            ("input_timeout_secs", u.input_timeout_secs),
         ] {
             if v == Some(0) {
                 return Err(err(

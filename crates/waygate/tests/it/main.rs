@@ -29,6 +29,7 @@ mod openapi;
 mod ops;
 mod otel;
 mod redis_limits;
+mod relay;
 mod runtime_upstreams;
 mod secrets;
 mod stdio;

@@ -1,0 +1,110 @@
+//! What ties a message the server sends on its own to the forwarded call it belongs to:
+//! its questions for the caller (sampling, elicitation, roots), its log lines and its
+//! progress. A call registers a [`CallLink`] under its request id for as long as it runs.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+use waygate_core::OutTx;
+use waygate_protocol::jsonrpc::encode_message;
+
+/// A server→client request the gateway relays to the caller of a call.
+#[derive(Debug)]
+pub struct Ask {
+    /// The server's id for it; the answer goes back under this id.
+    pub id: Value,
+    pub method: String,
+    pub params: Value,
+}
+
+/// Server requests that only a client can answer; the gateway relays them to the caller.
+pub const RELAYED: [&str; 3] = ["sampling/createMessage", "elicitation/create", "roots/list"];
+
+/// Which call a message from the server belongs to, as far as the wire can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Related {
+    /// It came on the SSE stream answering this request (Streamable HTTP).
+    Call(i64),
+    /// The wire does not say (stdio, legacy SSE): the only call in flight, if there is one.
+    Infer,
+    /// The server's standalone stream: unrelated to any call by definition.
+    Unrelated,
+}
+
+/// The caller's side of a forwarded call, replaced when a held call is resumed by a new
+/// request (whose stream and progress token are the ones to use from then on).
+#[derive(Default)]
+pub struct CallLink {
+    asks: Option<mpsc::Sender<Ask>>,
+    /// The caller's stream and its minimum log rank (`notifications/message`).
+    log: Mutex<Option<(OutTx, u8)>>,
+    /// The caller's progress token and stream.
+    progress: Mutex<Option<(Value, OutTx)>>,
+    /// The call waits for its caller's answer; the server is waiting on us, so a message
+    /// the wire does not place is not this call's.
+    held: AtomicBool,
+}
+
+impl CallLink {
+    /// A link that relays server requests into `asks`.
+    pub fn new(asks: Option<mpsc::Sender<Ask>>) -> CallLink {
+        CallLink {
+            asks,
+            ..CallLink::default()
+        }
+    }
+
+    /// Where this leg of the call reports: the caller's stream, log level and progress token.
+    pub fn attach(&self, out: Option<&OutTx>, log_level: Option<u8>, progress_token: Option<&Value>) {
+        *self.log.lock().unwrap_or_else(|e| e.into_inner()) = out.cloned().zip(log_level);
+        *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = progress_token.cloned().zip(out.cloned());
+    }
+
+    pub(crate) fn set_held(&self, held: bool) {
+        self.held.store(held, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_held(&self) -> bool {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn wants_progress(&self) -> bool {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
+    /// Relay a progress notification under the caller's own token.
+    pub(crate) fn progress(&self, method: &str, params: &Value) {
+        let route = self.progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some((theirs, out)) = route {
+            let mut p = params.clone();
+            p["progressToken"] = theirs;
+            let _ = out.send(encode_message(None, method, &p));
+        }
+    }
+
+    /// Relay a log line when the caller asked for its level; false when nobody wants it.
+    pub(crate) fn log(&self, params: &Value) -> bool {
+        let route = self.log.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some((out, min)) = route else { return false };
+        let rank = params
+            .get("level")
+            .and_then(Value::as_str)
+            .and_then(waygate_protocol::meta::log_level_rank);
+        if rank.is_some_and(|r| r >= min) {
+            let _ = out.send(encode_message(None, "notifications/message", params));
+        }
+        true
+    }
+
+    /// Hand a server request to the call; gives it back when the call takes none.
+    pub(crate) fn ask(&self, ask: Ask) -> Result<(), Ask> {
+        match &self.asks {
+            Some(tx) => tx.try_send(ask).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(a) | mpsc::error::TrySendError::Closed(a) => a,
+            }),
+            None => Err(ask),
+        }
+    }
+}

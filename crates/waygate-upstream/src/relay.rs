@@ -1,0 +1,273 @@
+//! A forwarded call that the upstream interrupts with a question only the caller can answer
+//! (sampling, elicitation, roots).
+//!
+//! The upstream's request becomes an [`Outcome::InputRequired`], exactly what a native
+//! handler returns, so the engine does the rest for either era: a session-era caller is
+//! asked on its stream and the handler runs again with the answer; a stateless 2026-07-28
+//! caller gets `input_required` with sealed `requestState` (bound to it and to the
+//! arguments) and retries with `inputResponses`. In between, the upstream call is *held*:
+//! its request stays open and is polled by a task of its own, the question's id waits for
+//! its answer, and the call's deadline is pushed back by the input timeout. Resuming takes
+//! the held call out of the table (once), answers the upstream, and waits again.
+//!
+//! Held calls live in this process: a retry that reaches another replica, comes after the
+//! input timeout, or repeats an answer already given finds nothing and is refused by name.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use waygate_core::{BoxFuture, CallContext, Outcome, PluginError};
+
+use crate::client::{Client, Deadline};
+use crate::error::UpstreamError;
+use crate::link::{Ask, CallLink};
+
+/// At most this many calls of one upstream wait for their callers at a time.
+const MAX_HELD: usize = 1024;
+
+/// How long after a server's question further questions still join the same round.
+const GATHER: Duration = Duration::from_millis(10);
+
+/// A forwarded call in progress.
+pub(crate) struct Running {
+    pub client: Arc<Client>,
+    pub result: BoxFuture<'static, Result<Value, UpstreamError>>,
+    pub asks: mpsc::Receiver<Ask>,
+    pub link: Arc<CallLink>,
+    pub cancel: CancellationToken,
+    pub deadline: Arc<Deadline>,
+    /// The result future runs in a task of its own (it must make progress while held).
+    detached: bool,
+}
+
+/// What a call did next.
+pub(crate) enum Step {
+    Done(Result<Value, UpstreamError>),
+    Asked(Vec<Ask>),
+}
+
+impl Running {
+    pub(crate) fn new(
+        client: Arc<Client>,
+        result: BoxFuture<'static, Result<Value, UpstreamError>>,
+        asks: mpsc::Receiver<Ask>,
+        link: Arc<CallLink>,
+        cancel: CancellationToken,
+        deadline: Arc<Deadline>,
+    ) -> Running {
+        Running {
+            client,
+            result,
+            asks,
+            link,
+            cancel,
+            deadline,
+            detached: false,
+        }
+    }
+
+    /// Wait for the result or the server's next question(s); the caller's cancellation
+    /// cancels the upstream request.
+    pub(crate) async fn step(&mut self, caller: &CancellationToken) -> Step {
+        tokio::select! {
+            biased;
+            r = &mut self.result => Step::Done(r),
+            Some(first) = self.asks.recv() => {
+                // Questions a server sends together (one MRTR round turned into requests)
+                // arrive a moment apart: they are asked together too.
+                let mut asks = vec![first];
+                while let Ok(Some(a)) = tokio::time::timeout(GATHER, self.asks.recv()).await {
+                    asks.push(a);
+                }
+                Step::Asked(asks)
+            }
+            _ = caller.cancelled() => {
+                self.cancel.cancel();
+                Step::Done((&mut self.result).await)
+            }
+        }
+    }
+
+    /// Keep the upstream request moving without anyone polling this value.
+    fn detach(&mut self) {
+        if self.detached {
+            return;
+        }
+        self.detached = true;
+        let (tx, rx) = oneshot::channel();
+        let fut = std::mem::replace(&mut self.result, Box::pin(std::future::pending()));
+        tokio::spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        self.result = Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(UpstreamError::Closed("the held call ended".into())))
+        });
+    }
+
+    /// Give up on the call: the upstream's questions are refused and its request cancelled
+    /// (the cancellation is sent by the request itself, which keeps running to do so).
+    async fn abandon(mut self, asks: &[(String, Value)], why: &str) {
+        for (_, id) in asks {
+            let _ = self.client.respond(id, Err((-32603, why.to_string()))).await;
+        }
+        self.cancel.cancel();
+        self.detach();
+    }
+}
+
+/// The key each question gets in `inputRequests`: the one a Waygate upstream names in
+/// `_meta` (its handler's own key) when usable, else one made up.
+fn keys_of(asked: &[Ask]) -> Vec<(String, Value)> {
+    let mut keys: Vec<(String, Value)> = Vec::with_capacity(asked.len());
+    for (n, a) in asked.iter().enumerate() {
+        let named = a
+            .params
+            .pointer("/_meta")
+            .and_then(|m| m.get(waygate_protocol::meta::INPUT_KEY))
+            .and_then(Value::as_str)
+            .filter(|k| !k.is_empty() && k.len() <= 256 && !keys.iter().any(|(have, _)| have == k));
+        let key = named.map_or_else(|| format!("upstream-{n}"), str::to_string);
+        keys.push((key, a.id.clone()));
+    }
+    keys
+}
+
+/// The client capability a relayed request needs.
+fn capability_of(method: &str) -> &'static str {
+    match method {
+        "sampling/createMessage" => "sampling",
+        "elicitation/create" => "elicitation",
+        _ => "roots",
+    }
+}
+
+struct HeldCall {
+    run: Running,
+    /// (key in `inputRequests`, the server's request id) per question.
+    asks: Vec<(String, Value)>,
+    owner: Option<String>,
+}
+
+/// The calls of one upstream that wait for their callers.
+#[derive(Default)]
+pub(crate) struct Held {
+    calls: Mutex<HashMap<String, HeldCall>>,
+}
+
+impl Held {
+    /// Turn the server's questions into input requests and hold the call; refused with the
+    /// missing capability when the caller did not declare what the question needs.
+    pub(crate) async fn hold(
+        self: &Arc<Self>,
+        mut run: Running,
+        asked: Vec<Ask>,
+        ctx: &CallContext,
+        timeout: Duration,
+    ) -> Result<Outcome, PluginError> {
+        let ids = keys_of(&asked);
+        if let Some(missing) = asked
+            .iter()
+            .map(|a| capability_of(&a.method))
+            .find(|c| !ctx.has_capability(c))
+        {
+            run.abandon(&ids, &format!("the calling client did not declare {missing}"))
+                .await;
+            return Err(PluginError::MissingCapability(json!({ missing: {} })));
+        }
+        let mut requests = Map::new();
+        for ((key, _), ask) in ids.iter().zip(asked) {
+            requests.insert(key.clone(), json!({"method": ask.method, "params": ask.params}));
+        }
+        if self.calls.lock().unwrap_or_else(|e| e.into_inner()).len() >= MAX_HELD {
+            run.abandon(&ids, "the gateway holds too many calls waiting for input")
+                .await;
+            return Err(PluginError::ToolFailed(format!(
+                "too many calls to this upstream are waiting for their callers' input (limit {MAX_HELD}); try again later"
+            )));
+        }
+        run.deadline.set(timeout + Duration::from_secs(5));
+        run.link.set_held(true);
+        run.detach();
+        let id: String = waygate_core::spans::random::<16>()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            id.clone(),
+            HeldCall {
+                run,
+                asks: ids,
+                owner: ctx.owner().map(str::to_string),
+            },
+        );
+        let (table, key) = (Arc::downgrade(self), id.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            let Some(held) = table.upgrade() else { return };
+            let gone = held.calls.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+            if let Some(h) = gone {
+                let why = format!("the caller did not answer within {} s", timeout.as_secs());
+                h.run.abandon(&h.asks, &why).await;
+            }
+        });
+        Ok(Outcome::InputRequired {
+            requests,
+            state: Some(json!({ "held": id })),
+        })
+    }
+
+    /// Take a held call back with the caller's answers (once, and only for its owner),
+    /// answer the upstream, and hand the call back to be driven on.
+    pub(crate) async fn resume(
+        &self,
+        id: &str,
+        answers: Option<&Map<String, Value>>,
+        ctx: &CallContext,
+        timeout: Duration,
+    ) -> Result<Running, PluginError> {
+        let taken = {
+            let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+            match calls.get(id) {
+                Some(h) if h.owner.as_deref() == ctx.owner() => calls.remove(id),
+                _ => None,
+            }
+        };
+        let Some(h) = taken else {
+            return Err(PluginError::InvalidParams(
+                "requestState names an upstream call that is no longer waiting for input (answered already, past its input timeout, or held by another replica); call again".into(),
+            ));
+        };
+        h.run.link.set_held(false);
+        for (key, ask) in &h.asks {
+            let answer = answers
+                .and_then(|a| a.get(key))
+                .cloned()
+                .ok_or_else(|| (-32603, format!("the caller sent no answer for {key}")));
+            let _ = h.run.client.respond(ask, answer).await;
+        }
+        h.run
+            .link
+            .attach(ctx.out.as_ref(), ctx.log_level, ctx.progress_token.as_ref());
+        h.run.deadline.set(timeout);
+        Ok(h.run)
+    }
+
+    /// Every held call ends (the upstream is going away).
+    pub(crate) async fn clear(&self) {
+        let all: Vec<HeldCall> = self
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, h)| h)
+            .collect();
+        for h in all {
+            h.run.abandon(&h.asks, "the upstream is being stopped").await;
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Gateway conversations: what an upstream asks the caller (elicitation, sampling), the
+//! log lines it writes during a call, and the capabilities a question needs — carried
+//! across the hop for session-era callers (relayed on their stream) and stateless
+//! 2026-07-28 callers (bridged into `input_required` and resumed on their retry).
+
+use serde_json::json;
+
+use crate::catalog::write_config;
+use crate::common::{bin, Server, TempDir};
+use crate::isolation::offline_key;
+
+const MODERN_ERA: &str = "2025-11-25";
+
+/// A gateway whose only upstream is a second Waygate (demo + everything plugins) over
+/// stdio, its names unprefixed.
+fn gateway(d: &TempDir, auth: bool) -> (Server, Option<String>) {
+    let inner = d.0.join("inner");
+    let cfg = write_config(
+        d,
+        &format!(
+            "[plugins]\ndemo = false\n[[upstreams]]\nname = \"inner\"\ncommand = \"{}\"\n\
+             args = [\"serve\", \"--stdio\", \"--plugin\", \"everything\", \"--data-dir\", \"{}\"]\n\
+             prefix = \"never\"\nrequired = true\n",
+            bin(),
+            inner.display()
+        ),
+    );
+    if auth {
+        Server::start_auth_with(&d.0, &["--config", &cfg])
+    } else {
+        (Server::start_in(Some(&d.0), &["--config", &cfg]), None)
+    }
+}
+
+fn session_headers(sid: &str) -> [(&str, &str); 2] {
+    [("mcp-session-id", sid), ("mcp-protocol-version", MODERN_ERA)]
+}
+
+#[test]
+fn an_upstreams_questions_and_logs_reach_the_caller_in_either_era() {
+    let d = TempDir::new("relay");
+    let (s, _) = gateway(&d, false);
+
+    // Session era: the upstream's elicitation arrives on the caller's POST stream and the
+    // caller's answer, POSTed back, reaches the upstream, which finishes the call.
+    let sid = s.initialize(MODERN_ERA, json!({"elicitation": {}, "sampling": {}}));
+    let call = json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"ask_name","arguments":{}}});
+    let mut st = s.post_stream(&call, &session_headers(&sid));
+    assert_eq!(st.status, 200);
+    let req = st.next_json().expect("the upstream's question");
+    assert_eq!(req["method"], "elicitation/create", "{req}");
+    let answer = json!({"jsonrpc":"2.0","id": req["id"],"result":{"action":"accept","content":{"name":"Grace"}}});
+    assert_eq!(s.post(&answer, &session_headers(&sid)).status, 202);
+    let fin = st.next_json().expect("the result");
+    assert_eq!(fin["id"], 7, "{fin}");
+    assert_eq!(fin["result"]["content"][0]["text"], "Hello, Grace!", "{fin}");
+
+    // Sampling the same way.
+    let call = json!({"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"test_sampling","arguments":{"prompt":"2+2?"}}});
+    let mut st = s.post_stream(&call, &session_headers(&sid));
+    let req = st.next_json().expect("the upstream's sampling request");
+    assert_eq!(req["method"], "sampling/createMessage", "{req}");
+    let answer = json!({"jsonrpc":"2.0","id": req["id"],"result":{
+        "role":"assistant","content":{"type":"text","text":"four"},"model":"m","stopReason":"endTurn"}});
+    assert_eq!(s.post(&answer, &session_headers(&sid)).status, 202);
+    let fin = st.next_json().expect("the result");
+    assert!(fin["result"].to_string().contains("four"), "{fin}");
+
+    // Log lines during a call reach the caller at the level it set, and none before it set one.
+    let log_call = |id: i64| {
+        let call = json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"test_tool_with_logging","arguments":{}}});
+        let r = s.post(&call, &session_headers(&sid));
+        // Plain JSON when nothing was sent before the result, SSE otherwise.
+        let messages = if r
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("text/event-stream"))
+        {
+            r.sse_messages()
+        } else {
+            vec![r.json()]
+        };
+        let last = messages.last().cloned().unwrap_or_default();
+        assert!(last.get("result").is_some(), "{messages:?}");
+        messages
+            .into_iter()
+            .filter(|m| m["method"] == "notifications/message")
+            .map(|m| m["params"].clone())
+            .collect::<Vec<_>>()
+    };
+    // A session that set no level hears every line (the session-era rule) …
+    let logs = log_call(9);
+    assert!(!logs.is_empty(), "the upstream's log lines reach the caller");
+    // … and after `logging/setLevel` only lines at or above it.
+    let set = json!({"jsonrpc":"2.0","id":10,"method":"logging/setLevel","params":{"level":"emergency"}});
+    assert_eq!(s.post(&set, &session_headers(&sid)).json()["result"], json!({}));
+    assert!(log_call(11).is_empty(), "below the caller's level");
+
+    // Stateless era: the question becomes `input_required`; the retry resumes the held call.
+    let caps = json!({"elicitation": {}});
+    let first = s
+        .modern(
+            1,
+            "tools/call",
+            json!({"name": "ask_name", "arguments": {}}),
+            caps.clone(),
+        )
+        .json();
+    let r = &first["result"];
+    assert_eq!(r["resultType"], "input_required", "{first}");
+    let (key, q) = r["inputRequests"].as_object().unwrap().iter().next().unwrap();
+    assert_eq!(q["method"], "elicitation/create", "{first}");
+    let state = r["requestState"].as_str().unwrap().to_string();
+    let retry = json!({"name": "ask_name", "arguments": {},
+        "inputResponses": {key.clone(): {"action": "accept", "content": {"name": "Ada"}}},
+        "requestState": state});
+    let done = s.modern(2, "tools/call", retry.clone(), caps.clone()).json();
+    assert_eq!(done["result"]["content"][0]["text"], "Hello, Ada!", "{done}");
+    // The held call was used up: the same answer again is refused by name (a tool error,
+    // as invalid arguments are).
+    let again = s.modern(3, "tools/call", retry, caps.clone()).json();
+    assert_eq!(again["result"]["isError"], true, "{again}");
+    assert!(again.to_string().contains("no longer waiting"), "{again}");
+
+    // A stateless caller that did not declare what the upstream asks for: -32021.
+    let r = s.modern(4, "tools/call", json!({"name": "ask_name", "arguments": {}}), json!({}));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], -32021, "{}", r.text());
+    // … and the upstream was told: the next call works as before.
+    let ok = s.modern(
+        5,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "still here"}}),
+        json!({}),
+    );
+    assert!(ok.text().contains("still here"), "{}", ok.text());
+}
+
+#[test]
+fn a_held_call_belongs_to_its_caller() {
+    let d = TempDir::new("relay-owner");
+    let alice = offline_key(&d, "alice", "mcp");
+    let bob = offline_key(&d, "bob", "mcp");
+    let (s, _) = gateway(&d, true);
+    let caps = json!({"elicitation": {}});
+    let (a, b) = (format!("Bearer {alice}"), format!("Bearer {bob}"));
+    let first = s
+        .modern_with(
+            1,
+            "tools/call",
+            json!({"name": "ask_name", "arguments": {}}),
+            caps.clone(),
+            &[("authorization", &a)],
+        )
+        .json();
+    let r = &first["result"];
+    assert_eq!(r["resultType"], "input_required", "{first}");
+    let key = r["inputRequests"].as_object().unwrap().keys().next().unwrap().clone();
+    let answer = |name: &str| {
+        json!({"name": "ask_name", "arguments": {},
+            "inputResponses": {key.clone(): {"action": "accept", "content": {"name": name}}},
+            "requestState": r["requestState"]})
+    };
+    // Another principal cannot answer (or use up) alice's held call …
+    let stolen = s.modern_with(
+        2,
+        "tools/call",
+        answer("Mallory"),
+        caps.clone(),
+        &[("authorization", &b)],
+    );
+    assert_eq!(stolen.json()["error"]["code"], -32602, "{}", stolen.text());
+    // … which still waits for alice.
+    let done = s
+        .modern_with(3, "tools/call", answer("Alice"), caps, &[("authorization", &a)])
+        .json();
+    assert_eq!(done["result"]["content"][0]["text"], "Hello, Alice!", "{done}");
+}
