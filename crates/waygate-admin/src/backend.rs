@@ -73,6 +73,12 @@ pub trait Backend: Send + Sync + 'static {
     fn config_validate(&self, text: &str) -> Result<Vec<String>, Problem>;
     /// Validate, write and apply a configuration file (snapshotted); what needs a restart.
     fn config_apply<'a>(&'a self, text: &'a str, actor: &'a str) -> Fut<'a, Vec<String>>;
+    /// Replace top-level sections of the configuration file (`{"authz": …, "policies": …}`,
+    /// `{"limits": …}`; an absent or empty value removes the section), keeping the rest of
+    /// the file as written, then validate, write and apply it exactly as
+    /// [`Backend::config_apply`] does. A server started without a file gets
+    /// `<data-dir>/waygate.toml`, which it reads on its next start.
+    fn config_sections<'a>(&'a self, sections: Value, actor: &'a str) -> Fut<'a, Vec<String>>;
     /// Re-read the configuration file now; what needs a restart.
     fn config_reload(&self) -> Fut<'_, Vec<String>>;
     /// Re-read the API key table now (after a create, revoke or rotate).

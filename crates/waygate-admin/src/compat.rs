@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, Method, StatusCode};
+use http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
@@ -147,7 +147,7 @@ pub fn error(status: StatusCode, message: &str, field: Option<&str>) -> Response
 }
 
 /// Problems become the envelope (with the request id), and every answer carries the
-/// caller's rate-limit state.
+/// caller's rate-limit state (`X-RateLimit-Limit/Remaining/Reset`).
 async fn envelope(actor: Actor, req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let (mut parts, body) = resp.into_parts();
@@ -177,21 +177,9 @@ async fn envelope(actor: Actor, req: Request, next: Next) -> Response {
     } else {
         Response::from_parts(parts, body)
     };
-    if let (Some(rate), Some(left)) = (actor.0.rate, actor.0.rate_remaining) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let refill = ((rate.burst - left).max(0.0) / rate.per_second.max(f64::MIN_POSITIVE)).ceil() as u64;
-        for (name, value) in [
-            ("x-ratelimit-limit", rate.burst.floor() as u64),
-            ("x-ratelimit-remaining", left.max(0.0).floor() as u64),
-            ("x-ratelimit-reset", now + refill),
-        ] {
-            if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
-                resp.headers_mut().insert(name, v);
-            }
-        }
-    }
+    // Always sent, as the Python Waygate did: without a caller limit the counts are
+    // `UNLIMITED` (documented on every compat response).
+    waygate_transport::http::rate_headers(resp.headers_mut(), actor.0.rate.zip(actor.0.rate_remaining));
     resp
 }
 

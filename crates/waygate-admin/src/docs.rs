@@ -118,6 +118,57 @@ pub fn finish(mut doc: Doc) -> Doc {
         for op in [&mut item.post, &mut item.put, &mut item.patch].into_iter().flatten() {
             add_refusals(op, true, compat);
         }
+        if compat {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                deprecate(op);
+            }
+        }
     }
     doc
+}
+
+/// A compatibility route: deprecated (but supported), and every answer carries the
+/// Python Waygate's rate-limit headers.
+fn deprecate(op: &mut Operation) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{Deprecated, RefOr};
+    op.deprecated = Some(Deprecated::True);
+    let unlimited = waygate_transport::http::UNLIMITED;
+    let headers = [
+        (
+            "X-RateLimit-Limit",
+            format!("Operations the caller's bucket holds (`[limits] burst`); {unlimited} when no caller limit is configured."),
+        ),
+        (
+            "X-RateLimit-Remaining",
+            format!("Operations left in the caller's bucket after this request (reads are not charged); {unlimited} when no caller limit is configured."),
+        ),
+        (
+            "X-RateLimit-Reset",
+            "Unix time (seconds) when the caller's bucket is full again; now when it is full or unlimited.".to_string(),
+        ),
+    ];
+    for r in op.responses.responses.values_mut() {
+        if let RefOr::T(r) = r {
+            for (name, text) in &headers {
+                let schema = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0));
+                let h = HeaderBuilder::new()
+                    .schema(schema)
+                    .description(Some(text.clone()))
+                    .build();
+                r.headers.insert((*name).to_string(), h);
+            }
+        }
+    }
 }

@@ -51,7 +51,8 @@ pub(crate) fn routes(options: &AdminOptions) -> (Router<AppState>, utoipa::opena
         .merge(api::keys::router())
         .merge(api::audit::router())
         .merge(api::config::router())
-        .merge(api::ops::router());
+        .merge(api::ops::router())
+        .merge(api::policies::router());
     if options.compat_routes {
         r = r.merge(compat::router());
     }
@@ -146,6 +147,10 @@ impl AdminSurface for Admin {
     fn cost(&self, path: &str) -> Option<String> {
         let name = path.strip_prefix("/api/v1/tools/")?.strip_suffix("/call")?;
         Some(percent_decode(name))
+    }
+
+    fn rate_headers(&self, path: &str) -> bool {
+        self.compat_path(path)
     }
 
     fn refusal(&self, path: &str, status: StatusCode, message: &str) -> Option<Response<Body>> {

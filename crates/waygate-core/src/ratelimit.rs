@@ -149,47 +149,67 @@ struct ToolEntry {
     limiter: Option<Limiter>,
 }
 
+type ToolMap = HashMap<String, Arc<ToolEntry>>;
+
 /// Per-tool limits, keyed by tool name (`*` applies to every tool without its own entry).
+/// The rules can be replaced while calls run ([`ToolLimits::replace`]): a reload of
+/// `[limits]` applies to the next call.
 #[derive(Default)]
 pub struct ToolLimits {
-    by_tool: HashMap<String, ToolEntry>,
+    by_tool: std::sync::RwLock<Arc<ToolMap>>,
     /// One semaphore per tool name; created on first use, only for catalog tools.
     running: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
 
+fn tool_map(rules: impl IntoIterator<Item = (String, ToolRule)>, shared: Option<Arc<dyn SharedBuckets>>) -> ToolMap {
+    rules
+        .into_iter()
+        .map(|(t, rule)| {
+            let limiter = rule.rate.map(|r| match &shared {
+                Some(s) => Limiter::new(r).shared(s.clone(), "tool"),
+                None => Limiter::new(r),
+            });
+            (t, Arc::new(ToolEntry { rule, limiter }))
+        })
+        .collect()
+}
+
 impl ToolLimits {
     pub fn new(rules: impl IntoIterator<Item = (String, ToolRule)>, shared: Option<Arc<dyn SharedBuckets>>) -> Self {
-        let by_tool = rules
-            .into_iter()
-            .map(|(t, rule)| {
-                let limiter = rule.rate.map(|r| match &shared {
-                    Some(s) => Limiter::new(r).shared(s.clone(), "tool"),
-                    None => Limiter::new(r),
-                });
-                (t, ToolEntry { rule, limiter })
-            })
-            .collect();
         ToolLimits {
-            by_tool,
+            by_tool: std::sync::RwLock::new(Arc::new(tool_map(rules, shared))),
             running: Mutex::new(HashMap::new()),
         }
     }
 
+    /// Replace every rule. Buckets start full again; calls already running keep the slot
+    /// they hold under the old concurrency cap.
+    pub fn replace(&self, rules: impl IntoIterator<Item = (String, ToolRule)>, shared: Option<Arc<dyn SharedBuckets>>) {
+        let map = Arc::new(tool_map(rules, shared));
+        *self.by_tool.write().unwrap_or_else(|e| e.into_inner()) = map;
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    fn map(&self) -> Arc<ToolMap> {
+        self.by_tool.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.by_tool.is_empty()
+        self.map().is_empty()
     }
 
     /// The configured rule that applies to `tool`: its own name, or `*`.
-    pub fn rule_of<'a>(&'a self, tool: &'a str) -> &'a str {
-        if self.by_tool.contains_key(tool) {
+    pub fn rule_of<'a>(&self, tool: &'a str) -> &'a str {
+        if self.map().contains_key(tool) {
             tool
         } else {
             "*"
         }
     }
 
-    fn entry(&self, tool: &str) -> Option<&ToolEntry> {
-        self.by_tool.get(tool).or_else(|| self.by_tool.get("*"))
+    fn entry(&self, tool: &str) -> Option<Arc<ToolEntry>> {
+        let map = self.map();
+        map.get(tool).or_else(|| map.get("*")).cloned()
     }
 
     /// Weight of a call in the caller's overall bucket.
@@ -210,8 +230,11 @@ impl ToolLimits {
 
     /// Check `caller` × `tool`.
     pub async fn check(&self, caller: &str, tool: &str) -> Result<(), Duration> {
-        match self.entry(tool).and_then(|e| e.limiter.as_ref()) {
-            Some(l) => l.take(&format!("{caller}\u{1f}{tool}"), 1.0).await,
+        match self.entry(tool) {
+            Some(e) => match &e.limiter {
+                Some(l) => l.take(&format!("{caller}\u{1f}{tool}"), 1.0).await,
+                None => Ok(()),
+            },
             None => Ok(()),
         }
     }
@@ -228,6 +251,32 @@ impl ToolLimits {
                 .clone()
         };
         sem.try_acquire_owned().map(Some).map_err(|_| cap)
+    }
+}
+
+/// The per-caller limit of a listener, replaceable while it serves (a reload of
+/// `[limits]`); `None` = unlimited.
+#[derive(Default)]
+pub struct CallerLimit(std::sync::RwLock<Option<Arc<Limiter>>>);
+
+impl std::fmt::Debug for CallerLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CallerLimit({:?})", self.get())
+    }
+}
+
+impl CallerLimit {
+    pub fn new(limiter: Option<Arc<Limiter>>) -> Self {
+        CallerLimit(std::sync::RwLock::new(limiter))
+    }
+
+    pub fn get(&self) -> Option<Arc<Limiter>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Install another limiter (its buckets start full), or none.
+    pub fn set(&self, limiter: Option<Arc<Limiter>>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = limiter;
     }
 }
 
@@ -272,6 +321,9 @@ mod tests {
         assert!(t.acquire("add").unwrap().is_some(), "each tool has its own cap");
         drop(held);
         assert!(t.acquire("echo").unwrap().is_some());
+        t.replace([], None);
+        assert!(t.is_empty() && t.check("p", "echo").await.is_ok(), "rules replaced");
+        assert_eq!(t.cost("echo"), 1.0);
     }
 
     #[test]

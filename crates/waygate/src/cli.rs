@@ -124,8 +124,19 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::cli_admin::PinsCommand,
     },
-    /// The authorization policy and rate-limit rules the running server applies.
+    /// The authorization policy and rate-limit rules the running server applies;
+    /// `policies set --file F` replaces `[authz]` and every `[[policies]]` rule.
     Policies {
+        #[command(subcommand)]
+        command: Option<crate::cli_admin::SectionCommand>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// The rate limits (`[limits]`) the running server applies; `limits set --file F`
+    /// replaces them.
+    Limits {
+        #[command(subcommand)]
+        command: Option<crate::cli_admin::SectionCommand>,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -178,6 +189,13 @@ pub enum AuditCommand {
         /// Only records at or after this Unix time in milliseconds.
         #[arg(long)]
         since_ms: Option<i64>,
+        /// Only records before this Unix time in milliseconds.
+        #[arg(long)]
+        until_ms: Option<i64>,
+        /// Continue with the records older than a previous page (the `--cursor` it printed).
+        #[arg(long, value_name = "SEQ:INDEX")]
+        cursor: Option<String>,
+        /// Records to print (with --url at most 500, the API's page size).
         #[arg(short = 'n', long, default_value_t = 100)]
         limit: usize,
         #[command(flatten)]

@@ -1,5 +1,5 @@
 //! Command-line definition of the commands that only talk to a running server's admin API
-//! (virtual servers, the catalog, pins) and of `waygate connect`.
+//! (virtual servers, the catalog, pins, policies and limits) and of `waygate connect`.
 
 use std::path::PathBuf;
 
@@ -114,6 +114,27 @@ pub enum PinsCommand {
     Approve {
         plugin: String,
         tool: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// `waygate policies …` and `waygate limits …`: one section of the running server's
+/// configuration, changed without rewriting the rest of its file.
+#[derive(Subcommand, Debug)]
+pub enum SectionCommand {
+    /// What the server applies now (the default).
+    Show {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Replace the section: validated like the configuration file, written into it,
+    /// snapshotted and applied without a restart.
+    Set {
+        /// TOML as in the configuration file (`[authz]` + `[[policies]]`, or `[limits]`;
+        /// other sections of the file are ignored) or JSON as `--json` prints it.
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
         #[command(flatten)]
         server: ServerArgs,
     },

@@ -291,7 +291,7 @@ impl Fleet {
     async fn adopt_config(&self) {
         let Some(r) = self.backend.reloader.get() else {
             return tracing::warn!(
-                "a configuration was applied on another replica; this one runs without a file and keeps its own"
+                "a configuration was applied on another replica while this one was still starting; it keeps its own until the next change"
             );
         };
         let newest = match self.store.snapshots(1).await {

@@ -32,6 +32,8 @@ pub struct ServeOps {
     pub engine: OnceLock<Arc<waygate_core::Engine>>,
     /// Virtual servers added through the admin API.
     pub runtime_servers: crate::admin::RuntimeServers,
+    /// The rate limits a reload replaces (set once the engine is built).
+    pub limits: OnceLock<crate::security::LiveLimits>,
 }
 
 impl ServeOps {
@@ -56,6 +58,7 @@ impl ServeOps {
             plugins: OnceLock::new(),
             engine: OnceLock::new(),
             runtime_servers: Default::default(),
+            limits: OnceLock::new(),
         }
     }
 

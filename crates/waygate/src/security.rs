@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use waygate_core::auth::{ApiKeys, Authenticator};
-use waygate_core::ratelimit::{Limiter, Rate, SharedBuckets, ToolLimits, ToolRule};
+use waygate_core::ratelimit::{CallerLimit, Limiter, Rate, SharedBuckets, ToolLimits, ToolRule};
 use waygate_security::{JwtSettings, JwtVerifier};
 use waygate_transport::http::ResourceMetadata;
 
@@ -125,20 +125,43 @@ pub fn caller_limiter(cfg: &FileConfig, shared: Option<&Arc<dyn SharedBuckets>>)
     }))
 }
 
-/// Per-tool quotas, costs, concurrency caps and timeouts.
-pub fn tool_limits(cfg: &FileConfig, shared: Option<Arc<dyn SharedBuckets>>) -> Option<ToolLimits> {
-    if cfg.limits.tools.is_empty() {
-        return None;
+/// Per-tool quotas, costs, concurrency caps and timeouts, as the engine's rules.
+fn tool_rules(cfg: &FileConfig) -> Vec<(String, ToolRule)> {
+    cfg.limits
+        .tools
+        .iter()
+        .map(|(t, r)| {
+            let rule = ToolRule {
+                rate: r.per_second.map(|p| rate(p, r.burst)),
+                cost: r.cost.unwrap_or(1.0),
+                max_concurrent: r.max_concurrent,
+                timeout: r.timeout_ms.map(Duration::from_millis),
+                max_response_bytes: r.max_response_bytes,
+            };
+            (t.clone(), rule)
+        })
+        .collect()
+}
+
+/// Per-tool limits (empty when none are configured; a reload may add some).
+pub fn tool_limits(cfg: &FileConfig, shared: Option<Arc<dyn SharedBuckets>>) -> ToolLimits {
+    ToolLimits::new(tool_rules(cfg), shared)
+}
+
+/// The limits a running server can change: the per-caller limiter of its listener and the
+/// shared bucket store they were built with (`limits.redis_url` is read at start only).
+pub struct LiveLimits {
+    pub caller: Arc<CallerLimit>,
+    pub shared: Option<Arc<dyn SharedBuckets>>,
+}
+
+impl LiveLimits {
+    /// Apply `[limits]` of `cfg` to the next request: the caller limiter and every tool
+    /// rule are rebuilt (their buckets start full).
+    pub fn apply(&self, cfg: &FileConfig, engine: &waygate_core::Engine) {
+        self.caller.set(caller_limiter(cfg, self.shared.as_ref()));
+        if let Some(t) = engine.tool_limits() {
+            t.replace(tool_rules(cfg), self.shared.clone());
+        }
     }
-    let rules = cfg.limits.tools.iter().map(|(t, r)| {
-        let rule = ToolRule {
-            rate: r.per_second.map(|p| rate(p, r.burst)),
-            cost: r.cost.unwrap_or(1.0),
-            max_concurrent: r.max_concurrent,
-            timeout: r.timeout_ms.map(Duration::from_millis),
-            max_response_bytes: r.max_response_bytes,
-        };
-        (t.clone(), rule)
-    });
-    Some(ToolLimits::new(rules, shared))
 }

@@ -6,5 +6,6 @@ pub mod config;
 pub mod keys;
 pub mod ops;
 pub mod plugins;
+pub mod policies;
 pub mod tools;
 pub mod upstreams;

@@ -1,4 +1,4 @@
-//! `/api/v1/diagnostics`, `/api/v1/log-level`, `/api/v1/hooks`, `/api/v1/policies`.
+//! `/api/v1/diagnostics`, `/api/v1/log-level`, `/api/v1/hooks`.
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -14,7 +14,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(diagnostics))
         .routes(routes!(log_level, set_log_level))
         .routes(routes!(hooks))
-        .routes(routes!(policies))
 }
 
 #[utoipa::path(get, path = "/api/v1/diagnostics", tag = "operations",
@@ -68,10 +67,4 @@ async fn hooks(State(state): State<AppState>) -> Json<HookList> {
         .map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
         .unwrap_or(Value::Array(Vec::new()));
     Json(HookList { hooks })
-}
-
-#[utoipa::path(get, path = "/api/v1/policies", tag = "operations",
-    responses((status = 200, description = "Authorization rules and rate-limit rules in effect", body = Object)))]
-async fn policies(State(state): State<AppState>) -> Json<Value> {
-    Json(state.backend.policies())
 }

@@ -71,6 +71,11 @@ pub(super) fn shaped(admin: &dyn AdminSurface, path: &str, resp: Response<Body>,
             r.headers_mut().insert(name, v.clone());
         }
     }
+    for name in ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"] {
+        if let Some(v) = resp.headers().get(name) {
+            r.headers_mut().insert(name, v.clone());
+        }
+    }
     r
 }
 

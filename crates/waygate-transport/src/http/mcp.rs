@@ -421,7 +421,7 @@ async fn batch(
     for (n, item) in items.into_iter().enumerate() {
         // The POST paid for one operation; every further request in the batch pays its own.
         if let (true, Some(limiter), Some(key), Ok(Message::Request { id, method, params })) =
-            (n > 0, &shared.cfg.rate, &caller.rate_key, &item)
+            (n > 0, shared.cfg.rate.get(), &caller.rate_key, &item)
         {
             let cost = match (
                 method.as_str(),

@@ -38,7 +38,7 @@ use waygate_protocol::{ErrorObject, Id};
 pub use body::Body;
 pub use guard::OriginPolicy;
 pub use ops::{metrics_text, serve_metrics, Operations};
-pub use surface::{Access, AdminSurface, SurfaceCaller};
+pub use surface::{rate_headers, Access, AdminSurface, SurfaceCaller, UNLIMITED};
 
 /// HTTP settings; plain data from the config file.
 #[derive(Debug, Clone)]
@@ -62,8 +62,9 @@ pub struct HttpConfig {
     pub resource_metadata: Option<Arc<ResourceMetadata>>,
     /// What only the binary knows, for `/metrics`, `/ready` and diagnostics.
     pub ops: Option<Arc<dyn Operations>>,
-    /// MCP operations per caller (API key, else client IP); `None` = unlimited.
-    pub rate: Option<Arc<waygate_core::ratelimit::Limiter>>,
+    /// MCP operations per caller (API key, else client IP); empty = unlimited. Shared with
+    /// the binary, which replaces the limiter when `[limits]` is reloaded.
+    pub rate: Arc<waygate_core::ratelimit::CallerLimit>,
     /// Terminate TLS on this listener (HTTP/2 and HTTP/1.1 by ALPN); `None` = plain HTTP/1.1.
     pub tls: Option<tls::Tls>,
     /// The admin REST API, its docs, the UI and the compatibility routes.
@@ -88,7 +89,7 @@ impl HttpConfig {
             auth: None,
             resource_metadata: None,
             ops: None,
-            rate: None,
+            rate: Default::default(),
             tls: None,
             admin: None,
         }
@@ -329,8 +330,15 @@ async fn route_in_span(
         Some(Access::Scope(s)) => s,
         _ => front::required_scope(full),
     };
-    let shape = |resp: Response<Body>, msg: &str| match &surface {
-        Some((a, _)) => front::shaped(a.as_ref(), full, resp, msg),
+    // Refusals before the limiter charged anything describe the caller's bucket as it is.
+    let shape = |mut resp: Response<Body>, msg: &str| match &surface {
+        Some((a, _)) => {
+            if a.rate_headers(full) && !resp.headers().contains_key("x-ratelimit-limit") {
+                let state = shared.cfg.rate.get().map(|l| (l.rate(), l.rate().burst));
+                surface::rate_headers(resp.headers_mut(), state);
+            }
+            front::shaped(a.as_ref(), full, resp, msg)
+        }
         None => resp,
     };
     if let (Some(auth), false) = (&shared.cfg.auth, public || access == Some(Access::Public)) {
@@ -340,31 +348,38 @@ async fn route_in_span(
             Err((r, msg)) => return shape(r, &msg),
         }
     }
+    let limiter = shared.cfg.rate.get();
     let mut rate_remaining = None;
-    if let (Some(limiter), true) = (&shared.cfg.rate, req.method() == http::Method::POST) {
+    if let Some(limiter) = &limiter {
         let key: Arc<str> = match &caller.principal {
             Some(p) => Arc::from(p.id.as_str()),
             None => Arc::from(peer.ip().to_string()),
         };
-        // Counted in MCP operations; the routing headers name the tool, so a weighted
-        // tool costs its weight without parsing the body. Batches pay for the rest later.
-        let h = req.headers();
-        let cost = match (h.get("mcp-method"), h.get("mcp-name").and_then(|v| v.to_str().ok())) {
-            (Some(m), Some(name)) if m.as_bytes() == b"tools/call" => shared.engine.tool_cost(name),
-            _ => match surface.as_ref().and_then(|(a, _)| a.cost(full)) {
-                Some(tool) => shared.engine.tool_cost(&tool),
-                None => 1.0,
-            },
-        };
-        if let Err(wait) = limiter.take(&key, cost).await {
-            shared.engine.metrics.rate_limited("caller");
-            let r = front::too_many(wait);
-            return shape(r, "rate limit exceeded");
+        // Counted in MCP operations (POSTs); the routing headers name the tool, so a
+        // weighted tool costs its weight without parsing the body. Batches pay for the rest
+        // later. Reads of the admin surface are not charged but learn their bucket's state.
+        if req.method() == http::Method::POST {
+            let h = req.headers();
+            let cost = match (h.get("mcp-method"), h.get("mcp-name").and_then(|v| v.to_str().ok())) {
+                (Some(m), Some(name)) if m.as_bytes() == b"tools/call" => shared.engine.tool_cost(name),
+                _ => match surface.as_ref().and_then(|(a, _)| a.cost(full)) {
+                    Some(tool) => shared.engine.tool_cost(&tool),
+                    None => 1.0,
+                },
+            };
+            if let Err(wait) = limiter.take(&key, cost).await {
+                shared.engine.metrics.rate_limited("caller");
+                let mut r = front::too_many(wait);
+                if surface.as_ref().is_some_and(|(a, _)| a.rate_headers(full)) {
+                    surface::rate_headers(r.headers_mut(), Some((limiter.rate(), limiter.remaining(&key))));
+                }
+                return shape(r, "rate limit exceeded");
+            }
+            caller.rate_key = Some(key.clone());
         }
         if surface.is_some() {
             rate_remaining = Some(limiter.remaining(&key));
         }
-        caller.rate_key = Some(key);
     }
     if let Some((admin, _)) = surface {
         let corr = caller.correlation_id.clone();
@@ -374,7 +389,7 @@ async fn route_in_span(
             forwarded: caller.forwarded,
             rate_key: caller.rate_key,
             rate_remaining,
-            rate: shared.cfg.rate.as_ref().map(|l| l.rate()),
+            rate: limiter.as_ref().map(|l| l.rate()),
         });
         let mut resp = admin.call(req).await;
         if let Some(v) = corr.and_then(|c| HeaderValue::from_str(&c[..]).ok()) {

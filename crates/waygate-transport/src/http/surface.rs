@@ -60,12 +60,51 @@ pub trait AdminSurface: Send + Sync {
         let _ = path;
         None
     }
+    /// Whether answers on `path` carry `X-RateLimit-Limit/Remaining/Reset` (the router adds
+    /// them to its refusals; the surface to its own answers).
+    fn rate_headers(&self, path: &str) -> bool {
+        let _ = path;
+        false
+    }
     /// A refusal the router makes before the surface sees the request (401, 403, 429),
     /// shaped for the path (the compatibility routes use their own envelope); `None`
     /// keeps the router's JSON-RPC error body.
     fn refusal(&self, path: &str, status: StatusCode, message: &str) -> Option<Response<Body>> {
         let _ = (path, status, message);
         None
+    }
+}
+
+/// `X-RateLimit-Limit` and `-Remaining` when no caller limit is configured: nothing a
+/// client can exhaust.
+pub const UNLIMITED: u64 = u32::MAX as u64;
+
+/// Set `X-RateLimit-Limit` (the bucket size), `-Remaining` (operations left) and `-Reset`
+/// (Unix seconds when the bucket is full again) from `(rate, tokens left)`; without a
+/// limit both counts are [`UNLIMITED`] and the reset is now.
+pub fn rate_headers(h: &mut HeaderMap, state: Option<(waygate_core::ratelimit::Rate, f64)>) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (limit, left, reset) = match state {
+        Some((rate, left)) => {
+            let refill = ((rate.burst - left).max(0.0) / rate.per_second.max(f64::MIN_POSITIVE)).ceil();
+            (
+                rate.burst.floor() as u64,
+                left.max(0.0).floor() as u64,
+                now + refill.min(86_400.0) as u64,
+            )
+        }
+        None => (UNLIMITED, UNLIMITED, now),
+    };
+    for (name, value) in [
+        ("x-ratelimit-limit", limit),
+        ("x-ratelimit-remaining", left),
+        ("x-ratelimit-reset", reset),
+    ] {
+        if let Ok(v) = http::HeaderValue::from_str(&value.to_string()) {
+            h.insert(name, v);
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! plugin manager, the configuration and its reloader, the pin gate — behind the
 //! [`Backend`] trait. The HTTP surface, its document and validation live in the crate.
 
+mod sections;
 mod servers;
 
 use std::sync::{Arc, OnceLock};
@@ -22,8 +23,11 @@ pub use servers::RuntimeServers;
 
 pub struct ServeBackend {
     pub ops: Arc<ServeOps>,
-    /// Set when the server runs with a configuration file (apply and reload need one).
+    /// Applies configuration files: the one given, else `<data-dir>/waygate.toml`, which
+    /// may not exist yet (a write through the API creates it).
     pub reloader: OnceLock<Arc<Reloader>>,
+    /// One write of the file at a time (a section write reads, merges and replaces it).
+    pub writes: tokio::sync::Mutex<()>,
     /// Refreshes the API key table right after a change (set once the store is open).
     pub keys: OnceLock<(Store, waygate_core::auth::ApiKeys)>,
 }
@@ -61,11 +65,9 @@ impl ServeBackend {
     }
 
     fn reloader(&self) -> Result<&Arc<Reloader>, Problem> {
-        self.reloader.get().ok_or_else(|| {
-            Problem::conflict(
-                "this server runs without a configuration file; start it with --config FILE (or create waygate.toml in the data directory)",
-            )
-        })
+        self.reloader
+            .get()
+            .ok_or_else(|| Problem::unavailable("the server is still starting; retry in a moment"))
     }
 
     fn cfg(&self) -> config::FileConfig {
@@ -290,25 +292,34 @@ impl Backend for ServeBackend {
 
     fn config_apply<'a>(&'a self, text: &'a str, actor: &'a str) -> Fut<'a, Vec<String>> {
         Box::pin(async move {
+            let _one = self.writes.lock().await;
+            self.write_and_apply(text, actor).await
+        })
+    }
+
+    fn config_sections<'a>(&'a self, sections: Value, actor: &'a str) -> Fut<'a, Vec<String>> {
+        Box::pin(async move {
+            let _one = self.writes.lock().await;
             let r = self.reloader()?;
-            validate_text(Some(&r.path), text)?;
-            r.replace_file(text)
-                .map_err(|e| Problem::unavailable(format!("cannot replace the config file: {e}")))?;
-            let restart = r
-                .apply("api", Some(Arc::from(actor)))
-                .await
-                .map_err(|e| config_problem(e, None))?;
-            self.announce(Change::Config).await;
-            Ok(restart)
+            let current = match std::fs::read_to_string(&r.path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                Err(e) => return Err(Problem::unavailable(format!("cannot read the config file: {e}"))),
+            };
+            let text = sections::merge(&current, &sections)?;
+            self.write_and_apply(&text, actor).await
         })
     }
 
     fn config_reload(&self) -> Fut<'_, Vec<String>> {
         Box::pin(async move {
-            self.reloader()?
-                .apply("reload", None)
-                .await
-                .map_err(|e| config_problem(e, None))
+            let r = self.reloader()?;
+            if !r.path.exists() {
+                return Err(Problem::conflict(
+                    "this server runs without a configuration file; start it with --config FILE, create waygate.toml in the data directory, or write one with PUT /api/v1/config",
+                ));
+            }
+            r.apply("reload", None).await.map_err(|e| config_problem(e, None))
         })
     }
 
@@ -319,6 +330,23 @@ impl Backend for ServeBackend {
                 crate::fleet::announce(store, Change::Keys).await;
             }
         })
+    }
+}
+
+impl ServeBackend {
+    /// Validate `text` as the configuration file, replace the file with it (creating it
+    /// when the server started without one) and apply it (snapshotted).
+    async fn write_and_apply(&self, text: &str, actor: &str) -> Result<Vec<String>, Problem> {
+        let r = self.reloader()?;
+        validate_text(Some(&r.path), text)?;
+        r.replace_file(text)
+            .map_err(|e| Problem::unavailable(format!("cannot replace the config file: {e}")))?;
+        let restart = r
+            .apply("api", Some(Arc::from(actor)))
+            .await
+            .map_err(|e| config_problem(e, None))?;
+        self.announce(Change::Config).await;
+        Ok(restart)
     }
 }
 

@@ -32,11 +32,14 @@ pub fn run(g: &Global, cmd: AuditCommand) -> CmdResult {
                 target,
                 outcome,
                 since_ms,
+                until_ms,
+                cursor,
                 limit,
                 ..
             } => {
                 let field =
                     |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+                let ts = |v: &serde_json::Value| v.get("ts_ms").and_then(|t| t.as_i64()).unwrap_or(0);
                 let matches = |v: &serde_json::Value| {
                     let g = |pat: &Option<String>, k: &str| {
                         pat.as_ref().is_none_or(|p| waygate_core::policy::glob(p, &field(v, k)))
@@ -45,13 +48,25 @@ pub fn run(g: &Global, cmd: AuditCommand) -> CmdResult {
                         && g(&method, "method")
                         && g(&target, "target")
                         && g(&outcome, "outcome")
-                        && since_ms.is_none_or(|s| v.get("ts_ms").and_then(|t| t.as_i64()).unwrap_or(0) >= s)
+                        && since_ms.is_none_or(|s| ts(v) >= s)
+                        && until_ms.is_none_or(|u| ts(v) < u)
                 };
-                let (mut before, mut found) = (i64::MAX, 0usize);
+                // Records strictly older than the cursor `seq:index` (as the API pages).
+                let (mut before, below) = match cursor.as_deref() {
+                    None => (i64::MAX, usize::MAX),
+                    Some(c) => c
+                        .split_once(':')
+                        .and_then(|(s, i)| Some((s.parse::<i64>().ok()?, i.parse::<usize>().ok()?)))
+                        .filter(|(s, _)| *s > 0)
+                        .map(|(s, i)| (s.saturating_add(1), i))
+                        .ok_or_else(|| format!("--cursor {c:?}: expected SEQ:INDEX as a previous query printed"))?,
+                };
+                let first = before.saturating_sub(1);
+                let (mut found, mut last) = (0usize, None);
                 'pages: loop {
                     let page = store.audit_before(before, 2000).await?;
-                    let Some(last) = page.last() else { break };
-                    before = last.seq;
+                    let Some(end) = page.last() else { break };
+                    before = end.seq;
                     for row in &page {
                         // A row is one record or a segment (array) of records, oldest first.
                         let records = match serde_json::from_str::<serde_json::Value>(&row.record) {
@@ -59,13 +74,19 @@ pub fn run(g: &Global, cmd: AuditCommand) -> CmdResult {
                             Ok(v) => vec![v],
                             Err(_) => continue,
                         };
-                        for v in records.iter().rev() {
-                            if since_ms.is_some_and(|s| v.get("ts_ms").and_then(|t| t.as_i64()).unwrap_or(0) < s) {
+                        let top = if row.seq == first {
+                            below.min(records.len())
+                        } else {
+                            records.len()
+                        };
+                        for (index, v) in records.iter().enumerate().take(top).rev() {
+                            if since_ms.is_some_and(|s| ts(v) < s) {
                                 break 'pages;
                             }
                             if matches(v) {
                                 println!("{v}");
                                 found += 1;
+                                last = Some(format!("{}:{index}", row.seq));
                                 if found >= limit {
                                     break 'pages;
                                 }
@@ -74,6 +95,9 @@ pub fn run(g: &Global, cmd: AuditCommand) -> CmdResult {
                     }
                 }
                 eprintln!("{found} record(s)");
+                if let (true, Some(c)) = (found >= limit, last) {
+                    eprintln!("more: --cursor {c}");
+                }
                 Ok(())
             }
             AuditCommand::Verify { .. } => match crate::audit_anchor::verify(&store).await {

@@ -1,12 +1,12 @@
-//! `waygate servers|catalog|pins|policies …`: the running server's virtual servers, merged
-//! catalog, held tool definitions and policies, through its admin API.
+//! `waygate servers|catalog|pins …`: the running server's virtual servers, merged catalog
+//! and held tool definitions, through its admin API.
 
 use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::remote::{call, field, print, say, Table};
 use super::CmdResult;
-use crate::cli::{Global, ServerArgs};
+use crate::cli::Global;
 use crate::cli_admin::{CatalogCommand, PinsCommand, ServersCommand};
 
 fn block<F: std::future::Future<Output = CmdResult>>(f: F) -> CmdResult {
@@ -264,24 +264,6 @@ pub fn pins(g: &Global, cmd: PinsCommand) -> CmdResult {
                 );
             }
         }
-        Ok(())
-    })
-}
-
-pub fn policies(g: &Global, server: ServerArgs) -> CmdResult {
-    block(async {
-        let v = call(g, &server, Method::GET, "policies", None).await?;
-        if server.json {
-            say(&server, &v, "");
-            return Ok(());
-        }
-        println!("authz:  {}", v["authz"]);
-        println!("limits: {}", v["limits"]);
-        let mut t = Table::new(&["#", "RULE"]);
-        for (i, r) in v["policies"].as_array().into_iter().flatten().enumerate() {
-            t.row(vec![(i + 1).to_string(), r.to_string()]);
-        }
-        println!("{}", t.render());
         Ok(())
     })
 }

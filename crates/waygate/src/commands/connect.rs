@@ -1,7 +1,9 @@
 //! `waygate connect CLIENT`: the reverse of `waygate import` — write an MCP client's
 //! configuration so it uses this Waygate, over HTTP (URL + key) or by starting
 //! `waygate serve --stdio` itself. The change is shown as a diff first; the previous file
-//! is kept as `.bak`; every other entry and key of the file is left as it was.
+//! is kept as `.bak`; every other entry and key of the file is left as it was. Files with
+//! comments and trailing commas (JSONC, as VS Code, Cursor and Windsurf accept) are read;
+//! the file written is plain JSON (the comments stay in the backup).
 //!
 //! The key is not written into the file unless `--embed-key` says so: the entry refers to
 //! the `WAYGATE_API_KEY` environment variable in the client's own syntax (Claude Code
@@ -129,9 +131,10 @@ pub(crate) fn merged(
 ) -> Result<Value, String> {
     let mut doc = match old.map(str::trim) {
         None | Some("") => Value::Object(Map::new()),
-        Some(text) => serde_json::from_str::<Value>(text).map_err(|e| {
+        // VS Code, Cursor and Windsurf accept comments and trailing commas, as `import` does.
+        Some(text) => serde_json::from_str::<Value>(&crate::import::strip_jsonc(text)).map_err(|e| {
             format!(
-                "{}: not valid JSON ({e}); fix or move the file, nothing was written",
+                "{}: not valid JSON, even with comments and trailing commas allowed ({e}); fix or move the file, nothing was written",
                 path.display()
             )
         })?,
@@ -176,7 +179,7 @@ pub fn run(g: &Global, a: ConnectArgs) -> CmdResult {
     let doc = merged(old.as_deref(), a.client, &a.name, entry, &path)?;
     let new_text = serde_json::to_string_pretty(&doc)? + "\n";
     let before = match &old {
-        Some(t) => serde_json::from_str::<Value>(t)
+        Some(t) => serde_json::from_str::<Value>(&crate::import::strip_jsonc(t))
             .ok()
             .and_then(|v| serde_json::to_string_pretty(&v).ok())
             .unwrap_or_default(),
@@ -208,6 +211,9 @@ pub fn run(g: &Global, a: ConnectArgs) -> CmdResult {
         let backup = PathBuf::from(format!("{}.bak", path.display()));
         std::fs::copy(&path, &backup).map_err(|e| format!("cannot keep a backup at {}: {e}", backup.display()))?;
         println!("# previous file kept as {}", backup.display());
+        if old.as_deref().is_some_and(|t| crate::import::strip_jsonc(t) != t) {
+            println!("# its comments and trailing commas are not carried over (the new file is plain JSON); the backup keeps them");
+        }
     }
     let tmp = PathBuf::from(format!("{}.waygate-tmp", path.display()));
     std::fs::write(&tmp, &new_text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;

@@ -22,7 +22,7 @@ pub fn run(g: &Global, cmd: KeysCommand) -> CmdResult {
                 name,
                 scopes,
                 expires_in_days,
-                ..
+                server,
             } => {
                 let scopes: Vec<String> = scopes
                     .split(',')
@@ -41,42 +41,52 @@ pub fn run(g: &Global, cmd: KeysCommand) -> CmdResult {
                     &format!("{id} {name} [{}]", scopes.join(",")),
                 )
                 .await;
-                println!("{key}");
-                eprintln!(
-                    "created key for {name:?} (scopes: {}); it is shown only once",
-                    scopes.join(",")
-                );
-            }
-            KeysCommand::List { .. } => {
-                println!(
-                    "{:<14} {:<16} {:<12} {:<9} expires (unix ms)",
-                    "ID", "NAME", "SCOPES", "STATE"
-                );
-                let now = now_ms();
-                for k in store.keys().await? {
-                    let state = match (k.revoked_at, k.expires_at) {
-                        (Some(_), _) => "revoked",
-                        (None, Some(e)) if e <= now => "expired",
-                        _ => "active",
-                    };
-                    let exp = k.expires_at.map(|e| e.to_string()).unwrap_or_else(|| "never".into());
-                    println!(
-                        "{:<14} {:<16} {:<12} {:<9} {exp}",
-                        k.id,
-                        k.name,
-                        k.scopes.join(","),
-                        state
+                let v = created(id, &name, &scopes, &key, expires);
+                super::remote::say(&server, &v, &key);
+                if !server.json {
+                    eprintln!(
+                        "created key for {name:?} (scopes: {}); it is shown only once",
+                        scopes.join(",")
                     );
                 }
             }
-            KeysCommand::Revoke { id, .. } => {
+            KeysCommand::List { server } => {
+                // The API's shape, so scripts read the same JSON offline and with --url.
+                let now = now_ms();
+                let rows: Vec<serde_json::Value> = store
+                    .keys()
+                    .await?
+                    .into_iter()
+                    .map(|k| {
+                        let state = match (k.revoked_at, k.expires_at) {
+                            (Some(_), _) => "revoked",
+                            (None, Some(e)) if e <= now => "expired",
+                            _ => "active",
+                        };
+                        let mut row = serde_json::json!({
+                            "id": k.id, "name": k.name, "scopes": k.scopes,
+                            "state": state, "created_at": k.created_at,
+                        });
+                        for (f, v) in [("expires_at", k.expires_at), ("revoked_at", k.revoked_at)] {
+                            if let Some(v) = v {
+                                row[f] = v.into();
+                            }
+                        }
+                        row
+                    })
+                    .collect();
+                let v = serde_json::json!({ "keys": rows });
+                super::remote::print(&server, &v, |v| super::remote_admin::key_table(&v["keys"]));
+            }
+            KeysCommand::Revoke { id, server } => {
                 if !store.revoke_key(&id).await? {
                     return Err(format!("no active key with id {id:?}; see `waygate keys list`").into());
                 }
                 crate::audit_queue::record_admin(&store, "admin/keys.revoke", &id).await;
-                println!("revoked {id}");
+                let v = serde_json::json!({ "id": id, "state": "revoked" });
+                super::remote::say(&server, &v, &format!("revoked {id}"));
             }
-            KeysCommand::Rotate { id, .. } => {
+            KeysCommand::Rotate { id, server } => {
                 let old = store
                     .keys()
                     .await?
@@ -86,8 +96,12 @@ pub fn run(g: &Global, cmd: KeysCommand) -> CmdResult {
                 let key = create(&store, &old.name, &old.scopes, old.expires_at).await?;
                 store.revoke_key(&id).await?;
                 crate::audit_queue::record_admin(&store, "admin/keys.rotate", &id).await;
-                println!("{key}");
-                eprintln!("rotated {id}: the old key is revoked, the new one is shown only once");
+                let new_id = key.split('_').nth(1).unwrap_or_default();
+                let v = created(new_id, &old.name, &old.scopes, &key, old.expires_at);
+                super::remote::say(&server, &v, &key);
+                if !server.json {
+                    eprintln!("rotated {id}: the old key is revoked, the new one is shown only once");
+                }
             }
         }
         // Replicas on PostgreSQL take the change at once (they also re-read every second).
@@ -95,6 +109,15 @@ pub fn run(g: &Global, cmd: KeysCommand) -> CmdResult {
         store.close().await;
         Ok(())
     })
+}
+
+/// A key just made, shaped like the API's answer (`--json`).
+fn created(id: &str, name: &str, scopes: &[String], key: &str, expires_at: Option<i64>) -> serde_json::Value {
+    let mut v = serde_json::json!({ "id": id, "name": name, "scopes": scopes, "key": key });
+    if let Some(e) = expires_at {
+        v["expires_at"] = e.into();
+    }
+    v
 }
 
 fn now_ms() -> i64 {

@@ -10,6 +10,7 @@ mod doctor;
 mod import;
 pub(crate) mod keys;
 mod plugins;
+mod policies;
 mod progress;
 pub(crate) mod reload;
 mod remote;
@@ -43,7 +44,8 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Servers { command } => catalog::servers(&cli.global, command),
         Command::Catalog { command } => catalog::catalog(&cli.global, command),
         Command::Pins { command } => catalog::pins(&cli.global, command),
-        Command::Policies { server } => catalog::policies(&cli.global, server),
+        Command::Policies { command, server } => policies::policies(&cli.global, command, server),
+        Command::Limits { command, server } => policies::limits(&cli.global, command, server),
         Command::Connect(args) => connect::run(&cli.global, args),
         Command::Health { url, ready } => health(&cli.global, url, ready),
         Command::Completions { shell } => {

@@ -1,6 +1,7 @@
 //! Hot reload: on a change of the config file's contents (polled) or SIGHUP, load and
 //! validate the new configuration; keep the old one if it is invalid; otherwise apply
-//! what can change live (the plugin set) and snapshot it.
+//! what can change live (plugins, upstreams, views, hooks, policies, rate limits) and
+//! snapshot it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -129,6 +130,22 @@ impl Reloader {
                 "ok",
                 actor.clone(),
             );
+        }
+        if current.cfg.limits != next.cfg.limits {
+            if let Some(live) = self.ops.limits.get() {
+                live.apply(&next.cfg, engine);
+                tracing::info!(
+                    requests_per_second = ?next.cfg.limits.requests_per_second,
+                    tool_rules = next.cfg.limits.tools.len(),
+                    "rate limits applied"
+                );
+                engine.audit_admin(
+                    "admin/limits.apply",
+                    &self.path.display().to_string(),
+                    "ok",
+                    actor.clone(),
+                );
+            }
         }
         // Against what the process started with: a key changed by an earlier reload and
         // still waiting for a restart stays named.

@@ -24,7 +24,7 @@ pub fn keys_target(cmd: &KeysCommand) -> Option<&ServerArgs> {
     s.url.is_some().then_some(s)
 }
 
-fn key_table(list: &Value) -> Table {
+pub(crate) fn key_table(list: &Value) -> Table {
     let mut t = Table::new(&["ID", "NAME", "SCOPES", "STATE", "EXPIRES"]);
     for k in list.as_array().into_iter().flatten() {
         let exp = k["expires_at"].as_i64().map_or("never".into(), |e| e.to_string());
@@ -95,15 +95,18 @@ pub fn audit(g: &Global, cmd: AuditCommand) -> CmdResult {
                 target,
                 outcome,
                 since_ms,
+                until_ms,
+                cursor,
                 limit,
                 server,
             } => {
-                let mut q: Vec<String> = vec![format!("limit={}", limit.clamp(1, 1000))];
+                let mut q: Vec<String> = vec![format!("limit={}", limit.clamp(1, 500))];
                 for (k, v) in [
                     ("principal", principal),
                     ("method", method),
                     ("target", target),
                     ("outcome", outcome),
+                    ("cursor", cursor),
                 ] {
                     if let Some(v) = v {
                         q.push(format!(
@@ -114,6 +117,9 @@ pub fn audit(g: &Global, cmd: AuditCommand) -> CmdResult {
                 }
                 if let Some(s) = since_ms {
                     q.push(format!("since={s}"));
+                }
+                if let Some(u) = until_ms {
+                    q.push(format!("until={u}"));
                 }
                 let v = call(g, &server, Method::GET, &format!("audit?{}", q.join("&")), None).await?;
                 print(&server, &v, |v| {
@@ -130,6 +136,9 @@ pub fn audit(g: &Global, cmd: AuditCommand) -> CmdResult {
                     }
                     t
                 });
+                if let (false, Some(c)) = (server.json, v["next_cursor"].as_str()) {
+                    eprintln!("more: --cursor {c}");
+                }
             }
             AuditCommand::Verify { server } => {
                 let v = call(g, &server, Method::POST, "audit/verify", None).await?;
@@ -167,7 +176,7 @@ pub fn config_target(cmd: &ConfigCommand) -> Option<&ServerArgs> {
     }
 }
 
-fn restart_note(v: &Value) -> String {
+pub(crate) fn restart_note(v: &Value) -> String {
     match v["restart_needed"].as_array().filter(|a| !a.is_empty()) {
         Some(a) => format!(
             "applied; restart needed for: {}",

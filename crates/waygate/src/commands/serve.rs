@@ -144,9 +144,14 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs, activated: Option<std::n
     manager.apply_config(specs.clone(), l.cfg.hooks.clone(), true).await;
     engine.start_background();
     let shared = crate::security::shared_buckets(c).await?;
-    if let Some(t) = crate::security::tool_limits(c, shared.clone()) {
-        engine.set_tool_limits(t);
-    }
+    // Always installed (maybe empty): a reload of `[limits]` replaces the rules in place.
+    engine.set_tool_limits(crate::security::tool_limits(c, shared.clone()));
+    let live_limits = crate::security::LiveLimits {
+        caller: Arc::new(waygate_core::ratelimit::CallerLimit::new(
+            crate::security::caller_limiter(c, shared.as_ref()),
+        )),
+        shared,
+    };
     engine.set_policy(config::security::compile(&c.authz, &c.policies));
     engine.set_passthrough(crate::upstreams::passthrough_names(&c.upstreams));
     engine.set_body_logging(c.log.bodies.clone(), c.log.max_body_bytes.unwrap_or(4096));
@@ -160,6 +165,8 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs, activated: Option<std::n
         ready.clone(),
         audit_on,
     ));
+    let caller_limit = live_limits.caller.clone();
+    let _ = ops.limits.set(live_limits);
     if let Some(b) = c.http.max_stream_buffer_bytes {
         waygate_core::outq::set_limit(b);
     }
@@ -167,6 +174,7 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs, activated: Option<std::n
     let backend = Arc::new(crate::admin::ServeBackend {
         ops: ops.clone(),
         reloader: std::sync::OnceLock::new(),
+        writes: Default::default(),
         keys: std::sync::OnceLock::new(),
     });
     // SIGTERM/SIGINT in every mode: stop taking requests, let in-flight ones finish (HTTP
@@ -252,7 +260,7 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs, activated: Option<std::n
             hcfg.auth = Some(auth);
             hcfg.resource_metadata = meta;
         }
-        hcfg.rate = crate::security::caller_limiter(c, shared.as_ref());
+        hcfg.rate = caller_limit.clone();
         hcfg.max_json_depth = c.http.max_json_depth.unwrap_or(hcfg.max_json_depth);
         hcfg.max_headers = c.http.max_headers.unwrap_or(hcfg.max_headers);
         if let Some(t) = c.http.header_timeout_secs {
@@ -397,11 +405,12 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs, activated: Option<std::n
             }
         });
     }
-    if let Some(path) = l.path.clone() {
-        let reloader = reload::Reloader::new(path, l.clone(), extra, manager.clone(), engine.clone(), ops.clone());
-        let _ = backend.reloader.set(reloader.clone());
-        tokio::spawn(reload::watch(reloader, shutdown.clone()));
-    }
+    // Without a file: the one `serve` would read by default, created by the first write
+    // through the admin API (or by hand) and applied from then on.
+    let path = l.path.clone().unwrap_or_else(|| dir.join("waygate.toml"));
+    let reloader = reload::Reloader::new(path, l.clone(), extra, manager.clone(), engine.clone(), ops.clone());
+    let _ = backend.reloader.set(reloader.clone());
+    tokio::spawn(reload::watch(reloader, shutdown.clone()));
 
     let served = server.await.map_err(|e| format!("server task failed: {e}"))?;
     // Everything acknowledged to a client is in the audit queue: drain it before exiting.

@@ -1,8 +1,9 @@
 //! Which changes a reload applies and which wait for a restart, key by key. A reload
-//! applies plugins, upstreams, virtual servers, catalog naming, hooks and the authorization
-//! policy at once; everything else (listener, TLS, store, auth, limits, audit, logging,
-//! OpenTelemetry, …) is read at start, so a change there is named until the process
-//! restarts — in the log, in `/api/v1/diagnostics` and in a validation of a candidate.
+//! applies plugins, upstreams, virtual servers, catalog naming, hooks, the authorization
+//! policy and the rate limits (all but `limits.redis_url`) at once; everything else
+//! (listener, TLS, store, auth, audit, logging, OpenTelemetry, …) is read at start, so a
+//! change there is named until the process restarts — in the log, in
+//! `/api/v1/diagnostics` and in a validation of a candidate.
 
 use std::collections::BTreeSet;
 
@@ -20,8 +21,18 @@ const LIVE: &[&str] = &[
     "authz",
 ];
 
+/// Keys inside a section that otherwise waits for a restart which a reload applies.
+const LIVE_KEYS: &[&str] = &["limits.requests_per_second", "limits.burst", "limits.tools"];
+
 fn section(key: &str) -> &str {
     key.split(['.', '[']).next().unwrap_or(key)
+}
+
+fn live(key: &str) -> bool {
+    LIVE.contains(&section(key))
+        || LIVE_KEYS
+            .iter()
+            .any(|k| key == *k || key.strip_prefix(k).is_some_and(|r| r.starts_with(['.', '['])))
 }
 
 /// Sections compared as values (secrets included, which `flatten` shows redacted).
@@ -32,7 +43,7 @@ fn sections(a: &FileConfig, b: &FileConfig) -> [(&'static str, bool); 12] {
         ("mcp", a.mcp != b.mcp),
         ("store", a.store != b.store),
         ("auth", a.auth != b.auth),
-        ("limits", a.limits != b.limits),
+        ("limits", a.limits.redis_url != b.limits.redis_url),
         ("pinning", a.pinning != b.pinning),
         ("audit", a.audit != b.audit),
         ("log", a.log != b.log),
@@ -49,7 +60,7 @@ pub fn restart_needed(running: &FileConfig, next: &FileConfig) -> Vec<String> {
     let mut keys: BTreeSet<String> = a
         .keys()
         .chain(b.keys())
-        .filter(|k| a.get(*k) != b.get(*k) && !LIVE.contains(&section(k)))
+        .filter(|k| a.get(*k) != b.get(*k) && !live(k))
         .cloned()
         .collect();
     for (name, changed) in sections(running, next) {
@@ -80,5 +91,12 @@ mod tests {
         assert!(keys.iter().any(|k| k == "otel.endpoint"), "{keys:?}");
         assert!(!keys.iter().any(|k| k.starts_with("servers")), "{keys:?}");
         assert!(restart_needed(&b, &b).is_empty());
+        let limits = cfg("version = 3\n[limits]\nrequests_per_second = 2\n[limits.tools.\"*\"]\nmax_concurrent = 1\n");
+        assert!(restart_needed(&a, &limits).is_empty(), "limits apply live");
+        let redis = cfg("version = 3\n[limits]\nredis_url = \"redis://127.0.0.1:1\"\n");
+        assert!(
+            !restart_needed(&a, &redis).is_empty(),
+            "the Redis connection is made at start"
+        );
     }
 }

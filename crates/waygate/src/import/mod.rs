@@ -117,7 +117,7 @@ fn detect(path: &Path, v: &Value) -> Result<String, String> {
 }
 
 /// VS Code and Cursor files are JSON with comments and trailing commas.
-fn strip_jsonc(s: &str) -> String {
+pub(crate) fn strip_jsonc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
     let mut in_str = false;

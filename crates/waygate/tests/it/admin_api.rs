@@ -501,3 +501,77 @@ fn bad_requests_get_problem_documents_and_audit_pages_do_not_overlap() {
     }
     assert_eq!(seen.len(), 7);
 }
+
+#[test]
+fn policies_and_limits_are_set_through_the_api_on_a_server_without_a_file() {
+    let d = TempDir::new("admin-policies");
+    let (s, admin) = Server::start_with_auth(&d.0);
+    let admin = admin.unwrap();
+    let call = |name: &str| {
+        let rpc = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": name, "arguments": {"text": "x", "a": 1, "b": 2}}});
+        s.post(&rpc, &[("x-api-key", admin.as_str())])
+    };
+    assert_eq!(call("echo").status, 200);
+    let rules = json!({"authz": {"default": "allow"},
+        "policies": [{"name": "no-echo", "effect": "deny", "tools": ["echo"]}]});
+    let set = api(&s, "PUT", "/api/v1/policies", &admin, Some(&rules));
+    assert_eq!(set.status, 200, "{}", set.text());
+    assert_eq!(set.json()["restart_needed"], json!([]));
+    let denied = call("echo").json();
+    assert_eq!(denied["error"]["message"], "Unknown tool: echo", "{denied}");
+    assert_eq!(call("add").json()["result"]["structuredContent"]["sum"], 3.0);
+    let file = std::fs::read_to_string(d.0.join("waygate.toml")).expect("<data-dir>/waygate.toml created");
+    assert!(file.contains("no-echo"), "{file}");
+    let now = api(&s, "GET", "/api/v1/policies", &admin, None).json();
+    assert_eq!(now["policies"][0]["name"], "no-echo", "{now}");
+
+    // Validated as the file is: the message and the field name the key.
+    let bad = json!({"policies": [{"name": "x", "effect": "maybe", "tools": ["*"]}]});
+    let p = problem(&api(&s, "PUT", "/api/v1/policies", &admin, Some(&bad)), 400);
+    assert_eq!(p["field"], "policies[0].effect", "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().contains("expected \"allow\" or \"deny\""),
+        "{p}"
+    );
+    let typo = json!({"policies": [{"name": "x", "efect": "deny", "tools": ["*"]}]});
+    problem(&api(&s, "PUT", "/api/v1/policies", &admin, Some(&typo)), 400);
+    assert_eq!(
+        call("echo").json()["error"]["message"],
+        "Unknown tool: echo",
+        "the rules stay"
+    );
+    let p = problem(
+        &api(
+            &s,
+            "PUT",
+            "/api/v1/limits",
+            &admin,
+            Some(&json!({"requests_per_second": -1})),
+        ),
+        400,
+    );
+    assert_eq!(p["field"], "limits.requests_per_second", "{p}");
+
+    // Limits applied live: a burst of 3 operations, then 429.
+    let limits = json!({"requests_per_second": 0.01, "burst": 3, "tools": {"add": {"max_concurrent": 4}}});
+    let set = api(&s, "PUT", "/api/v1/limits", &admin, Some(&limits));
+    assert_eq!(set.status, 200, "{}", set.text());
+    assert_eq!(set.json()["restart_needed"], json!([]), "limits apply live");
+    let statuses: Vec<u16> = (0..5).map(|_| call("add").status).collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let got = api(&s, "GET", "/api/v1/limits", &admin, None).json();
+    assert_eq!(got["burst"], 3.0, "{got}");
+    let file = std::fs::read_to_string(d.0.join("waygate.toml")).unwrap();
+    assert!(
+        file.contains("no-echo") && file.contains("[limits]"),
+        "both sections kept: {file}"
+    );
+    eventually(10, "the changes in the audit trail", || {
+        let audit = api(&s, "GET", "/api/v1/audit?method=admin/*", &admin, None).json();
+        let m = audit["items"].to_string();
+        m.contains("admin/policies.set") && m.contains("admin/limits.set") && m.contains("admin/policy.apply")
+    });
+    let snaps = api(&s, "GET", "/api/v1/config/snapshots", &admin, None).json();
+    assert!(snaps["snapshots"].as_array().unwrap().len() >= 2, "{snaps}");
+}

@@ -129,6 +129,52 @@ fn cli_drives_a_running_server_with_tables_and_json() {
     assert!(r.ok(&["audit", "verify"]).contains("intact"));
     assert!(r.json(&["policies"]).get("limits").is_some());
     assert!(r.ok(&["policies"]).contains("RULE"));
+    let page = r.json(&["audit", "query", "-n", "1"]);
+    let cursor = page["next_cursor"].as_str().expect("more than one record").to_string();
+    let older = r.json(&[
+        "audit",
+        "query",
+        "-n",
+        "1",
+        "--cursor",
+        &cursor,
+        "--until-ms",
+        "99999999999999",
+    ]);
+    assert_ne!(older["items"][0]["seq"], json!(null), "{older}");
+    assert_ne!(older["items"][0], page["items"][0], "the next page");
+
+    // Policies and limits set from files (TOML as in the config file, or JSON), applied live.
+    let rules = d.0.join("rules.toml");
+    std::fs::write(
+        &rules,
+        "# only these\n[[policies]]\nname = \"no-now\"\neffect = \"deny\"\ntools = [\"now\"]\n",
+    )
+    .unwrap();
+    assert!(r
+        .ok(&["policies", "set", "--file", rules.to_str().unwrap()])
+        .contains("applied"));
+    assert_eq!(r.json(&["policies"])["policies"][0]["name"], "no-now");
+    std::fs::write(
+        &rules,
+        "[[policies]]\nname = \"x\"\neffect = \"sometimes\"\ntools = [\"*\"]\n",
+    )
+    .unwrap();
+    let (ok, _, err) = r.run(&["policies", "set", "--file", rules.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("400") && err.contains("policies[0].effect"),
+        "{err}"
+    );
+    let limits = d.0.join("limits.json");
+    std::fs::write(&limits, r#"{"tools": {"echo": {"max_concurrent": 2}}}"#).unwrap();
+    assert!(r
+        .ok(&["limits", "set", "--file", limits.to_str().unwrap()])
+        .contains("applied"));
+    let out = r.ok(&["limits"]);
+    assert!(
+        out.contains("MAX_CONCURRENT") && out.lines().any(|l| l.starts_with("echo ")),
+        "{out}"
+    );
     assert_eq!(
         r.ok(&["pins", "list"]).trim(),
         "PLUGIN  TOOL  CHANGED  APPROVED  OFFERED"
@@ -147,6 +193,32 @@ fn cli_drives_a_running_server_with_tables_and_json() {
     assert!(r.ok(&["servers", "rm", "vs1"]).contains("removed vs1"));
     let (ok, _, err) = r.run(&["servers", "rm", "vs1"]);
     assert!(!ok && err.contains("404"), "{err}");
+}
+
+#[test]
+fn offline_keys_list_prints_json_too() {
+    let d = TempDir::new("keys-offline");
+    let dd = d.0.to_str().unwrap();
+    let (ok, out, err) = cli_env(
+        &["keys", "create", "ci", "--scopes", "mcp", "--data-dir", dd, "--json"],
+        &[],
+        None,
+    );
+    assert!(ok, "{err}");
+    let made: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let (ok, out, err) = cli_env(&["keys", "list", "--json", "--data-dir", dd], &[], None);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let k = &v["keys"][0];
+    assert_eq!(
+        (&k["id"], &k["name"], &k["state"]),
+        (&made["id"], &json!("ci"), &json!("active")),
+        "{v}"
+    );
+    assert_eq!(k["scopes"], json!(["mcp"]));
+    assert!(k.get("key").is_none() && k.get("hash").is_none(), "no secret: {v}");
+    let (ok, out, _) = cli_env(&["keys", "list", "--data-dir", dd], &[], None);
+    assert!(ok && out.starts_with("ID") && out.contains("ci"), "{out}");
 }
 
 #[test]
@@ -352,6 +424,33 @@ fn connect_writes_each_clients_file_with_a_diff_and_a_backup() {
     let e = &read(&p)["mcpServers"]["waygate"];
     assert_eq!(e["url"], format!("{url}/servers/dev/mcp"));
     assert_eq!(e["headers"]["Authorization"], format!("Bearer {key}"));
+
+    // JSONC (comments, trailing commas) as Cursor, VS Code and Windsurf accept: read; the
+    // file written is plain JSON; the backup keeps the original.
+    for (client, key_name) in [
+        ("cursor", "mcpServers"),
+        ("vscode", "servers"),
+        ("windsurf", "mcpServers"),
+    ] {
+        let p = d.0.join(format!("{client}-jsonc.json"));
+        let original = format!(
+            "{{\n  // mine\n  \"{key_name}\": {{\n    \"other\": {{ \"command\": \"x\", /* inline */ }},\n  }},\n}}\n"
+        );
+        std::fs::write(&p, &original).unwrap();
+        let (ok, out, err) = connect(client, &p, &[]);
+        assert!(ok, "{client}: {out}{err}");
+        let now = read(&p);
+        assert!(
+            now[key_name]["other"].is_object() && now[key_name]["waygate"].is_object(),
+            "{now}"
+        );
+        let written = std::fs::read_to_string(&p).unwrap();
+        assert!(!written.contains("mine") && !written.contains("inline"), "{written}");
+        assert_eq!(
+            std::fs::read_to_string(format!("{}.bak", p.display())).unwrap(),
+            original
+        );
+    }
 
     // A file that is not JSON is left alone, with a message naming it.
     let broken = d.0.join("broken.json");

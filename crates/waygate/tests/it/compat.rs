@@ -107,6 +107,47 @@ fn python_waygate_clients_keep_working_beside_mcp() {
         assert_eq!(r.status, 200, "{kind}: {}", r.text());
     }
 
+    // Every answer carries the rate-limit headers: reads (not charged) and refusals too.
+    for r in [
+        api(&s, "GET", "/mcp/status", &key, None),
+        api(&s, "GET", "/plugins/nope", &key, None),
+        s.request("GET", "/mcp/tools", &[], b""),
+    ] {
+        assert_eq!(r.header("x-ratelimit-limit"), Some("30"), "{}", r.text());
+        assert!(r.header("x-ratelimit-remaining").is_some() && r.header("x-ratelimit-reset").is_some());
+    }
+    // Documented: deprecated, with the headers on every answer.
+    let doc = s.request("GET", "/api/v1/openapi.json", &[], b"").json();
+    let mut compat_ops = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if path.starts_with("/api/") {
+            assert!(
+                item.as_object()
+                    .unwrap()
+                    .values()
+                    .all(|op| op.get("deprecated").is_none()),
+                "{path}"
+            );
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            compat_ops += 1;
+            assert_eq!(op["deprecated"], true, "{method} {path} is not deprecated");
+            for (code, resp) in op["responses"].as_object().unwrap() {
+                for h in ["X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"] {
+                    assert!(resp["headers"][h].is_object(), "{method} {path} {code} lacks {h}");
+                }
+            }
+        }
+    }
+    assert_eq!(compat_ops, 10, "every compatibility route is in the document");
+    // Without a caller limit (removed live) the headers say so rather than vanish.
+    let unlimited = api(&s, "PUT", "/api/v1/limits", &key, Some(&json!({})));
+    assert_eq!(unlimited.status, 200, "{}", unlimited.text());
+    let r = api(&s, "GET", "/mcp/status", &key, None);
+    assert_eq!(r.header("x-ratelimit-limit"), Some("4294967295"));
+    assert_eq!(r.header("x-ratelimit-remaining"), Some("4294967295"));
+
     // `/mcp` stays MCP: a JSON-RPC POST is answered by the engine.
     let rpc = s.post(
         &json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}),

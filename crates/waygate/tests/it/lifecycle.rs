@@ -246,17 +246,21 @@ fn a_reload_names_each_key_that_waits_for_a_restart() {
     );
     // A candidate is judged against the running configuration before it is applied.
     let cand = d.0.join("candidate.toml");
-    std::fs::write(&cand, "version = 3\n[limits]\nrequests_per_second = 5.0\n").unwrap();
+    std::fs::write(&cand, "version = 3\n[mcp]\npage_size = 7\n").unwrap();
     let url = format!("http://{}", s.addr);
-    let (ok, out, err) = cli_env(
-        &["config", "validate", cand.to_str().unwrap(), "--url", &url],
-        &[],
-        None,
-    );
-    assert!(
-        ok && out.contains("needs a restart for: limits.requests_per_second"),
-        "{out}{err}"
-    );
+    let validate = || {
+        cli_env(
+            &["config", "validate", cand.to_str().unwrap(), "--url", &url],
+            &[],
+            None,
+        )
+    };
+    let (ok, out, err) = validate();
+    assert!(ok && out.contains("needs a restart for: mcp.page_size"), "{out}{err}");
+    // Rate limits apply live (all but the Redis connection).
+    std::fs::write(&cand, "version = 3\n[limits]\nrequests_per_second = 5.0\n").unwrap();
+    let (ok, out, err) = validate();
+    assert!(ok && out.contains(": ok") && !out.contains("limits"), "{out}{err}");
 }
 
 /// Under systemd, stderr is the journal (`JOURNAL_STREAM` names its device and inode): log

@@ -1,7 +1,8 @@
 // The admin UI in a real headless Chromium (Debian's, driven by playwright-core): sign in,
 // add an upstream, add a virtual server, call a tool from the playground, create and revoke
 // a key, approve a changed pin, find the call in the audit viewer, look at a config
-// snapshot, check the session's defences, sign out. A screenshot of every page goes to
+// snapshot, set the policies (a bad rule refused naming its key), check the session's
+// defences, sign out. A screenshot of every page goes to
 // $WAYGATE_UI_SHOTS (and failure.png when a step fails).
 //
 // Environment: WAYGATE_URL, WAYGATE_KEY (admin), WAYGATE_UI_SHOTS, WAYGATE_UPSTREAM_CMD and
@@ -165,6 +166,17 @@ try {
   await page.click("#log-level button");
   await page.waitForFunction(() => /log filter is now/.test(document.querySelector("#flash")?.textContent || ""));
   await shot("10-config");
+
+  step = "policies and limits editors";
+  const rules = (effect, name) => JSON.stringify({ authz: { default: "allow" }, policies: [{ name, effect, tools: ["no-such-tool"] }] });
+  await page.fill("#policies-text", rules("maybe", "bad"));
+  await page.click("#policies-apply");
+  await page.waitForFunction(() => /policies\[0\]\.effect/.test(document.querySelector("#flash .error")?.textContent || ""));
+  await page.fill("#policies-text", rules("deny", "ui-rule"));
+  await page.click("#policies-apply");
+  await page.waitForFunction(() => /Policies applied/.test(document.querySelector("#flash")?.textContent || ""));
+  await page.waitForFunction(() => /ui-rule/.test(document.querySelector("#policies-text")?.value || ""));
+  check((await page.inputValue("#limits-text")).includes("requests_per_second"), "the limits editor holds [limits]");
   await page.click("#page-config tbody tr.list-item");
   await page.waitForSelector("#rollback");
   await shot("11-config-diff");

@@ -276,7 +276,7 @@ async function config(root, [selected]) {
     ], { onclick: (s) => { location.hash = `#/config/${s.id}`; }, rowId: (s) => s.id })),
     detail));
   if (!selected) {
-    detail.append(await editor(snapshots[0]), await operations());
+    detail.append(await editor(snapshots[0]), await rules(), await operations());
     const eff = await api("GET", "/api/v1/config");
     detail.append(h("h2", "Effective configuration (secrets redacted)"), h("pre", pretty(eff.config)));
     return;
@@ -302,6 +302,28 @@ async function editor(latest) {
   return h("div.box", { id: "config-editor" }, h("h2", "Configuration file"),
     h("p.muted", "Loaded from the latest snapshot with literal secrets shown as \"<redacted>\": replace them (or use ${secret:NAME}) before applying."),
     text, h("div.row", validate, apply, reload), verdict);
+}
+
+/** The authorization rules and the rate limits, each replaced on its own: merged into the
+ *  configuration file (the rest stays as written), validated and applied like the file. */
+async function rules() {
+  const now = await api("GET", "/api/v1/policies");
+  const section = (id, title, value, path, hint) => {
+    const text = h("textarea", { name: id, id: `${id}-text`, rows: 8, spellcheck: "false" });
+    text.value = pretty(value);
+    const apply = h("button.primary", { type: "button", id: `${id}-apply`, onclick: (e) => {
+      let body;
+      try { body = JSON.parse(text.value); } catch (err) { flash(`${title}: not JSON (${err.message})`, "error"); return; }
+      act(e.target, () => api("PUT", path, body),
+        (r) => (r.restart_needed.length ? `${title} applied; restart needed for ${r.restart_needed.join(", ")}` : `${title} applied`)).then((r) => r && rerender());
+    } }, "Apply");
+    return h("div", { id: `${id}-editor` }, h("h3", title), h("p.muted", hint), text, h("div.row", apply));
+  };
+  return h("div.box", { id: "rules" }, h("h2", "Policies and rate limits"),
+    section("policies", "Policies", { authz: now.authz, policies: now.policies }, "/api/v1/policies",
+      "authz.default (allow or deny) and the [[policies]] rules: name, effect, principals/roles/scopes, methods/tools/resources/prompts (globs)."),
+    section("limits", "Rate limits", now.limits, "/api/v1/limits",
+      "requests_per_second and burst per caller; tools: per-tool per_second, burst, cost, max_concurrent, timeout_ms, max_response_bytes (\"*\" for every tool)."));
 }
 
 async function operations() {
