@@ -340,7 +340,7 @@ fn progress_resources_prompts_timeouts_and_a_server_that_is_not_mcp() {
             "version = 3\n[plugins]\ndemo = false\n\
              [[upstreams]]\nname = \"inner\"\ntransport = \"stdio\"\ncommand = \"{}\"\n\
              args = [\"serve\", \"--stdio\", \"--data-dir\", \"{}\"]\nrequired = true\ntimeout_secs = 1\n\
-             [[upstreams]]\nname = \"garbage\"\ntransport = \"stdio\"\ncommand = \"sh\"\n\
+             [[upstreams]]\nname = \"garbage\"\ntransport = \"stdio\"\ncommand = \"sh\"\nera = \"session\"\n\
              args = [\"-c\", \"echo not json; echo '{{\\\"jsonrpc\\\":\\\"2.0\\\",\\\"id\\\":1,\\\"result\\\":{{}}}}'; echo oops >&2; sleep 5\"]\n",
             bin(),
             inner_data.display()
