@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use waygate_core::{BoxFuture, CallContext, Outcome, PluginError};
 
-use crate::client::{Client, Deadline};
+use crate::client::{Caller, Client, Deadline};
 use crate::error::UpstreamError;
 use crate::link::{Ask, CallLink};
 
@@ -269,5 +269,22 @@ impl Held {
         for h in all {
             h.run.abandon(&h.asks, "the upstream is being stopped").await;
         }
+    }
+}
+
+/// What a stateless upstream hears of the caller: the capabilities the gateway can relay
+/// for it, and the log level it asked for.
+pub(crate) fn caller_of(ctx: &CallContext) -> Caller {
+    let mut caps = Map::new();
+    for c in ["sampling", "elicitation", "roots"] {
+        if let Some(v) = ctx.client_caps.get(c).filter(|v| !v.is_null()) {
+            caps.insert(c.into(), v.clone());
+        }
+    }
+    Caller {
+        capabilities: Value::Object(caps),
+        log_level: ctx
+            .log_level
+            .and_then(|r| waygate_protocol::meta::LOG_LEVELS.get(usize::from(r)).copied()),
     }
 }

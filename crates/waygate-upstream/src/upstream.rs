@@ -13,11 +13,11 @@ use waygate_core::{
     BoxFuture, CallContext, Invocation, Manifest, Outcome, Plugin, PluginError, PluginInit, PluginRegistry, Target,
 };
 
-use crate::client::{Caller, Client, Deadline, Notification, RequestOpts, Target as Wire};
+use crate::client::{Client, Deadline, Notification, RequestOpts, Target as Wire};
 use crate::error::UpstreamError;
 use crate::http::HttpTarget;
 use crate::link::CallLink;
-use crate::relay::{Held, Running, Step};
+use crate::relay::{caller_of, Held, Running, Step};
 use crate::stats::{Stats, Status};
 use crate::stdio::StdioTarget;
 
@@ -568,23 +568,6 @@ impl Shared {
                 }
             }
         }
-    }
-}
-
-/// What a stateless upstream hears of the caller: the capabilities the gateway can relay
-/// for it, and the log level it asked for.
-fn caller_of(ctx: &CallContext) -> Caller {
-    let mut caps = Map::new();
-    for c in ["sampling", "elicitation", "roots"] {
-        if let Some(v) = ctx.client_caps.get(c).filter(|v| !v.is_null()) {
-            caps.insert(c.into(), v.clone());
-        }
-    }
-    Caller {
-        capabilities: Value::Object(caps),
-        log_level: ctx
-            .log_level
-            .and_then(|r| waygate_protocol::meta::LOG_LEVELS.get(usize::from(r)).copied()),
     }
 }
 
