@@ -92,7 +92,10 @@ impl Inbound {
         let method = msg.get("method").and_then(Value::as_str);
         match (method, msg.get("id")) {
             (Some(m), Some(id)) if RELAYED.contains(&m) => {
-                let Some(link) = self.call_of(related) else {
+                let link = self
+                    .call_of(related)
+                    .filter(|l| related != Related::Infer || l.may_infer(m));
+                let Some(link) = link else {
                     return Some(refusal(id, m, "it is not tied to a call the gateway is forwarding"));
                 };
                 let ask = Ask {
@@ -230,8 +233,9 @@ mod tests {
             Some(&out),
             waygate_protocol::meta::log_level_rank("info"),
             Some(&json!("their-token")),
+            false,
         );
-        inbound.link(5, link);
+        inbound.link(5, link.clone());
         inbound.handle(
             json!({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"wg-5","progress":1}}),
             Related::Infer,
@@ -263,8 +267,19 @@ mod tests {
             .handle(json!({"jsonrpc":"2.0","id":10,"method":"roots/list"}), Related::Infer)
             .unwrap();
         assert_eq!(no["error"]["code"], -32603);
-        // A call held for its caller's answer is not a candidate: the other one is.
+        // A call held for its caller's answer is not a candidate: the other one is — but a
+        // session-level `roots/list` is placed only with a caller that has roots.
         other.set_held(true);
+        let no = inbound
+            .handle(json!({"jsonrpc":"2.0","id":15,"method":"roots/list"}), Related::Infer)
+            .unwrap();
+        assert_eq!(no["error"]["code"], -32603);
+        link.attach(
+            Some(&out),
+            waygate_protocol::meta::log_level_rank("info"),
+            Some(&json!("their-token")),
+            true,
+        );
         assert!(inbound
             .handle(json!({"jsonrpc":"2.0","id":14,"method":"roots/list"}), Related::Infer)
             .is_none());

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 use tokio::sync::mpsc;
-use waygate_core::OutTx;
+use waygate_core::{CallContext, OutTx};
 use waygate_protocol::jsonrpc::encode_message;
 
 /// A server→client request the gateway relays to the caller of a call.
@@ -45,6 +45,8 @@ pub struct CallLink {
     /// The call waits for its caller's answer; the server is waiting on us, so a message
     /// the wire does not place is not this call's.
     held: AtomicBool,
+    /// The caller declared `roots`: a `roots/list` the wire does not place may be its.
+    roots: AtomicBool,
 }
 
 impl CallLink {
@@ -56,10 +58,22 @@ impl CallLink {
         }
     }
 
-    /// Where this leg of the call reports: the caller's stream, log level and progress token.
-    pub fn attach(&self, out: Option<&OutTx>, log_level: Option<u8>, progress_token: Option<&Value>) {
+    /// Where this leg of the call reports: the caller's stream, log level and progress token,
+    /// and whether its caller can list roots.
+    pub fn attach(&self, out: Option<&OutTx>, log_level: Option<u8>, progress_token: Option<&Value>, roots: bool) {
+        self.roots.store(roots, Ordering::Relaxed);
         *self.log.lock().unwrap_or_else(|e| e.into_inner()) = out.cloned().zip(log_level);
         *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = progress_token.cloned().zip(out.cloned());
+    }
+
+    /// [`CallLink::attach`] to the caller of `ctx`.
+    pub fn attach_to(&self, ctx: &CallContext) {
+        self.attach(
+            ctx.out.as_ref(),
+            ctx.log_level,
+            ctx.progress_token.as_ref(),
+            ctx.has_capability("roots"),
+        );
     }
 
     pub(crate) fn set_held(&self, held: bool) {
@@ -68,6 +82,14 @@ impl CallLink {
 
     pub(crate) fn is_held(&self) -> bool {
         self.held.load(Ordering::Relaxed)
+    }
+
+    /// Whether a question the wire does not place may be taken as this call's. A server
+    /// asks `roots/list` for its session (after `initialized`, on `roots/list_changed`)
+    /// rather than for a call, so it goes to a call only when its caller can answer it;
+    /// sampling and elicitation are asked within a call.
+    pub(crate) fn may_infer(&self, method: &str) -> bool {
+        method != "roots/list" || self.roots.load(Ordering::Relaxed)
     }
 
     pub(crate) fn wants_progress(&self) -> bool {

@@ -250,9 +250,7 @@ impl Held {
                 .ok_or_else(|| (-32603, format!("the caller sent no answer for {key}")));
             let _ = h.run.client.respond(ask, answer).await;
         }
-        h.run
-            .link
-            .attach(ctx.out.as_ref(), ctx.log_level, ctx.progress_token.as_ref());
+        h.run.link.attach_to(ctx);
         h.run.deadline.set(timeout);
         Ok(h.run)
     }

@@ -412,7 +412,7 @@ impl Plugin for Upstream {
             }
             let (asks_tx, asks) = mpsc::channel(8);
             let link = Arc::new(CallLink::new(Some(asks_tx)));
-            link.attach(ctx.out.as_ref(), ctx.log_level, ctx.progress_token.as_ref());
+            link.attach_to(ctx);
             let deadline = Arc::new(Deadline::new(self.spec.timeout));
             let cancel = CancellationToken::new();
             let opts = RequestOpts {

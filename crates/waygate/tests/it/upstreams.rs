@@ -93,7 +93,7 @@ fn call_with_progress(s: &Server, tool: &str, args: Value, token: &str, min: usi
         .iter()
         .filter(|m| m["method"] == "notifications/progress")
         .collect();
-    assert!(progress.len() >= min, "{msgs:?}");
+    assert!(progress.len() >= min, "{} {}", r.status, r.text());
     assert!(
         progress.iter().all(|p| p["params"]["progressToken"] == token),
         "{msgs:?}"
