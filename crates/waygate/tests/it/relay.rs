@@ -175,3 +175,111 @@ fn a_held_call_belongs_to_its_caller() {
         .json();
     assert_eq!(done["result"]["content"][0]["text"], "Hello, Alice!", "{done}");
 }
+
+/// Answer every question the upstream asks on `st` (roots, sampling, elicitation) until
+/// the result of the call arrives; the questions seen, in order, and the result.
+fn converse(s: &Server, sid: &str, st: &mut crate::common::Stream) -> (Vec<String>, serde_json::Value) {
+    let mut asked = Vec::new();
+    while let Some(m) = st.next_json() {
+        let Some(method) = m["method"].as_str().filter(|_| m.get("id").is_some()) else {
+            if m.get("result").is_some() || m.get("error").is_some() {
+                return (asked, m);
+            }
+            continue; // a notification (log line, progress)
+        };
+        asked.push(method.to_string());
+        let result = match method {
+            "roots/list" => json!({"roots": [{"uri": "file:///srv/project", "name": "project"}]}),
+            "sampling/createMessage" => json!({"role": "assistant", "model": "m",
+                "content": {"type": "text", "text": "sampled by the caller"}, "stopReason": "endTurn"}),
+            _ => json!({"action": "accept", "content": {"name": "Ada Lovelace"}}),
+        };
+        let answer = json!({"jsonrpc": "2.0", "id": m["id"], "result": result});
+        assert_eq!(s.post(&answer, &session_headers(sid)).status, 202);
+    }
+    panic!("the stream ended before the result; asked {asked:?}");
+}
+
+/// A server written by others — the reference `@modelcontextprotocol/server-everything`
+/// over stdio — asks its questions (sampling, elicitation, roots) through the gateway: a
+/// session-era caller answers them on its stream, a stateless caller through
+/// `input_required`, and a caller that cannot answer is told so without the call hanging.
+#[test]
+fn a_third_party_servers_questions_reach_the_caller() {
+    let Some((node, js)) = crate::upstreams::everything_server() else {
+        return;
+    };
+    let d = TempDir::new("relay-everything");
+    let cfg = write_config(
+        &d,
+        &format!(
+            "[plugins]\ndemo = false\n[[upstreams]]\nname = \"everything\"\ncommand = \"{node}\"\n\
+             args = [\"{js}\", \"stdio\"]\nprefix = \"never\"\nrequired = true\n"
+        ),
+    );
+    let s = Server::start_in(Some(&d.0), &["--config", &cfg]);
+    let sid = s.initialize(
+        MODERN_ERA,
+        json!({"elicitation": {}, "sampling": {}, "roots": {"listChanged": true}}),
+    );
+    let call = |id: i64, name: &str, args: serde_json::Value| {
+        let body = json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":name,"arguments":args}});
+        let mut st = s.post_stream(&body, &session_headers(&sid));
+        assert_eq!(st.status, 200);
+        converse(&s, &sid, &mut st)
+    };
+    let (asked, r) = call(
+        2,
+        "trigger-sampling-request",
+        json!({"prompt": "hello", "maxTokens": 20}),
+    );
+    assert!(asked.contains(&"sampling/createMessage".to_string()), "{asked:?}");
+    assert!(r["result"].to_string().contains("sampled by the caller"), "{r}");
+    let (asked, r) = call(3, "trigger-elicitation-request", json!({}));
+    assert!(asked.contains(&"elicitation/create".to_string()), "{asked:?}");
+    assert!(r["result"].to_string().contains("Ada Lovelace"), "{r}");
+    let (_, r) = call(4, "get-roots-list", json!({}));
+    assert!(r["result"].to_string().contains("file:///srv/project"), "{r}");
+
+    // A stateless caller: the elicitation becomes `input_required`, the retry finishes it.
+    let caps = json!({"elicitation": {}});
+    let first = s
+        .modern(
+            5,
+            "tools/call",
+            json!({"name": "trigger-elicitation-request", "arguments": {}}),
+            caps.clone(),
+        )
+        .json();
+    let r = &first["result"];
+    assert_eq!(r["resultType"], "input_required", "{first}");
+    let (key, q) = r["inputRequests"].as_object().unwrap().iter().next().unwrap();
+    assert_eq!(q["method"], "elicitation/create", "{first}");
+    let retry = json!({"name": "trigger-elicitation-request", "arguments": {},
+        "inputResponses": {key.clone(): {"action": "decline"}},
+        "requestState": r["requestState"]});
+    let done = s.modern(6, "tools/call", retry, caps).json();
+    assert!(done["result"].to_string().contains("declined"), "{done}");
+
+    // One that declared nothing: -32021 naming the capability, and the upstream lives on.
+    let r = s.modern(
+        7,
+        "tools/call",
+        json!({"name": "trigger-sampling-request", "arguments": {"prompt": "x"}}),
+        json!({}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(
+        r.json()["error"]["data"]["requiredCapabilities"],
+        json!({"sampling": {}}),
+        "{}",
+        r.text()
+    );
+    let ok = s.modern(
+        8,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"message": "alive"}}),
+        json!({}),
+    );
+    assert!(ok.text().contains("Echo: alive"), "{}", ok.text());
+}
