@@ -14,19 +14,23 @@
 
 mod client;
 mod error;
+mod guard;
 mod http;
 mod inbound;
 mod legacy;
 mod link;
+mod listing;
 mod openapi;
 mod relay;
 mod sse;
 mod stats;
 mod stdio;
+mod supervisor;
 mod upstream;
 
 pub use client::{Caller, Client, Deadline, Era, Notification, RequestOpts, Target};
 pub use error::UpstreamError;
+pub use guard::Containment;
 pub use http::{HttpMode, HttpTarget};
 pub use link::{Ask, CallLink};
 pub use openapi::OpenApiTarget;

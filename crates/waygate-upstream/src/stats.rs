@@ -16,6 +16,8 @@ pub enum Status {
     Up,
     /// Lost; the supervisor is trying again (with backoff).
     Reconnecting,
+    /// A stdio server that died too often within the restart window; restarts wait.
+    CrashLooping,
     /// Shut down (unloaded, disabled, reloaded).
     Stopped,
 }
@@ -26,6 +28,7 @@ impl Status {
             Status::Connecting => "connecting",
             Status::Up => "up",
             Status::Reconnecting => "reconnecting",
+            Status::CrashLooping => "crash-looping",
             Status::Stopped => "stopped",
         }
     }
@@ -33,6 +36,8 @@ impl Status {
 
 pub(crate) struct Stats {
     state: Mutex<(Status, Option<String>)>,
+    /// What the current state means in words (crash-looping: when the next start is).
+    note: Mutex<Option<String>>,
     pub restarts: AtomicU64,
     pub connects_failed: AtomicU64,
     /// Handshake + listing time of the last successful connect.
@@ -56,6 +61,7 @@ impl Stats {
     pub(crate) fn new() -> Stats {
         Stats {
             state: Mutex::new((Status::Connecting, None)),
+            note: Mutex::new(None),
             restarts: AtomicU64::new(0),
             connects_failed: AtomicU64::new(0),
             connect_ms: AtomicU64::new(0),
@@ -80,11 +86,16 @@ impl Stats {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.0 != s {
             self.changed_at.store(now_unix(), Relaxed);
+            *self.note.lock().unwrap_or_else(|e| e.into_inner()) = None;
         }
         st.0 = s;
         if error.is_some() {
             st.1 = error;
         }
+    }
+
+    pub(crate) fn set_note(&self, note: String) {
+        *self.note.lock().unwrap_or_else(|e| e.into_inner()) = Some(note);
     }
 
     pub(crate) fn observe(&self, outcome: usize, took: Duration) {
@@ -104,6 +115,7 @@ impl Stats {
             "state": status.label(),
             "since_unix": self.changed_at.load(Relaxed),
             "last_error": error,
+            "note": self.note.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             "restarts": self.restarts.load(Relaxed),
             "failed_connects": self.connects_failed.load(Relaxed),
             "connect_ms": self.connect_ms.load(Relaxed),
@@ -181,4 +193,5 @@ pub fn render_metrics(upstreams: &[std::sync::Arc<crate::Upstream>], out: &mut S
         "upstream",
         &series,
     );
+    crate::guard::render_metrics(upstreams, out);
 }

@@ -1,20 +1,20 @@
 //! An upstream MCP server as a plugin: connect, list, forward; a supervisor keeps the
 //! connection alive and republishes the catalog when the upstream's lists change.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
-use waygate_core::plugin::{PromptDef, ResourceDef, ResourceTemplateDef, ToolDef};
 use waygate_core::{
     BoxFuture, CallContext, Invocation, Manifest, Outcome, Plugin, PluginError, PluginInit, PluginRegistry, Target,
 };
 
-use crate::client::{Client, Deadline, Notification, RequestOpts, Target as Wire};
+use crate::client::{Client, Deadline, Notification, RequestOpts};
 use crate::error::UpstreamError;
+use crate::guard::{Admitted, Containment, Guard, Refusal};
 use crate::http::HttpTarget;
 use crate::link::CallLink;
 use crate::relay::{caller_of, Held, Running, Step};
@@ -38,6 +38,8 @@ pub struct UpstreamSpec {
     pub era: crate::client::Era,
     /// Client request headers forwarded to this (HTTP) upstream, lowercase.
     pub passthrough: Vec<String>,
+    /// Concurrency cap, circuit breaker, restart damping and withdrawal.
+    pub containment: Containment,
 }
 
 /// Never forwarded from a client, whatever `passthrough_headers` says: they belong to the
@@ -76,31 +78,33 @@ impl std::ops::Deref for Upstream {
 
 /// The state an upstream's supervisor shares with its plugin handle.
 pub struct Shared {
-    spec: UpstreamSpec,
-    client: RwLock<Option<Arc<Client>>>,
-    stats: Stats,
-    registry: Weak<PluginRegistry>,
-    stop: CancellationToken,
-    supervising: AtomicBool,
+    pub(crate) spec: UpstreamSpec,
+    pub(crate) client: RwLock<Option<Arc<Client>>>,
+    pub(crate) stats: Stats,
+    pub(crate) registry: Weak<PluginRegistry>,
+    pub(crate) stop: CancellationToken,
+    pub(crate) supervising: AtomicBool,
     /// A forwarded request found the connection gone; wakes the supervisor.
-    lost: Notify,
-    notes: Mutex<Option<mpsc::Receiver<Notification>>>,
-    notes_tx: mpsc::Sender<Notification>,
-    ever_up: AtomicBool,
+    pub(crate) lost: Notify,
+    pub(crate) notes: Mutex<Option<mpsc::Receiver<Notification>>>,
+    pub(crate) notes_tx: mpsc::Sender<Notification>,
+    pub(crate) ever_up: AtomicBool,
     /// Calls waiting for their callers' answers to the upstream's questions.
-    held: Arc<Held>,
+    pub(crate) held: Arc<Held>,
+    pub(crate) guard: Guard,
+    /// Counts connections made, so a withdrawal timer knows whether its outage is over.
+    pub(crate) epoch: AtomicU64,
 }
 
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long loading waits for the first connection before listing the upstream as down.
-const FIRST_WAIT: Duration = Duration::from_secs(2);
+pub(crate) const FIRST_WAIT: Duration = Duration::from_secs(2);
 
 impl Upstream {
     /// `registry` is where the supervisor republishes this upstream's lists.
     pub fn new(spec: UpstreamSpec, registry: Weak<PluginRegistry>) -> Arc<Upstream> {
         let (tx, rx) = mpsc::channel(1);
         Arc::new(Upstream(Arc::new(Shared {
-            spec,
             client: RwLock::new(None),
             stats: Stats::new(),
             registry,
@@ -111,6 +115,9 @@ impl Upstream {
             notes_tx: tx,
             ever_up: AtomicBool::new(false),
             held: Arc::new(Held::default()),
+            guard: Guard::new(spec.containment.clone()),
+            epoch: AtomicU64::new(0),
+            spec,
         })))
     }
 
@@ -133,6 +140,28 @@ impl Shared {
         &self.stats
     }
 
+    pub(crate) fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    /// Why this upstream serves less than it should, in words; `None` while it is well.
+    pub fn degraded(&self) -> Option<String> {
+        let status = self.status();
+        let mut why: Vec<&str> = Vec::new();
+        if !matches!(status, Status::Up | Status::Stopped) {
+            why.push(status.label());
+        }
+        why.extend(self.guard.degraded());
+        (!why.is_empty()).then(|| {
+            format!(
+                "upstream {} is {}: {}",
+                self.spec.name,
+                why.join(", "),
+                self.stats.last_error().unwrap_or_else(|| "not connected yet".into())
+            )
+        })
+    }
+
     pub fn status(&self) -> Status {
         self.stats.status()
     }
@@ -146,6 +175,7 @@ impl Shared {
             Wiring::Http(_) => "http",
             Wiring::OpenApi(_) => "openapi",
         });
+        self.guard.describe(&mut v);
         if let Some(c) = self.current() {
             v["protocol_version"] = json!(c.protocol_version);
             v["server_info"] = c.server_info.clone();
@@ -154,157 +184,8 @@ impl Shared {
         v
     }
 
-    fn current(&self) -> Option<Arc<Client>> {
+    pub(crate) fn current(&self) -> Option<Arc<Client>> {
         self.client.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    async fn connect(&self) -> Result<Arc<Client>, UpstreamError> {
-        let t = Instant::now();
-        let wire = match &self.spec.wiring {
-            Wiring::Stdio(s) => Wire::Stdio(s.clone()),
-            Wiring::Http(h) => Wire::Http(h.clone()),
-            Wiring::OpenApi(o) => Wire::OpenApi(o.clone()),
-        };
-        let fut = Client::connect(
-            &self.spec.name,
-            wire,
-            self.spec.timeout,
-            self.notes_tx.clone(),
-            self.spec.era,
-        );
-        let client = match tokio::time::timeout(self.spec.connect_timeout, fut).await {
-            Ok(Ok(c)) => Arc::new(c),
-            Ok(Err(e)) => return Err(self.connect_failed(e)),
-            Err(_) => {
-                let ms = self.spec.connect_timeout.as_millis() as u64;
-                return Err(self.connect_failed(UpstreamError::Connect(format!("no handshake within {ms} ms"))));
-            }
-        };
-        self.stats
-            .connect_ms
-            .store(t.elapsed().as_millis() as u64, Ordering::Relaxed);
-        if self.ever_up.swap(true, Ordering::Relaxed) {
-            self.stats.restarts.fetch_add(1, Ordering::Relaxed);
-        }
-        self.stats.set(Status::Up, None);
-        tracing::info!(upstream = %self.spec.name, protocol = %client.protocol_version, ms = t.elapsed().as_millis() as u64, "upstream connected");
-        *self.client.write().unwrap_or_else(|e| e.into_inner()) = Some(client.clone());
-        Ok(client)
-    }
-
-    fn connect_failed(&self, e: UpstreamError) -> UpstreamError {
-        self.stats.connects_failed.fetch_add(1, Ordering::Relaxed);
-        let next = if self.ever_up.load(Ordering::Relaxed) {
-            Status::Reconnecting
-        } else {
-            Status::Connecting
-        };
-        self.stats.set(next, Some(e.to_string()));
-        tracing::warn!(upstream = %self.spec.name, error = %e, "upstream connection failed");
-        e
-    }
-
-    /// Drop `c` if it is still the live connection.
-    fn mark_lost(&self, c: &Arc<Client>, why: String) {
-        let mut cur = self.client.write().unwrap_or_else(|e| e.into_inner());
-        if cur.as_ref().is_some_and(|x| Arc::ptr_eq(x, c)) {
-            *cur = None;
-            drop(cur);
-            tracing::warn!(upstream = %self.spec.name, reason = %why, "upstream connection lost; reconnecting");
-            self.stats.set(Status::Reconnecting, Some(why));
-            let c = c.clone();
-            tokio::spawn(async move { c.close().await });
-            self.lost.notify_one();
-        }
-    }
-
-    async fn supervise(self: Arc<Self>, mut notes: mpsc::Receiver<Notification>) {
-        // The first attempt starts at once; later ones back off up to MAX_BACKOFF.
-        let mut backoff = Duration::ZERO;
-        loop {
-            if self.stop.is_cancelled() {
-                return;
-            }
-            let Some(c) = self.current() else {
-                tokio::select! {
-                    _ = self.stop.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                match self.connect().await {
-                    Ok(_) => {
-                        backoff = Duration::from_millis(250);
-                        self.republish().await;
-                    }
-                    Err(_) => backoff = (backoff * 2).clamp(Duration::from_millis(250), MAX_BACKOFF),
-                }
-                continue;
-            };
-            tokio::select! {
-                _ = self.stop.cancelled() => return,
-                why = c.closed() => self.mark_lost(&c, why),
-                _ = self.lost.notified() => {}
-                Some(_) = notes.recv() => {
-                    // Coalesce a burst of list changes into one refresh.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    while notes.try_recv().is_ok() {}
-                    self.republish().await;
-                }
-                _ = tokio::time::sleep(self.spec.health_interval) => {
-                    let ping = RequestOpts { timeout: Some(Duration::from_secs(10)), ..Default::default() };
-                    let t = Instant::now();
-                    match c.request("ping", json!({}), ping).await {
-                        Ok(_) => self.stats.observe(0, t.elapsed()),
-                        Err(e) => {
-                            self.stats.observe(3, t.elapsed());
-                            self.mark_lost(&c, format!("ping failed: {e}"));
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Re-list through the registry so the catalog (and pins) see the new lists.
-    async fn republish(&self) {
-        if let Some(r) = self.registry.upgrade() {
-            if let Err(e) = r.reload(&self.spec.name).await {
-                tracing::warn!(upstream = %self.spec.name, error = %e, "refreshing the upstream's lists failed");
-            }
-        }
-    }
-
-    async fn manifest(&self, c: &Client) -> Result<Manifest, UpstreamError> {
-        let mut m = Manifest {
-            instructions: c.instructions.clone(),
-            ..Manifest::default()
-        };
-        if c.offers("tools") {
-            for t in c.list_all("tools/list", "tools").await? {
-                match admit_tool(t) {
-                    Ok(def) => m.tools.push(ToolDef::new(def)),
-                    Err(why) => tracing::warn!(upstream = %self.spec.name, %why, "upstream tool skipped"),
-                }
-            }
-        }
-        if c.offers("resources") {
-            m.resources = named(c.list_all("resources/list", "resources").await?, "uri")
-                .map(|definition| ResourceDef { definition })
-                .collect();
-            // Templates are optional even for servers that offer resources.
-            if let Ok(t) = c.list_all("resources/templates/list", "resourceTemplates").await {
-                m.resource_templates = named(t, "uriTemplate")
-                    .map(|definition| ResourceTemplateDef { definition })
-                    .collect();
-            }
-        }
-        if c.offers("prompts") {
-            m.prompts = named(c.list_all("prompts/list", "prompts").await?, "name")
-                .map(|definition| PromptDef { definition })
-                .collect();
-        }
-        m.completions = c.offers("completions");
-        self.stats.tools.store(m.tools.len(), Ordering::Relaxed);
-        Ok(m)
     }
 
     fn unavailable(&self) -> String {
@@ -315,25 +196,6 @@ impl Shared {
             self.stats.last_error().unwrap_or_else(|| "not connected".into())
         )
     }
-}
-
-/// Items whose `key` is a non-empty string (a malformed entry is dropped, not fatal).
-fn named(items: Vec<Value>, key: &'static str) -> impl Iterator<Item = Value> {
-    items
-        .into_iter()
-        .filter(move |v| v.get(key).and_then(Value::as_str).is_some_and(|s| !s.is_empty()))
-}
-
-/// A tool definition the catalog can serve: a sane name and an object input schema.
-fn admit_tool(mut t: Value) -> Result<Value, String> {
-    let name = t.get("name").and_then(Value::as_str).ok_or("a tool without a name")?;
-    if name.is_empty() || name.len() > 128 || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("tool name {name:?} is not a valid MCP tool name"));
-    }
-    if !t.get("inputSchema").is_some_and(Value::is_object) {
-        t["inputSchema"] = json!({"type": "object"});
-    }
-    Ok(t)
 }
 
 impl Plugin for Upstream {
@@ -352,13 +214,19 @@ impl Plugin for Upstream {
                 if let Some(c) = self.current() {
                     break c;
                 }
+                if self.guard.withdrawn.load(Ordering::Relaxed) {
+                    return Ok(Manifest::default());
+                }
                 if Instant::now() >= deadline || self.stop.is_cancelled() {
                     return Err(PluginError::Internal(self.unavailable()));
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             };
-            match self.manifest(&c).await {
-                Ok(m) => Ok(m),
+            match crate::listing::manifest(&c, &self.spec.name).await {
+                Ok(m) => {
+                    self.stats.tools.store(m.tools.len(), Ordering::Relaxed);
+                    Ok(m)
+                }
                 Err(e) => {
                     if e.is_connection_loss() {
                         self.mark_lost(&c, e.to_string());
@@ -375,13 +243,18 @@ impl Plugin for Upstream {
     fn execute<'a>(&'a self, inv: &'a Invocation, ctx: &'a CallContext) -> BoxFuture<'a, Result<Outcome, PluginError>> {
         Box::pin(async move {
             let is_tool = matches!(inv.target, Target::Tool(_));
+            let admitted = self
+                .guard
+                .admit(self.spec.timeout)
+                .await
+                .map_err(|r| self.refused(r, is_tool))?;
             // The caller answers a question the upstream asked: the held call goes on.
             if let Some(id) = inv.state.as_ref().and_then(|s| s.get("held")).and_then(Value::as_str) {
                 let run = self
                     .held
                     .resume(id, inv.input_responses.as_ref(), ctx, self.spec.timeout)
                     .await?;
-                return self.drive(run, ctx, is_tool).await;
+                return self.drive(run, ctx, is_tool, admitted).await;
             }
             let Some(c) = self.current() else {
                 return Err(if is_tool {
@@ -427,7 +300,7 @@ impl Plugin for Upstream {
             let client = c.clone();
             let result = Box::pin(async move { client.request(method, params, opts).await });
             let run = Running::new(c, result, asks, link, cancel, deadline);
-            self.drive(run, ctx, is_tool).await
+            self.drive(run, ctx, is_tool, admitted).await
         })
     }
 
@@ -479,18 +352,33 @@ impl Plugin for Upstream {
     }
 
     fn failure(&self) -> Option<String> {
-        (self.status() == Status::Reconnecting).then(|| self.unavailable())
+        matches!(self.status(), Status::Reconnecting | Status::CrashLooping).then(|| self.unavailable())
     }
 }
 
 impl Shared {
     /// Run a forwarded call to its result, or until the upstream asks the caller something.
-    async fn drive(&self, mut run: Running, ctx: &CallContext, is_tool: bool) -> Result<Outcome, PluginError> {
+    async fn drive(
+        &self,
+        mut run: Running,
+        ctx: &CallContext,
+        is_tool: bool,
+        admitted: Admitted,
+    ) -> Result<Outcome, PluginError> {
         let t = Instant::now();
         let in_flight = self.stats.enter();
         let step = run.step(&ctx.cancel).await;
         drop(in_flight);
         let took = t.elapsed();
+        // A held call gives its slot back: it waits for a person, not for the upstream.
+        self.guard.record(
+            &admitted,
+            match &step {
+                Step::Done(Err(e)) => Err(e),
+                _ => Ok(()),
+            },
+        );
+        drop(admitted);
         match step {
             Step::Asked(asks) => self.held.hold(run, asks, ctx, self.spec.input_timeout).await,
             Step::Done(Ok(mut v)) => {
@@ -540,6 +428,30 @@ impl Shared {
         out
     }
 
+    /// What the caller sees when the guard did not let a call through.
+    fn refused(&self, r: Refusal, is_tool: bool) -> PluginError {
+        let name = &self.spec.name;
+        let l = self.guard.limits();
+        let msg = match r {
+            Refusal::Busy { running, queued } => format!(
+                "upstream {name} is busy: {running} calls in flight and {queued} waiting \
+                 (max_concurrency = {}, max_queue = {}); try again later",
+                l.max_concurrency, l.max_queue
+            ),
+            Refusal::Open(secs) => format!(
+                "upstream {name} is failing ({}); calls to it are paused for {secs} s \
+                 (circuit breaker: {} consecutive failures)",
+                self.stats.last_error().unwrap_or_else(|| "no answer".into()),
+                l.breaker_failures
+            ),
+        };
+        if is_tool {
+            PluginError::ToolFailed(msg)
+        } else {
+            PluginError::Internal(msg)
+        }
+    }
+
     /// What the caller sees when a forwarded request failed.
     fn failed(&self, c: &Arc<Client>, e: UpstreamError, is_tool: bool) -> PluginError {
         let name = &self.spec.name;
@@ -568,33 +480,5 @@ impl Shared {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_servable_tool_definitions_are_admitted() {
-        let ok = admit_tool(json!({"name": "search", "description": "d", "x-extra": 1})).unwrap();
-        assert_eq!(
-            ok["inputSchema"],
-            json!({"type": "object"}),
-            "a missing schema becomes an empty object schema"
-        );
-        assert_eq!(ok["x-extra"], 1, "unknown fields pass through");
-        for bad in [
-            json!({"description": "no name"}),
-            json!({"name": ""}),
-            json!({"name": "has space"}),
-            json!({"name": "line\nbreak"}),
-            json!({"name": "x".repeat(129)}),
-            json!({"name": 42}),
-        ] {
-            assert!(admit_tool(bad.clone()).is_err(), "{bad}");
-        }
-        let kept: Vec<Value> = named(vec![json!({"uri": "a://b"}), json!({"uri": ""}), json!({})], "uri").collect();
-        assert_eq!(kept, vec![json!({"uri": "a://b"})]);
     }
 }

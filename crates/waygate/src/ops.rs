@@ -190,6 +190,12 @@ impl Operations for ServeOps {
             .collect()
     }
 
+    fn degraded(&self) -> Vec<String> {
+        let mut up = self.plugins.get().map(|m| m.upstreams()).unwrap_or_default();
+        up.sort_by(|a, b| a.upstream_name().cmp(b.upstream_name()));
+        up.iter().filter_map(|u| u.degraded()).collect()
+    }
+
     fn log_filter(&self, new: Option<&str>) -> Result<String, String> {
         if let Some(f) = new {
             crate::logging::set(f)?;

@@ -10,7 +10,7 @@ use serde_json::Value;
 use waygate_core::PluginRegistry;
 use waygate_store::Store;
 use waygate_upstream::{
-    Client, Era, HttpMode, HttpTarget, OpenApiTarget, StdioTarget, Target, Upstream, UpstreamSpec, Wiring,
+    Client, Containment, Era, HttpMode, HttpTarget, OpenApiTarget, StdioTarget, Target, Upstream, UpstreamSpec, Wiring,
 };
 
 use crate::config::{OutboundSection, Upstream as UpstreamConfig};
@@ -148,7 +148,26 @@ pub async fn spec_of(e: &UpstreamEntry, store: Option<&Store>) -> Result<Upstrea
             Some(other) => return Err(format!("{key}.era: got {other:?}, expected auto, session or stateless")),
         },
         passthrough: u.passthrough_headers.iter().map(|h| h.to_ascii_lowercase()).collect(),
+        containment: containment(u),
     })
+}
+
+/// The containment settings of `u`, defaults where it names none (validated already).
+fn containment(u: &UpstreamConfig) -> Containment {
+    let d = Containment::default();
+    let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
+    let count = |v: Option<u64>, d: usize| v.map_or(d, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    Containment {
+        max_concurrency: count(u.max_concurrency, d.max_concurrency),
+        max_queue: count(u.max_queue, d.max_queue),
+        breaker_failures: u
+            .breaker_failures
+            .map_or(d.breaker_failures, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+        breaker_cooldown: secs(u.breaker_cooldown_secs, d.breaker_cooldown),
+        max_restarts: count(u.max_restarts, d.max_restarts),
+        restart_window: secs(u.restart_window_secs, d.restart_window),
+        withdraw_after: secs(u.withdraw_after_secs, d.withdraw_after),
+    }
 }
 
 /// Every client header some upstream asks for (lowercase), for the transport to keep.

@@ -18,6 +18,11 @@ pub trait Operations: Send + Sync {
     fn diagnostics(&self) -> BoxFuture<'_, serde_json::Value>;
     /// Why the process is not ready (empty when it is).
     fn not_ready(&self) -> Vec<String>;
+    /// What serves less than it should without making the process unready (an optional
+    /// upstream that is down, withdrawn or behind an open circuit).
+    fn degraded(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// The log filter in effect, after replacing it with `new` when given.
     fn log_filter(&self, new: Option<&str>) -> Result<String, String>;
 }
@@ -35,7 +40,12 @@ pub(super) fn ready(shared: &Shared) -> Response<Body> {
         reasons.extend(ops.not_ready());
     }
     if reasons.is_empty() {
-        return json_response(StatusCode::OK, br#"{"status":"ready"}"#.to_vec());
+        let degraded = shared.cfg.ops.as_ref().map(|o| o.degraded()).unwrap_or_default();
+        if degraded.is_empty() {
+            return json_response(StatusCode::OK, br#"{"status":"ready"}"#.to_vec());
+        }
+        let body = serde_json::json!({"status": "degraded", "degraded": degraded});
+        return json_response(StatusCode::OK, serde_json::to_vec(&body).unwrap_or_default());
     }
     let body = serde_json::json!({"status": "not ready", "reasons": reasons});
     json_response(

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, FileConfig};
 
+/// The longest wait any upstream setting may name.
+const YEAR_SECS: u64 = 365 * 24 * 3600;
+
 /// How to reach one upstream MCP server.
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -49,6 +52,30 @@ pub struct Upstream {
     /// (sampling, elicitation, roots) before the call is cancelled (default 300).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_timeout_secs: Option<u64>,
+    /// Calls forwarded to this upstream at once (default 64; 0 = no cap) …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u64>,
+    /// … and calls waiting for a slot beyond them; more get a "busy" error (default 256).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_queue: Option<u64>,
+    /// Consecutive failures (no answer in time, connection lost) after which calls are
+    /// refused for `breaker_cooldown_secs` (default 5; 0 = no circuit breaker).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker_failures: Option<u64>,
+    /// How long an open circuit refuses calls before one trial call (default 30).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker_cooldown_secs: Option<u64>,
+    /// Starts of a stdio server allowed within `restart_window_secs` before it counts as
+    /// crash-looping and waits (default 5; 0 = no limit) …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_restarts: Option<u64>,
+    /// … (default 60).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_window_secs: Option<u64>,
+    /// How long the upstream may be down before its tools leave the catalog (clients get
+    /// `list_changed`; they return when it is back). Default 30.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withdraw_after_secs: Option<u64>,
     /// `/ready` answers 503 while this upstream is not connected (default false).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub required: Option<bool>,
@@ -181,12 +208,31 @@ pub(super) fn validate(cfg: &FileConfig, err: Err<'_>) -> Result<(), ConfigError
             ("connect_timeout_secs", u.connect_timeout_secs),
             ("health_interval_secs", u.health_interval_secs),
             ("input_timeout_secs", u.input_timeout_secs),
+            ("breaker_cooldown_secs", u.breaker_cooldown_secs),
+            ("restart_window_secs", u.restart_window_secs),
+            ("withdraw_after_secs", u.withdraw_after_secs),
         ] {
             if v == Some(0) {
                 return Err(err(
                     &format!("{key}.{k}"),
                     "got 0, expected a number of seconds ≥ 1".into(),
                 ));
+            }
+            if let Some(n) = v.filter(|n| *n > YEAR_SECS) {
+                return Err(err(
+                    &format!("{key}.{k}"),
+                    format!("got {n}, expected at most {YEAR_SECS} (one year)"),
+                ));
+            }
+        }
+        for (k, v, max) in [
+            ("max_concurrency", u.max_concurrency, 100_000),
+            ("max_queue", u.max_queue, 1_000_000),
+            ("breaker_failures", u.breaker_failures, 10_000),
+            ("max_restarts", u.max_restarts, 10_000),
+        ] {
+            if let Some(n) = v.filter(|n| *n > max) {
+                return Err(err(&format!("{key}.{k}"), format!("got {n}, expected at most {max}")));
             }
         }
         for (h, v) in &u.headers {

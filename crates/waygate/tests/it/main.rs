@@ -13,6 +13,7 @@ mod catalog;
 mod cli_remote;
 mod compat;
 mod config_and_store;
+mod containment;
 mod doctor;
 mod fleet;
 mod guards;
