@@ -215,6 +215,14 @@ pub trait Plugin: Send + Sync + 'static {
         false
     }
 
+    /// A caller subscribed to `uri` (the plugin's own URI). A plugin that hears of changes
+    /// from elsewhere — an upstream server — subscribes there; it is called on every
+    /// subscription and de-duplicates. Plugins that emit their own updates ignore it.
+    fn watch(&self, uri: &str) -> BoxFuture<'_, ()> {
+        let _ = uri;
+        Box::pin(async {})
+    }
+
     /// Why the plugin stopped working on its own (a sandboxed plugin that keeps trapping),
     /// so the registry can report it failed until it is reloaded.
     fn failure(&self) -> Option<String> {

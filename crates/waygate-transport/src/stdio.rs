@@ -127,6 +127,11 @@ where
     }
     conn.tasks.close();
     let _ = tokio::time::timeout(Duration::from_secs(10), conn.tasks.wait()).await;
+    // Registered (so catalog events reach it) until the connection ends.
+    let session = conn.session.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(s) = session {
+        conn.engine.sessions.remove(&s.id, s.owner());
+    }
     drop(conn);
     let _ = writer.await;
     Ok(())
@@ -211,9 +216,12 @@ fn on_request(
         }
         return match conn
             .engine
-            .initialize(params.as_ref(), TransportKind::Stdio, false, None, conn.view.clone())
+            .initialize(params.as_ref(), TransportKind::Stdio, true, None, conn.view.clone())
         {
             Ok((s, result)) => {
+                // Registered, with the connection as its standalone stream: list changes
+                // and resource updates go out on it like any other message.
+                s.attach_stream(conn.out.clone());
                 *conn.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
                 send(Ok(result))
             }

@@ -384,6 +384,16 @@ impl Client {
     }
 
     /// Whether the server declared a top-level capability (`tools`, `resources`, …).
+    /// Spoken to in the stateless 2026-07-28 era.
+    pub fn is_modern(&self) -> bool {
+        self.modern
+    }
+
+    /// The server's `notifications/resources/updated` URIs go to `tx`.
+    pub(crate) fn on_resource_updated(&self, tx: tokio::sync::mpsc::Sender<String>) {
+        self.inbound.on_resource_updated(tx);
+    }
+
     pub fn offers(&self, capability: &str) -> bool {
         self.capabilities.get(capability).is_some_and(|v| !v.is_null())
     }

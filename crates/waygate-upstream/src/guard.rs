@@ -40,8 +40,8 @@ pub struct Containment {
 impl Default for Containment {
     fn default() -> Containment {
         Containment {
-            max_concurrency: 64,
-            max_queue: 256,
+            max_concurrency: 1024,
+            max_queue: 1024,
             breaker_failures: 5,
             breaker_cooldown: Duration::from_secs(30),
             max_restarts: 5,

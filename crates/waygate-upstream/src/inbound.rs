@@ -3,7 +3,7 @@
 //! supervisor, and the gateway's replies to the server's own requests.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -28,6 +28,8 @@ pub(crate) struct Inbound {
     /// Forwarded calls in flight (by our request id) and the callers behind them.
     calls: Mutex<HashMap<i64, Arc<CallLink>>>,
     notes: mpsc::Sender<Notification>,
+    /// Where `notifications/resources/updated` goes (the URI), once someone listens.
+    updates: OnceLock<mpsc::Sender<String>>,
 }
 
 impl Inbound {
@@ -37,6 +39,7 @@ impl Inbound {
             pending: Mutex::new(HashMap::new()),
             calls: Mutex::new(HashMap::new()),
             notes,
+            updates: OnceLock::new(),
         })
     }
 
@@ -54,6 +57,11 @@ impl Inbound {
     /// Route what the server says about request `id` to `link` until [`Inbound::forget`].
     pub(crate) fn link(&self, id: i64, link: Arc<CallLink>) {
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).insert(id, link);
+    }
+
+    /// Send the server's resource updates to `tx` from now on.
+    pub(crate) fn on_resource_updated(&self, tx: mpsc::Sender<String>) {
+        let _ = self.updates.set(tx);
     }
 
     /// The call a message belongs to: the one named by the wire, or the only one in flight.
@@ -137,6 +145,15 @@ impl Inbound {
                 // One pending change is enough (the supervisor re-lists everything): a flood
                 // of list_changed is bounded to a single queued refresh.
                 let _ = self.notes.try_send(Notification::ListChanged);
+            }
+            "notifications/resources/updated" => {
+                let uri = msg.pointer("/params/uri").and_then(Value::as_str);
+                if let (Some(uri), Some(tx)) = (uri, self.updates.get()) {
+                    // A hint, not a record: under a flood the excess is dropped.
+                    if tx.try_send(uri.to_string()).is_err() {
+                        tracing::debug!(upstream = %self.name, uri, "resource update dropped (queue full)");
+                    }
+                }
             }
             "notifications/progress" => {
                 let Some(params) = msg.get("params") else { return };

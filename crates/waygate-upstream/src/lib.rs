@@ -25,6 +25,7 @@ mod relay;
 mod sse;
 mod stats;
 mod stdio;
+mod subscriptions;
 mod supervisor;
 mod upstream;
 

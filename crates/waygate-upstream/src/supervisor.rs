@@ -49,6 +49,7 @@ impl Shared {
             tracing::info!(upstream = %self.spec.name, "upstream back: its tools return to the catalog");
         }
         tracing::info!(upstream = %self.spec.name, protocol = %client.protocol_version, ms = t.elapsed().as_millis() as u64, "upstream connected");
+        client.on_resource_updated(self.updates_tx.clone());
         *self.client.write().unwrap_or_else(|e| e.into_inner()) = Some(client.clone());
         Ok(client)
     }
@@ -79,7 +80,11 @@ impl Shared {
         }
     }
 
-    pub(crate) async fn supervise(self: Arc<Self>, mut notes: mpsc::Receiver<Notification>) {
+    pub(crate) async fn supervise(
+        self: Arc<Self>,
+        mut notes: mpsc::Receiver<Notification>,
+        mut updates: mpsc::Receiver<String>,
+    ) {
         // The first attempt starts at once; later ones back off up to MAX_BACKOFF.
         let mut backoff = Duration::ZERO;
         let mut withdrawal_armed = false;
@@ -100,7 +105,8 @@ impl Shared {
                     return;
                 }
                 match self.connect().await {
-                    Ok(_) => {
+                    Ok(c) => {
+                        self.resubscribe(&c).await;
                         withdrawal_armed = false;
                         backoff = Duration::from_millis(250);
                         self.republish().await;
@@ -113,6 +119,7 @@ impl Shared {
                 _ = self.stop.cancelled() => return,
                 why = c.closed() => self.mark_lost(&c, why),
                 _ = self.lost.notified() => {}
+                Some(uri) = updates.recv() => self.resource_updated(&uri),
                 Some(_) = notes.recv() => {
                     // Coalesce a burst of list changes into one refresh.
                     tokio::time::sleep(Duration::from_millis(50)).await;

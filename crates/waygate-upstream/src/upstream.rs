@@ -1,8 +1,9 @@
 //! An upstream MCP server as a plugin: connect, list, forward; a supervisor keeps the
 //! connection alive and republishes the catalog when the upstream's lists change.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
@@ -94,6 +95,12 @@ pub struct Shared {
     pub(crate) guard: Guard,
     /// Counts connections made, so a withdrawal timer knows whether its outage is over.
     pub(crate) epoch: AtomicU64,
+    /// Where resource updates go (the registry's events, known from `initialize`).
+    pub(crate) events: OnceLock<waygate_core::Events>,
+    /// Resources callers subscribed to (the upstream's own URIs).
+    pub(crate) watched: Mutex<HashSet<String>>,
+    pub(crate) updates_tx: mpsc::Sender<String>,
+    pub(crate) updates_rx: Mutex<Option<mpsc::Receiver<String>>>,
 }
 
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -104,6 +111,7 @@ impl Upstream {
     /// `registry` is where the supervisor republishes this upstream's lists.
     pub fn new(spec: UpstreamSpec, registry: Weak<PluginRegistry>) -> Arc<Upstream> {
         let (tx, rx) = mpsc::channel(1);
+        let (updates_tx, updates_rx) = mpsc::channel(256);
         Arc::new(Upstream(Arc::new(Shared {
             client: RwLock::new(None),
             stats: Stats::new(),
@@ -117,6 +125,10 @@ impl Upstream {
             held: Arc::new(Held::default()),
             guard: Guard::new(spec.containment.clone()),
             epoch: AtomicU64::new(0),
+            events: OnceLock::new(),
+            watched: Mutex::new(HashSet::new()),
+            updates_tx,
+            updates_rx: Mutex::new(Some(updates_rx)),
             spec,
         })))
     }
@@ -125,8 +137,10 @@ impl Upstream {
         if self.supervising.swap(true, Ordering::AcqRel) {
             return;
         }
-        if let Some(notes) = self.notes.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            tokio::spawn(self.0.clone().supervise(notes));
+        let notes = self.notes.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let updates = self.updates_rx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let (Some(notes), Some(updates)) = (notes, updates) {
+            tokio::spawn(self.0.clone().supervise(notes, updates));
         }
     }
 }
@@ -203,8 +217,9 @@ impl Plugin for Upstream {
         &self.spec.name
     }
 
-    fn initialize<'a>(&'a self, _init: &'a PluginInit) -> BoxFuture<'a, Result<Manifest, PluginError>> {
+    fn initialize<'a>(&'a self, init: &'a PluginInit) -> BoxFuture<'a, Result<Manifest, PluginError>> {
         Box::pin(async move {
+            let _ = self.events.set(init.events.clone());
             // The supervisor connects (and keeps trying); loading waits briefly for it, so
             // a dead upstream never holds the registry (or the server's start) for long.
             // When it comes up later, the supervisor reloads it into the catalog.
@@ -302,6 +317,11 @@ impl Plugin for Upstream {
             let run = Running::new(c, result, asks, link, cancel, deadline);
             self.drive(run, ctx, is_tool, admitted).await
         })
+    }
+
+    fn watch(&self, uri: &str) -> BoxFuture<'_, ()> {
+        let uri = uri.to_string();
+        Box::pin(async move { self.0.watch(uri).await })
     }
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {

@@ -104,11 +104,25 @@ impl Engine {
         })
     }
 
+    /// Tell the plugins owning `uris` that a caller subscribed to them (an upstream then
+    /// subscribes on the server that owns the resource). Unknown URIs are left alone.
+    pub(super) fn watch_resources(&self, uris: &[String]) {
+        let catalog = self.registry.catalog();
+        for uri in uris {
+            if let Some(hit) = catalog.resource(uri) {
+                let plugin = hit.route.plugin.clone();
+                let local = hit.local_uri;
+                tokio::spawn(async move { plugin.watch(&local).await });
+            }
+        }
+    }
+
     /// Run a subscription until the client goes away (`out` closes or `cancel` fires) or the
     /// server shuts down, in which case the closing result is sent.
     pub async fn run_listen(&self, id: Id, filter: ListenFilter, out: OutTx, cancel: CancellationToken) {
         // Subscribe before acknowledging so no change between the two is lost.
         let mut rx = self.events.subscribe();
+        self.watch_resources(&filter.uris);
         let sub_meta = || json!({ meta::SUBSCRIPTION_ID: id.to_value() });
         let ack = json!({ "_meta": sub_meta(), "notifications": filter.granted() });
         if out

@@ -484,6 +484,7 @@ impl Engine {
                 })?;
                 if method == methods::RESOURCES_SUBSCRIBE {
                     session.subscribe(uri);
+                    self.watch_resources(&[uri.to_string()]);
                 } else {
                     session.unsubscribe(uri);
                 }

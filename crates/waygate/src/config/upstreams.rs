@@ -52,10 +52,10 @@ pub struct Upstream {
     /// (sampling, elicitation, roots) before the call is cancelled (default 300).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_timeout_secs: Option<u64>,
-    /// Calls forwarded to this upstream at once (default 64; 0 = no cap) …
+    /// Calls forwarded to this upstream at once (default 1024, as Envoy; 0 = no cap) …
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_concurrency: Option<u64>,
-    /// … and calls waiting for a slot beyond them; more get a "busy" error (default 256).
+    /// … and calls waiting for a slot beyond them; more get a "busy" error (default 1024).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_queue: Option<u64>,
     /// Consecutive failures (no answer in time, connection lost) after which calls are

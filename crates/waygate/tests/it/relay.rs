@@ -283,3 +283,90 @@ fn a_third_party_servers_questions_reach_the_caller() {
     );
     assert!(ok.text().contains("Echo: alive"), "{}", ok.text());
 }
+
+/// A caller's resource subscription reaches the upstream that owns the resource, and the
+/// upstream's `notifications/resources/updated` reaches every subscribed caller — under
+/// the namespaced URI the caller knows, in either era — and nobody else.
+#[test]
+fn resource_updates_reach_the_subscribed_callers_across_the_hop() {
+    let d = TempDir::new("relay-subscribe");
+    let inner = d.0.join("inner");
+    let cfg = write_config(
+        &d,
+        &format!(
+            "[plugins]\ndemo = false\n[[upstreams]]\nname = \"inner\"\ncommand = \"{}\"\n\
+             args = [\"serve\", \"--stdio\", \"--plugin\", \"everything\", \"--data-dir\", \"{}\"]\n\
+             prefix = \"always\"\nrequired = true\n",
+            bin(),
+            inner.display()
+        ),
+    );
+    let s = Server::start_in(Some(&d.0), &["--config", &cfg]);
+    let list = s
+        .post(&json!({"jsonrpc":"2.0","id":1,"method":"resources/list"}), &[])
+        .json();
+    let uri = list["result"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["uri"].as_str())
+        .find(|u| u.ends_with("watched-resource"))
+        .unwrap_or_else(|| panic!("{list}"))
+        .to_string();
+    assert_ne!(uri, "test://watched-resource", "the upstream's URIs are namespaced");
+    let stream = |sid: &str| {
+        let st = crate::common::Stream::open(
+            &s.addr,
+            "GET",
+            "/mcp",
+            &[
+                ("accept", "text/event-stream"),
+                ("mcp-session-id", sid),
+                ("mcp-protocol-version", MODERN_ERA),
+            ],
+            b"",
+        );
+        assert_eq!(st.status, 200);
+        st
+    };
+    // One session subscribes, one does not.
+    let subscribed = s.initialize(MODERN_ERA, json!({}));
+    let other = s.initialize(MODERN_ERA, json!({}));
+    let mut st = stream(&subscribed);
+    let mut quiet = stream(&other);
+    let sub = json!({"jsonrpc":"2.0","id":2,"method":"resources/subscribe","params":{"uri": uri}});
+    assert_eq!(s.post(&sub, &session_headers(&subscribed)).json()["result"], json!({}));
+    // A 2026-07-28 caller listens for the same resource.
+    let listen = json!({"jsonrpc":"2.0","id":"sub-1","method":"subscriptions/listen","params":{
+        "notifications": {"resourceSubscriptions": [uri]},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let mut modern = s.post_stream(
+        &listen,
+        &[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "subscriptions/listen"),
+        ],
+    );
+    let ack = modern.next_json().expect("acknowledged");
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged", "{ack}");
+
+    // The upstream changes its watched resource every 3 s.
+    for st in [&mut st, &mut modern] {
+        st.set_timeout(std::time::Duration::from_secs(15));
+        let n = loop {
+            let m = st.next_json().expect("a resource update within 15 s");
+            if m["method"] == "notifications/resources/updated" {
+                break m;
+            }
+        };
+        assert_eq!(n["params"]["uri"], uri.as_str(), "{n}");
+    }
+    quiet.set_timeout(std::time::Duration::from_secs(1));
+    while let Some((_, data)) = quiet.next_event() {
+        assert!(
+            !data.contains("resources/updated"),
+            "an unsubscribed session heard: {data}"
+        );
+    }
+}

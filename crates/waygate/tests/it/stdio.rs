@@ -66,3 +66,28 @@ fn progress_and_cancellation() {
     assert_eq!(r["result"]["content"][0]["text"], "after");
     assert!(before.iter().all(|m| m.get("id") != Some(&json!(2))));
 }
+
+/// A stdio client hears what an HTTP client hears on its GET stream: list changes and
+/// updates of the resources it subscribed to (the connection is the session's stream).
+#[test]
+fn a_stdio_session_hears_list_changes_and_its_resource_updates() {
+    let mut p = Stdio_::start(&["--plugin", "everything", "--no-audit"]);
+    p.send(&json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}));
+    p.recv_response(1);
+    p.send(&json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
+    p.send(&json!({"jsonrpc":"2.0","id":2,"method":"resources/subscribe","params":{"uri":"test://watched-resource"}}));
+    assert_eq!(p.recv_response(2).0["result"], json!({}));
+    p.send(&json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"test_trigger_tool_change","arguments":{}}}));
+    p.recv_response(3);
+    // The watched resource changes every 3 s.
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    p.send(&json!({"jsonrpc":"2.0","id":4,"method":"ping"}));
+    let (_, heard) = p.recv_response(4);
+    let methods: Vec<&str> = heard.iter().filter_map(|m| m["method"].as_str()).collect();
+    assert!(methods.contains(&"notifications/tools/list_changed"), "{heard:?}");
+    let updated = heard
+        .iter()
+        .find(|m| m["method"] == "notifications/resources/updated")
+        .unwrap_or_else(|| panic!("{heard:?}"));
+    assert_eq!(updated["params"]["uri"], "test://watched-resource");
+}

@@ -1,0 +1,86 @@
+//! Resource subscriptions across the hop: when a caller subscribes to an upstream's
+//! resource, the gateway subscribes on the upstream (once per URI, again after every
+//! reconnect), and the upstream's `notifications/resources/updated` becomes a catalog event
+//! under the URI callers know, which the engine fans out to every subscribed caller its
+//! policy lets see the resource.
+//!
+//! The gateway stays subscribed upstream until the connection ends (callers' own
+//! subscriptions come and go; the fan-out is filtered per caller), and watches at most
+//! [`MAX_WATCHED`] URIs per upstream, since a template can match unboundedly many.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use waygate_core::Event;
+
+use crate::client::{Client, RequestOpts};
+use crate::upstream::Shared;
+
+/// URIs one upstream is asked to watch, at most.
+const MAX_WATCHED: usize = 4096;
+
+impl Shared {
+    /// A caller subscribed to `uri` (the upstream's own URI).
+    pub(crate) async fn watch(&self, uri: String) {
+        {
+            let mut w = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+            if w.contains(&uri) {
+                return;
+            }
+            if w.len() >= MAX_WATCHED {
+                tracing::warn!(upstream = %self.spec.name, %uri, limit = MAX_WATCHED, "too many watched resources; this one is not subscribed upstream");
+                return;
+            }
+            w.insert(uri.clone());
+        }
+        if let Some(c) = self.current() {
+            self.subscribe_on(&c, &uri).await;
+        }
+    }
+
+    /// Subscribe again to everything watched (a new connection has none).
+    pub(crate) async fn resubscribe(&self, c: &Client) {
+        let uris: Vec<String> = self
+            .watched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        for uri in uris {
+            self.subscribe_on(c, &uri).await;
+        }
+    }
+
+    async fn subscribe_on(&self, c: &Client, uri: &str) {
+        // Only a server that offers subscriptions, in the handshake era (a stateless
+        // server's updates need a `subscriptions/listen` stream, not forwarded yet).
+        if c.is_modern() || c.capabilities.pointer("/resources/subscribe") != Some(&Value::Bool(true)) {
+            return;
+        }
+        let opts = RequestOpts {
+            timeout: Some(Duration::from_secs(10)),
+            ..RequestOpts::default()
+        };
+        if let Err(e) = c.request("resources/subscribe", json!({ "uri": uri }), opts).await {
+            tracing::warn!(upstream = %self.spec.name, uri, error = %e, "subscribing upstream failed");
+        }
+    }
+
+    /// The server says `uri` changed: tell the catalog's listeners, under the URI they
+    /// subscribed to (namespaced when the upstream's resources are prefixed).
+    pub(crate) fn resource_updated(&self, uri: &str) {
+        let Some(events) = self.events.get() else { return };
+        let exposed = self
+            .registry
+            .upgrade()
+            .and_then(|r| {
+                r.catalog()
+                    .resource_entries()
+                    .find(|(_, route)| route.plugin.name() == self.spec.name && route.local_name == uri)
+                    .and_then(|(def, _)| def.get("uri").and_then(Value::as_str).map(str::to_string))
+            })
+            .unwrap_or_else(|| uri.to_string());
+        events.emit(Event::ResourceUpdated(exposed));
+    }
+}
