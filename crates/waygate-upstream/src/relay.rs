@@ -92,6 +92,36 @@ impl Running {
         }
     }
 
+    /// Like [`Running::step`], but questions whose keys the caller already answered — a
+    /// stateless client may send `inputResponses` with its first request — are answered
+    /// from `given`, once, and the call goes on.
+    pub(crate) async fn step_with(
+        &mut self,
+        caller: &CancellationToken,
+        mut given: Option<&Map<String, Value>>,
+    ) -> Step {
+        loop {
+            match self.step(caller).await {
+                Step::Asked(asks) => {
+                    let keys = keys_of(&asks);
+                    let answered = |a: &&Map<String, Value>| {
+                        keys.iter()
+                            .zip(&asks)
+                            .all(|((k, _), ask)| a.get(k).is_some_and(|v| fits(&ask.method, v)))
+                    };
+                    let Some(answers) = given.filter(answered) else {
+                        return Step::Asked(asks);
+                    };
+                    for (key, id) in &keys {
+                        let _ = self.client.respond(id, Ok(answers[key].clone())).await;
+                    }
+                    given = None;
+                }
+                done => return done,
+            }
+        }
+    }
+
     /// Keep the upstream request moving without anyone polling this value.
     fn detach(&mut self) {
         if self.detached {
@@ -135,6 +165,17 @@ fn keys_of(asked: &[Ask]) -> Vec<(String, Value)> {
         keys.push((key, a.id.clone()));
     }
     keys
+}
+
+/// Whether `answer` has the shape of a result of `method` (an answer that does not is
+/// not passed on: the question is asked instead).
+fn fits(method: &str, answer: &Value) -> bool {
+    let has = |k: &str| answer.get(k).is_some();
+    match method {
+        "elicitation/create" => answer.get("action").is_some_and(Value::is_string),
+        "sampling/createMessage" => has("role") && has("content"),
+        _ => answer.get("roots").is_some_and(Value::is_array),
+    }
 }
 
 /// The client capability a relayed request needs.

@@ -269,7 +269,7 @@ impl Plugin for Upstream {
                     .held
                     .resume(id, inv.input_responses.as_ref(), ctx, self.spec.timeout)
                     .await?;
-                return self.drive(run, ctx, is_tool, admitted).await;
+                return self.drive(run, ctx, is_tool, admitted, None).await;
             }
             let Some(c) = self.current() else {
                 return Err(if is_tool {
@@ -315,7 +315,9 @@ impl Plugin for Upstream {
             let client = c.clone();
             let result = Box::pin(async move { client.request(method, params, opts).await });
             let run = Running::new(c, result, asks, link, cancel, deadline);
-            self.drive(run, ctx, is_tool, admitted).await
+            // Answers sent with the first request serve the questions they name.
+            let given = inv.state.is_none().then_some(inv.input_responses.as_ref()).flatten();
+            self.drive(run, ctx, is_tool, admitted, given).await
         })
     }
 
@@ -384,10 +386,11 @@ impl Shared {
         ctx: &CallContext,
         is_tool: bool,
         admitted: Admitted,
+        given: Option<&Map<String, Value>>,
     ) -> Result<Outcome, PluginError> {
         let t = Instant::now();
         let in_flight = self.stats.enter();
-        let step = run.step(&ctx.cancel).await;
+        let step = run.step_with(&ctx.cancel, given).await;
         drop(in_flight);
         let took = t.elapsed();
         // A held call gives its slot back: it waits for a person, not for the upstream.

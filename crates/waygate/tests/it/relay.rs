@@ -121,6 +121,13 @@ fn an_upstreams_questions_and_logs_reach_the_caller_in_either_era() {
     assert_eq!(again["result"]["isError"], true, "{again}");
     assert!(again.to_string().contains("no longer waiting"), "{again}");
 
+    // Answers sent up front (no requestState) serve the question they name: no round trip.
+    let upfront = json!({"name": "ask_name", "arguments": {},
+        "inputResponses": {key.clone(): {"action": "accept", "content": {"name": "Bob"}},
+                           "unrelated": {"action": "decline"}}});
+    let done = s.modern(6, "tools/call", upfront, caps.clone()).json();
+    assert_eq!(done["result"]["content"][0]["text"], "Hello, Bob!", "{done}");
+
     // A stateless caller that did not declare what the upstream asks for: -32021.
     let r = s.modern(4, "tools/call", json!({"name": "ask_name", "arguments": {}}), json!({}));
     assert_eq!(r.status, 400, "{}", r.text());
