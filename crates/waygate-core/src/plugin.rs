@@ -63,6 +63,19 @@ pub enum Outcome {
         requests: Map<String, Value>,
         state: Option<Value>,
     },
+    /// A result exactly as another MCP server wrote it (a gateway's upstream): the engine
+    /// passes the text on and edits only the top-level members the caller's revision needs
+    /// (`resultType`, `_meta` server info), so key order and number precision survive.
+    /// Anything that must read the result (hooks, response caps, body logs) parses it.
+    Forward(Box<serde_json::value::RawValue>),
+}
+
+impl Outcome {
+    /// The result as a `Value`, for readers that need the tree (a forwarded text that does
+    /// not parse, which a `RawValue` rules out, becomes `null`).
+    pub fn forwarded_value(raw: &serde_json::value::RawValue) -> Value {
+        serde_json::from_str(raw.get()).unwrap_or(Value::Null)
+    }
 }
 
 /// Why a call failed.

@@ -205,6 +205,9 @@ pub fn nesting_exceeds(bytes: &[u8], max: usize) -> bool {
 /// Decode a body or line. A JSON syntax error is a parse error (-32700); an empty batch or
 /// a non-object is an invalid request (-32600).
 pub fn decode(bytes: &[u8]) -> Result<Incoming, ParseError> {
+    if let Some(m) = fast_request(bytes) {
+        return Ok(Incoming::Single(m));
+    }
     let v: Value = serde_json::from_slice(bytes).map_err(|e| ParseError {
         id: None,
         error: ErrorObject::parse(format!("Parse error: invalid JSON: {e}")),
@@ -218,6 +221,53 @@ pub fn decode(bytes: &[u8]) -> Result<Incoming, ParseError> {
         }
         other => Message::from_value(other).map(Incoming::Single),
     }
+}
+
+/// A well-formed single request or notification — nearly every message — read without
+/// building a tree for its envelope. Anything unusual (a batch, a response, a repeated or
+/// mistyped member) returns `None` and takes the general path, which names the problem.
+fn fast_request(bytes: &[u8]) -> Option<Message> {
+    /// Present-or-absent, with `null` kept as text (an `Option` would read it as absent).
+    #[derive(Default)]
+    struct RawId<'a>(Option<&'a serde_json::value::RawValue>);
+    impl<'de: 'a, 'a> serde::Deserialize<'de> for RawId<'a> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            <&'a serde_json::value::RawValue>::deserialize(d).map(|r| RawId(Some(r)))
+        }
+    }
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        jsonrpc: crate::raw::Key<'a>,
+        #[serde(borrow, default)]
+        id: RawId<'a>,
+        #[serde(borrow)]
+        method: crate::raw::Key<'a>,
+        #[serde(default)]
+        params: Option<Value>,
+        #[serde(borrow, default)]
+        result: Option<&'a serde_json::value::RawValue>,
+        #[serde(borrow, default)]
+        error: Option<&'a serde_json::value::RawValue>,
+    }
+    let e: Envelope = serde_json::from_slice(bytes).ok()?;
+    if e.jsonrpc.0 != "2.0" || e.result.is_some() || e.error.is_some() {
+        return None;
+    }
+    let params = match e.params {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(p)) => Some(p),
+        Some(_) => return None,
+    };
+    let method = e.method.0.into_owned();
+    let Some(raw) = e.id.0 else {
+        return Some(Message::Notification { method, params });
+    };
+    let id = match raw.get().as_bytes().first()? {
+        b'"' => Id::Str(Arc::from(serde_json::from_str::<&str>(raw.get()).ok()?)),
+        _ => Id::Num(raw.get().parse().ok()?),
+    };
+    Some(Message::Request { id, method, params })
 }
 
 fn kind_of(v: &Value) -> &'static str {
@@ -350,6 +400,19 @@ mod tests {
             one(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#),
             Ok(Message::Response { .. })
         ));
+    }
+
+    #[test]
+    fn the_fast_path_reads_requests_as_the_general_one_does() {
+        let m = one(r#"{"jsonrpc":"2.0","id":"a\"b","method":"x"}"#).unwrap();
+        assert!(matches!(m, Message::Request { id: Id::Str(ref s), .. } if &**s == "a\"b"));
+        let m = one(r#"{"method":"n","params":null,"jsonrpc":"2.0"}"#).unwrap();
+        assert!(matches!(m, Message::Notification { ref method, params: None } if method == "n"));
+        let m = one(r#"{"jsonrpc":"2.0","id":-5,"method":"m","params":{"a":1}}"#).unwrap();
+        assert!(matches!(m, Message::Request { id: Id::Num(-5), params: Some(ref p), .. } if p["a"] == 1));
+        // A repeated member goes the general way, which keeps the last one.
+        let m = one(r#"{"jsonrpc":"2.0","id":1,"method":"a","method":"b"}"#).unwrap();
+        assert_eq!(m.method(), Some("b"));
     }
 
     #[test]

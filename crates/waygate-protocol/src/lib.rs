@@ -8,6 +8,7 @@ pub mod headers;
 pub mod jsonrpc;
 pub mod meta;
 pub mod methods;
+pub mod raw;
 pub mod version;
 
 pub use error::{codes, ErrorObject};

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use crate::error::UpstreamError;
 use crate::http::{HttpMode, HttpTarget, HttpWire};
+pub(crate) use crate::inbound::Inbound;
 pub use crate::inbound::Notification;
-pub(crate) use crate::inbound::{response_of, Inbound};
+use crate::inbound::{raw_of, Answer};
 use crate::legacy::LegacyWire;
 use crate::link::CallLink;
 use crate::openapi::{OpenApiTarget, OpenApiWire};
@@ -427,12 +428,14 @@ impl Client {
     }
 
     /// One request; the upstream's `result` on success.
-    pub async fn request(
-        &self,
-        method: &str,
-        mut params: Value,
-        mut opts: RequestOpts,
-    ) -> Result<Value, UpstreamError> {
+    pub async fn request(&self, method: &str, params: Value, opts: RequestOpts) -> Result<Value, UpstreamError> {
+        let raw = self.request_raw(method, params, opts).await?;
+        serde_json::from_str(raw.get()).map_err(|e| UpstreamError::Protocol(format!("result is not JSON: {e}")))
+    }
+
+    /// One request; the upstream's `result` as the text it sent (what a forwarded call
+    /// passes on to its caller untouched).
+    pub async fn request_raw(&self, method: &str, mut params: Value, mut opts: RequestOpts) -> Answer {
         // The stateless era has no ping; discovery is its cheapest request.
         let method = if self.modern && method == "ping" {
             "server/discover"
@@ -489,10 +492,10 @@ impl Client {
                     rx.await
                         .unwrap_or_else(|_| Err(UpstreamError::Closed("the connection ended".into())))
                 }
-                Wire::OpenApi(w) => {
-                    w.handle(method, &msg["params"], &opts.headers, opts.trace.as_ref(), timeout)
-                        .await
-                }
+                Wire::OpenApi(w) => w
+                    .handle(method, &msg["params"], &opts.headers, opts.trace.as_ref(), timeout)
+                    .await
+                    .and_then(|v| raw_of(&v)),
                 Wire::Http(h) => match h
                     .post(
                         &msg,
@@ -504,7 +507,7 @@ impl Client {
                     )
                     .await?
                 {
-                    Some(resp) => response_of(resp),
+                    Some(answer) => answer,
                     None => Err(UpstreamError::Protocol("no response to a request".into())),
                 },
             }

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::client::Inbound;
 use crate::error::UpstreamError;
+use crate::inbound::{response_text, Answer};
 use crate::link::Related;
 use crate::sse::Parser;
 
@@ -54,7 +55,7 @@ impl Drop for HttpWire {
     }
 }
 
-fn snippet(body: &[u8]) -> String {
+pub(crate) fn snippet(body: &[u8]) -> String {
     let s = String::from_utf8_lossy(&body[..body.len().min(200)]);
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -217,7 +218,7 @@ impl HttpWire {
         extra: &[(Box<str>, Box<str>)],
         inbound: &Arc<Inbound>,
         timeout: Duration,
-    ) -> Result<Option<Value>, UpstreamError> {
+    ) -> Result<Option<Answer>, UpstreamError> {
         let mut rb = self
             .request(reqwest::Method::POST, timeout, extra)
             .header(ACCEPT, "application/json, text/event-stream")
@@ -274,9 +275,9 @@ impl HttpWire {
             return self.read_stream(&mut resp, id, inbound).await.map(Some);
         }
         let body = read_capped(&mut resp, MAX_BODY).await?;
-        let v: Value = serde_json::from_slice(&body)
-            .map_err(|e| UpstreamError::Protocol(format!("response is not JSON ({e}): {}", snippet(&body))))?;
-        Ok(Some(v))
+        let text = std::str::from_utf8(&body)
+            .map_err(|_| UpstreamError::Protocol(format!("response is not UTF-8 JSON: {}", snippet(&body))))?;
+        Ok(Some(response_text(text)))
     }
 
     /// Read SSE events until the response with `id`; others are routed as they come.
@@ -285,7 +286,7 @@ impl HttpWire {
         resp: &mut reqwest::Response,
         id: i64,
         inbound: &Arc<Inbound>,
-    ) -> Result<Value, UpstreamError> {
+    ) -> Result<Answer, UpstreamError> {
         let mut parser = Parser::default();
         loop {
             let chunk = resp
@@ -294,15 +295,16 @@ impl HttpWire {
                 .map_err(|e| UpstreamError::Closed(waygate_core::util::error_chain(&e)))?
                 .ok_or_else(|| UpstreamError::Closed("the response stream ended before the response".into()))?;
             for data in parser.push(&chunk) {
-                let Ok(msg) = serde_json::from_slice::<Value>(&data) else {
-                    tracing::warn!(upstream = %inbound.name, "SSE event that is not JSON ignored");
+                let Ok(text) = std::str::from_utf8(&data) else {
+                    tracing::warn!(upstream = %inbound.name, "SSE event that is not UTF-8 ignored");
                     continue;
                 };
-                let is_ours = msg.get("method").is_none() && msg.get("id").and_then(Value::as_i64) == Some(id);
+                let is_ours = waygate_protocol::raw::Head::parse(text)
+                    .is_some_and(|h| h.method.is_none() && h.int_id() == Some(id));
                 if is_ours {
-                    return Ok(msg);
+                    return Ok(response_text(text));
                 }
-                if let Some(answer) = inbound.handle(msg, Related::Call(id)) {
+                if let Some(answer) = inbound.handle_text(text, Related::Call(id)) {
                     // A server request on the stream: answer it with a POST of its own.
                     let rb = self
                         .request(reqwest::Method::POST, Duration::from_secs(10), &[])

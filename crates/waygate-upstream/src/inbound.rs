@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
@@ -18,7 +19,9 @@ pub enum Notification {
     ListChanged,
 }
 
-type Waiter = oneshot::Sender<Result<Value, UpstreamError>>;
+/// A response's `result` stays the server's text until someone needs to read it.
+pub(crate) type Answer = Result<Box<RawValue>, UpstreamError>;
+type Waiter = oneshot::Sender<Answer>;
 
 /// Routes what arrives from the server: responses to their waiting request, progress to
 /// the client that asked for it, list changes to the supervisor.
@@ -43,7 +46,7 @@ impl Inbound {
         })
     }
 
-    pub(crate) fn wait(&self, id: i64) -> oneshot::Receiver<Result<Value, UpstreamError>> {
+    pub(crate) fn wait(&self, id: i64) -> oneshot::Receiver<Answer> {
         let (tx, rx) = oneshot::channel();
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(id, tx);
         rx
@@ -94,6 +97,31 @@ impl Inbound {
         }
     }
 
+    /// [`Inbound::handle`] for a message as text: a response to one of our requests — the
+    /// bulk of the traffic — is routed with only its id read; anything else is parsed.
+    pub(crate) fn handle_text(&self, text: &str, related: Related) -> Option<Value> {
+        if let Some(head) = waygate_protocol::raw::Head::parse(text) {
+            if let (None, Some(id)) = (&head.method, head.int_id()) {
+                if head.error.is_none() {
+                    if let Some(result) = head.result {
+                        let waiter = self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                        if let Some(w) = waiter {
+                            let _ = w.send(Ok(result.to_owned()));
+                        }
+                        return None;
+                    }
+                }
+            }
+        }
+        match serde_json::from_str::<Value>(text) {
+            Ok(msg) => self.handle(msg, related),
+            Err(e) => {
+                tracing::warn!(upstream = %self.name, error = %e, "upstream sent a message that is not JSON; ignored");
+                None
+            }
+        }
+    }
+
     /// Handle one message from the server; returns the answer to send back at once when it
     /// was a request (a relayed one is answered later, by the call it was handed to).
     pub(crate) fn handle(&self, mut msg: Value, related: Related) -> Option<Value> {
@@ -125,7 +153,7 @@ impl Inbound {
                 if let Some(id) = id.as_i64() {
                     let waiter = self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
                     if let Some(w) = waiter {
-                        let _ = w.send(response_of(msg));
+                        let _ = w.send(response_of(msg).and_then(|v| raw_of(&v)));
                     }
                 }
                 None
@@ -197,6 +225,32 @@ fn refusal(id: &Value, method: &str, why: &str) -> Value {
         "message": format!("the gateway cannot relay {method}: {why}")}})
 }
 
+/// A result read as a tree, as text again (for the rare message that took the `Value` way).
+pub(crate) fn raw_of(v: &Value) -> Answer {
+    serde_json::value::to_raw_value(v).map_err(|e| UpstreamError::Protocol(format!("result not serializable: {e}")))
+}
+
+/// The `result` (as the server's text) or the error of a response message.
+pub(crate) fn response_text(text: &str) -> Answer {
+    let Some(head) = waygate_protocol::raw::Head::parse(text) else {
+        let msg: Value = serde_json::from_str(text).map_err(|e| {
+            UpstreamError::Protocol(format!(
+                "response is not JSON ({e}): {}",
+                crate::http::snippet(text.as_bytes())
+            ))
+        })?;
+        return response_of(msg).and_then(|v| raw_of(&v));
+    };
+    if let Some(e) = head.error {
+        let e: Value = serde_json::from_str(e.get()).unwrap_or(Value::Null);
+        return Err(UpstreamError::from_error_object(&e));
+    }
+    match head.result {
+        Some(r) => Ok(r.to_owned()),
+        None => Err(UpstreamError::Protocol("response without result or error".into())),
+    }
+}
+
 /// `result` or the error of a response message.
 /// Takes the message apart instead of cloning the result (it can be large).
 pub(crate) fn response_of(mut msg: Value) -> Result<Value, UpstreamError> {
@@ -229,7 +283,16 @@ mod tests {
                 Related::Infer
             )
             .is_none());
-        assert_eq!(ok.await.unwrap().unwrap(), json!({"x":1}));
+        assert_eq!(ok.await.unwrap().unwrap().get(), r#"{"x":1}"#);
+        // As text, a response keeps the server's member order and number spelling.
+        let raw = inbound.wait(9);
+        assert!(inbound
+            .handle_text(
+                r#"{"jsonrpc":"2.0","id":9,"result":{"b":1,"a":1E+400}}"#,
+                Related::Infer
+            )
+            .is_none());
+        assert_eq!(raw.await.unwrap().unwrap().get(), r#"{"b":1,"a":1E+400}"#);
         assert!(matches!(
             err.await.unwrap(),
             Err(UpstreamError::Rpc { code: -32602, .. })

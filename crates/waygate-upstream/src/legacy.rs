@@ -239,11 +239,11 @@ impl Reader {
     }
 
     fn message(&self, data: &[u8]) {
-        let Ok(msg) = serde_json::from_slice::<Value>(data) else {
-            tracing::warn!(upstream = %self.inbound.name, "SSE event that is not JSON ignored");
+        let Ok(text) = std::str::from_utf8(data) else {
+            tracing::warn!(upstream = %self.inbound.name, "SSE event that is not UTF-8 ignored");
             return;
         };
-        if let Some(answer) = self.inbound.handle(msg, Related::Infer) {
+        if let Some(answer) = self.inbound.handle_text(text, Related::Infer) {
             let Some(ep) = self.endpoint.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
                 return;
             };

@@ -24,6 +24,7 @@ use waygate_core::{BoxFuture, CallContext, Outcome, PluginError};
 
 use crate::client::{Caller, Client, Deadline};
 use crate::error::UpstreamError;
+use crate::inbound::Answer;
 use crate::link::{Ask, CallLink};
 
 /// At most this many calls of one upstream wait for their callers at a time.
@@ -35,7 +36,7 @@ const GATHER: Duration = Duration::from_millis(10);
 /// A forwarded call in progress.
 pub(crate) struct Running {
     pub client: Arc<Client>,
-    pub result: BoxFuture<'static, Result<Value, UpstreamError>>,
+    pub result: BoxFuture<'static, Answer>,
     pub asks: mpsc::Receiver<Ask>,
     pub link: Arc<CallLink>,
     pub cancel: CancellationToken,
@@ -46,14 +47,14 @@ pub(crate) struct Running {
 
 /// What a call did next.
 pub(crate) enum Step {
-    Done(Result<Value, UpstreamError>),
+    Done(Answer),
     Asked(Vec<Ask>),
 }
 
 impl Running {
     pub(crate) fn new(
         client: Arc<Client>,
-        result: BoxFuture<'static, Result<Value, UpstreamError>>,
+        result: BoxFuture<'static, Answer>,
         asks: mpsc::Receiver<Ask>,
         link: Arc<CallLink>,
         cancel: CancellationToken,

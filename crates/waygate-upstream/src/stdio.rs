@@ -130,14 +130,14 @@ impl StdioWire {
             let end = loop {
                 match read_line(&mut reader).await {
                     Ok(Some(line)) if line.iter().all(u8::is_ascii_whitespace) => continue,
-                    Ok(Some(line)) => match serde_json::from_slice::<Value>(&line) {
-                        Ok(msg) => {
-                            if let Some(answer) = inbound.handle(msg, Related::Infer) {
+                    Ok(Some(line)) => match std::str::from_utf8(&line) {
+                        Ok(text) => {
+                            if let Some(answer) = inbound.handle_text(text, Related::Infer) {
                                 let _ = reply.send(answer.to_string().into_bytes());
                             }
                         }
                         Err(e) => {
-                            tracing::warn!(upstream = %inbound.name, error = %e, "upstream wrote a line that is not JSON; ignored")
+                            tracing::warn!(upstream = %inbound.name, error = %e, "upstream wrote a line that is not UTF-8 JSON; ignored")
                         }
                     },
                     Ok(None) => break "the server closed its output".to_string(),
@@ -173,7 +173,7 @@ impl StdioWire {
             return Err(UpstreamError::Closed(self.reason()));
         }
         self.out
-            .send(msg.to_string().into_bytes())
+            .send(serde_json::to_vec(msg).unwrap_or_default())
             .map_err(|_| UpstreamError::Closed("the server's input is closed".into()))
     }
 

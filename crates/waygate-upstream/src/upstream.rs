@@ -313,7 +313,7 @@ impl Plugin for Upstream {
                 headers: self.forwarded(ctx),
             };
             let client = c.clone();
-            let result = Box::pin(async move { client.request(method, params, opts).await });
+            let result = Box::pin(async move { client.request_raw(method, params, opts).await });
             let run = Running::new(c, result, asks, link, cancel, deadline);
             // Answers sent with the first request serve the questions they name.
             let given = inv.state.is_none().then_some(inv.input_responses.as_ref()).flatten();
@@ -404,12 +404,14 @@ impl Shared {
         drop(admitted);
         match step {
             Step::Asked(asks) => self.held.hold(run, asks, ctx, self.spec.input_timeout).await,
-            Step::Done(Ok(mut v)) => {
-                let tool_error = v.get("isError").and_then(Value::as_bool) == Some(true);
-                self.stats.observe(usize::from(tool_error), took);
+            Step::Done(Ok(raw)) => {
+                // Only the top level is read; the result goes on as the server wrote it.
+                let top = waygate_protocol::raw::Probe::parse(raw.get());
+                self.stats.observe(usize::from(top.is_error()), took);
                 // A stateless upstream asks through its result: the engine relays the
                 // questions like any handler's and brings its state back with the answers.
-                if v.get("resultType").and_then(Value::as_str) == Some("input_required") {
+                if top.result_type() == Some("input_required") {
+                    let mut v = Outcome::forwarded_value(&raw);
                     let requests = match v.get_mut("inputRequests").map(Value::take) {
                         Some(Value::Object(m)) => m,
                         _ => Map::new(),
@@ -420,7 +422,7 @@ impl Shared {
                         state: Some(json!({ "upstream": state })),
                     });
                 }
-                Ok(Outcome::Complete(v))
+                Ok(Outcome::Forward(raw))
             }
             Step::Done(Err(e)) => {
                 self.stats

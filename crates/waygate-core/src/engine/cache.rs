@@ -2,7 +2,8 @@
 //! hints (`ttlMs`, `cacheScope`) told truthfully, and the server identity.
 
 use serde_json::{Map, Value};
-use waygate_protocol::{meta, methods, ProtocolVersion};
+use waygate_protocol::raw::{Fields, ObjectWriter};
+use waygate_protocol::{meta, methods, ProtocolVersion, Reply};
 
 use super::Engine;
 
@@ -73,5 +74,125 @@ impl Engine {
             m.entry(meta::SERVER_INFO).or_insert_with(|| self.server_info.clone());
         }
         result
+    }
+
+    /// [`Engine::finalize`] for a reply that may be forwarded text, with a pre-serialized
+    /// `tools` page spliced in.
+    pub(super) fn finalize_reply(
+        &self,
+        method: &str,
+        reply: Reply,
+        version: ProtocolVersion,
+        scope: CacheScope,
+        raw_items: Option<String>,
+    ) -> Reply {
+        match reply {
+            Reply::Value(v) => super::reply_of(self.finalize(method, v, version, scope), raw_items),
+            Reply::Raw(text) => match self.finalize_text(method, &text, version) {
+                Some(Some(edited)) => Reply::Raw(edited),
+                Some(None) => Reply::Raw(text),
+                None => Reply::Value(self.finalize(method, Reply::Raw(text).into_value(), version, scope)),
+            },
+        }
+    }
+
+    /// The members a forwarded result needs, edited in its text: `Some(None)` when it is
+    /// right as it stands, `None` when it must go the `Value` way (cache hints, a `_meta`
+    /// that is not an object). The server's members keep their order and bytes; ours follow.
+    fn finalize_text(&self, method: &str, text: &str, version: ProtocolVersion) -> Option<Option<String>> {
+        if methods::is_cacheable(method) {
+            return None;
+        }
+        let fields = Fields::parse(text).ok()?;
+        let modern = version.is_modern();
+        let has_type = fields.has("resultType");
+        let meta = fields.get("_meta");
+        let meta_fields = match meta {
+            Some(m) => Some(Fields::parse(m.get()).ok()?),
+            None => None,
+        };
+        let needs_info = modern && !meta_fields.as_ref().is_some_and(|m| m.has(meta::SERVER_INFO));
+        if modern == has_type && !needs_info {
+            return Some(None);
+        }
+        let info = &self.server_info_text;
+        let mut w = ObjectWriter::with_capacity(text.len() + info.len() + 96);
+        for (k, v) in &fields.0 {
+            match &*k.0 {
+                "resultType" if !modern => {}
+                "_meta" if needs_info => {}
+                key => w.member(key, v.get()),
+            }
+        }
+        if modern && !has_type {
+            w.member("resultType", "\"complete\"");
+        }
+        if needs_info {
+            let mut m = ObjectWriter::with_capacity(info.len() + meta.map_or(0, |m| m.get().len()) + 48);
+            for (k, v) in meta_fields.iter().flat_map(|f| f.0.iter()) {
+                m.member(&k.0, v.get());
+            }
+            m.member(meta::SERVER_INFO, info);
+            w.member("_meta", &m.finish());
+        }
+        Some(Some(w.finish()))
+    }
+}
+
+#[cfg(test)]
+mod raw_tests {
+    use super::*;
+    use crate::engine::{Engine, EngineConfig};
+    use crate::registry::PluginRegistry;
+    use std::sync::Arc;
+
+    fn engine() -> Arc<Engine> {
+        let registry = Arc::new(PluginRegistry::new(crate::events::Events::new(), 100));
+        Engine::new(EngineConfig::default(), registry)
+    }
+
+    #[test]
+    fn forwarded_text_keeps_order_and_numbers_and_gains_what_the_revision_needs() {
+        let e = engine();
+        let up = r#"{"z":1,"content":[{"type":"text","text":"a\nb"}],"n":123456789012345678901234567890}"#;
+        // A handshake-era caller gets the server's bytes untouched.
+        assert_eq!(
+            e.finalize_text("tools/call", up, ProtocolVersion::V2025_11_25),
+            Some(None)
+        );
+        // 2026-07-28: resultType and the server identity follow the server's members.
+        let out = e
+            .finalize_text("tools/call", up, ProtocolVersion::V2026_07_28)
+            .unwrap()
+            .unwrap();
+        assert!(
+            out.starts_with(r#"{"z":1,"content":[{"type":"text","text":"a\nb"}],"n":123456789012345678901234567890,"resultType":"complete","_meta":{"io.modelcontextprotocol/serverInfo":{"#),
+            "{out}"
+        );
+        // A modern server's own resultType goes for an old caller, its _meta keeps order.
+        let modern = r#"{"resultType":"complete","b":2,"_meta":{"y":1,"x":2}}"#;
+        assert_eq!(
+            e.finalize_text("tools/call", modern, ProtocolVersion::V2025_11_25),
+            Some(Some(r#"{"b":2,"_meta":{"y":1,"x":2}}"#.into()))
+        );
+        let out = e
+            .finalize_text("tools/call", modern, ProtocolVersion::V2026_07_28)
+            .unwrap()
+            .unwrap();
+        assert!(
+            out.starts_with(
+                r#"{"resultType":"complete","b":2,"_meta":{"y":1,"x":2,"io.modelcontextprotocol/serverInfo":"#
+            ),
+            "{out}"
+        );
+        // Cacheable answers and odd _meta take the Value path.
+        assert_eq!(
+            e.finalize_text("resources/read", up, ProtocolVersion::V2026_07_28),
+            None
+        );
+        assert_eq!(
+            e.finalize_text("tools/call", r#"{"_meta":3}"#, ProtocolVersion::V2026_07_28),
+            None
+        );
     }
 }

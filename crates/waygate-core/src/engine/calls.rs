@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
-use waygate_protocol::{codes, meta, methods, ErrorObject, ProtocolVersion};
+use waygate_protocol::{codes, meta, methods, ErrorObject, ProtocolVersion, Reply};
 
 use super::Engine;
 use crate::catalog::TaskSupport;
@@ -25,11 +25,24 @@ pub(crate) enum Kind {
 }
 
 impl Engine {
+    /// `tools/call`, and how it ended (known here without reading the result again).
     pub(super) async fn call_tool(
         self: &Arc<Self>,
         params: Option<Map<String, Value>>,
         ctx: &CallContext,
-    ) -> Result<Value, ErrorObject> {
+    ) -> (Result<Reply, ErrorObject>, &'static str) {
+        let mut known = None;
+        let r = self.call_tool_with(params, ctx, &mut known).await;
+        let outcome = known.unwrap_or_else(|| super::outcome_of_reply(&r));
+        (r, outcome)
+    }
+
+    async fn call_tool_with(
+        self: &Arc<Self>,
+        params: Option<Map<String, Value>>,
+        ctx: &CallContext,
+        known: &mut Option<&'static str>,
+    ) -> Result<Reply, ErrorObject> {
         let mut params = params.unwrap_or_default();
         let name = required_str(&params, "name")?;
         let arguments = match params.remove("arguments") {
@@ -61,10 +74,11 @@ impl Engine {
                 PluginError::InvalidParams(format!("Invalid arguments for tool {name}: {why}")),
                 ctx.version,
                 &name,
-            );
+            )
+            .map(Reply::Value);
         }
         if let Some(limited) = self.tool_quota(&name, ctx).await {
-            return Ok(limited);
+            return Ok(Reply::Value(limited));
         }
         let limits = self.tool_limits();
         let _slot = match limits.map(|l| l.acquire(&name)) {
@@ -72,9 +86,9 @@ impl Engine {
                 if let Some(l) = limits {
                     self.metrics.rate_limited_by("concurrency", l.rule_of(&name));
                 }
-                return Ok(error_result(format!(
+                return Ok(Reply::Value(error_result(format!(
                     "Tool {name:?} is already running {cap} calls, its limit; retry in a moment."
-                )));
+                ))));
             }
             Some(Ok(slot)) => slot,
             None => None,
@@ -105,12 +119,12 @@ impl Engine {
             if let Some(id) = id.and_then(Value::as_str) {
                 self.tasks.flush(id).await;
             }
-            return Ok(created);
+            return Ok(Reply::Value(created));
         }
         drop(catalog);
         let started = std::time::Instant::now();
-        let run = self.run(Kind::Tool, &plugin, invocation, methods::TOOLS_CALL, &name, ctx);
-        let result = match timeout {
+        let run = self.run_to_outcome(Kind::Tool, &plugin, invocation, methods::TOOLS_CALL, &name, ctx);
+        let (result, mut outcome) = match timeout {
             None => run.await,
             Some(t) => match tokio::time::timeout(t, run).await {
                 Ok(r) => r,
@@ -119,32 +133,43 @@ impl Engine {
                     if let Some(l) = limits {
                         self.metrics.rate_limited_by("timeout", l.rule_of(&name));
                     }
-                    Ok(error_result(format!(
-                        "Tool {name:?} did not finish within its time limit of {} ms.",
-                        t.as_millis()
-                    )))
+                    (
+                        Ok(Reply::Value(error_result(format!(
+                            "Tool {name:?} did not finish within its time limit of {} ms.",
+                            t.as_millis()
+                        )))),
+                        "tool_error",
+                    )
                 }
             },
         };
         let mut result = result;
-        if self.cfg.validate_output && !plugin.is_remote() {
-            if let (Ok(v), Some(tool)) = (&result, self.registry.catalog().tool(&name)) {
+        let cap = limits.and_then(|l| l.max_response_bytes(&name));
+        let check_output = self.cfg.validate_output && !plugin.is_remote();
+        // Forwarded text stays text unless something here has to read the result.
+        if check_output || cap.is_some() || logged_args.is_some() {
+            result = result.map(|r| Reply::Value(r.into_value()));
+        }
+        if check_output {
+            if let (Ok(Reply::Value(v)), Some(tool)) = (&result, self.registry.catalog().tool(&name)) {
                 if let Err(why) = tool.check_output(v) {
                     tracing::error!(tool = %name, reason = %why, "tool result violates its outputSchema");
                     result = Err(ErrorObject::internal(format!(
                         "tool {name} returned a result that does not match its outputSchema: {why}"
                     )));
+                    outcome = "error";
                 }
             }
         }
-        if let (Some(cap), Ok(v)) = (limits.and_then(|l| l.max_response_bytes(&name)), result.as_mut()) {
+        if let (Some(cap), Ok(Reply::Value(v))) = (cap, result.as_mut()) {
             if crate::util::cap_result(v, cap) {
                 tracing::info!(tool = %name, limit = cap, "tool result truncated");
             }
         }
         if let (Some(args), Some(max)) = (logged_args, self.body_logging(&name)) {
             let mut res = match &result {
-                Ok(v) => v.clone(),
+                Ok(Reply::Value(v)) => v.clone(),
+                Ok(Reply::Raw(t)) => serde_json::from_str(t).unwrap_or(Value::Null),
                 Err(e) => json!({"error": {"code": e.code, "message": e.message}}),
             };
             crate::audit::redact(&mut res);
@@ -156,8 +181,9 @@ impl Engine {
             );
         }
         // Only catalog tools reach this point, so tool labels stay bounded.
-        let idx = super::outcome_index(super::outcome_of(&result));
+        let idx = super::outcome_index(outcome);
         self.metrics.observe_tool(&name, idx, started.elapsed());
+        *known = Some(outcome);
         result
     }
 
@@ -190,7 +216,8 @@ impl Engine {
         drop(catalog);
         let mut result = self
             .run(Kind::Resource, &plugin, invocation, methods::RESOURCES_READ, &uri, ctx)
-            .await?;
+            .await?
+            .into_value();
         if let (Some(ns), Some(contents)) = (namespace, result.get_mut("contents").and_then(Value::as_array_mut)) {
             for c in contents {
                 if let Some(u) = c.get("uri").and_then(Value::as_str) {
@@ -233,6 +260,7 @@ impl Engine {
         drop(catalog);
         self.run(Kind::Prompt, &plugin, invocation, methods::PROMPTS_GET, &name, ctx)
             .await
+            .map(Reply::into_value)
     }
 
     /// Build the invocation, verifying a returned `requestState`.
@@ -294,7 +322,20 @@ impl Engine {
         method: &str,
         name: &str,
         ctx: &CallContext,
-    ) -> Result<Value, ErrorObject> {
+    ) -> Result<Reply, ErrorObject> {
+        self.run_to_outcome(kind, plugin, invocation, method, name, ctx).await.0
+    }
+
+    /// [`Engine::run`], and how the call ended.
+    async fn run_to_outcome(
+        &self,
+        kind: Kind,
+        plugin: &Arc<dyn Plugin>,
+        invocation: Invocation,
+        method: &str,
+        name: &str,
+        ctx: &CallContext,
+    ) -> (Result<Reply, ErrorObject>, &'static str) {
         let started = std::time::Instant::now();
         let wall = std::time::SystemTime::now();
         // Known before the call, so outbound requests made during it become its children.
@@ -306,48 +347,11 @@ impl Engine {
         if call_span.is_some() {
             crate::logctx::update(|c| c.call_span = None);
         }
-        let outcome = super::outcome_of(&result);
+        let outcome = super::outcome_of_reply(&result);
         self.metrics
             .observe_plugin(plugin.name(), super::outcome_index(outcome), started.elapsed());
-        if let Some(sink) = self.span_sink() {
-            if let Some((trace, parent)) = crate::logctx::with(|c| c.span.clone()).flatten() {
-                let extra = plugin.span_attributes();
-                let error = match &result {
-                    Err(e) => Some((e.code.to_string(), e.message.clone())),
-                    Ok(_) if outcome == "tool_error" => {
-                        Some(("tool_error".into(), "the tool reported an error".into()))
-                    }
-                    Ok(_) => None,
-                };
-                sink.export(crate::spans::SpanRecord {
-                    trace_id: trace.trace_id,
-                    span_id: call_span.unwrap_or_else(crate::spans::random),
-                    parent: Some((parent, false)),
-                    sampled: trace.sampled,
-                    trace_state: trace.trace_state.clone(),
-                    name: format!("execute {}", plugin.name()),
-                    kind: if extra.is_some() {
-                        crate::spans::SpanKind::Client
-                    } else {
-                        crate::spans::SpanKind::Internal
-                    },
-                    start: wall,
-                    end: std::time::SystemTime::now(),
-                    attributes: {
-                        let mut a = vec![
-                            ("mcp.method.name", method.to_string()),
-                            ("waygate.plugin", plugin.name().to_string()),
-                            ("waygate.target", name.to_string()),
-                            ("waygate.outcome", outcome.to_string()),
-                        ];
-                        a.extend(extra.into_iter().flatten());
-                        a
-                    },
-                    error,
-                });
-            }
-        }
-        result
+        self.export_call_span(call_span, wall, plugin, method, name, outcome, result.as_ref().err());
+        (result, outcome)
     }
 
     async fn run_hooked(
@@ -358,35 +362,50 @@ impl Engine {
         method: &str,
         name: &str,
         ctx: &CallContext,
-    ) -> Result<Value, ErrorObject> {
+    ) -> Result<Reply, ErrorObject> {
         let hooks = self.hooks();
         let target = hook_target(kind, name, plugin, ctx);
         // requestState binds the arguments the client sent, not what a pre-hook made of them.
         let sent_args = (!hooks.is_empty()).then(|| crate::audit::digest_json(Some(&invocation.arguments)));
         if !hooks.is_empty() {
             if let Err(reason) = hooks.run(Phase::Pre, &target, &mut invocation.arguments).await {
-                return tool_error_or(kind, PluginError::ToolFailed(reason), ctx.version, name);
+                return tool_error_or(kind, PluginError::ToolFailed(reason), ctx.version, name).map(Reply::Value);
             }
         }
         let mut rounds = 0usize;
         loop {
             let outcome = match plugin.execute(&invocation, ctx).await {
                 Ok(o) => o,
-                Err(e) => return tool_error_or(kind, e, ctx.version, name),
+                Err(e) => return tool_error_or(kind, e, ctx.version, name).map(Reply::Value),
+            };
+            let outcome = match outcome {
+                Outcome::Forward(raw) if hooks.is_empty() => {
+                    let text: Box<str> = raw.into();
+                    return Ok(Reply::Raw(match waygate_protocol::raw::minify(&text) {
+                        std::borrow::Cow::Borrowed(_) => String::from(text),
+                        std::borrow::Cow::Owned(one_line) => one_line,
+                    }));
+                }
+                Outcome::Forward(raw) => Outcome::Complete(Outcome::forwarded_value(&raw)),
+                other => other,
             };
             let (requests, state) = match outcome {
                 Outcome::Complete(mut v) => {
                     if !hooks.is_empty() {
                         if let Err(reason) = hooks.run(Phase::Post, &target, &mut v).await {
-                            return tool_error_or(kind, PluginError::ToolFailed(reason), ctx.version, name);
+                            return tool_error_or(kind, PluginError::ToolFailed(reason), ctx.version, name)
+                                .map(Reply::Value);
                         }
                     }
-                    return Ok(v);
+                    return Ok(Reply::Value(v));
                 }
+                // Made a tree above when hooks read it.
+                Outcome::Forward(raw) => return Ok(Reply::Value(Outcome::forwarded_value(&raw))),
                 Outcome::InputRequired { requests, state } => (requests, state),
             };
             if let Some(missing) = missing_capabilities(&ctx.client_caps, &requests) {
-                return tool_error_or(kind, PluginError::MissingCapability(missing), ctx.version, name);
+                return tool_error_or(kind, PluginError::MissingCapability(missing), ctx.version, name)
+                    .map(Reply::Value);
             }
             if ctx.is_modern() {
                 let mut r = Map::new();
@@ -401,7 +420,7 @@ impl Engine {
                 };
                 let sealed = self.sealer.seal(method, name, bind, &state.unwrap_or(Value::Null));
                 r.insert("requestState".into(), Value::String(sealed));
-                return Ok(Value::Object(r));
+                return Ok(Reply::Value(Value::Object(r)));
             }
             rounds += 1;
             if rounds > self.cfg.max_input_rounds {
@@ -413,7 +432,8 @@ impl Engine {
                     )),
                     ctx.version,
                     name,
-                );
+                )
+                .map(Reply::Value);
             }
             let Some(session) = ctx.session.as_ref() else {
                 return tool_error_or(
@@ -423,7 +443,8 @@ impl Engine {
                     ),
                     ctx.version,
                     name,
-                );
+                )
+                .map(Reply::Value);
             };
             // Asked together, as one `input_required` would ask them; each request names its
             // key in `_meta` so a gateway in front can keep the handler's own keys.
@@ -464,6 +485,7 @@ impl Engine {
                             ctx.version,
                             name,
                         )
+                        .map(Reply::Value);
                     }
                 }
             }

@@ -76,6 +76,7 @@ impl Engine {
         drop(catalog);
         match owner.execute(&invocation, ctx).await {
             Ok(Outcome::Complete(v)) => Ok(v),
+            Ok(Outcome::Forward(raw)) => Ok(Outcome::forwarded_value(&raw)),
             Err(PluginError::NotFound(_)) | Ok(Outcome::InputRequired { .. }) => Ok(empty()),
             Err(e) => Err(map_error(Kind::Prompt, e, ctx.version, "")),
         }

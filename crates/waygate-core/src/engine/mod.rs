@@ -8,6 +8,7 @@ mod errors;
 mod lifecycle;
 mod listen;
 mod lists;
+mod outcome;
 mod sharing;
 mod spans;
 #[cfg(test)]
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lists::{cursor, list_result, reply_of};
+use outcome::{outcome_index, outcome_of_reply};
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 use waygate_protocol::{meta, methods, ErrorObject, Id, ProtocolVersion, Reply};
@@ -90,6 +92,8 @@ pub struct Engine {
     pub tasks: TaskStore,
     sealer: StateSealer,
     server_info: Value,
+    /// `server_info` as JSON text, for results edited as text (forwarded ones).
+    server_info_text: String,
     /// Cancelled on graceful shutdown: listen streams send their closing result.
     pub shutdown: CancellationToken,
     audit: std::sync::OnceLock<Arc<dyn crate::audit::AuditSink>>,
@@ -119,12 +123,14 @@ impl Engine {
     pub fn new(cfg: EngineConfig, registry: Arc<PluginRegistry>) -> Arc<Engine> {
         let events = registry.events().clone();
         let server_info = json!({ "name": cfg.server_name, "version": cfg.server_version });
+        let server_info_text = server_info.to_string();
         Arc::new(Engine {
             sessions: SessionStore::new(cfg.session_idle, cfg.max_sessions),
             sealer: StateSealer::new(cfg.state_key.clone(), cfg.state_ttl.as_secs()),
             tasks: TaskStore::new(cfg.task_ttl),
             events,
             server_info,
+            server_info_text,
             registry,
             cfg,
             shutdown: CancellationToken::new(),
@@ -339,31 +345,41 @@ impl Engine {
         let span = self.span_sink().map(|_| self.open_request_span(params.as_ref()));
         let span_target = span.as_ref().and(target).map(str::to_string);
         let mut raw_items = None;
+        let mut known_outcome = None;
         let result = match denied {
             // Subscribing to a URI nobody knows is accepted (it may appear later), so a
             // hidden one is accepted too, and never delivers.
-            Some(_) if method == methods::RESOURCES_SUBSCRIBE => Ok(json!({})),
+            Some(_) if method == methods::RESOURCES_SUBSCRIBE => Ok(Reply::Value(json!({}))),
             Some(e) => Err(e),
             None if method == methods::TOOLS_LIST => {
                 self.list_tools(params.as_ref(), ctx, policy.as_deref())
                     .map(|(rest, items)| {
                         raw_items = Some(items);
-                        rest
+                        Reply::Value(rest)
                     })
             }
-            None => self.dispatch(method, params, ctx, policy.as_deref()).await,
+            // The one answer that may be an upstream's own text (see `Outcome::Forward`).
+            None if method == methods::TOOLS_CALL => {
+                let (r, outcome) = self.call_tool(params, ctx).await;
+                known_outcome = Some(outcome);
+                r
+            }
+            None => self
+                .dispatch(method, params, ctx, policy.as_deref())
+                .await
+                .map(Reply::Value),
         };
         if let Some(span) = span {
-            self.end_request_span(span, span_target, static_method, method, ctx, &result);
+            self.end_request_span(span, span_target, static_method, method, ctx, result.as_ref().err());
         }
         let took = started.elapsed();
         self.metrics
             .in_flight
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        let outcome = outcome_of(&result);
+        let outcome = known_outcome.unwrap_or_else(|| outcome_of_reply(&result));
         self.metrics.observe(method, outcome_index(outcome), took);
         let (Some(sink), Some(method), Some(subject)) = (sink, audited, subject) else {
-            return Ok(reply_of(self.finalize(method, result?, ctx.version, cache), raw_items));
+            return Ok(self.finalize_reply(method, result?, ctx.version, cache, raw_items));
         };
         sink.record(crate::audit::AuditRecord {
             ts_ms,
@@ -380,7 +396,7 @@ impl Engine {
             correlation_id: ctx.correlation_id.clone(),
             arguments: subject.arguments,
         });
-        Ok(reply_of(self.finalize(method, result?, ctx.version, cache), raw_items))
+        Ok(self.finalize_reply(method, result?, ctx.version, cache, raw_items))
     }
 
     /// Record an administrative change (keys, secrets, configuration, policy).
@@ -458,7 +474,7 @@ impl Engine {
         let filter: Option<&dyn Fn(crate::policy::Target<'_>) -> bool> =
             (policy.is_some() || ctx.view.is_some()).then_some(&visible as _);
         match method {
-            methods::TOOLS_CALL => self.call_tool(params, ctx).await,
+            methods::TOOLS_CALL => self.call_tool(params, ctx).await.0.map(Reply::into_value),
             // Answered in `reply` from pre-serialized definitions; kept here so a direct
             // dispatch still lists.
             methods::TOOLS_LIST => self
@@ -541,30 +557,6 @@ impl Engine {
             self.session_changed(s);
         }
         Ok(json!({}))
-    }
-}
-
-/// `ok`, `tool_error`, `input_required`, `task` or `error`.
-pub(crate) fn outcome_of(result: &Result<Value, ErrorObject>) -> &'static str {
-    match result {
-        Ok(v) if v.get("isError").and_then(Value::as_bool) == Some(true) => "tool_error",
-        Ok(v) => match v.get("resultType").and_then(Value::as_str) {
-            Some("input_required") => "input_required",
-            Some("task") => "task",
-            _ if v.get("task").is_some() => "task",
-            _ => "ok",
-        },
-        Err(_) => "error",
-    }
-}
-
-/// Position of an outcome in [`crate::metrics::OUTCOMES`] (tasks count as ok).
-pub(crate) fn outcome_index(outcome: &str) -> usize {
-    match outcome {
-        "tool_error" => 1,
-        "input_required" => 2,
-        "error" => 3,
-        _ => 0,
     }
 }
 

@@ -42,7 +42,7 @@ impl Engine {
         static_method: &'static str,
         method: &str,
         ctx: &CallContext,
-        result: &Result<Value, ErrorObject>,
+        error: Option<&ErrorObject>,
     ) {
         let Some(sink) = self.span_sink() else { return };
         let (trace, span_id, start) = span;
@@ -80,8 +80,58 @@ impl Engine {
                 start,
                 end: std::time::SystemTime::now(),
                 attributes,
-                error: result.as_ref().err().map(|e| (e.code.to_string(), e.message.clone())),
+                error: error.map(|e| (e.code.to_string(), e.message.clone())),
             });
         }
+    }
+
+    /// Export the span of one plugin execution (a client span for remote plugins).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn export_call_span(
+        &self,
+        call_span: Option<[u8; 8]>,
+        wall: std::time::SystemTime,
+        plugin: &Arc<dyn crate::plugin::Plugin>,
+        method: &str,
+        name: &str,
+        outcome: &'static str,
+        error: Option<&ErrorObject>,
+    ) {
+        let Some(sink) = self.span_sink() else { return };
+        let Some((trace, parent)) = crate::logctx::with(|c| c.span.clone()).flatten() else {
+            return;
+        };
+        let extra = plugin.span_attributes();
+        let error = match error {
+            Some(e) => Some((e.code.to_string(), e.message.clone())),
+            None if outcome == "tool_error" => Some(("tool_error".into(), "the tool reported an error".into())),
+            None => None,
+        };
+        sink.export(crate::spans::SpanRecord {
+            trace_id: trace.trace_id,
+            span_id: call_span.unwrap_or_else(crate::spans::random),
+            parent: Some((parent, false)),
+            sampled: trace.sampled,
+            trace_state: trace.trace_state.clone(),
+            name: format!("execute {}", plugin.name()),
+            kind: if extra.is_some() {
+                crate::spans::SpanKind::Client
+            } else {
+                crate::spans::SpanKind::Internal
+            },
+            start: wall,
+            end: std::time::SystemTime::now(),
+            attributes: {
+                let mut a = vec![
+                    ("mcp.method.name", method.to_string()),
+                    ("waygate.plugin", plugin.name().to_string()),
+                    ("waygate.target", name.to_string()),
+                    ("waygate.outcome", outcome.to_string()),
+                ];
+                a.extend(extra.into_iter().flatten());
+                a
+            },
+            error,
+        });
     }
 }

@@ -254,6 +254,11 @@ impl TaskStore {
                         set("completed", &|s| s.result = Some(v.clone()));
                         return;
                     }
+                    Ok(Outcome::Forward(raw)) => {
+                        let v = Outcome::forwarded_value(&raw);
+                        set("completed", &|s| s.result = Some(v.clone()));
+                        return;
+                    }
                     Err(PluginError::ToolFailed(m)) | Err(PluginError::InvalidParams(m)) => {
                         set("completed", &|s| s.result = Some(error_result(m.clone())));
                         return;

@@ -49,6 +49,7 @@ async fn call(p: &WasmPlugin, tool: &str, args: Value) -> Result<Value, PluginEr
     let ctx = CallContext::detached(waygate_protocol::ProtocolVersion::V2025_11_25);
     match p.execute(&inv, &ctx).await? {
         Outcome::Complete(v) => Ok(v),
+        Outcome::Forward(raw) => Ok(Outcome::forwarded_value(&raw)),
         Outcome::InputRequired { .. } => panic!("unexpected input request"),
     }
 }

@@ -11,7 +11,7 @@ use crate::common::{Server, Stream, TempDir};
 
 const ERA: &str = "2025-06-18";
 
-fn faulty() -> String {
+pub(crate) fn faulty() -> String {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/faulty_server.py")
         .to_str()
@@ -20,7 +20,7 @@ fn faulty() -> String {
 }
 
 /// `[[upstreams]]` running the faulty server with `args`, plus `extra` keys.
-fn upstream(name: &str, args: &[&str], extra: &str) -> String {
+pub(crate) fn upstream(name: &str, args: &[&str], extra: &str) -> String {
     let mut all = vec![faulty()];
     all.extend(args.iter().map(|a| a.to_string()));
     format!(

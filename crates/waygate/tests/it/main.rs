@@ -16,6 +16,7 @@ mod config_and_store;
 mod containment;
 mod doctor;
 mod fleet;
+mod forwarding;
 mod guards;
 mod hostile;
 mod http_eras;
