@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::envelope::Caller;
+use crate::envelope::{envelope, MODERN};
 use crate::error::UpstreamError;
 use crate::http::{HttpMode, HttpTarget, HttpWire};
 pub(crate) use crate::inbound::Inbound;
@@ -51,27 +53,6 @@ pub enum Target {
     Stdio(StdioTarget),
     Http(HttpTarget),
     OpenApi(OpenApiTarget),
-}
-
-/// The per-request envelope of the stateless era: who the gateway is, as a client, with
-/// the capabilities (and log level) of the caller it acts for on this request.
-fn envelope(caller: Option<&Caller>) -> Value {
-    let mut env = json!({
-        "io.modelcontextprotocol/protocolVersion": MODERN,
-        "io.modelcontextprotocol/clientCapabilities": caller.map_or_else(|| json!({}), |c| c.capabilities.clone()),
-        "io.modelcontextprotocol/clientInfo": {"name": "waygate", "version": env!("CARGO_PKG_VERSION")},
-    });
-    if let Some(level) = caller.and_then(|c| c.log_level) {
-        env["io.modelcontextprotocol/logLevel"] = json!(level);
-    }
-    env
-}
-
-/// What a stateless upstream is told about the caller behind a request.
-pub struct Caller {
-    /// The client capabilities the gateway can relay for this caller.
-    pub capabilities: Value,
-    pub log_level: Option<&'static str>,
 }
 
 /// When a forwarded request gives up; pushed forward while the call waits for its caller
@@ -132,9 +113,6 @@ pub struct Client {
     /// answered `server/discover`): every request carries the `_meta` envelope.
     modern: bool,
 }
-
-/// The stateless revision an upstream may speak instead of the handshake.
-const MODERN: &str = "2026-07-28";
 
 impl Client {
     /// Start or reach the server and run the MCP handshake.

@@ -13,6 +13,7 @@
 //! is small; see `docs/design/upstreams.md`.
 
 mod client;
+mod envelope;
 mod error;
 mod guard;
 mod http;
