@@ -71,8 +71,9 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The result as a `Value`, for readers that need the tree (a forwarded text that does
-    /// not parse, which a `RawValue` rules out, becomes `null`).
+    /// The result as a `Value`, for readers that need the tree. Valid JSON that a `Value`
+    /// cannot hold (a number beyond `f64`, such as `1E+400`) becomes `null` here; only the
+    /// paths that need a tree (hooks, caps, body logs, task results) take this way.
     pub fn forwarded_value(raw: &serde_json::value::RawValue) -> Value {
         serde_json::from_str(raw.get()).unwrap_or(Value::Null)
     }
