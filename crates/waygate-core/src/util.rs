@@ -99,6 +99,18 @@ pub fn rfc3339_now() -> String {
 }
 
 /// `{ "content": [{ "type": "text", "text": … }] }`
+/// What kind of JSON value `v` is, for error messages ("must be an object, not a string").
+pub fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 pub fn text_result(text: impl Into<String>) -> Value {
     json!({ "content": [{ "type": "text", "text": text.into() }] })
 }

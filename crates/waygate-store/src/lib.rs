@@ -132,8 +132,13 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        conn.execute("PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;")
-                            .await?;
+                        // The page cache is per connection (2 MB each by default); the
+                        // registry keeps what it serves in memory, so 1 MB is plenty.
+                        conn.execute(
+                            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON; \
+                             PRAGMA cache_size=-1024;",
+                        )
+                        .await?;
                     }
                     Ok(())
                 })

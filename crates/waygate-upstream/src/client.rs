@@ -92,6 +92,9 @@ pub struct RequestOpts {
     pub deadline: Option<Arc<Deadline>>,
     /// For stateless upstreams: the caller's capabilities and log level.
     pub caller: Option<Caller>,
+    /// The caller is stateless (2026-07-28): send the request in that era when the server
+    /// speaks both over HTTP (see [`Client::both_eras`]).
+    pub stateless: bool,
     pub cancel: Option<CancellationToken>,
     /// Extra HTTP headers (correlation id, passthrough); ignored over stdio.
     pub headers: Vec<(Box<str>, Box<str>)>,
@@ -112,6 +115,14 @@ pub struct Client {
     /// Spoken to in the stateless 2026-07-28 era (the server refused `initialize` and
     /// answered `server/discover`): every request carries the `_meta` envelope.
     modern: bool,
+    /// An HTTP server that speaks both eras, reached through a session: a stateless
+    /// caller's requests still go to it statelessly, one by one (the spec lets a dual-era
+    /// HTTP server serve each request in the era it carries; a stdio server may pin its
+    /// era per connection, so stdio never does this).
+    pub both_eras: bool,
+    /// The open `subscriptions/listen` for resource updates (stateless era): its id, and
+    /// over HTTP what ends its stream.
+    resource_listen: std::sync::Mutex<Option<(i64, Option<tokio_util::sync::CancellationToken>)>>,
 }
 
 impl Client {
@@ -197,6 +208,8 @@ impl Client {
             instructions: None,
             default_timeout: timeout,
             modern: false,
+            both_eras: false,
+            resource_listen: std::sync::Mutex::new(None),
         };
         let probe = era != Era::Session && !matches!(client.wire, Wire::Legacy(_));
         if probe {
@@ -204,6 +217,7 @@ impl Client {
                 Ok(Discovered::Stateless) => return Ok(client),
                 Ok(Discovered::Both) => {
                     tracing::debug!(upstream = name, "the server speaks both eras; using the handshake");
+                    client.both_eras = matches!(client.wire, Wire::Http(_));
                 }
                 Err(e) if e.is_connection_loss() && matches!(client.wire, Wire::Stdio(_)) => {
                     client.close().await;
@@ -279,6 +293,8 @@ impl Client {
             next_id: AtomicI64::new(1),
             default_timeout: timeout,
             modern: false,
+            both_eras: false,
+            resource_listen: std::sync::Mutex::new(None),
         })
     }
 
@@ -346,10 +362,43 @@ impl Client {
         match &self.wire {
             // Its answer only comes when the subscription ends; nothing waits for it.
             Wire::Stdio(s) => s.send(&msg)?,
-            Wire::Http(h) => h.open_listen(msg, self.inbound.clone()),
+            Wire::Http(h) => {
+                h.open_listen(msg, self.inbound.clone());
+            }
             Wire::Legacy(_) | Wire::OpenApi(_) => {}
         }
         Ok(Discovered::Stateless)
+    }
+
+    /// Stateless era: listen for updates of exactly `uris` (`subscriptions/listen` with
+    /// `resourceSubscriptions`), replacing the previous such subscription — a listen's
+    /// filter is fixed when it opens. Updates in the moment between the two are missed;
+    /// they are hints, and the next one comes through.
+    pub(crate) async fn listen_resources(&self, uris: &[String]) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut params = json!({ "notifications": { "resourceSubscriptions": uris } });
+        params["_meta"] = envelope(None);
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": "subscriptions/listen", "params": params});
+        let stop = match &self.wire {
+            Wire::Stdio(s) => {
+                if s.send(&msg).is_err() {
+                    return;
+                }
+                None
+            }
+            Wire::Http(h) => Some(h.open_listen(msg, self.inbound.clone())),
+            Wire::Legacy(_) | Wire::OpenApi(_) => return,
+        };
+        let old = self
+            .resource_listen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace((id, stop));
+        match old {
+            Some((_, Some(stop))) => stop.cancel(),
+            Some((old, None)) => self.cancel_request(old, "replaced by a new subscription").await,
+            None => {}
+        }
     }
 
     /// How the server is reached: `stdio`, `http` (Streamable HTTP) or `sse` (legacy).
@@ -399,7 +448,7 @@ impl Client {
             Wire::OpenApi(_) => Ok(()),
             Wire::Legacy(l) => l.send(&msg, self.default_timeout).await,
             Wire::Http(h) => h
-                .post(&msg, None, None, &headers, &self.inbound, self.default_timeout)
+                .post(&msg, None, &headers, &self.inbound, self.default_timeout, false)
                 .await
                 .map(|_| ()),
         }
@@ -415,12 +464,16 @@ impl Client {
     /// passes on to its caller untouched).
     pub async fn request_raw(&self, method: &str, mut params: Value, mut opts: RequestOpts) -> Answer {
         // The stateless era has no ping; discovery is its cheapest request.
-        let method = if self.modern && method == "ping" {
+        // A stateless caller's request to an HTTP server that speaks both eras goes in its
+        // own era, so the server sees that caller's capabilities rather than the session's.
+        let per_call = opts.stateless && self.both_eras && !self.modern;
+        let modern = self.modern || per_call;
+        let method = if modern && method == "ping" {
             "server/discover"
         } else {
             method
         };
-        if self.modern {
+        if modern {
             let env = envelope(opts.caller.as_ref());
             if !params["_meta"].is_object() {
                 params["_meta"] = json!({});
@@ -451,8 +504,11 @@ impl Client {
         }
         if let Some((tp, ts)) = &opts.trace {
             params["_meta"]["traceparent"] = json!(tp);
+            // Over HTTP the trace also travels as headers (ignored over stdio).
+            opts.headers.push(("traceparent".into(), tp.as_str().into()));
             if let Some(ts) = ts {
                 params["_meta"]["tracestate"] = json!(ts);
+                opts.headers.push(("tracestate".into(), ts.as_str().into()));
             }
         }
         let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
@@ -471,18 +527,11 @@ impl Client {
                         .unwrap_or_else(|_| Err(UpstreamError::Closed("the connection ended".into())))
                 }
                 Wire::OpenApi(w) => w
-                    .handle(method, &msg["params"], &opts.headers, opts.trace.as_ref(), timeout)
+                    .handle(method, &msg["params"], &opts.headers, timeout)
                     .await
                     .and_then(|v| raw_of(&v)),
                 Wire::Http(h) => match h
-                    .post(
-                        &msg,
-                        Some(id),
-                        opts.trace.as_ref(),
-                        &opts.headers,
-                        &self.inbound,
-                        timeout,
-                    )
+                    .post(&msg, Some(id), &opts.headers, &self.inbound, timeout, per_call)
                     .await?
                 {
                     Some(answer) => answer,
@@ -530,7 +579,7 @@ impl Client {
             Wire::OpenApi(_) => Ok(()),
             Wire::Legacy(l) => l.send(&msg, self.default_timeout).await,
             Wire::Http(h) => h
-                .post(&msg, None, None, &[], &self.inbound, self.default_timeout)
+                .post(&msg, None, &[], &self.inbound, self.default_timeout, false)
                 .await
                 .map(|_| ()),
         }

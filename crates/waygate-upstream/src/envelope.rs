@@ -20,6 +20,7 @@ pub(crate) fn envelope(caller: Option<&Caller>) -> Value {
 }
 
 /// What a stateless upstream is told about the caller behind a request.
+#[derive(Clone)]
 pub struct Caller {
     /// The client capabilities the gateway can relay for this caller.
     pub capabilities: Value,

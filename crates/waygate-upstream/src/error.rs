@@ -11,6 +11,14 @@ pub enum UpstreamError {
         message: String,
         data: Option<Value>,
     },
+    /// A task the upstream ran for a forwarded call ended in a JSON-RPC error: the call
+    /// failed as a whole (not the tool reporting an error).
+    #[error("task failed: {message} (code {code})")]
+    TaskFailed {
+        code: i64,
+        message: String,
+        data: Option<Value>,
+    },
     #[error("no answer within {0} ms")]
     Timeout(u64),
     /// The process exited or the connection is gone.

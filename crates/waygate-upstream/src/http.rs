@@ -94,28 +94,35 @@ impl HttpWire {
         let base = self
             .request(reqwest::Method::GET, Duration::from_secs(365 * 24 * 3600), &[])
             .header(ACCEPT, "text/event-stream");
-        self.keep_open(base, inbound);
+        self.keep_open(base, inbound, self.stream_stop.clone());
     }
 
     /// The stateless era's counterpart of the GET stream: a `subscriptions/listen` POST
     /// whose SSE answer carries the server's list changes; reopened like the GET stream.
-    pub(crate) fn open_listen(&self, msg: Value, inbound: Arc<Inbound>) {
+    /// Returns what ends this one stream (the connection's end ends it too).
+    pub(crate) fn open_listen(&self, msg: Value, inbound: Arc<Inbound>) -> tokio_util::sync::CancellationToken {
         let base = self
             .request(reqwest::Method::POST, Duration::from_secs(365 * 24 * 3600), &[])
             .header(ACCEPT, "application/json, text/event-stream")
             .header(CONTENT_TYPE, "application/json")
             .header("mcp-method", "subscriptions/listen")
             .body(msg.to_string());
-        self.keep_open(base, inbound);
+        let stop = self.stream_stop.child_token();
+        self.keep_open(base, inbound, stop.clone());
+        stop
     }
 
-    fn keep_open(&self, base: reqwest::RequestBuilder, inbound: Arc<Inbound>) {
+    fn keep_open(
+        &self,
+        base: reqwest::RequestBuilder,
+        inbound: Arc<Inbound>,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
         let Some(base) = base.try_clone() else { return };
         let answer = self
             .request(reqwest::Method::POST, Duration::from_secs(10), &[])
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json, text/event-stream");
-        let stop = self.stream_stop.clone();
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(500);
             loop {
@@ -188,6 +195,18 @@ impl HttpWire {
         timeout: Duration,
         extra: &[(Box<str>, Box<str>)],
     ) -> reqwest::RequestBuilder {
+        self.request_in(method, timeout, extra, false)
+    }
+
+    /// [`Self::request`]; `stateless` sends it outside the session, in the 2026-07-28 era
+    /// (a server that speaks both eras serves each request in the era it carries).
+    fn request_in(
+        &self,
+        method: reqwest::Method,
+        timeout: Duration,
+        extra: &[(Box<str>, Box<str>)],
+        stateless: bool,
+    ) -> reqwest::RequestBuilder {
         let mut headers = self.headers.clone();
         for (k, v) in extra {
             if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
@@ -200,6 +219,9 @@ impl HttpWire {
             .request(method, self.target.url.clone())
             .timeout(timeout)
             .headers(headers);
+        if stateless {
+            return rb.header("mcp-protocol-version", crate::envelope::MODERN);
+        }
         if let Some(s) = self.session.read().unwrap_or_else(|e| e.into_inner()).clone() {
             rb = rb.header("mcp-session-id", s);
         }
@@ -214,22 +236,16 @@ impl HttpWire {
         &self,
         msg: &Value,
         id: Option<i64>,
-        trace: Option<&(String, Option<String>)>,
         extra: &[(Box<str>, Box<str>)],
         inbound: &Arc<Inbound>,
         timeout: Duration,
+        stateless: bool,
     ) -> Result<Option<Answer>, UpstreamError> {
-        let mut rb = self
-            .request(reqwest::Method::POST, timeout, extra)
+        let rb = self
+            .request_in(reqwest::Method::POST, timeout, extra, stateless)
             .header(ACCEPT, "application/json, text/event-stream")
             .header(CONTENT_TYPE, "application/json")
             .body(msg.to_string());
-        if let Some((tp, ts)) = trace {
-            rb = rb.header("traceparent", tp.as_str());
-            if let Some(ts) = ts {
-                rb = rb.header("tracestate", ts.as_str());
-            }
-        }
         let mut resp = rb.send().await.map_err(|e| {
             if e.is_timeout() {
                 UpstreamError::Timeout(timeout.as_millis() as u64)
@@ -238,13 +254,15 @@ impl HttpWire {
             }
         })?;
         let status = resp.status();
-        if let Some(s) = resp.headers().get("mcp-session-id") {
+        if let Some(s) = resp.headers().get("mcp-session-id").filter(|_| !stateless) {
             let mut cur = self.session.write().unwrap_or_else(|e| e.into_inner());
             if cur.is_none() {
                 *cur = Some(s.clone());
             }
         }
-        if status == reqwest::StatusCode::NOT_FOUND && self.session.read().unwrap_or_else(|e| e.into_inner()).is_some()
+        if status == reqwest::StatusCode::NOT_FOUND
+            && !stateless
+            && self.session.read().unwrap_or_else(|e| e.into_inner()).is_some()
         {
             return Err(UpstreamError::Closed("the upstream ended the session (404)".into()));
         }

@@ -28,6 +28,7 @@ mod stats;
 mod stdio;
 mod subscriptions;
 mod supervisor;
+mod task_call;
 mod upstream;
 
 pub use client::{Caller, Client, Deadline, Era, Notification, RequestOpts, Target};

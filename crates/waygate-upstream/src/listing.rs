@@ -1,5 +1,7 @@
 //! What an upstream offers, turned into the manifest the catalog is built from.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::{json, Value};
 use waygate_core::plugin::{PromptDef, ResourceDef, ResourceTemplateDef, ToolDef};
 use waygate_core::Manifest;
@@ -7,9 +9,21 @@ use waygate_core::Manifest;
 use crate::client::Client;
 use crate::error::UpstreamError;
 
-/// What the server offers, as a plugin manifest; tools that cannot be served are skipped
-/// (and logged), not fatal.
-pub(crate) async fn manifest(c: &Client, upstream: &str) -> Result<Manifest, UpstreamError> {
+/// What a forwarded call needs to know about the upstream's tools beyond their listing.
+#[derive(Default)]
+pub(crate) struct ToolNotes {
+    /// Tools it runs only as tasks (`execution.taskSupport: "required"`), which the gateway
+    /// must call as tasks.
+    pub task_only: HashSet<String>,
+    /// Arguments a stateless HTTP request must mirror in `Mcp-Param-*` headers
+    /// (`x-mcp-header`), per tool: `(header suffix, property)`.
+    pub header_params: HashMap<String, Vec<(String, String)>>,
+}
+
+/// What the server offers, as a plugin manifest (tools that cannot be served are skipped
+/// and logged, not fatal), and the [`ToolNotes`] its calls need.
+pub(crate) async fn manifest(c: &Client, upstream: &str) -> Result<(Manifest, ToolNotes), UpstreamError> {
+    let mut notes = ToolNotes::default();
     let mut m = Manifest {
         instructions: c.instructions.clone(),
         ..Manifest::default()
@@ -17,7 +31,17 @@ pub(crate) async fn manifest(c: &Client, upstream: &str) -> Result<Manifest, Ups
     if c.offers("tools") {
         for t in c.list_all("tools/list", "tools").await? {
             match admit_tool(t) {
-                Ok(def) => m.tools.push(ToolDef::new(def)),
+                Ok(def) => {
+                    let name = def["name"].as_str().unwrap_or_default().to_string();
+                    let headers = waygate_core::catalog::header_params(&def);
+                    if !headers.is_empty() {
+                        notes.header_params.insert(name.clone(), headers);
+                    }
+                    if def.pointer("/execution/taskSupport").and_then(Value::as_str) == Some("required") {
+                        notes.task_only.insert(name);
+                    }
+                    m.tools.push(ToolDef::new(def))
+                }
                 Err(why) => tracing::warn!(upstream = %upstream, %why, "upstream tool skipped"),
             }
         }
@@ -39,7 +63,7 @@ pub(crate) async fn manifest(c: &Client, upstream: &str) -> Result<Manifest, Ups
             .collect();
     }
     m.completions = c.offers("completions");
-    Ok(m)
+    Ok((m, notes))
 }
 
 /// Items whose `key` is a non-empty string (a malformed entry is dropped, not fatal).

@@ -155,7 +155,6 @@ impl OpenApiWire {
         method: &str,
         params: &Value,
         headers: &[(Box<str>, Box<str>)],
-        trace: Option<&(String, Option<String>)>,
         timeout: Duration,
     ) -> Result<Value, UpstreamError> {
         match method {
@@ -168,7 +167,7 @@ impl OpenApiWire {
                 let name = params.get("name").and_then(Value::as_str).unwrap_or_default();
                 let empty = Map::new();
                 let args = params.get("arguments").and_then(Value::as_object).unwrap_or(&empty);
-                self.call(name, args, headers, trace, timeout).await
+                self.call(name, args, headers, timeout).await
             }
             other => Err(UpstreamError::Rpc {
                 code: -32601,
@@ -183,7 +182,6 @@ impl OpenApiWire {
         name: &str,
         args: &Map<String, Value>,
         extra: &[(Box<str>, Box<str>)],
-        trace: Option<&(String, Option<String>)>,
         timeout: Duration,
     ) -> Result<Value, UpstreamError> {
         let op = self.api.operation(name).ok_or_else(|| UpstreamError::Rpc {
@@ -210,14 +208,9 @@ impl OpenApiWire {
             .request(method, url.clone())
             .timeout(timeout)
             .header("accept", "application/json, */*;q=0.5");
+        // The caller's correlation id, passthrough and trace headers.
         for (k, v) in extra.iter().map(|(k, v)| (&**k, &**v)) {
             builder = builder.header(k, v);
-        }
-        if let Some((tp, ts)) = trace {
-            builder = builder.header("traceparent", tp.as_str());
-            if let Some(ts) = ts {
-                builder = builder.header("tracestate", ts.as_str());
-            }
         }
         for (k, v) in &req.headers {
             builder = builder.header(k.as_str(), v.as_str());

@@ -4,6 +4,10 @@
 //! under the URI callers know, which the engine fans out to every subscribed caller its
 //! policy lets see the resource.
 //!
+//! A stateless (2026-07-28) upstream has no `resources/subscribe`: the gateway keeps one
+//! `subscriptions/listen` open with every watched URI as `resourceSubscriptions`, reopened
+//! with the new set when a URI is added and after every reconnect.
+//!
 //! The gateway stays subscribed upstream until the connection ends (callers' own
 //! subscriptions come and go; the fan-out is filtered per caller), and watches at most
 //! [`MAX_WATCHED`] URIs per upstream, since a template can match unboundedly many.
@@ -34,28 +38,44 @@ impl Shared {
             w.insert(uri.clone());
         }
         if let Some(c) = self.current() {
-            self.subscribe_on(&c, &uri).await;
+            if c.is_modern() {
+                c.listen_resources(&self.watched_uris()).await;
+            } else {
+                self.subscribe_on(&c, &uri).await;
+            }
         }
     }
 
-    /// Subscribe again to everything watched (a new connection has none).
-    pub(crate) async fn resubscribe(&self, c: &Client) {
-        let uris: Vec<String> = self
+    fn watched_uris(&self) -> Vec<String> {
+        let mut uris: Vec<String> = self
             .watched
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .cloned()
             .collect();
+        uris.sort();
+        uris
+    }
+
+    /// Subscribe again to everything watched (a new connection has none).
+    pub(crate) async fn resubscribe(&self, c: &Client) {
+        let uris = self.watched_uris();
+        if c.is_modern() {
+            if !uris.is_empty() {
+                c.listen_resources(&uris).await;
+            }
+            return;
+        }
         for uri in uris {
             self.subscribe_on(c, &uri).await;
         }
     }
 
     async fn subscribe_on(&self, c: &Client, uri: &str) {
-        // Only a server that offers subscriptions, in the handshake era (a stateless
-        // server's updates need a `subscriptions/listen` stream, not forwarded yet).
-        if c.is_modern() || c.capabilities.pointer("/resources/subscribe") != Some(&Value::Bool(true)) {
+        // Only a server that offers subscriptions (a stateless server's updates come on a
+        // `subscriptions/listen` stream instead: `Client::listen_resources`).
+        if c.capabilities.pointer("/resources/subscribe") != Some(&Value::Bool(true)) {
             return;
         }
         let opts = RequestOpts {

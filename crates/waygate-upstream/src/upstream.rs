@@ -101,6 +101,8 @@ pub struct Shared {
     pub(crate) watched: Mutex<HashSet<String>>,
     pub(crate) updates_tx: mpsc::Sender<String>,
     pub(crate) updates_rx: Mutex<Option<mpsc::Receiver<String>>>,
+    /// What calls need to know about the upstream's tools (from its latest listing).
+    pub(crate) tool_notes: RwLock<crate::listing::ToolNotes>,
 }
 
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -129,6 +131,7 @@ impl Upstream {
             watched: Mutex::new(HashSet::new()),
             updates_tx,
             updates_rx: Mutex::new(Some(updates_rx)),
+            tool_notes: RwLock::new(Default::default()),
             spec,
         })))
     }
@@ -238,8 +241,9 @@ impl Plugin for Upstream {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             };
             match crate::listing::manifest(&c, &self.spec.name).await {
-                Ok(m) => {
+                Ok((m, notes)) => {
                     self.stats.tools.store(m.tools.len(), Ordering::Relaxed);
+                    *self.tool_notes.write().unwrap_or_else(|e| e.into_inner()) = notes;
                     Ok(m)
                 }
                 Err(e) => {
@@ -303,17 +307,37 @@ impl Plugin for Upstream {
             link.attach_to(ctx);
             let deadline = Arc::new(Deadline::new(self.spec.timeout));
             let cancel = CancellationToken::new();
+            let as_task = matches!(&inv.target, Target::Tool(n)
+                if self.tool_notes.read().unwrap_or_else(|e| e.into_inner()).task_only.contains(n.as_str()))
+                && crate::task_call::offered(&c);
+            let stateless = ctx.is_modern() && !as_task;
+            let mut headers = self.forwarded(ctx);
+            if c.is_modern() || (stateless && c.both_eras) {
+                // Answers a stateless caller sent with its first request go to a server
+                // that reads them there (its questions come back as `input_required`).
+                if let (None, Some(a)) = (&inv.state, &inv.input_responses) {
+                    params["inputResponses"] = Value::Object(a.clone());
+                }
+                if let (Target::Tool(n), Wiring::Http(_)) = (&inv.target, &self.spec.wiring) {
+                    self.mirror_params(n, &inv.arguments, &mut headers);
+                }
+            }
             let opts = RequestOpts {
+                stateless,
                 timeout: Some(self.spec.timeout),
                 trace: waygate_core::spans::outbound(),
                 link: Some(link.clone()),
                 deadline: Some(deadline.clone()),
                 caller: Some(caller_of(ctx)),
                 cancel: Some(cancel.clone()),
-                headers: self.forwarded(ctx),
+                headers,
             };
             let client = c.clone();
-            let result = Box::pin(async move { client.request_raw(method, params, opts).await });
+            let result: BoxFuture<'static, crate::inbound::Answer> = if as_task {
+                Box::pin(async move { crate::task_call::run(&client, params, opts).await })
+            } else {
+                Box::pin(async move { client.request_raw(method, params, opts).await })
+            };
             let run = Running::new(c, result, asks, link, cancel, deadline);
             // Answers sent with the first request serve the questions they name.
             let given = inv.state.is_none().then_some(inv.input_responses.as_ref()).flatten();
@@ -425,10 +449,31 @@ impl Shared {
                 Ok(Outcome::Forward(raw))
             }
             Step::Done(Err(e)) => {
-                self.stats
-                    .observe(if matches!(e, UpstreamError::Rpc { .. }) { 1 } else { 3 }, took);
+                self.stats.observe(
+                    if matches!(e, UpstreamError::Rpc { .. } | UpstreamError::TaskFailed { .. }) {
+                        1
+                    } else {
+                        3
+                    },
+                    took,
+                );
                 Err(self.failed(&run.client, e, is_tool))
             }
+        }
+    }
+
+    /// `Mcp-Param-*` headers for the arguments the tool's schema says a stateless HTTP
+    /// request mirrors (`x-mcp-header`); the server checks them against the body.
+    fn mirror_params(&self, tool: &str, args: &Value, out: &mut Vec<(Box<str>, Box<str>)>) {
+        let notes = self.tool_notes.read().unwrap_or_else(|e| e.into_inner());
+        for (header, prop) in notes.header_params.get(tool).into_iter().flatten() {
+            let value = match args.get(prop) {
+                Some(Value::String(s)) => waygate_protocol::headers::encode_value(s).into_owned(),
+                Some(Value::Bool(b)) => b.to_string(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => continue,
+            };
+            out.push((format!("mcp-param-{header}").into(), value.into()));
         }
     }
 
@@ -489,10 +534,19 @@ impl Shared {
                 message,
                 ..
             } => PluginError::NotFound(message),
-            UpstreamError::Rpc { message, .. } if is_tool => {
-                PluginError::ToolFailed(format!("upstream {name}: {message}"))
+            // The server needs a capability the caller did not declare (it saw the
+            // caller's own capabilities: a stateless request): the caller is told so.
+            UpstreamError::Rpc { code: -32021, data, .. } => PluginError::MissingCapability(
+                data.as_ref()
+                    .and_then(|d| d.get("requiredCapabilities"))
+                    .cloned()
+                    .unwrap_or_else(|| json!({})),
+            ),
+            // The server answered with a protocol error: the caller gets one too (a task
+            // run for it ends `failed`), never an `isError` result the server did not write.
+            UpstreamError::Rpc { message, .. } | UpstreamError::TaskFailed { message, .. } => {
+                PluginError::Internal(format!("upstream {name}: {message}"))
             }
-            UpstreamError::Rpc { message, .. } => PluginError::Internal(format!("upstream {name}: {message}")),
             e => {
                 if e.is_connection_loss() {
                     self.mark_lost(c, e.to_string());

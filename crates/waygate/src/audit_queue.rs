@@ -16,6 +16,8 @@ use waygate_store::Store;
 
 /// Records per stored row.
 const SEGMENT: usize = 512;
+/// The largest idle buffer kept for the next batch (a 50 ms batch at 40 k calls/s is ~1 MB).
+const KEEP_BYTES: usize = 4 << 20;
 
 /// Serialized records waiting for the writer: JSON objects back to back, with the end
 /// offset and timestamp of each.
@@ -79,16 +81,25 @@ impl AuditQueue {
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(50));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // Two buffers take turns, so under steady load the same memory is reused
+            // rather than a new one grown (and fragmented) every 50 ms.
+            let mut batch = Pending::default();
             loop {
                 let last = tokio::select! {
                     _ = tick.tick() => false,
                     _ = me.closing.cancelled() => true,
                 };
-                let batch = std::mem::take(&mut *me.pending.lock().unwrap_or_else(|e| e.into_inner()));
+                std::mem::swap(&mut *me.pending.lock().unwrap_or_else(|e| e.into_inner()), &mut batch);
                 let limit = last.then_some(Duration::from_secs(10));
                 flush(&store, &batch, &written, limit).await;
                 if last {
                     return;
+                }
+                batch.bytes.clear();
+                batch.records.clear();
+                // A burst's buffer is not kept for ever.
+                if batch.bytes.capacity() > KEEP_BYTES {
+                    batch = Pending::default();
                 }
             }
         });

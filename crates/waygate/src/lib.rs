@@ -24,6 +24,7 @@ use clap::Parser;
 
 /// Parse arguments and run the chosen command; errors print one clear line and exit 1.
 pub fn run() -> ExitCode {
+    waygate_core::registry::tune_allocator();
     let cli = cli::Cli::parse();
     match commands::dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,

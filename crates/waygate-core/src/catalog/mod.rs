@@ -18,7 +18,8 @@ use crate::policy::Target;
 /// Which list items a caller may see (`None`: all).
 pub type Filter<'a> = Option<&'a dyn Fn(Target<'_>) -> bool>;
 use crate::uri_template::match_template;
-use shapes::{apply_override, header_params, skipped_keys, text, Shaped};
+pub use shapes::header_params;
+use shapes::{apply_override, skipped_keys, text, Shaped};
 
 mod pages;
 mod shapes;

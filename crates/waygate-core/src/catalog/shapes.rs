@@ -112,8 +112,9 @@ fn downlevel_tool(def: &Value, v: ProtocolVersion) -> Value {
     d
 }
 
-/// `x-mcp-header` annotations on top-level properties (the only place they are valid).
-pub(super) fn header_params(def: &Value) -> Vec<(String, String)> {
+/// `x-mcp-header` annotations on top-level properties (the only place they are valid):
+/// `(header name without the Mcp-Param- prefix, lowercase; property)`.
+pub fn header_params(def: &Value) -> Vec<(String, String)> {
     let Some(props) = def.pointer("/inputSchema/properties").and_then(Value::as_object) else {
         return Vec::new();
     };

@@ -275,7 +275,17 @@ impl Engine {
     ) -> Result<Invocation, ErrorObject> {
         let input_responses = match params.get("inputResponses") {
             None | Some(Value::Null) => None,
-            Some(Value::Object(m)) => Some(m.clone()),
+            Some(Value::Object(m)) => {
+                // Each answer is the result of the request it answers: always an object.
+                if let Some((key, v)) = m.iter().find(|(_, v)| !v.is_object()) {
+                    return Err(ErrorObject::invalid_params(format!(
+                        "Invalid params: inputResponses[{key:?}] must be an object (the result of the \
+                         request it answers), not {}",
+                        crate::util::json_kind(v)
+                    )));
+                }
+                Some(m.clone())
+            }
             Some(_) => {
                 return Err(ErrorObject::invalid_params(
                     "Invalid params: \"inputResponses\" must be an object",
