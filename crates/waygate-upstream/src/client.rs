@@ -100,6 +100,28 @@ pub struct RequestOpts {
     pub headers: Vec<(Box<str>, Box<str>)>,
 }
 
+/// A request's place in the routing tables, taken back however the request ends —
+/// including when its future is dropped (a caller's task cancelled, a timeout above it):
+/// a stale entry would keep the stdio rule "the only call in flight gets the server's
+/// question" from ever holding again. A stdio server is also told the request is off.
+struct Registered<'a> {
+    client: &'a Client,
+    id: i64,
+    answered: bool,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.client.inbound.forget(self.id);
+        if !self.answered {
+            if let Wire::Stdio(s) = &self.client.wire {
+                let _ = s.send(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                    "params": {"requestId": self.id, "reason": "cancelled by the client"}}));
+            }
+        }
+    }
+}
+
 /// A live, initialized connection.
 pub struct Client {
     wire: Wire,
@@ -496,6 +518,11 @@ impl Client {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let timeout = opts.timeout.unwrap_or(self.default_timeout);
+        let mut registered = Registered {
+            client: self,
+            id,
+            answered: false,
+        };
         if let Some(link) = &opts.link {
             if link.wants_progress() {
                 params["_meta"]["progressToken"] = json!(format!("wg-{id}"));
@@ -563,7 +590,7 @@ impl Client {
                 }
             }
         };
-        self.inbound.forget(id);
+        registered.answered = true;
         out
     }
 

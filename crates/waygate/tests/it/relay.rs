@@ -582,3 +582,40 @@ fn a_stateless_caller_reaches_a_dual_era_http_upstream_in_its_own_era() {
     let req = st.next_json().expect("the upstream's question");
     assert_eq!(req["method"], "elicitation/create", "{req}");
 }
+
+/// A caller's task cancelled while its upstream call runs: the call is withdrawn upstream
+/// and leaves nothing behind, so the next caller's question over the same stdio pipe is
+/// still placed with its call (a leftover entry would make every later one ambiguous).
+#[test]
+fn a_cancelled_task_leaves_the_stdio_upstream_unambiguous() {
+    let d = TempDir::new("relay-cancel");
+    let (s, _) = gateway(&d, false);
+    let tasks = json!({"extensions": {"io.modelcontextprotocol/tasks": {}}});
+    let created = s
+        .modern(
+            1,
+            "tools/call",
+            json!({"name": "slow_compute", "arguments": {"seconds": 60}}),
+            tasks.clone(),
+        )
+        .json();
+    let id = created["result"]["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_string();
+    let r = s.modern(2, "tasks/cancel", json!({"taskId": id}), tasks).json();
+    assert!(r["result"].is_object(), "{r}");
+
+    let sid = s.initialize(MODERN_ERA, json!({"elicitation": {}}));
+    let call = json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"ask_name","arguments":{}}});
+    let mut st = s.post_stream(&call, &session_headers(&sid));
+    let req = st.next_json().expect("the upstream's question");
+    assert_eq!(
+        req["method"], "elicitation/create",
+        "the question reached its caller: {req}"
+    );
+    let answer = json!({"jsonrpc":"2.0","id": req["id"],"result":{"action":"accept","content":{"name":"Lin"}}});
+    assert_eq!(s.post(&answer, &session_headers(&sid)).status, 202);
+    let fin = st.next_json().expect("the result");
+    assert_eq!(fin["result"]["content"][0]["text"], "Hello, Lin!", "{fin}");
+}
