@@ -15,6 +15,8 @@ use crate::inbound::{raw_of, Answer};
 use crate::legacy::LegacyWire;
 use crate::link::CallLink;
 use crate::openapi::{OpenApiTarget, OpenApiWire};
+pub use crate::request::Deadline;
+use crate::request::Registered;
 use crate::stdio::{StdioTarget, StdioWire};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -55,23 +57,7 @@ pub enum Target {
     OpenApi(OpenApiTarget),
 }
 
-/// When a forwarded request gives up; pushed forward while the call waits for its caller
-/// (a question relayed to a person may take minutes the upstream's timeout is not for).
-pub struct Deadline(std::sync::Mutex<tokio::time::Instant>);
-
-impl Deadline {
-    pub fn new(after: Duration) -> Deadline {
-        Deadline(std::sync::Mutex::new(tokio::time::Instant::now() + after))
-    }
-    pub fn set(&self, after: Duration) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = tokio::time::Instant::now() + after;
-    }
-    fn get(&self) -> tokio::time::Instant {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-enum Wire {
+pub(crate) enum Wire {
     Stdio(StdioWire),
     Http(Box<HttpWire>),
     Legacy(LegacyWire),
@@ -100,33 +86,11 @@ pub struct RequestOpts {
     pub headers: Vec<(Box<str>, Box<str>)>,
 }
 
-/// A request's place in the routing tables, taken back however the request ends —
-/// including when its future is dropped (a caller's task cancelled, a timeout above it):
-/// a stale entry would keep the stdio rule "the only call in flight gets the server's
-/// question" from ever holding again. A stdio server is also told the request is off.
-struct Registered<'a> {
-    client: &'a Client,
-    id: i64,
-    answered: bool,
-}
-
-impl Drop for Registered<'_> {
-    fn drop(&mut self) {
-        self.client.inbound.forget(self.id);
-        if !self.answered {
-            if let Wire::Stdio(s) = &self.client.wire {
-                let _ = s.send(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
-                    "params": {"requestId": self.id, "reason": "cancelled by the client"}}));
-            }
-        }
-    }
-}
-
 /// A live, initialized connection.
 pub struct Client {
-    wire: Wire,
-    inbound: Arc<Inbound>,
-    next_id: AtomicI64,
+    pub(crate) wire: Wire,
+    pub(crate) inbound: Arc<Inbound>,
+    pub(crate) next_id: AtomicI64,
     /// What the server answered to `initialize`.
     pub protocol_version: String,
     pub server_info: Value,
@@ -144,7 +108,7 @@ pub struct Client {
     pub both_eras: bool,
     /// The open `subscriptions/listen` for resource updates (stateless era): its id, and
     /// over HTTP what ends its stream.
-    resource_listen: std::sync::Mutex<Option<(i64, Option<tokio_util::sync::CancellationToken>)>>,
+    pub(crate) resource_listen: std::sync::Mutex<Option<(i64, Option<tokio_util::sync::CancellationToken>)>>,
 }
 
 impl Client {
@@ -392,37 +356,6 @@ impl Client {
         Ok(Discovered::Stateless)
     }
 
-    /// Stateless era: listen for updates of exactly `uris` (`subscriptions/listen` with
-    /// `resourceSubscriptions`), replacing the previous such subscription — a listen's
-    /// filter is fixed when it opens. Updates in the moment between the two are missed;
-    /// they are hints, and the next one comes through.
-    pub(crate) async fn listen_resources(&self, uris: &[String]) {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut params = json!({ "notifications": { "resourceSubscriptions": uris } });
-        params["_meta"] = envelope(None);
-        let msg = json!({"jsonrpc": "2.0", "id": id, "method": "subscriptions/listen", "params": params});
-        let stop = match &self.wire {
-            Wire::Stdio(s) => {
-                if s.send(&msg).is_err() {
-                    return;
-                }
-                None
-            }
-            Wire::Http(h) => Some(h.open_listen(msg, self.inbound.clone())),
-            Wire::Legacy(_) | Wire::OpenApi(_) => return,
-        };
-        let old = self
-            .resource_listen
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .replace((id, stop));
-        match old {
-            Some((_, Some(stop))) => stop.cancel(),
-            Some((old, None)) => self.cancel_request(old, "replaced by a new subscription").await,
-            None => {}
-        }
-    }
-
     /// How the server is reached: `stdio`, `http` (Streamable HTTP) or `sse` (legacy).
     pub fn transport(&self) -> &'static str {
         match self.wire {
@@ -612,7 +545,7 @@ impl Client {
         }
     }
 
-    async fn cancel_request(&self, id: i64, reason: &str) {
+    pub(crate) async fn cancel_request(&self, id: i64, reason: &str) {
         let _ = tokio::time::timeout(
             Duration::from_secs(2),
             self.notify("notifications/cancelled", json!({"requestId": id, "reason": reason})),

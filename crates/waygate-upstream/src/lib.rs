@@ -23,6 +23,7 @@ mod link;
 mod listing;
 mod openapi;
 mod relay;
+mod request;
 mod sse;
 mod stats;
 mod stdio;

@@ -12,12 +12,14 @@
 //! subscriptions come and go; the fan-out is filtered per caller), and watches at most
 //! [`MAX_WATCHED`] URIs per upstream, since a template can match unboundedly many.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use waygate_core::Event;
 
-use crate::client::{Client, RequestOpts};
+use crate::client::{Client, RequestOpts, Wire};
+use crate::envelope::envelope;
 use crate::upstream::Shared;
 
 /// URIs one upstream is asked to watch, at most.
@@ -102,5 +104,38 @@ impl Shared {
             })
             .unwrap_or_else(|| uri.to_string());
         events.emit(Event::ResourceUpdated(exposed));
+    }
+}
+
+impl Client {
+    /// Stateless era: listen for updates of exactly `uris` (`subscriptions/listen` with
+    /// `resourceSubscriptions`), replacing the previous such subscription — a listen's
+    /// filter is fixed when it opens. Updates in the moment between the two are missed;
+    /// they are hints, and the next one comes through.
+    pub(crate) async fn listen_resources(&self, uris: &[String]) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut params = json!({ "notifications": { "resourceSubscriptions": uris } });
+        params["_meta"] = envelope(None);
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": "subscriptions/listen", "params": params});
+        let stop = match &self.wire {
+            Wire::Stdio(s) => {
+                if s.send(&msg).is_err() {
+                    return;
+                }
+                None
+            }
+            Wire::Http(h) => Some(h.open_listen(msg, self.inbound.clone())),
+            Wire::Legacy(_) | Wire::OpenApi(_) => return,
+        };
+        let old = self
+            .resource_listen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace((id, stop));
+        match old {
+            Some((_, Some(stop))) => stop.cancel(),
+            Some((old, None)) => self.cancel_request(old, "replaced by a new subscription").await,
+            None => {}
+        }
     }
 }

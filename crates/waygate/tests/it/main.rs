@@ -32,6 +32,7 @@ mod ops;
 mod otel;
 mod redis_limits;
 mod relay;
+mod relay_tasks;
 mod runtime_upstreams;
 mod secrets;
 mod stdio;

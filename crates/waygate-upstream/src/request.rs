@@ -1,0 +1,46 @@
+//! The lifetime of one forwarded request: when it gives up, and how its place in the
+//! routing tables is taken back.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::client::{Client, Wire};
+
+/// When a forwarded request gives up; pushed forward while the call waits for its caller
+/// (a question relayed to a person may take minutes the upstream's timeout is not for).
+pub struct Deadline(std::sync::Mutex<tokio::time::Instant>);
+
+impl Deadline {
+    pub fn new(after: Duration) -> Deadline {
+        Deadline(std::sync::Mutex::new(tokio::time::Instant::now() + after))
+    }
+    pub fn set(&self, after: Duration) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = tokio::time::Instant::now() + after;
+    }
+    pub(crate) fn get(&self) -> tokio::time::Instant {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A request's place in the routing tables, taken back however the request ends —
+/// including when its future is dropped (a caller's task cancelled, a timeout above it):
+/// a stale entry would keep the stdio rule "the only call in flight gets the server's
+/// question" from ever holding again. A stdio server is also told the request is off.
+pub(crate) struct Registered<'a> {
+    pub client: &'a Client,
+    pub id: i64,
+    pub answered: bool,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.client.inbound.forget(self.id);
+        if !self.answered {
+            if let Wire::Stdio(s) = &self.client.wire {
+                let _ = s.send(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                    "params": {"requestId": self.id, "reason": "cancelled by the client"}}));
+            }
+        }
+    }
+}
