@@ -191,6 +191,11 @@ impl Guard {
             .dns_resolver(Arc::new(GuardedResolver(self.clone())))
             .build()
     }
+
+    /// The guarded name lookup on its own, for clients built on hyper directly.
+    pub fn resolver(&self) -> Arc<dyn reqwest::dns::Resolve> {
+        Arc::new(GuardedResolver(self.clone()))
+    }
 }
 
 struct GuardedResolver(Guard);

@@ -181,7 +181,7 @@ impl Client {
             Target::Http(t) if t.mode == HttpMode::Sse => {
                 Wire::Legacy(LegacyWire::connect(t, inbound.clone(), timeout).await?)
             }
-            Target::Http(t) => Wire::Http(Box::new(HttpWire::new(t))),
+            Target::Http(t) => Wire::Http(Box::new(HttpWire::new(t)?)),
             Target::OpenApi(t) => return Self::openapi(t, inbound, timeout).await,
         };
         let mut client = Client {

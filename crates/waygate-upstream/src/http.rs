@@ -5,6 +5,8 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::Full;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use serde_json::Value;
 
@@ -12,18 +14,21 @@ use crate::client::Inbound;
 use crate::error::UpstreamError;
 use crate::inbound::{response_text, Answer};
 use crate::link::Related;
+use crate::pool::{next_chunk, read_capped, Pool};
 use crate::sse::Parser;
 
 /// Largest response body read from an upstream.
 const MAX_BODY: usize = 64 << 20;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpTarget {
     pub url: reqwest::Url,
     /// Sent on every request (credentials for the upstream, resolved from secrets).
     pub headers: Vec<(String, String)>,
     /// Built by the caller with the SSRF guard in its resolver.
     pub client: reqwest::Client,
+    /// The same guard, for the pool that carries forwarded calls.
+    pub resolver: Arc<dyn reqwest::dns::Resolve>,
     pub mode: HttpMode,
 }
 
@@ -40,9 +45,25 @@ pub enum HttpMode {
     Auto,
 }
 
+impl std::fmt::Debug for HttpTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Header values are credentials: names only.
+        let names: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("HttpTarget")
+            .field("url", &self.url.as_str())
+            .field("headers", &names)
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
 pub(crate) struct HttpWire {
     target: HttpTarget,
     headers: HeaderMap,
+    /// Carries every POST; the URI and the headers every POST sends are built once.
+    pool: Pool,
+    uri: http::Uri,
+    post_headers: HeaderMap,
     session: RwLock<Option<HeaderValue>>,
     protocol: RwLock<Option<HeaderValue>>,
     /// Ends the standalone GET stream.
@@ -75,15 +96,23 @@ pub(crate) fn header_map(target: &HttpTarget) -> HeaderMap {
 }
 
 impl HttpWire {
-    pub(crate) fn new(target: HttpTarget) -> HttpWire {
+    pub(crate) fn new(target: HttpTarget) -> Result<HttpWire, UpstreamError> {
         let headers = header_map(&target);
-        HttpWire {
+        let uri = http::Uri::try_from(target.url.as_str())
+            .map_err(|e| UpstreamError::Connect(format!("{}: {e}", target.url)))?;
+        let mut post_headers = headers.clone();
+        post_headers.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
+        post_headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(HttpWire {
+            pool: crate::pool::pool(target.resolver.clone())?,
+            uri,
+            post_headers,
             target,
             headers,
             session: RwLock::new(None),
             protocol: RwLock::new(None),
             stream_stop: tokio_util::sync::CancellationToken::new(),
-        }
+        })
     }
 
     /// Keep the server's standalone GET stream open (where it offers one), so its list
@@ -92,7 +121,7 @@ impl HttpWire {
     /// server offers none) or 404 (the session is gone: the supervisor reconnects).
     pub(crate) fn open_stream(&self, inbound: Arc<Inbound>) {
         let base = self
-            .request(reqwest::Method::GET, Duration::from_secs(365 * 24 * 3600), &[])
+            .request(reqwest::Method::GET, Duration::from_secs(365 * 24 * 3600))
             .header(ACCEPT, "text/event-stream");
         self.keep_open(base, inbound, self.stream_stop.clone());
     }
@@ -102,7 +131,7 @@ impl HttpWire {
     /// Returns what ends this one stream (the connection's end ends it too).
     pub(crate) fn open_listen(&self, msg: Value, inbound: Arc<Inbound>) -> tokio_util::sync::CancellationToken {
         let base = self
-            .request(reqwest::Method::POST, Duration::from_secs(365 * 24 * 3600), &[])
+            .request(reqwest::Method::POST, Duration::from_secs(365 * 24 * 3600))
             .header(ACCEPT, "application/json, text/event-stream")
             .header(CONTENT_TYPE, "application/json")
             .header("mcp-method", "subscriptions/listen")
@@ -120,7 +149,7 @@ impl HttpWire {
     ) {
         let Some(base) = base.try_clone() else { return };
         let answer = self
-            .request(reqwest::Method::POST, Duration::from_secs(10), &[])
+            .request(reqwest::Method::POST, Duration::from_secs(10))
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json, text/event-stream");
         tokio::spawn(async move {
@@ -188,40 +217,15 @@ impl HttpWire {
         *self.protocol.write().unwrap_or_else(|e| e.into_inner()) = v.and_then(|v| HeaderValue::from_str(v).ok());
     }
 
-    /// A request with the configured headers, then `extra` (replacing same-named ones).
-    fn request(
-        &self,
-        method: reqwest::Method,
-        timeout: Duration,
-        extra: &[(Box<str>, Box<str>)],
-    ) -> reqwest::RequestBuilder {
-        self.request_in(method, timeout, extra, false)
-    }
-
-    /// [`Self::request`]; `stateless` sends it outside the session, in the 2026-07-28 era
-    /// (a server that speaks both eras serves each request in the era it carries).
-    fn request_in(
-        &self,
-        method: reqwest::Method,
-        timeout: Duration,
-        extra: &[(Box<str>, Box<str>)],
-        stateless: bool,
-    ) -> reqwest::RequestBuilder {
-        let mut headers = self.headers.clone();
-        for (k, v) in extra {
-            if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
-                headers.insert(k, v);
-            }
-        }
+    /// A request outside the forwarded-call path (streams, answers to the server's own
+    /// requests, the session's end) with the configured headers and the session's.
+    fn request(&self, method: reqwest::Method, timeout: Duration) -> reqwest::RequestBuilder {
         let mut rb = self
             .target
             .client
             .request(method, self.target.url.clone())
             .timeout(timeout)
-            .headers(headers);
-        if stateless {
-            return rb.header("mcp-protocol-version", crate::envelope::MODERN);
-        }
+            .headers(self.headers.clone());
         if let Some(s) = self.session.read().unwrap_or_else(|e| e.into_inner()).clone() {
             rb = rb.header("mcp-session-id", s);
         }
@@ -241,18 +245,51 @@ impl HttpWire {
         timeout: Duration,
         stateless: bool,
     ) -> Result<Option<Answer>, UpstreamError> {
-        let rb = self
-            .request_in(reqwest::Method::POST, timeout, extra, stateless)
-            .header(ACCEPT, "application/json, text/event-stream")
-            .header(CONTENT_TYPE, "application/json")
-            .body(msg.to_string());
-        let mut resp = rb.send().await.map_err(|e| {
-            if e.is_timeout() {
-                UpstreamError::Timeout(timeout.as_millis() as u64)
-            } else {
-                UpstreamError::Connect(waygate_core::util::error_chain(&e))
+        tokio::time::timeout(timeout, self.exchange(msg, id, extra, inbound, stateless))
+            .await
+            .unwrap_or(Err(UpstreamError::Timeout(timeout.as_millis() as u64)))
+    }
+
+    /// The request with the per-call headers: `extra` (replacing same-named ones), then
+    /// the session's id and revision, or the stateless era's revision.
+    fn build(&self, msg: &Value, extra: &[(Box<str>, Box<str>)], stateless: bool) -> http::Request<Full<Bytes>> {
+        let mut req = http::Request::new(Full::new(Bytes::from(msg.to_string())));
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = self.uri.clone();
+        let headers = req.headers_mut();
+        *headers = self.post_headers.clone();
+        for (k, v) in extra {
+            if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+                headers.insert(k, v);
             }
-        })?;
+        }
+        let protocol = if stateless {
+            Some(HeaderValue::from_static(crate::envelope::MODERN))
+        } else {
+            if let Some(s) = self.session.read().unwrap_or_else(|e| e.into_inner()).clone() {
+                headers.insert("mcp-session-id", s);
+            }
+            self.protocol.read().unwrap_or_else(|e| e.into_inner()).clone()
+        };
+        if let Some(p) = protocol {
+            headers.insert("mcp-protocol-version", p);
+        }
+        req
+    }
+
+    async fn exchange(
+        &self,
+        msg: &Value,
+        id: Option<i64>,
+        extra: &[(Box<str>, Box<str>)],
+        inbound: &Arc<Inbound>,
+        stateless: bool,
+    ) -> Result<Option<Answer>, UpstreamError> {
+        let resp = self
+            .pool
+            .request(self.build(msg, extra, stateless))
+            .await
+            .map_err(|e| UpstreamError::Connect(waygate_core::util::error_chain(&e)))?;
         let status = resp.status();
         if let Some(s) = resp.headers().get("mcp-session-id").filter(|_| !stateless) {
             let mut cur = self.session.write().unwrap_or_else(|e| e.into_inner());
@@ -260,7 +297,7 @@ impl HttpWire {
                 *cur = Some(s.clone());
             }
         }
-        if status == reqwest::StatusCode::NOT_FOUND
+        if status == http::StatusCode::NOT_FOUND
             && !stateless
             && self.session.read().unwrap_or_else(|e| e.into_inner()).is_some()
         {
@@ -271,8 +308,9 @@ impl HttpWire {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
+        let mut body = resp.into_body();
         if !status.is_success() {
-            let body = read_capped(&mut resp, 4096).await.unwrap_or_default();
+            let body = read_capped(body, 4096).await.unwrap_or_default();
             let rpc = serde_json::from_slice::<Value>(&body)
                 .ok()
                 .and_then(|v| v.get("error").cloned());
@@ -290,9 +328,9 @@ impl HttpWire {
         }
         let Some(id) = id else { return Ok(None) };
         if is_sse {
-            return self.read_stream(&mut resp, id, inbound).await.map(Some);
+            return self.read_stream(&mut body, id, inbound).await.map(Some);
         }
-        let body = read_capped(&mut resp, MAX_BODY).await?;
+        let body = read_capped(body, MAX_BODY).await?;
         let text = std::str::from_utf8(&body)
             .map_err(|_| UpstreamError::Protocol(format!("response is not UTF-8 JSON: {}", snippet(&body))))?;
         Ok(Some(response_text(text)))
@@ -301,16 +339,14 @@ impl HttpWire {
     /// Read SSE events until the response with `id`; others are routed as they come.
     async fn read_stream(
         &self,
-        resp: &mut reqwest::Response,
+        body: &mut hyper::body::Incoming,
         id: i64,
         inbound: &Arc<Inbound>,
     ) -> Result<Answer, UpstreamError> {
         let mut parser = Parser::default();
         loop {
-            let chunk = resp
-                .chunk()
-                .await
-                .map_err(|e| UpstreamError::Closed(waygate_core::util::error_chain(&e)))?
+            let chunk = next_chunk(body)
+                .await?
                 .ok_or_else(|| UpstreamError::Closed("the response stream ended before the response".into()))?;
             for data in parser.push(&chunk) {
                 let Ok(text) = std::str::from_utf8(&data) else {
@@ -325,7 +361,7 @@ impl HttpWire {
                 if let Some(answer) = inbound.handle_text(text, Related::Call(id)) {
                     // A server request on the stream: answer it with a POST of its own.
                     let rb = self
-                        .request(reqwest::Method::POST, Duration::from_secs(10), &[])
+                        .request(reqwest::Method::POST, Duration::from_secs(10))
                         .header(CONTENT_TYPE, "application/json")
                         .header(ACCEPT, "application/json, text/event-stream")
                         .body(answer.to_string());
@@ -350,23 +386,8 @@ impl HttpWire {
             return;
         }
         let _ = self
-            .request(reqwest::Method::DELETE, Duration::from_secs(2), &[])
+            .request(reqwest::Method::DELETE, Duration::from_secs(2))
             .send()
             .await;
     }
-}
-
-async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Result<Vec<u8>, UpstreamError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| UpstreamError::Closed(waygate_core::util::error_chain(&e)))?
-    {
-        if body.len() + chunk.len() > cap {
-            return Err(UpstreamError::Protocol(format!("response body over {cap} bytes")));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }

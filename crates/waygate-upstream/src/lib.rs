@@ -22,6 +22,7 @@ mod legacy;
 mod link;
 mod listing;
 mod openapi;
+mod pool;
 mod relay;
 mod request;
 mod sse;

@@ -78,6 +78,7 @@ pub async fn spec_of(e: &UpstreamEntry, store: Option<&Store>) -> Result<Upstrea
                 url,
                 headers,
                 client,
+                resolver: guard.resolver(),
                 mode,
             })
         }
