@@ -56,6 +56,9 @@ pub struct CallContext {
     pub forwarded: Option<Forwarded>,
     /// The virtual server the request came in on; it sees only that server's items.
     pub view: Option<Arc<crate::view::View>>,
+    /// Set on the first round of a task-augmented call whose handler the engine awaits
+    /// (an upstream): cancelled by [`CallContext::mark_started`].
+    pub started: Option<CancellationToken>,
 }
 
 /// Request headers kept for upstreams: (lowercase name, value).
@@ -79,6 +82,15 @@ impl CallContext {
             correlation_id: None,
             forwarded: None,
             view: None,
+            started: None,
+        }
+    }
+
+    /// The handler is past asking its caller first: a task-augmented call may become a
+    /// task now (see `Engine::maybe_task`). A no-op on any other call.
+    pub fn mark_started(&self) {
+        if let Some(s) = &self.started {
+            s.cancel();
         }
     }
 

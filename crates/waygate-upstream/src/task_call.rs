@@ -32,8 +32,15 @@ pub(crate) fn offered(c: &Client) -> bool {
 /// `tools/call` as a task, then `tasks/result` until it ends. A server that answers the
 /// first request with a plain result (it ran the tool at once) is taken at its word.
 /// A task that ends in a JSON-RPC error failed as a whole ([`UpstreamError::TaskFailed`]),
-/// which is not the tool reporting an error.
-pub(crate) async fn run(client: &Client, mut params: Value, opts: RequestOpts) -> Answer {
+/// which is not the tool reporting an error. `started` is cancelled once the upstream has
+/// created its task (it asks before that, if at all — the questions reach the caller before
+/// a task of the caller's exists).
+pub(crate) async fn run(
+    client: &Client,
+    mut params: Value,
+    opts: RequestOpts,
+    started: Option<tokio_util::sync::CancellationToken>,
+) -> Answer {
     params["task"] = json!({});
     let first = RequestOpts {
         timeout: opts.timeout,
@@ -49,6 +56,9 @@ pub(crate) async fn run(client: &Client, mut params: Value, opts: RequestOpts) -
     let Some(task_id) = task_id_of(&created) else {
         return Ok(created);
     };
+    if let Some(s) = started {
+        s.cancel();
+    }
     let cancel = opts.cancel.clone();
     match client
         .request_raw("tasks/result", json!({ "taskId": task_id }), opts)

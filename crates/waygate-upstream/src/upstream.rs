@@ -262,17 +262,29 @@ impl Plugin for Upstream {
     fn execute<'a>(&'a self, inv: &'a Invocation, ctx: &'a CallContext) -> BoxFuture<'a, Result<Outcome, PluginError>> {
         Box::pin(async move {
             let is_tool = matches!(inv.target, Target::Tool(_));
+            let held = inv.state.as_ref().and_then(|s| s.get("held")).and_then(Value::as_str);
+            // Only a fresh call of a task-only tool (the upstream may ask before it creates
+            // its task) or a resumed held call has a first step the engine waits for;
+            // anything else is work from the start, as before.
+            let task_only = matches!(&inv.target, Target::Tool(n)
+                if self.tool_notes.read().unwrap_or_else(|e| e.into_inner()).task_only.contains(n.as_str()));
+            if held.is_none() && !task_only {
+                ctx.mark_started();
+            }
             let admitted = self
                 .guard
                 .admit(self.spec.timeout)
                 .await
                 .map_err(|r| self.refused(r, is_tool))?;
             // The caller answers a question the upstream asked: the held call goes on.
-            if let Some(id) = inv.state.as_ref().and_then(|s| s.get("held")).and_then(Value::as_str) {
+            if let Some(id) = held {
                 let run = self
                     .held
                     .resume(id, inv.input_responses.as_ref(), ctx, self.spec.timeout)
                     .await?;
+                // Answered: what the upstream does next is the work (a further question
+                // becomes the caller's task's `input_required`).
+                ctx.mark_started();
                 return self.drive(run, ctx, is_tool, admitted, None).await;
             }
             let Some(c) = self.current() else {
@@ -307,9 +319,10 @@ impl Plugin for Upstream {
             link.attach_to(ctx);
             let deadline = Arc::new(Deadline::new(self.spec.timeout));
             let cancel = CancellationToken::new();
-            let as_task = matches!(&inv.target, Target::Tool(n)
-                if self.tool_notes.read().unwrap_or_else(|e| e.into_inner()).task_only.contains(n.as_str()))
-                && crate::task_call::offered(&c);
+            let as_task = task_only && crate::task_call::offered(&c);
+            if !as_task {
+                ctx.mark_started();
+            }
             let stateless = ctx.is_modern() && !as_task;
             let mut headers = self.forwarded(ctx);
             if c.is_modern() || (stateless && c.both_eras) {
@@ -333,8 +346,9 @@ impl Plugin for Upstream {
                 headers,
             };
             let client = c.clone();
+            let started = ctx.started.clone();
             let result: BoxFuture<'static, crate::inbound::Answer> = if as_task {
-                Box::pin(async move { crate::task_call::run(&client, params, opts).await })
+                Box::pin(async move { crate::task_call::run(&client, params, opts, started).await })
             } else {
                 Box::pin(async move { client.request_raw(method, params, opts).await })
             };

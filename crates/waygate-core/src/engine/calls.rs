@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
-use waygate_protocol::{codes, meta, methods, ErrorObject, ProtocolVersion, Reply};
+use waygate_protocol::{codes, meta, methods, ErrorObject, Reply};
 
 use super::Engine;
 use crate::catalog::TaskSupport;
@@ -112,8 +112,13 @@ impl Engine {
         } else {
             tool.task_support
         };
-        if let Some(created) = self.maybe_task(task_support, &params, &plugin, &invocation, &name, ctx)? {
-            drop(catalog);
+        // Not held while an upstream's first step is awaited (a drain counts plugin handles).
+        drop(catalog);
+        // A task handle, or (an upstream that asked before any work) a sealed `input_required`.
+        if let Some(created) = self
+            .maybe_task(task_support, &params, &plugin, &invocation, &name, ctx)
+            .await?
+        {
             // In a fleet the task row must exist before the client can ask another replica.
             let id = created.get("taskId").or_else(|| created.pointer("/task/taskId"));
             if let Some(id) = id.and_then(Value::as_str) {
@@ -121,7 +126,6 @@ impl Engine {
             }
             return Ok(Reply::Value(created));
         }
-        drop(catalog);
         let started = std::time::Instant::now();
         let run = self.run_to_outcome(Kind::Tool, &plugin, invocation, methods::TOOLS_CALL, &name, ctx);
         let (result, mut outcome) = match timeout {
@@ -418,19 +422,10 @@ impl Engine {
                     .map(Reply::Value);
             }
             if ctx.is_modern() {
-                let mut r = Map::new();
-                r.insert("resultType".into(), json!("input_required"));
-                if !requests.is_empty() {
-                    r.insert("inputRequests".into(), Value::Object(requests));
-                }
                 let digest = sent_args.unwrap_or_else(|| crate::audit::digest_json(Some(&invocation.arguments)));
-                let bind = crate::mrtr::Binding {
-                    owner: ctx.owner(),
-                    args: &digest,
-                };
-                let sealed = self.sealer.seal(method, name, bind, &state.unwrap_or(Value::Null));
-                r.insert("requestState".into(), Value::String(sealed));
-                return Ok(Reply::Value(Value::Object(r)));
+                return Ok(Reply::Value(
+                    self.input_required(requests, state, method, name, &digest, ctx),
+                ));
             }
             rounds += 1;
             if rounds > self.cfg.max_input_rounds {
@@ -502,85 +497,6 @@ impl Engine {
             invocation.input_responses = Some(answers);
             invocation.state = state;
         }
-    }
-
-    /// Decide whether a tool call becomes a task (tasks extension / 2025-11-25 tasks).
-    ///
-    /// The handler's first round is polled once right here: input it needs before doing
-    /// any asynchronous work is resolved synchronously (MRTR before task creation), so
-    /// `Ok(None)` sends the call down the ordinary path; anything else becomes a task.
-    fn maybe_task(
-        self: &Arc<Self>,
-        support: TaskSupport,
-        params: &Map<String, Value>,
-        plugin: &Arc<dyn Plugin>,
-        invocation: &Invocation,
-        tool_name: &str,
-        ctx: &CallContext,
-    ) -> Result<Option<Value>, ErrorObject> {
-        let legacy_task_param = params.get("task").is_some_and(Value::is_object);
-        if support == TaskSupport::Forbidden {
-            if ctx.version == ProtocolVersion::V2025_11_25 && legacy_task_param {
-                return Err(ErrorObject::method_not_found(
-                    "tools/call with task: this tool does not support tasks",
-                ));
-            }
-            return Ok(None);
-        }
-        let wants = if ctx.is_modern() {
-            ctx.has_extension(meta::TASKS_EXTENSION)
-        } else {
-            ctx.version >= ProtocolVersion::V2025_11_25 && legacy_task_param
-        };
-        if !wants {
-            if support == TaskSupport::Required {
-                if ctx.is_modern() {
-                    ctx.require_tasks_extension()?;
-                }
-                return Err(ErrorObject::method_not_found(
-                    "tools/call without task: this tool must run as a task",
-                ));
-            }
-            return Ok(None);
-        }
-        self.tasks.ensure_room(ctx.owner())?;
-        let cancel = tokio_util::sync::CancellationToken::new();
-        let mut bg = CallContext::detached(ctx.version);
-        bg.transport = ctx.transport;
-        bg.client_caps = ctx.client_caps.clone();
-        bg.client_info = ctx.client_info.clone();
-        bg.cancel = cancel.clone();
-        // The task acts for its caller: plugins and upstreams see the same principal.
-        bg.principal = ctx.principal.clone();
-        bg.correlation_id = ctx.correlation_id.clone();
-        bg.forwarded = ctx.forwarded.clone();
-        let (p, inv) = (plugin.clone(), invocation.clone());
-        let mut first: crate::tasks::TaskFuture = Box::pin(async move {
-            let r = p.execute(&inv, &bg).await;
-            (r, inv, bg)
-        });
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        let first = match first.as_mut().poll(&mut cx) {
-            std::task::Poll::Ready((Ok(Outcome::InputRequired { .. }), _, _)) => return Ok(None),
-            std::task::Poll::Ready(done) => Box::pin(std::future::ready(done)),
-            std::task::Poll::Pending => first,
-        };
-        let task = self.tasks.spawn(
-            ctx.owner().map(Arc::from),
-            tool_name,
-            self.events.clone(),
-            plugin.clone(),
-            first,
-            cancel,
-            ctx.version,
-        );
-        Ok(Some(if ctx.is_modern() {
-            let mut t = task;
-            t["resultType"] = json!("task");
-            t
-        } else {
-            json!({ "task": task })
-        }))
     }
 }
 

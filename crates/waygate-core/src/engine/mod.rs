@@ -11,6 +11,7 @@ mod lists;
 mod outcome;
 mod sharing;
 mod spans;
+mod task_start;
 #[cfg(test)]
 mod tests;
 mod views;

@@ -238,3 +238,61 @@ fn a_cancelled_task_leaves_the_stdio_upstream_unambiguous() {
     let fin = st.next_json().expect("the result");
     assert_eq!(fin["result"]["content"][0]["text"], "Hello, Lin!", "{fin}");
 }
+
+/// MRTR before the task, across the hop: a task-only upstream tool that asks before doing
+/// any work asks the stateless caller synchronously (`input_required`, no task of the
+/// caller's yet); the retry carrying the answer becomes the caller's task, which completes
+/// with what was answered. The sealed state and the task are the caller's alone.
+#[test]
+fn an_upstream_asks_before_the_callers_task_exists() {
+    let d = TempDir::new("relay-compose");
+    let alice = crate::isolation::offline_key(&d, "alice", "mcp");
+    let bob = crate::isolation::offline_key(&d, "bob", "mcp");
+    let (s, _) = gateway(&d, true);
+    let (a, b) = (format!("Bearer {alice}"), format!("Bearer {bob}"));
+    let (ha, hb) = ([("authorization", a.as_str())], [("authorization", b.as_str())]);
+    let caps = json!({"elicitation": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}});
+    let call = json!({"name": "test_tool_with_task", "arguments": {}});
+
+    let r = s.modern_with(1, "tools/call", call.clone(), caps.clone(), &ha).json();
+    assert_eq!(r["result"]["resultType"], "input_required", "{r}");
+    assert!(r["result"].get("taskId").is_none(), "no task before the answer: {r}");
+    let asked = r["result"]["inputRequests"]["user_name"].clone();
+    assert_eq!(asked["method"], "elicitation/create", "{r}");
+
+    let mut retry = call.clone();
+    retry["inputResponses"] = json!({"user_name": {"action": "accept", "content": {"name": "Zed"}}});
+    retry["requestState"] = r["result"]["requestState"].clone();
+    let stolen = s.modern_with(3, "tools/call", retry.clone(), caps.clone(), &hb).json();
+    assert_eq!(
+        stolen["error"]["code"], -32602,
+        "another caller's state is refused: {stolen}"
+    );
+
+    let r = s.modern_with(4, "tools/call", retry, caps.clone(), &ha).json();
+    assert_eq!(r["result"]["resultType"], "task", "{r}");
+    assert!(r["result"].get("requestState").is_none(), "{r}");
+    let id = r["result"]["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_string();
+    let theirs = s
+        .modern_with(5, "tasks/get", json!({"taskId": id}), caps.clone(), &hb)
+        .json();
+    assert!(theirs["error"].is_object(), "{theirs}");
+    for i in 0..100 {
+        let r = s
+            .modern_with(10 + i, "tasks/get", json!({"taskId": id}), caps.clone(), &ha)
+            .json();
+        match r["result"]["status"].as_str() {
+            Some("completed") => {
+                let text = r["result"]["result"]["content"][0]["text"].to_string();
+                assert!(text.contains("user_name=Zed"), "{r}");
+                return;
+            }
+            Some("working") => std::thread::sleep(std::time::Duration::from_millis(100)),
+            _ => panic!("{r}"),
+        }
+    }
+    panic!("the task did not complete");
+}
