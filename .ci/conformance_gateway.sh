@@ -6,10 +6,9 @@
 # are what these runs add over the direct ones.
 #
 # usage: .ci/conformance_gateway.sh BIN NODE STABLE_DIR NEXT_DIR
-# The session-era suites (stable, next active) must pass in full. The 2026-07-28 requirement
-# set is run and compared with .ci/gateway-expected-failures-{stdio,http}.yaml (the known gaps, scenario by
-# scenario) but does not gate yet: some of its list-change checks are timing-sensitive through
-# a second hop and have not been made reliable.
+# The session-era suites (stable, next active) must pass in full; the 2026-07-28 requirement
+# set must match .ci/gateway-expected-failures-{stdio,http}.yaml (the known gaps, scenario by
+# scenario, each with its reason).
 set -euo pipefail
 BIN=$1 NODE=$2 STABLE=$3 NEXT=$4
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -65,9 +64,6 @@ for mode in stdio http; do
   echo "== through a $mode upstream: $url"
   suite "$mode-stable" "$STABLE" "$url"
   suite "$mode-next" "$NEXT" "$url"
-  # Informational until the gaps in the baseline file are closed (see docs/design/upstreams.md):
-  # printed, compared with the baseline, not yet gating.
-  suite "$mode-2026-07-28" "$NEXT" "$url" --requirements 2026-07-28 --expected-failures "$ROOT/.ci/gateway-expected-failures-$mode.yaml" \
-    || echo "(2026-07-28 through the gateway is informational for now)"
+  suite "$mode-2026-07-28" "$NEXT" "$url" --requirements 2026-07-28 --expected-failures "$ROOT/.ci/gateway-expected-failures-$mode.yaml"
 done
 echo "conformance through the gateway: every suite passed (stdio and HTTP upstreams)"
