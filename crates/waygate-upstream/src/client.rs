@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::envelope::Caller;
-use crate::envelope::{envelope, MODERN};
+use crate::envelope::{envelope, request_bytes, to_bytes, MODERN};
 use crate::error::UpstreamError;
 use crate::http::{HttpMode, HttpTarget, HttpWire};
 pub(crate) use crate::inbound::Inbound;
@@ -403,7 +403,14 @@ impl Client {
             Wire::OpenApi(_) => Ok(()),
             Wire::Legacy(l) => l.send(&msg, self.default_timeout).await,
             Wire::Http(h) => h
-                .post(&msg, None, &headers, &self.inbound, self.default_timeout, false)
+                .post(
+                    to_bytes(&msg),
+                    None,
+                    &headers,
+                    &self.inbound,
+                    self.default_timeout,
+                    false,
+                )
                 .await
                 .map(|_| ()),
         }
@@ -471,27 +478,27 @@ impl Client {
                 opts.headers.push(("tracestate".into(), ts.as_str().into()));
             }
         }
-        let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let body = request_bytes(id, method, &params);
         let call = async {
             match &self.wire {
                 Wire::Stdio(s) => {
                     let rx = self.inbound.wait(id);
-                    s.send(&msg)?;
+                    s.send_bytes(body)?;
                     rx.await
                         .unwrap_or_else(|_| Err(UpstreamError::Closed("the connection ended".into())))
                 }
                 Wire::Legacy(l) => {
                     let rx = self.inbound.wait(id);
-                    l.send(&msg, timeout).await?;
+                    l.send_bytes(body, timeout).await?;
                     rx.await
                         .unwrap_or_else(|_| Err(UpstreamError::Closed("the connection ended".into())))
                 }
                 Wire::OpenApi(w) => w
-                    .handle(method, &msg["params"], &opts.headers, timeout)
+                    .handle(method, &params, &opts.headers, timeout)
                     .await
                     .and_then(|v| raw_of(&v)),
                 Wire::Http(h) => match h
-                    .post(&msg, Some(id), &opts.headers, &self.inbound, timeout, per_call)
+                    .post(body, Some(id), &opts.headers, &self.inbound, timeout, per_call)
                     .await?
                 {
                     Some(answer) => answer,
@@ -539,7 +546,7 @@ impl Client {
             Wire::OpenApi(_) => Ok(()),
             Wire::Legacy(l) => l.send(&msg, self.default_timeout).await,
             Wire::Http(h) => h
-                .post(&msg, None, &[], &self.inbound, self.default_timeout, false)
+                .post(to_bytes(&msg), None, &[], &self.inbound, self.default_timeout, false)
                 .await
                 .map(|_| ()),
         }

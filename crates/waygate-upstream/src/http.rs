@@ -238,22 +238,22 @@ impl HttpWire {
     /// POST one message; the response message when `id` is set (notifications get none).
     pub(crate) async fn post(
         &self,
-        msg: &Value,
+        body: Vec<u8>,
         id: Option<i64>,
         extra: &[(Box<str>, Box<str>)],
         inbound: &Arc<Inbound>,
         timeout: Duration,
         stateless: bool,
     ) -> Result<Option<Answer>, UpstreamError> {
-        tokio::time::timeout(timeout, self.exchange(msg, id, extra, inbound, stateless))
+        tokio::time::timeout(timeout, self.exchange(body, id, extra, inbound, stateless))
             .await
             .unwrap_or(Err(UpstreamError::Timeout(timeout.as_millis() as u64)))
     }
 
     /// The request with the per-call headers: `extra` (replacing same-named ones), then
     /// the session's id and revision, or the stateless era's revision.
-    fn build(&self, msg: &Value, extra: &[(Box<str>, Box<str>)], stateless: bool) -> http::Request<Full<Bytes>> {
-        let mut req = http::Request::new(Full::new(Bytes::from(msg.to_string())));
+    fn build(&self, body: Vec<u8>, extra: &[(Box<str>, Box<str>)], stateless: bool) -> http::Request<Full<Bytes>> {
+        let mut req = http::Request::new(Full::new(Bytes::from(body)));
         *req.method_mut() = http::Method::POST;
         *req.uri_mut() = self.uri.clone();
         let headers = req.headers_mut();
@@ -279,7 +279,7 @@ impl HttpWire {
 
     async fn exchange(
         &self,
-        msg: &Value,
+        body: Vec<u8>,
         id: Option<i64>,
         extra: &[(Box<str>, Box<str>)],
         inbound: &Arc<Inbound>,
@@ -287,7 +287,7 @@ impl HttpWire {
     ) -> Result<Option<Answer>, UpstreamError> {
         let resp = self
             .pool
-            .request(self.build(msg, extra, stateless))
+            .request(self.build(body, extra, stateless))
             .await
             .map_err(|e| UpstreamError::Connect(waygate_core::util::error_chain(&e)))?;
         let status = resp.status();

@@ -116,7 +116,13 @@ impl LegacyWire {
 
     /// POST one message; what it answers arrives on the stream.
     pub(crate) async fn send(&self, msg: &Value, timeout: Duration) -> Result<(), UpstreamError> {
-        post(&self.client, &self.headers, &self.endpoint, msg, timeout).await
+        self.send_bytes(serde_json::to_vec(msg).unwrap_or_default(), timeout)
+            .await
+    }
+
+    /// One message already serialized.
+    pub(crate) async fn send_bytes(&self, body: Vec<u8>, timeout: Duration) -> Result<(), UpstreamError> {
+        post(&self.client, &self.headers, &self.endpoint, body, timeout).await
     }
 
     pub(crate) async fn closed(&self) -> String {
@@ -139,7 +145,7 @@ async fn post(
     client: &reqwest::Client,
     headers: &HeaderMap,
     endpoint: &reqwest::Url,
-    msg: &Value,
+    body: Vec<u8>,
     timeout: Duration,
 ) -> Result<(), UpstreamError> {
     let resp = client
@@ -147,7 +153,7 @@ async fn post(
         .headers(headers.clone())
         .header(CONTENT_TYPE, "application/json")
         .timeout(timeout)
-        .body(msg.to_string())
+        .body(body)
         .send()
         .await
         .map_err(|e| transport_error(&e, timeout))?;
@@ -249,7 +255,14 @@ impl Reader {
             };
             let (client, headers) = (self.client.clone(), self.headers.clone());
             tokio::spawn(async move {
-                let _ = post(&client, &headers, &ep, &answer, Duration::from_secs(10)).await;
+                let _ = post(
+                    &client,
+                    &headers,
+                    &ep,
+                    serde_json::to_vec(&answer).unwrap_or_default(),
+                    Duration::from_secs(10),
+                )
+                .await;
             });
         }
     }

@@ -169,11 +169,16 @@ impl StdioWire {
     }
 
     pub(crate) fn send(&self, msg: &Value) -> Result<(), UpstreamError> {
+        self.send_bytes(serde_json::to_vec(msg).unwrap_or_default())
+    }
+
+    /// One message already serialized (a line without its newline).
+    pub(crate) fn send_bytes(&self, line: Vec<u8>) -> Result<(), UpstreamError> {
         if self.gone.is_cancelled() {
             return Err(UpstreamError::Closed(self.reason()));
         }
         self.out
-            .send(serde_json::to_vec(msg).unwrap_or_default())
+            .send(line)
             .map_err(|_| UpstreamError::Closed("the server's input is closed".into()))
     }
 

@@ -295,9 +295,9 @@ impl Plugin for Upstream {
                 });
             };
             let (method, mut params) = match &inv.target {
-                Target::Tool(n) => ("tools/call", json!({"name": n, "arguments": inv.arguments})),
+                Target::Tool(n) => ("tools/call", named(n, &inv.arguments)),
                 Target::Resource(uri) => ("resources/read", json!({"uri": uri})),
-                Target::Prompt(n) => ("prompts/get", json!({"name": n, "arguments": inv.arguments})),
+                Target::Prompt(n) => ("prompts/get", named(n, &inv.arguments)),
                 Target::Complete { reference } => {
                     let mut p = inv.arguments.clone();
                     if let Some(o) = p.as_object_mut() {
@@ -574,4 +574,13 @@ impl Shared {
             }
         }
     }
+}
+
+/// `{"name": n, "arguments": a}` by cloning the arguments, not by a trip through the
+/// serializer (which `json!` takes for a borrowed value).
+fn named(name: &str, arguments: &Value) -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert("name".into(), Value::String(name.into()));
+    m.insert("arguments".into(), arguments.clone());
+    Value::Object(m)
 }
