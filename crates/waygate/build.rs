@@ -7,10 +7,20 @@ use std::process::Command;
 fn main() {
     println!("cargo:rerun-if-env-changed=WAYGATE_GIT_COMMIT");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let git = root.join(".git");
-    for f in ["HEAD", "packed-refs", "refs/heads"] {
-        if git.join(f).exists() {
-            println!("cargo:rerun-if-changed={}", git.join(f).display());
+    // In a `git worktree` checkout `.git` is a file naming the worktree's own git dir
+    // (its HEAD), whose `commondir` holds the shared refs; watch both, or a commit made
+    // there would leave `--version` naming the previous one.
+    let dot_git = root.join(".git");
+    let git = std::fs::read_to_string(&dot_git)
+        .ok()
+        .and_then(|s| s.strip_prefix("gitdir:").map(|d| root.join(d.trim())))
+        .unwrap_or(dot_git);
+    let common = std::fs::read_to_string(git.join("commondir"))
+        .map(|c| git.join(c.trim()))
+        .unwrap_or_else(|_| git.clone());
+    for f in [git.join("HEAD"), common.join("packed-refs"), common.join("refs/heads")] {
+        if f.exists() {
+            println!("cargo:rerun-if-changed={}", f.display());
         }
     }
     let commit = std::env::var("WAYGATE_GIT_COMMIT")
