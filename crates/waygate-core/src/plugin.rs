@@ -225,6 +225,11 @@ pub trait Plugin: Send + Sync + 'static {
 
     /// Whether the plugin forwards to another server (an upstream): its results are that
     /// server's to get right, so Waygate does not check them against `outputSchema`.
+    ///
+    /// A remote plugin's first step of a task-augmented 2026-07-28 call is awaited (not
+    /// polled once) until it asks, ends, or calls [`CallContext::mark_started`]; a remote
+    /// plugin must call it once its work has begun, or the caller waits for the whole call
+    /// before its task exists.
     fn is_remote(&self) -> bool {
         false
     }
