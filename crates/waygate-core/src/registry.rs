@@ -392,12 +392,20 @@ fn trim_heap() {
 /// size from the heap, where it stays. On the echo benchmark (c=64, API key + audit) this
 /// and the audit writer's reused buffers take ~1.5 MB off the anonymous memory after the run
 /// (BENCHMARKS.md, issue 17 section).
+/// On one CPU (a pinned process, a 1-vCPU container) there is one runtime worker, so a
+/// second arena would only keep the database and audit threads' free memory apart from
+/// it (measured 0.5–1 MB after the c=64 run, no throughput change).
 /// An operator's `MALLOC_ARENA_MAX` / `MALLOC_MMAP_THRESHOLD_` / `MALLOC_TRIM_THRESHOLD_`
 /// still win (the setting is left alone when its variable is set).
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    let arenas = match std::thread::available_parallelism() {
+        Ok(n) if n.get() == 1 => 1,
+        _ => 2,
+    };
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     for (var, param, value) in [
-        ("MALLOC_ARENA_MAX", libc::M_ARENA_MAX, 2),
+        ("MALLOC_ARENA_MAX", libc::M_ARENA_MAX, arenas),
         ("MALLOC_MMAP_THRESHOLD_", libc::M_MMAP_THRESHOLD, 256 * 1024),
         ("MALLOC_TRIM_THRESHOLD_", libc::M_TRIM_THRESHOLD, 512 * 1024),
     ] {
