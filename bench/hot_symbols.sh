@@ -9,8 +9,10 @@
 # Coverage comes from three runs of the production configuration (API key + audit +
 # metrics): callgrind (complete: start-up, every era's handshake, lists, calls, metrics,
 # shutdown), perf samples (what runs on the real CPU — SHA-NI, AVX string code — which
-# valgrind's CPU model hides) and perf page faults at c=64 (what first touches a code page
-# on the binary as it is laid out now; run the script twice after a large change). The patterns name each function's section with a trailing `*`, because
+# valgrind's CPU model hides) and perf page faults at c=64 (what touches a code page again
+# after start-up released them). Serving's functions go first, start-up's after them:
+# once start-up is over the server drops its code pages (waygate_core::memory) and only
+# the serving part is touched again. The patterns name each function's section with a trailing `*`, because
 # ThinLTO appends a per-build `.llvm.<hash>` to the local functions it shares between
 # modules; `.text.unlikely.` is where #[cold] functions live. Regenerate after a toolchain
 # or dependency upgrade (symbol hashes change; a name that no longer exists matches nothing
@@ -45,21 +47,28 @@ workload() { # $1 port, $2 data dir: the requests every deployment serves
   curl -s -X DELETE "$u/mcp" "${a[@]}" "${sh[@]}" >/dev/null
 }
 
-# 1. callgrind: every function executed, by instructions.
+# 1. callgrind: every function executed, by instructions — start-up (dumped once the
+#    server is ready) apart from serving.
 port=$((20000 + RANDOM % 20000)); mkdir -p "$W/cg"
 valgrind --tool=callgrind --demangle=no --separate-threads=no --callgrind-out-file="$W/cg.out" \
   "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$W/cg" --log info >"$W/cg/out" 2>"$W/cg/err" &
 pid=$!
+for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break; sleep 0.1; done
+sleep 2; callgrind_control -d "$pid" >/dev/null
 workload "$port" "$W/cg" 4
 sleep 1; kill -INT "$pid"; wait "$pid" 2>/dev/null || true
-callgrind_annotate --threshold=100 --auto=no "$W"/cg.out* 2>/dev/null \
-  | grep -o '???:[^ ]*' | sed "s/^???://; s/'[0-9]*\$//" >"$W/cg.txt"
+names() { callgrind_annotate --threshold=100 --auto=no "$@" 2>/dev/null | grep -o '???:[^ ]*' | sed "s/^???://; s/'[0-9]*\$//"; }
+names "$W/cg.out.1" >"$W/start.txt"
+names $(ls "$W"/cg.out* | grep -v '\.1$') >"$W/cg.txt"
 
-# 2. perf: what the real CPU runs under load, by samples.
+ready() { for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$1/ready" >/dev/null && break; sleep 0.1; done; sleep 2; }
+
+# 2. perf: what the real CPU runs while serving, by samples (attached after start-up).
 port=$((20000 + RANDOM % 20000)); mkdir -p "$W/perf"
 taskset -c 0 "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$W/perf" --log info >"$W/perf/out" 2>"$W/perf/err" &
 pid=$!
-perf record -q -F 4999 -e cpu-clock -p "$pid" -o "$W/perf.data" -- sleep 8 >/dev/null 2>&1 &
+ready "$port"
+perf record -q -F 4999 -e cpu-clock -p "$pid" -o "$W/perf.data" -- sleep 7 >/dev/null 2>&1 &
 pp=$!
 workload "$port" "$W/perf" 5
 wait "$pp" || true
@@ -67,17 +76,21 @@ kill -INT "$pid"; wait "$pid" 2>/dev/null || true
 perf report -i "$W/perf.data" --no-demangle --no-children --dsos "$(basename "$BIN")" \
   --sort symbol --stdio 2>/dev/null | grep -o '\[\.\] [^ ]*' | cut -c5- >"$W/perf.txt"
 
-# 3. page faults at c=64 from the start: the functions that first touch a code page — on
-#    a binary already laid out, exactly those the first two runs missed.
+# 3. page faults at c=64 after start-up released its code pages: the functions that touch
+#    a code page again — on a binary already laid out, exactly those the first two runs
+#    missed (run the script twice after a large change).
 port=$((20000 + RANDOM % 20000)); mkdir -p "$W/pf"
-taskset -c 0 perf record -q -e page-faults -c 1 -o "$W/pf.data" -- \
-  "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$W/pf" --log info >"$W/pf/out" 2>"$W/pf/err" &
+taskset -c 0 "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$W/pf" --log info >"$W/pf/out" 2>"$W/pf/err" &
 pid=$!
+ready "$port"
+perf record -q -e page-faults -c 1 -p "$pid" -o "$W/pf.data" >/dev/null 2>&1 &
+pp=$!
 workload "$port" "$W/pf" 1
 taskset -c 1 "$LG" http --url "http://127.0.0.1:$port/mcp" --body "$BODY" -c 64 -d 5 -w 0 \
   -H "Authorization: Bearer $(grep -o 'wg_[A-Za-z0-9_]*' "$W/pf/out" | head -1)" \
   -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' -H 'Mcp-Name: echo' --json >/dev/null
-sleep 1; kill -INT "$pid"; wait "$pid" 2>/dev/null || true
+kill -INT "$pp"; wait "$pp" 2>/dev/null || true
+kill -INT "$pid"; wait "$pid" 2>/dev/null || true
 perf report -i "$W/pf.data" --no-demangle --no-children --dsos "$(basename "$BIN")" \
   --sort symbol --stdio 2>/dev/null | grep -o '\[\.\] [^ ]*' | cut -c5- >"$W/pf.txt"
 
@@ -85,18 +98,28 @@ mkdir -p "$(dirname "$OUTFILE")"
 # Only names the binary defines (the lists also name libc's functions), without the
 # per-build suffix. std's v0 names (`_R…`) come precompiled, never suffixed: exact match.
 nm --defined-only "$BIN" | awk '$2 ~ /^[tTwW]$/ {print $3}' | sort -u >"$W/defined.txt"
-cat "$W/perf.txt" "$W/cg.txt" "$W/pf.txt" | grep -Fxf "$W/defined.txt" | sed 's/\.llvm\..*//' | awk '!seen[$0]++' >"$W/hot.txt"
+clean() { grep -Fxf "$W/defined.txt" | sed 's/\.llvm\..*//' | awk '!seen[$0]++'; }
+# Serving's functions first, then those only start-up ran: after start-up the server drops
+# its code pages (waygate_core::memory) and only the first part comes back.
+cat "$W/perf.txt" "$W/cg.txt" "$W/pf.txt" | clean >"$W/hot.txt"
+clean <"$W/start.txt" | grep -vFxf "$W/hot.txt" >"$W/cold.txt" || true
+patterns() {
+  awk '/^_R/ {print "      .text." $0 " .text.unlikely." $0; next}
+       {print "      .text." $0 "* .text.unlikely." $0 "*"}' "$1"
+}
 {
   echo "/* Generated by bench/hot_symbols.sh from $(git -C "$ROOT" rev-parse --short HEAD); see build.rs. */"
   echo 'SECTIONS {'
   echo '  .text.hot : {'
   echo '    *('
-  awk '/^_R/ {print "      .text." $0 " .text.unlikely." $0; next}
-       {print "      .text." $0 "* .text.unlikely." $0 "*"}' "$W/hot.txt"
+  patterns "$W/hot.txt"
+  echo '    )'
+  echo '    *('
+  patterns "$W/cold.txt"
   echo '    )'
   echo '  }'
   echo '}'
   echo 'INSERT BEFORE .text;'
 } >"$OUTFILE"
-echo "$(wc -l <"$W/hot.txt") functions -> $OUTFILE"
+echo "$(wc -l <"$W/hot.txt") serving + $(wc -l <"$W/cold.txt") start-up functions -> $OUTFILE"
 rm -rf "$W" "$OUT"

@@ -15,6 +15,7 @@ pub mod events;
 pub mod fleet;
 pub mod hooks;
 pub mod logctx;
+pub mod memory;
 pub mod metrics;
 pub mod mrtr;
 pub mod naming;

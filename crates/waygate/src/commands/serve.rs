@@ -380,6 +380,13 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs, activated: Option<std::n
     }
     ready.store(true, std::sync::atomic::Ordering::Release);
     crate::systemd::notify(&format!("READY=1\nSTATUS={status}"));
+    // Start-up's code (config, migrations, schema compilation) will not run again; what
+    // serving needs comes back with a minor fault. A second after ready, once.
+    tokio::spawn(async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let released = waygate_core::memory::release_startup_pages();
+        tracing::debug!(kb = released / 1024, "start-up code released from the page tables");
+    });
     // While the database is unreachable: MCP calls keep being served (nothing on the request
     // path needs the store; API keys keep their last loaded table), `/ready` answers 503 so a
     // load balancer can prefer healthy replicas, and config snapshots are skipped with a warning.
