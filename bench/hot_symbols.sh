@@ -6,17 +6,20 @@
 # scattered over a 37 MB `.text` kept ~18 MB of it resident after a c=64 run although the
 # functions actually run add up to ~5 MB. Packed together they cost about their size.
 #
-# Coverage comes from three runs of the production configuration (API key + audit +
-# metrics): callgrind (complete: start-up, every era's handshake, lists, calls, metrics,
-# shutdown), perf samples (what runs on the real CPU — SHA-NI, AVX string code — which
-# valgrind's CPU model hides) and perf page faults at c=64 (what touches a code page again
-# after start-up released them). Serving's functions go first, start-up's after them:
-# once start-up is over the server drops its code pages (waygate_core::memory) and only
-# the serving part is touched again. The patterns name each function's section with a trailing `*`, because
-# ThinLTO appends a per-build `.llvm.<hash>` to the local functions it shares between
-# modules; `.text.unlikely.` is where #[cold] functions live. Regenerate after a toolchain
-# or dependency upgrade (symbol hashes change; a name that no longer exists matches nothing
-# and costs only the packing).
+# Coverage comes from runs of the production configuration (API key + audit + metrics):
+# callgrind (complete: start-up, every era's handshake, lists, calls, metrics, shutdown),
+# perf samples (what runs on the real CPU — SHA-NI, AVX string code — which valgrind's CPU
+# model hides), perf page faults at c=64 (what touches a code page again after start-up
+# released them), and the gateway in front of a stdio and an HTTP upstream. Serving's
+# functions go first, the gateway's next, start-up's last: once start-up is over the
+# server drops its code pages (waygate_core::memory) and only the first groups come back.
+#
+# The patterns name each function's section with a trailing `*`, because ThinLTO appends a
+# per-build `.llvm.<hash>` to the local functions it shares between modules;
+# `.text.unlikely.` is where #[cold] functions live. Regenerate after a toolchain or
+# dependency upgrade (symbol hashes change; a name that no longer exists matches nothing
+# and costs only the packing); run it twice after a large change (the page-fault pass sees
+# what the previous layout missed).
 #
 #   bench/hot_symbols.sh
 source "$(dirname "$0")/common.sh"
@@ -94,6 +97,35 @@ kill -INT "$pid"; wait "$pid" 2>/dev/null || true
 perf report -i "$W/pf.data" --no-demangle --no-children --dsos "$(basename "$BIN")" \
   --sort symbol --stdio 2>/dev/null | grep -o '\[\.\] [^ ]*' | cut -c5- >"$W/pf.txt"
 
+# 4. the gateway: the same production configuration in front of two upstreams (this
+#    binary serving its demo tools over stdio and over HTTP), perf samples and page faults
+#    after start-up — a group of its own, so it does not dilute the direct path's pages.
+up=$((20000 + RANDOM % 20000)); port=$((up + 1)); mkdir -p "$W/gw" "$W/up" "$W/ups"
+"$BIN" serve --listen "127.0.0.1:$up" --no-auth --no-audit --data-dir "$W/up" --log error >/dev/null 2>&1 &
+upid=$!
+printf '%s\n' 'version = 3' '[plugins]' 'demo = false' \
+  '[[upstreams]]' 'name = "s"' 'prefix = "always"' 'transport = "stdio"' "command = \"$BIN\"" \
+  "args = [\"serve\", \"--stdio\", \"--data-dir\", \"$W/ups\", \"--log\", \"error\"]" \
+  '[[upstreams]]' 'name = "h"' 'prefix = "always"' 'transport = "http"' \
+  "url = \"http://127.0.0.1:$up/mcp\"" >"$W/gw/gw.toml"
+taskset -c 0 "$BIN" serve --listen "127.0.0.1:$port" --config "$W/gw/gw.toml" --data-dir "$W/gw" --log info >"$W/gw/out" 2>"$W/gw/err" &
+pid=$!
+ready "$port"
+perf record -q -e page-faults/period=1/ -e cpu-clock/freq=4999/ -p "$pid" -o "$W/gw.data" >/dev/null 2>&1 &
+pp=$!
+key=$(grep -o 'wg_[A-Za-z0-9_]*' "$W/gw/out" | head -1)
+for tool in s__echo h__echo; do
+  sed "s/\"echo\"/\"$tool\"/" "$BODY" >"$W/gw/$tool.json"
+  taskset -c 1 "$LG" http --url "http://127.0.0.1:$port/mcp" --body "$W/gw/$tool.json" -c 32 -d 3 -w 0 \
+    -H "Authorization: Bearer $key" -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' \
+    -H "Mcp-Name: $tool" --expect hello --json | grep -q '"errors":0,' || echo "warning: gateway phase: $tool calls failed" >&2
+done
+kill -INT "$pp"; wait "$pp" 2>/dev/null || true
+kill -INT "$pid"; wait "$pid" 2>/dev/null || true
+kill "$upid"; wait "$upid" 2>/dev/null || true
+perf report -i "$W/gw.data" --no-demangle --no-children --dsos "$(basename "$BIN")" \
+  --sort symbol --stdio 2>/dev/null | grep -o '\[\.\] [^ ]*' | cut -c5- >"$W/gw.txt"
+
 mkdir -p "$(dirname "$OUTFILE")"
 # Only names the binary defines (the lists also name libc's functions), without the
 # per-build suffix. std's v0 names (`_R…`) come precompiled, never suffixed: exact match.
@@ -102,7 +134,8 @@ clean() { grep -Fxf "$W/defined.txt" | sed 's/\.llvm\..*//' | awk '!seen[$0]++';
 # Serving's functions first, then those only start-up ran: after start-up the server drops
 # its code pages (waygate_core::memory) and only the first part comes back.
 cat "$W/perf.txt" "$W/cg.txt" "$W/pf.txt" | clean >"$W/hot.txt"
-clean <"$W/start.txt" | grep -vFxf "$W/hot.txt" >"$W/cold.txt" || true
+clean <"$W/gw.txt" | grep -vFxf "$W/hot.txt" >"$W/gateway.txt" || true
+clean <"$W/start.txt" | grep -vFxf "$W/hot.txt" | grep -vFxf "$W/gateway.txt" >"$W/cold.txt" || true
 patterns() {
   awk '/^_R/ {print "      .text." $0 " .text.unlikely." $0; next}
        {print "      .text." $0 "* .text.unlikely." $0 "*"}' "$1"
@@ -115,11 +148,14 @@ patterns() {
   patterns "$W/hot.txt"
   echo '    )'
   echo '    *('
+  patterns "$W/gateway.txt"
+  echo '    )'
+  echo '    *('
   patterns "$W/cold.txt"
   echo '    )'
   echo '  }'
   echo '}'
   echo 'INSERT BEFORE .text;'
 } >"$OUTFILE"
-echo "$(wc -l <"$W/hot.txt") serving + $(wc -l <"$W/cold.txt") start-up functions -> $OUTFILE"
+echo "$(wc -l <"$W/hot.txt") serving + $(wc -l <"$W/gateway.txt") gateway + $(wc -l <"$W/cold.txt") start-up functions -> $OUTFILE"
 rm -rf "$W" "$OUT"
