@@ -116,8 +116,7 @@ impl LegacyWire {
 
     /// POST one message; what it answers arrives on the stream.
     pub(crate) async fn send(&self, msg: &Value, timeout: Duration) -> Result<(), UpstreamError> {
-        self.send_bytes(serde_json::to_vec(msg).unwrap_or_default(), timeout)
-            .await
+        self.send_bytes(crate::envelope::to_bytes(msg), timeout).await
     }
 
     /// One message already serialized.
@@ -259,7 +258,7 @@ impl Reader {
                     &client,
                     &headers,
                     &ep,
-                    serde_json::to_vec(&answer).unwrap_or_default(),
+                    crate::envelope::to_bytes(&answer),
                     Duration::from_secs(10),
                 )
                 .await;

@@ -169,7 +169,7 @@ impl StdioWire {
     }
 
     pub(crate) fn send(&self, msg: &Value) -> Result<(), UpstreamError> {
-        self.send_bytes(serde_json::to_vec(msg).unwrap_or_default())
+        self.send_bytes(crate::envelope::to_bytes(msg))
     }
 
     /// One message already serialized (a line without its newline).

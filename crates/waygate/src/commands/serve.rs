@@ -384,8 +384,10 @@ async fn serve(g: &Global, l: Layered, args: ServeArgs, activated: Option<std::n
     // serving needs comes back with a minor fault. A second after ready, once.
     tokio::spawn(async {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let released = waygate_core::memory::release_startup_pages();
-        tracing::debug!(kb = released / 1024, "start-up code released from the page tables");
+        // Reading /proc/self/smaps and madvise block: off the runtime's workers.
+        if let Ok(released) = tokio::task::spawn_blocking(waygate_core::memory::release_startup_pages).await {
+            tracing::debug!(kb = released / 1024, "start-up code released from the page tables");
+        }
     });
     // While the database is unreachable: MCP calls keep being served (nothing on the request
     // path needs the store; API keys keep their last loaded table), `/ready` answers 503 so a
