@@ -9,6 +9,7 @@ pub mod jsonrpc;
 pub mod meta;
 pub mod methods;
 pub mod raw;
+pub mod scan;
 pub mod version;
 
 pub use error::{codes, ErrorObject};

@@ -83,37 +83,44 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// The members of a result that say how a call ended, read without storing the others.
-#[derive(Debug, Default, Deserialize)]
+/// The members of a result that say how a call ended, as their JSON text.
+#[derive(Debug, Default)]
 pub struct Probe<'a> {
-    #[serde(rename = "isError", borrow, default)]
-    pub is_error: Option<&'a RawValue>,
-    #[serde(rename = "resultType", borrow, default)]
-    pub result_type: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    pub task: Option<&'a RawValue>,
+    pub is_error: Option<&'a str>,
+    pub result_type: Option<&'a str>,
+    pub task: Option<&'a str>,
 }
 
 impl<'a> Probe<'a> {
-    /// Probe a result object; one repeating a probed member is read the slow way.
+    /// Probe a result object (the last of a repeated member counts, as in a `Value`).
     pub fn parse(text: &'a str) -> Probe<'a> {
-        serde_json::from_str(text).unwrap_or_else(|_| match Fields::parse(text) {
+        let mut p = Probe::default();
+        let scanned = crate::scan::members(text, |k, v| match k {
+            "isError" => p.is_error = Some(v),
+            "resultType" => p.result_type = Some(v),
+            "task" => p.task = Some(v),
+            _ => {}
+        });
+        if scanned.is_some() {
+            return p;
+        }
+        match Fields::parse(text) {
             Ok(f) => Probe {
-                is_error: f.get("isError"),
-                result_type: f.get("resultType"),
-                task: f.get("task"),
+                is_error: f.get("isError").map(RawValue::get),
+                result_type: f.get("resultType").map(RawValue::get),
+                task: f.get("task").map(RawValue::get),
             },
             Err(_) => Probe::default(),
-        })
+        }
     }
 
     pub fn is_error(&self) -> bool {
-        self.is_error.is_some_and(|v| v.get() == "true")
+        self.is_error == Some("true")
     }
 
     /// `resultType` when it is a plain string.
     pub fn result_type(&self) -> Option<&'a str> {
-        let raw = self.result_type?.get();
+        let raw = self.result_type?;
         raw.strip_prefix('"')?.strip_suffix('"').filter(|s| !s.contains('\\'))
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::envelope::Caller;
-use crate::envelope::{envelope, request_bytes, to_bytes, MODERN};
+use crate::envelope::{envelope, request_bytes, to_bytes, MetaAdds, MODERN};
 use crate::error::UpstreamError;
 use crate::http::{HttpMode, HttpTarget, HttpWire};
 pub(crate) use crate::inbound::Inbound;
@@ -424,7 +424,7 @@ impl Client {
 
     /// One request; the upstream's `result` as the text it sent (what a forwarded call
     /// passes on to its caller untouched).
-    pub async fn request_raw(&self, method: &str, mut params: Value, mut opts: RequestOpts) -> Answer {
+    pub async fn request_raw(&self, method: &str, params: Value, mut opts: RequestOpts) -> Answer {
         // The stateless era has no ping; discovery is its cheapest request.
         // A stateless caller's request to an HTTP server that speaks both eras goes in its
         // own era, so the server sees that caller's capabilities rather than the session's.
@@ -435,16 +435,9 @@ impl Client {
         } else {
             method
         };
+        let mut adds = MetaAdds::default();
         if modern {
-            let env = envelope(opts.caller.as_ref());
-            if !params["_meta"].is_object() {
-                params["_meta"] = json!({});
-            }
-            if let (Some(m), Some(e)) = (params["_meta"].as_object_mut(), env.as_object()) {
-                for (k, v) in e {
-                    m.insert(k.clone(), v.clone());
-                }
-            }
+            adds.envelope = Some(opts.caller.as_ref());
             opts.headers.push(("mcp-method".into(), method.into()));
             let name = match method {
                 "tools/call" | "prompts/get" => params.get("name"),
@@ -465,20 +458,21 @@ impl Client {
         };
         if let Some(link) = &opts.link {
             if link.wants_progress() {
-                params["_meta"]["progressToken"] = json!(format!("wg-{id}"));
+                adds.progress = Some(id);
             }
             self.inbound.link(id, link.clone());
         }
         if let Some((tp, ts)) = &opts.trace {
-            params["_meta"]["traceparent"] = json!(tp);
+            adds.trace = Some((tp, ts.as_deref()));
+        }
+        let body = request_bytes(id, method, &params, &adds);
+        if let Some((tp, ts)) = &opts.trace {
             // Over HTTP the trace also travels as headers (ignored over stdio).
             opts.headers.push(("traceparent".into(), tp.as_str().into()));
             if let Some(ts) = ts {
-                params["_meta"]["tracestate"] = json!(ts);
                 opts.headers.push(("tracestate".into(), ts.as_str().into()));
             }
         }
-        let body = request_bytes(id, method, &params);
         let call = async {
             match &self.wire {
                 Wire::Stdio(s) => {

@@ -1,21 +1,36 @@
 //! What the gateway writes to an upstream: the per-request `_meta` envelope of a stateless
 //! (2026-07-28) upstream, and the request message itself.
 
+use std::io::Write;
+
 use serde_json::{json, Value};
 
 /// The stateless revision the gateway speaks to upstreams that offer it.
 pub(crate) const MODERN: &str = "2026-07-28";
 
+const PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+const CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+const CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
+const LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
+
+/// The envelope members that are the same on every request, as JSON text.
+const STATIC_ENVELOPE: &str = concat!(
+    "\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\",",
+    "\"io.modelcontextprotocol/clientInfo\":{\"name\":\"waygate\",\"version\":\"",
+    env!("CARGO_PKG_VERSION"),
+    "\"}"
+);
+
 /// The per-request envelope of the stateless era: who the gateway is, as a client, with
 /// the capabilities (and log level) of the caller it acts for on this request.
 pub(crate) fn envelope(caller: Option<&Caller>) -> Value {
     let mut env = json!({
-        "io.modelcontextprotocol/protocolVersion": MODERN,
-        "io.modelcontextprotocol/clientCapabilities": caller.map_or_else(|| json!({}), |c| c.capabilities.clone()),
-        "io.modelcontextprotocol/clientInfo": {"name": "waygate", "version": env!("CARGO_PKG_VERSION")},
+        PROTOCOL_VERSION: MODERN,
+        CLIENT_CAPABILITIES: caller.map_or_else(|| json!({}), |c| c.capabilities.clone()),
+        CLIENT_INFO: {"name": "waygate", "version": env!("CARGO_PKG_VERSION")},
     });
     if let Some(level) = caller.and_then(|c| c.log_level) {
-        env["io.modelcontextprotocol/logLevel"] = json!(level);
+        env[LOG_LEVEL] = json!(level);
     }
     env
 }
@@ -32,15 +47,146 @@ pub(crate) fn to_bytes(msg: &Value) -> Vec<u8> {
     serde_json::to_vec(msg).unwrap_or_default()
 }
 
-/// A request written straight from its parts: the params tree is serialized once rather
-/// than first copied into a message tree.
-pub(crate) fn request_bytes(id: i64, method: &str, params: &Value) -> Vec<u8> {
-    use std::io::Write;
-    let mut out = Vec::with_capacity(256);
+/// What the gateway adds to a request's `_meta` on its way out. Written while the request
+/// is serialized: merging it into the params tree first cost a tree per call (the
+/// envelope, its copies, then dropping them all) for members whose text never changes.
+#[derive(Default)]
+pub(crate) struct MetaAdds<'a> {
+    /// The stateless era's envelope, for this caller (`Some(None)`: no caller).
+    pub envelope: Option<Option<&'a Caller>>,
+    /// `progressToken` (`wg-<id>`).
+    pub progress: Option<i64>,
+    /// `traceparent` and `tracestate`.
+    pub trace: Option<(&'a str, Option<&'a str>)>,
+}
+
+impl MetaAdds<'_> {
+    fn is_empty(&self) -> bool {
+        self.envelope.is_none() && self.progress.is_none() && self.trace.is_none()
+    }
+
+    /// Whether the params' own `_meta` member `key` is replaced by one added here.
+    fn replaces(&self, key: &str) -> bool {
+        match key {
+            PROTOCOL_VERSION | CLIENT_CAPABILITIES | CLIENT_INFO => self.envelope.is_some(),
+            LOG_LEVEL => self.envelope.flatten().is_some_and(|c| c.log_level.is_some()),
+            "progressToken" => self.progress.is_some(),
+            "traceparent" => self.trace.is_some(),
+            "tracestate" => self.trace.is_some_and(|(_, s)| s.is_some()),
+            _ => false,
+        }
+    }
+
+    /// The added members, each preceded by a comma unless it is the object's first.
+    fn write(&self, out: &mut Vec<u8>, mut first: bool) {
+        let mut sep = |out: &mut Vec<u8>| {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+        };
+        if let Some(caller) = self.envelope {
+            sep(out);
+            out.extend_from_slice(STATIC_ENVELOPE.as_bytes());
+            out.extend_from_slice(b",\"io.modelcontextprotocol/clientCapabilities\":");
+            match caller {
+                Some(c) => write_json(out, &c.capabilities),
+                None => out.extend_from_slice(b"{}"),
+            }
+            if let Some(level) = caller.and_then(|c| c.log_level) {
+                out.extend_from_slice(b",\"io.modelcontextprotocol/logLevel\":");
+                write_json(out, level);
+            }
+        }
+        if let Some(id) = self.progress {
+            sep(out);
+            let _ = write!(out, "\"progressToken\":\"wg-{id}\"");
+        }
+        if let Some((parent, state)) = self.trace {
+            sep(out);
+            out.extend_from_slice(b"\"traceparent\":");
+            write_json(out, parent);
+            if let Some(state) = state {
+                out.extend_from_slice(b",\"tracestate\":");
+                write_json(out, state);
+            }
+        }
+    }
+}
+
+fn write_json(out: &mut Vec<u8>, v: impl JsonText) {
+    v.write_to(out);
+}
+
+/// A value written as JSON (a `Value` or a string); into a `Vec` that cannot fail.
+trait JsonText {
+    fn write_to(self, out: &mut Vec<u8>);
+}
+
+impl JsonText for &Value {
+    fn write_to(self, out: &mut Vec<u8>) {
+        let _ = serde_json::to_writer(out, self);
+    }
+}
+
+impl JsonText for &str {
+    fn write_to(self, out: &mut Vec<u8>) {
+        let _ = serde_json::to_writer(out, self);
+    }
+}
+
+impl JsonText for &String {
+    fn write_to(self, out: &mut Vec<u8>) {
+        let _ = serde_json::to_writer(out, self);
+    }
+}
+
+/// A request written straight from its parts: the params are serialized once, with the
+/// gateway's `_meta` members merged in as they are written.
+pub(crate) fn request_bytes(id: i64, method: &str, params: &Value, adds: &MetaAdds) -> Vec<u8> {
+    let mut out = Vec::with_capacity(384);
     let _ = write!(out, "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":");
-    let _ = serde_json::to_writer(&mut out, method);
+    write_json(&mut out, method);
     out.extend_from_slice(b",\"params\":");
-    let _ = serde_json::to_writer(&mut out, params);
+    let fields = match params {
+        Value::Object(m) if !adds.is_empty() => Some(Some(m)),
+        Value::Null if !adds.is_empty() => Some(None),
+        _ => None,
+    };
+    match fields {
+        None => write_json(&mut out, params),
+        Some(fields) => {
+            out.push(b'{');
+            let mut first = true;
+            let mut own_meta = None;
+            for (k, v) in fields.into_iter().flatten() {
+                if k == "_meta" {
+                    own_meta = v.as_object();
+                    continue;
+                }
+                if !std::mem::take(&mut first) {
+                    out.push(b',');
+                }
+                write_json(&mut out, k);
+                out.push(b':');
+                write_json(&mut out, v);
+            }
+            if !first {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"_meta\":{");
+            let mut first = true;
+            for (k, v) in own_meta.into_iter().flatten().filter(|(k, _)| !adds.replaces(k)) {
+                if !std::mem::take(&mut first) {
+                    out.push(b',');
+                }
+                write_json(&mut out, k);
+                out.push(b':');
+                write_json(&mut out, v);
+            }
+            adds.write(&mut out, first);
+            out.extend_from_slice(b"}}");
+        }
+    }
     out.push(b'}');
     out
 }
@@ -49,14 +195,65 @@ pub(crate) fn request_bytes(id: i64, method: &str, params: &Value) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    fn message(bytes: &[u8]) -> Value {
+        serde_json::from_slice(bytes).expect("the request is JSON")
+    }
+
     #[test]
     fn a_request_written_from_its_parts_is_the_message() {
         let params = json!({"name": "echo \"x\"", "arguments": {"n": 1.5, "s": "é\n"}});
-        let bytes = request_bytes(7, "tools/call", &params);
-        let back: Value = serde_json::from_slice(&bytes).unwrap();
+        let bytes = request_bytes(7, "tools/call", &params, &MetaAdds::default());
         assert_eq!(
-            back,
+            message(&bytes),
             json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params})
         );
+    }
+
+    #[test]
+    fn the_added_meta_is_the_envelope_merged_into_the_params_own() {
+        let caller = Caller {
+            capabilities: json!({"sampling": {}}),
+            log_level: Some("debug"),
+        };
+        let params = json!({
+            "name": "t",
+            "arguments": {"a": [1, 2]},
+            "_meta": {"mine": true, "progressToken": "theirs", PROTOCOL_VERSION: "old"},
+        });
+        let adds = MetaAdds {
+            envelope: Some(Some(&caller)),
+            progress: Some(9),
+            trace: Some(("00-abc-def-01", Some("k=v"))),
+        };
+        let mut want = params.clone();
+        let mut meta = envelope(Some(&caller));
+        meta["mine"] = json!(true);
+        meta["progressToken"] = json!("wg-9");
+        meta["traceparent"] = json!("00-abc-def-01");
+        meta["tracestate"] = json!("k=v");
+        want["_meta"] = meta;
+        let got = message(&request_bytes(3, "tools/call", &params, &adds));
+        assert_eq!(got["params"], want);
+        assert_eq!(got["id"], 3);
+    }
+
+    #[test]
+    fn params_without_members_or_without_meta_get_only_what_is_added() {
+        let adds = MetaAdds {
+            envelope: Some(None),
+            ..Default::default()
+        };
+        for params in [Value::Null, json!({})] {
+            let got = message(&request_bytes(1, "server/discover", &params, &adds));
+            assert_eq!(got["params"], json!({"_meta": envelope(None)}));
+        }
+        let got = message(&request_bytes(1, "ping", &Value::Null, &MetaAdds::default()));
+        assert_eq!(got["params"], Value::Null);
+        let adds = MetaAdds {
+            progress: Some(4),
+            ..Default::default()
+        };
+        let got = message(&request_bytes(1, "x", &json!({"k": "v"}), &adds));
+        assert_eq!(got["params"], json!({"k": "v", "_meta": {"progressToken": "wg-4"}}));
     }
 }

@@ -81,6 +81,27 @@ pub(crate) fn snippet(body: &[u8]) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+
+/// The name of a per-call header; the ones every forwarded call sends are constants
+/// (parsing a name costs more than the rest of the header).
+fn header_name(k: &str) -> Option<HeaderName> {
+    const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+    const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+    const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+    const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+    const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+    Some(match k {
+        "mcp-method" => MCP_METHOD,
+        "mcp-name" => MCP_NAME,
+        "traceparent" => TRACEPARENT,
+        "tracestate" => TRACESTATE,
+        "x-request-id" => REQUEST_ID,
+        _ => return HeaderName::from_bytes(k.as_bytes()).ok(),
+    })
+}
+
 /// The configured headers of a target (an invalid one is logged and left out).
 pub(crate) fn header_map(target: &HttpTarget) -> HeaderMap {
     let mut headers = HeaderMap::new();
@@ -259,7 +280,7 @@ impl HttpWire {
         let headers = req.headers_mut();
         *headers = self.post_headers.clone();
         for (k, v) in extra {
-            if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+            if let (Some(k), Ok(v)) = (header_name(k), HeaderValue::from_str(v)) {
                 headers.insert(k, v);
             }
         }
@@ -267,12 +288,12 @@ impl HttpWire {
             Some(HeaderValue::from_static(crate::envelope::MODERN))
         } else {
             if let Some(s) = self.session.read().unwrap_or_else(|e| e.into_inner()).clone() {
-                headers.insert("mcp-session-id", s);
+                headers.insert(SESSION_ID, s);
             }
             self.protocol.read().unwrap_or_else(|e| e.into_inner()).clone()
         };
         if let Some(p) = protocol {
-            headers.insert("mcp-protocol-version", p);
+            headers.insert(PROTOCOL_VERSION, p);
         }
         req
     }
@@ -291,7 +312,7 @@ impl HttpWire {
             .await
             .map_err(|e| UpstreamError::Connect(waygate_core::util::error_chain(&e)))?;
         let status = resp.status();
-        if let Some(s) = resp.headers().get("mcp-session-id").filter(|_| !stateless) {
+        if let Some(s) = resp.headers().get(&SESSION_ID).filter(|_| !stateless) {
             let mut cur = self.session.write().unwrap_or_else(|e| e.into_inner());
             if cur.is_none() {
                 *cur = Some(s.clone());

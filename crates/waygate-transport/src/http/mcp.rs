@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
@@ -22,8 +22,11 @@ use super::body::Body;
 use super::{empty, error_response, guard, json_response, read_body, sse_response, Caller, Shared};
 use crate::respond::{self, Answer};
 
-const SESSION_HEADER: &str = "mcp-session-id";
-const VERSION_HEADER: &str = "mcp-protocol-version";
+// Names looked up on every request are constants: a lookup by `&str` parses the name first.
+const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
+const VERSION_HEADER: HeaderName = HeaderName::from_static("mcp-protocol-version");
+const METHOD_HEADER: HeaderName = HeaderName::from_static("mcp-method");
+const NAME_HEADER: HeaderName = HeaderName::from_static("mcp-name");
 
 pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     match *req.method() {
@@ -49,7 +52,7 @@ pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     }
 }
 
-fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn header_str(h: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
@@ -173,7 +176,7 @@ fn check_mirrored(
     method: &str,
     params: Option<&Map<String, Value>>,
 ) -> Result<(), ErrorObject> {
-    match header_str(h, "mcp-method") {
+    match header_str(h, METHOD_HEADER) {
         None => return Err(ErrorObject::header_mismatch("missing Mcp-Method header")),
         Some(m) if m != method => {
             return Err(ErrorObject::header_mismatch(format!(
@@ -193,7 +196,7 @@ fn check_mirrored(
             .and_then(|p| p.get(key))
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let raw = header_str(h, "mcp-name").ok_or_else(|| {
+        let raw = header_str(h, NAME_HEADER).ok_or_else(|| {
             ErrorObject::header_mismatch(format!("missing Mcp-Name header (must mirror params.{key})"))
         })?;
         let decoded = mirrored::decode_value(raw).ok_or_else(|| {
