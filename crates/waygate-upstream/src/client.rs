@@ -408,7 +408,7 @@ impl Client {
                     None,
                     &headers,
                     &self.inbound,
-                    self.default_timeout,
+                    Some(self.default_timeout),
                     false,
                 )
                 .await
@@ -492,7 +492,7 @@ impl Client {
                     .await
                     .and_then(|v| raw_of(&v)),
                 Wire::Http(h) => match h
-                    .post(body, Some(id), &opts.headers, &self.inbound, timeout, per_call)
+                    .post(body, Some(id), &opts.headers, &self.inbound, None, per_call)
                     .await?
                 {
                     Some(answer) => answer,
@@ -540,7 +540,14 @@ impl Client {
             Wire::OpenApi(_) => Ok(()),
             Wire::Legacy(l) => l.send(&msg, self.default_timeout).await,
             Wire::Http(h) => h
-                .post(to_bytes(&msg), None, &[], &self.inbound, self.default_timeout, false)
+                .post(
+                    to_bytes(&msg),
+                    None,
+                    &[],
+                    &self.inbound,
+                    Some(self.default_timeout),
+                    false,
+                )
                 .await
                 .map(|_| ()),
         }

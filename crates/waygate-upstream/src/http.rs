@@ -257,18 +257,24 @@ impl HttpWire {
     }
 
     /// POST one message; the response message when `id` is set (notifications get none).
+    /// `timeout: None` when the caller bounds the exchange itself (a request's deadline,
+    /// which progress can move: a fixed timeout here would cut it short).
     pub(crate) async fn post(
         &self,
         body: Vec<u8>,
         id: Option<i64>,
         extra: &[(Box<str>, Box<str>)],
         inbound: &Arc<Inbound>,
-        timeout: Duration,
+        timeout: Option<Duration>,
         stateless: bool,
     ) -> Result<Option<Answer>, UpstreamError> {
-        tokio::time::timeout(timeout, self.exchange(body, id, extra, inbound, stateless))
-            .await
-            .unwrap_or(Err(UpstreamError::Timeout(timeout.as_millis() as u64)))
+        let exchange = self.exchange(body, id, extra, inbound, stateless);
+        match timeout {
+            Some(t) => tokio::time::timeout(t, exchange)
+                .await
+                .unwrap_or(Err(UpstreamError::Timeout(t.as_millis() as u64))),
+            None => exchange.await,
+        }
     }
 
     /// The request with the per-call headers: `extra` (replacing same-named ones), then

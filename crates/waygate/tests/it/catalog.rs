@@ -2,21 +2,13 @@
 //! collisions), per-upstream filters and overrides, virtual servers on every transport,
 //! credentials limited to virtual servers, and a legacy HTTP+SSE third-party upstream.
 
-use std::time::{Duration, Instant};
-
 use serde_json::{json, Value};
 
 use crate::common::{self, bin, Response, Server, Stdio_, TempDir};
 
 const MODERN: &str = "2026-07-28";
 
-pub(crate) fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+pub(crate) use crate::common::eventually;
 
 /// A 2026-07-28 request to `path` (`/mcp` or `/servers/{name}/mcp`).
 pub(crate) fn modern_at(

@@ -143,6 +143,34 @@ fn an_upstreams_questions_and_logs_reach_the_caller_in_either_era() {
 }
 
 #[test]
+fn a_question_relayed_from_an_http_upstream_may_take_longer_than_its_timeout() {
+    // The upstream's timeout bounds the upstream, not the person answering its question:
+    // while the caller thinks, the POST to a session-era HTTP upstream stays open.
+    let d = TempDir::new("relay-slow");
+    let inner = Server::start(&["--plugin", "everything"]);
+    let cfg = write_config(
+        &d,
+        &format!(
+            "[plugins]\ndemo = false\n[outbound]\nallow_loopback = true\n[[upstreams]]\nname = \"inner\"\n\
+             url = \"http://{}/mcp\"\nera = \"session\"\ntimeout_secs = 1\nprefix = \"never\"\nrequired = true\n",
+            inner.addr
+        ),
+    );
+    let s = Server::start_in(Some(&d.0), &["--config", &cfg]);
+    let sid = s.initialize(MODERN_ERA, json!({"elicitation": {}}));
+    let call = json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"ask_name","arguments":{}}});
+    let mut st = s.post_stream(&call, &session_headers(&sid));
+    assert_eq!(st.status, 200);
+    let req = st.next_json().expect("the upstream's question");
+    assert_eq!(req["method"], "elicitation/create", "{req}");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let answer = json!({"jsonrpc":"2.0","id": req["id"],"result":{"action":"accept","content":{"name":"Grace"}}});
+    assert_eq!(s.post(&answer, &session_headers(&sid)).status, 202);
+    let fin = st.next_json().expect("the result");
+    assert_eq!(fin["result"]["content"][0]["text"], "Hello, Grace!", "{fin}");
+}
+
+#[test]
 fn a_held_call_belongs_to_its_caller() {
     let d = TempDir::new("relay-owner");
     let alice = offline_key(&d, "alice", "mcp");

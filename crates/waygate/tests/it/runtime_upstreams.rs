@@ -8,16 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{self, bin, Server, TempDir};
+use crate::common::{self, bin, eventually, Server, TempDir};
 use crate::upstreams::children;
-
-fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn tool_names(s: &Server) -> Vec<String> {
     s.post(&json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}), &[])

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::common::{bin, Server, TempDir};
+use super::common::{bin, eventually, Server, TempDir};
 use super::otel::{attr, hex, receiver, spans_of};
 
 const CALLER_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
@@ -28,15 +28,6 @@ fn diagnostics(s: &Server, name: &str) -> Value {
         .as_array()
         .and_then(|a| a.iter().find(|u| u["name"] == name).cloned())
         .unwrap_or(Value::Null)
-}
-
-/// Wait until `f` holds (or fail after `secs`).
-fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn otel_section(endpoint: &str, service: &str) -> String {

@@ -571,3 +571,12 @@ pub fn migrations() -> (usize, i64) {
         .collect();
     (versions.len(), versions.iter().copied().max().unwrap_or(0))
 }
+
+/// Wait until `f` holds, or fail after `secs` (a bound, not a timing assertion).
+pub fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
