@@ -2,7 +2,7 @@
 # Catalog scale: one stdio upstream (bench/many_tools.py) with N tools; RSS after start,
 # unpaged tools/list latency, time until a list change is visible, RSS after. Usage: bench/catalog_scale.sh N
 N=${1:?usage: bench/catalog_scale.sh N}; BIN=${BIN:-${CARGO_TARGET_DIR:-$(dirname "$0")/../target}/release/waygate}
-d=$(mktemp -d); port=$((20000 + RANDOM % 20000))
+d=$(mktemp -d); port=$((20000 + RANDOM % 12000))
 cat > $d/g.toml <<T
 version = 3
 [mcp]

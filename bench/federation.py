@@ -11,7 +11,7 @@ read the medians. Loopback only, every run bounded by -d/-w.
 
     bench/federation.sh [ROUNDS=3]        (builds, then runs this file)
 """
-import json, os, random, shutil, statistics as st, subprocess, sys, tempfile, time, urllib.request
+import json, os, shutil, socket, statistics as st, subprocess, sys, tempfile, time, urllib.request
 
 LG, BIN, RMCP, BODY = (os.environ[k] for k in ("LG", "BIN", "RMCP", "BODY"))
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
@@ -39,7 +39,11 @@ def children(pid):
 
 
 def port():
-    return random.randint(20000, 60000)
+    # A port the kernel says is free now; a random one in the ephemeral range (32768+)
+    # collided now and then with the load's own client connections.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def wait_ok(url, secs=15):

@@ -29,7 +29,7 @@ fresh_db() {
 # start BIN DATA_DIR [serve args…] → prints "pid port"
 start() {
   local bin=$1 data=$2; shift 2
-  local port=$((20000 + RANDOM % 20000))
+  local port=$((20000 + RANDOM % 12000))
   taskset -c 0 "$bin" serve --no-auth --no-audit --listen "127.0.0.1:$port" --data-dir "$data" --log error "$@" \
     >"$data/out" 2>"$data/err" &
   local pid=$!

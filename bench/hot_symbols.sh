@@ -52,7 +52,7 @@ workload() { # $1 port, $2 data dir: the requests every deployment serves
 
 # 1. callgrind: every function executed, by instructions — start-up (dumped once the
 #    server is ready) apart from serving.
-port=$((20000 + RANDOM % 20000)); mkdir -p "$W/cg"
+port=$((20000 + RANDOM % 12000)); mkdir -p "$W/cg"
 valgrind --tool=callgrind --demangle=no --separate-threads=no --callgrind-out-file="$W/cg.out" \
   "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$W/cg" --log info >"$W/cg/out" 2>"$W/cg/err" &
 pid=$!
@@ -67,7 +67,7 @@ names $(ls "$W"/cg.out* | grep -v '\.1$') >"$W/cg.txt"
 ready() { for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$1/ready" >/dev/null && break; sleep 0.1; done; sleep 2; }
 
 # 2. perf: what the real CPU runs while serving, by samples (attached after start-up).
-port=$((20000 + RANDOM % 20000)); mkdir -p "$W/perf"
+port=$((20000 + RANDOM % 12000)); mkdir -p "$W/perf"
 taskset -c 0 "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$W/perf" --log info >"$W/perf/out" 2>"$W/perf/err" &
 pid=$!
 ready "$port"
@@ -82,7 +82,7 @@ perf report -i "$W/perf.data" --no-demangle --no-children --dsos "$(basename "$B
 # 3. page faults at c=64 after start-up released its code pages: the functions that touch
 #    a code page again — on a binary already laid out, exactly those the first two runs
 #    missed (run the script twice after a large change).
-port=$((20000 + RANDOM % 20000)); mkdir -p "$W/pf"
+port=$((20000 + RANDOM % 12000)); mkdir -p "$W/pf"
 taskset -c 0 "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$W/pf" --log info >"$W/pf/out" 2>"$W/pf/err" &
 pid=$!
 ready "$port"
@@ -100,7 +100,7 @@ perf report -i "$W/pf.data" --no-demangle --no-children --dsos "$(basename "$BIN
 # 4. the gateway: the same production configuration in front of two upstreams (this
 #    binary serving its demo tools over stdio and over HTTP), perf samples and page faults
 #    after start-up — a group of its own, so it does not dilute the direct path's pages.
-up=$((20000 + RANDOM % 20000)); port=$((up + 1)); mkdir -p "$W/gw" "$W/up" "$W/ups"
+up=$((20000 + RANDOM % 12000)); port=$((up + 1)); mkdir -p "$W/gw" "$W/up" "$W/ups"
 "$BIN" serve --listen "127.0.0.1:$up" --no-auth --no-audit --data-dir "$W/up" --log error >/dev/null 2>&1 &
 upid=$!
 printf '%s\n' 'version = 3' '[plugins]' 'demo = false' \

@@ -13,7 +13,7 @@ source "$(dirname "$0")/common.sh"
 run() { # $1 label, rest: extra serve args; appends "label req/s"
   local label=$1; shift
   local data; data=$(mktemp -d)
-  local port=$((20000 + RANDOM % 20000))
+  local port=$((20000 + RANDOM % 12000))
   taskset -c 0 "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$data" --log error "$@" >"$data/out" 2>"$data/err" &
   local pid=$!
   local auth=()
