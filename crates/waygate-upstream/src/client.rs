@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use crate::envelope::Caller;
 use crate::envelope::{envelope, request_bytes, to_bytes, MetaAdds, MODERN};
+pub use crate::envelope::{Caller, Params};
 use crate::error::UpstreamError;
 use crate::http::{HttpMode, HttpTarget, HttpWire};
 pub(crate) use crate::inbound::Inbound;
@@ -424,7 +424,8 @@ impl Client {
 
     /// One request; the upstream's `result` as the text it sent (what a forwarded call
     /// passes on to its caller untouched).
-    pub async fn request_raw(&self, method: &str, params: Value, mut opts: RequestOpts) -> Answer {
+    pub async fn request_raw(&self, method: &str, params: impl Into<Params>, mut opts: RequestOpts) -> Answer {
+        let params = params.into();
         // The stateless era has no ping; discovery is its cheapest request.
         // A stateless caller's request to an HTTP server that speaks both eras goes in its
         // own era, so the server sees that caller's capabilities rather than the session's.
@@ -439,12 +440,7 @@ impl Client {
         if modern {
             adds.envelope = Some(opts.caller.as_ref());
             opts.headers.push(("mcp-method".into(), method.into()));
-            let name = match method {
-                "tools/call" | "prompts/get" => params.get("name"),
-                "resources/read" => params.get("uri"),
-                _ => None,
-            };
-            if let Some(n) = name.and_then(Value::as_str) {
+            if let Some(n) = params.mirrored_name(method) {
                 let v = waygate_protocol::headers::encode_value(n);
                 opts.headers.push(("mcp-name".into(), (*v).into()));
             }
@@ -488,7 +484,7 @@ impl Client {
                         .unwrap_or_else(|_| Err(UpstreamError::Closed("the connection ended".into())))
                 }
                 Wire::OpenApi(w) => w
-                    .handle(method, &params, &opts.headers, timeout)
+                    .handle(method, &params.tree(), &opts.headers, timeout)
                     .await
                     .and_then(|v| raw_of(&v)),
                 Wire::Http(h) => match h

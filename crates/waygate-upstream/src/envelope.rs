@@ -43,6 +43,55 @@ pub struct Caller {
     pub log_level: Option<&'static str>,
 }
 
+/// The params of a request to an upstream.
+pub enum Params {
+    /// Built by the gateway (discovery, lists, a completion, an answered question).
+    Tree(Value),
+    /// A tool call or prompt: its name and the caller's arguments as JSON text, written
+    /// from the caller's tree (a copy of the tree per call cost more than writing it).
+    Named { name: String, arguments: String },
+}
+
+impl From<Value> for Params {
+    fn from(v: Value) -> Params {
+        Params::Tree(v)
+    }
+}
+
+impl Params {
+    /// A call of `name` with `arguments`.
+    pub(crate) fn named(name: &str, arguments: &Value) -> Params {
+        Params::Named {
+            name: name.to_string(),
+            arguments: serde_json::to_string(arguments).unwrap_or_else(|_| "{}".into()),
+        }
+    }
+
+    /// What the 2026-07-28 `Mcp-Name` header mirrors for `method`.
+    pub(crate) fn mirrored_name(&self, method: &str) -> Option<&str> {
+        match self {
+            Params::Named { name, .. } => Some(name),
+            Params::Tree(t) => match method {
+                "tools/call" | "prompts/get" => t.get("name"),
+                "resources/read" => t.get("uri"),
+                _ => None,
+            }
+            .and_then(Value::as_str),
+        }
+    }
+
+    /// The params as a tree (for the wires that read them rather than send them).
+    pub(crate) fn tree(&self) -> std::borrow::Cow<'_, Value> {
+        match self {
+            Params::Tree(t) => std::borrow::Cow::Borrowed(t),
+            Params::Named { name, arguments } => std::borrow::Cow::Owned(json!({
+                "name": name,
+                "arguments": serde_json::from_str::<Value>(arguments).unwrap_or_default(),
+            })),
+        }
+    }
+}
+
 pub(crate) fn to_bytes(msg: &Value) -> Vec<u8> {
     serde_json::to_vec(msg).unwrap_or_default()
 }
@@ -142,11 +191,27 @@ impl JsonText for &String {
 
 /// A request written straight from its parts: the params are serialized once, with the
 /// gateway's `_meta` members merged in as they are written.
-pub(crate) fn request_bytes(id: i64, method: &str, params: &Value, adds: &MetaAdds) -> Vec<u8> {
+pub(crate) fn request_bytes(id: i64, method: &str, params: &Params, adds: &MetaAdds) -> Vec<u8> {
     let mut out = Vec::with_capacity(384);
     let _ = write!(out, "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":");
     write_json(&mut out, method);
     out.extend_from_slice(b",\"params\":");
+    let params = match params {
+        Params::Tree(t) => t,
+        Params::Named { name, arguments } => {
+            out.extend_from_slice(b"{\"name\":");
+            write_json(&mut out, name);
+            out.extend_from_slice(b",\"arguments\":");
+            out.extend_from_slice(arguments.as_bytes());
+            if !adds.is_empty() {
+                out.extend_from_slice(b",\"_meta\":{");
+                adds.write(&mut out, true);
+                out.push(b'}');
+            }
+            out.extend_from_slice(b"}}");
+            return out;
+        }
+    };
     let fields = match params {
         Value::Object(m) if !adds.is_empty() => Some(Some(m)),
         Value::Null if !adds.is_empty() => Some(None),
@@ -202,7 +267,7 @@ mod tests {
     #[test]
     fn a_request_written_from_its_parts_is_the_message() {
         let params = json!({"name": "echo \"x\"", "arguments": {"n": 1.5, "s": "é\n"}});
-        let bytes = request_bytes(7, "tools/call", &params, &MetaAdds::default());
+        let bytes = request_bytes(7, "tools/call", &Params::Tree(params.clone()), &MetaAdds::default());
         assert_eq!(
             message(&bytes),
             json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params})
@@ -232,7 +297,7 @@ mod tests {
         meta["traceparent"] = json!("00-abc-def-01");
         meta["tracestate"] = json!("k=v");
         want["_meta"] = meta;
-        let got = message(&request_bytes(3, "tools/call", &params, &adds));
+        let got = message(&request_bytes(3, "tools/call", &Params::Tree(params.clone()), &adds));
         assert_eq!(got["params"], want);
         assert_eq!(got["id"], 3);
     }
@@ -244,16 +309,50 @@ mod tests {
             ..Default::default()
         };
         for params in [Value::Null, json!({})] {
-            let got = message(&request_bytes(1, "server/discover", &params, &adds));
+            let got = message(&request_bytes(1, "server/discover", &Params::Tree(params), &adds));
             assert_eq!(got["params"], json!({"_meta": envelope(None)}));
         }
-        let got = message(&request_bytes(1, "ping", &Value::Null, &MetaAdds::default()));
+        let got = message(&request_bytes(
+            1,
+            "ping",
+            &Params::Tree(Value::Null),
+            &MetaAdds::default(),
+        ));
         assert_eq!(got["params"], Value::Null);
         let adds = MetaAdds {
             progress: Some(4),
             ..Default::default()
         };
-        let got = message(&request_bytes(1, "x", &json!({"k": "v"}), &adds));
+        let got = message(&request_bytes(1, "x", &Params::Tree(json!({"k": "v"})), &adds));
         assert_eq!(got["params"], json!({"k": "v", "_meta": {"progressToken": "wg-4"}}));
+    }
+
+    #[test]
+    fn a_call_written_from_its_name_and_arguments_is_the_same_message() {
+        let caller = Caller {
+            capabilities: json!({"elicitation": {}}),
+            log_level: None,
+        };
+        let args = json!({"text": "line\nbreak \"q\"", "n": 12345678901234567890u64, "f": 0.1, "o": {"_meta": 1}});
+        for adds in [
+            MetaAdds::default(),
+            MetaAdds {
+                envelope: Some(Some(&caller)),
+                progress: Some(2),
+                trace: Some(("00-a-b-01", None)),
+            },
+        ] {
+            let named = request_bytes(5, "tools/call", &Params::named("é \"x\"", &args), &adds);
+            let tree = json!({"name": "é \"x\"", "arguments": args});
+            let want = request_bytes(5, "tools/call", &Params::Tree(tree.clone()), &adds);
+            assert_eq!(message(&named), message(&want));
+            assert!(!named.contains(&b'\n'), "one line for stdio");
+            assert_eq!(Params::named("é \"x\"", &args).tree().into_owned(), tree);
+        }
+        assert_eq!(Params::named("t", &args).mirrored_name("tools/call"), Some("t"));
+        assert_eq!(
+            Params::Tree(json!({"uri": "u"})).mirrored_name("resources/read"),
+            Some("u")
+        );
     }
 }

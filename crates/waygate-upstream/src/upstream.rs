@@ -14,6 +14,7 @@ use waygate_core::{
 };
 
 use crate::client::{Client, Deadline, Notification, RequestOpts};
+use crate::envelope::Params;
 use crate::error::UpstreamError;
 use crate::guard::{Admitted, Containment, Guard, Refusal};
 use crate::http::HttpTarget;
@@ -294,7 +295,17 @@ impl Plugin for Upstream {
                     PluginError::Internal(self.unavailable())
                 });
             };
+            let as_task = task_only && crate::task_call::offered(&c);
+            // A plain call's request is written from the caller's arguments; a tree is
+            // built only where the gateway adds to it or a wire reads it.
+            let from_arguments = matches!(inv.target, Target::Tool(_) | Target::Prompt(_))
+                && !as_task
+                && inv.state.is_none()
+                && inv.input_responses.is_none()
+                && !matches!(self.spec.wiring, Wiring::OpenApi(_));
             let (method, mut params) = match &inv.target {
+                Target::Tool(_) if from_arguments => ("tools/call", Value::Null),
+                Target::Prompt(_) if from_arguments => ("prompts/get", Value::Null),
                 Target::Tool(n) => ("tools/call", named(n, &inv.arguments)),
                 Target::Resource(uri) => ("resources/read", json!({"uri": uri})),
                 Target::Prompt(n) => ("prompts/get", named(n, &inv.arguments)),
@@ -319,7 +330,6 @@ impl Plugin for Upstream {
             link.attach_to(ctx);
             let deadline = Arc::new(Deadline::new(self.spec.timeout));
             let cancel = CancellationToken::new();
-            let as_task = task_only && crate::task_call::offered(&c);
             if !as_task {
                 ctx.mark_started();
             }
@@ -347,10 +357,15 @@ impl Plugin for Upstream {
             };
             let client = c.clone();
             let started = ctx.started.clone();
-            let result: BoxFuture<'static, crate::inbound::Answer> = if as_task {
-                Box::pin(async move { crate::task_call::run(&client, params, opts, started).await })
-            } else {
-                Box::pin(async move { client.request_raw(method, params, opts).await })
+            let params = match &inv.target {
+                Target::Tool(n) | Target::Prompt(n) if from_arguments => Params::named(n, &inv.arguments),
+                _ => Params::Tree(params),
+            };
+            let result: BoxFuture<'static, crate::inbound::Answer> = match params {
+                Params::Tree(params) if as_task => {
+                    Box::pin(async move { crate::task_call::run(&client, params, opts, started).await })
+                }
+                params => Box::pin(async move { client.request_raw(method, params, opts).await }),
             };
             let run = Running::new(c, result, asks, link, cancel, deadline);
             // Answers sent with the first request serve the questions they name.
