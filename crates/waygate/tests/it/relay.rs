@@ -152,7 +152,7 @@ fn a_question_relayed_from_an_http_upstream_may_take_longer_than_its_timeout() {
         &d,
         &format!(
             "[plugins]\ndemo = false\n[outbound]\nallow_loopback = true\n[[upstreams]]\nname = \"inner\"\n\
-             url = \"http://{}/mcp\"\nera = \"session\"\ntimeout_secs = 1\nprefix = \"never\"\nrequired = true\n",
+             url = \"http://{}/mcp\"\nera = \"session\"\ntimeout_secs = 2\nprefix = \"never\"\nrequired = true\n",
             inner.addr
         ),
     );
@@ -163,7 +163,7 @@ fn a_question_relayed_from_an_http_upstream_may_take_longer_than_its_timeout() {
     assert_eq!(st.status, 200);
     let req = st.next_json().expect("the upstream's question");
     assert_eq!(req["method"], "elicitation/create", "{req}");
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    std::thread::sleep(std::time::Duration::from_millis(3500));
     let answer = json!({"jsonrpc":"2.0","id": req["id"],"result":{"action":"accept","content":{"name":"Grace"}}});
     assert_eq!(s.post(&answer, &session_headers(&sid)).status, 202);
     let fin = st.next_json().expect("the result");
