@@ -4,6 +4,17 @@
 //! servers decode before comparing with the body.
 
 use base64::Engine;
+use http::HeaderName;
+
+// The header names read or written on every request, as constants: a lookup or insert by
+// `&str` parses the name first (~1 k instructions each on the hot path).
+pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+pub const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+pub const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+pub const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 const PREFIX: &str = "=?base64?";
 const SUFFIX: &str = "?=";

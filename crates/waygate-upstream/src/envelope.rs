@@ -162,31 +162,9 @@ impl MetaAdds<'_> {
     }
 }
 
-fn write_json(out: &mut Vec<u8>, v: impl JsonText) {
-    v.write_to(out);
-}
-
-/// A value written as JSON (a `Value` or a string); into a `Vec` that cannot fail.
-trait JsonText {
-    fn write_to(self, out: &mut Vec<u8>);
-}
-
-impl JsonText for &Value {
-    fn write_to(self, out: &mut Vec<u8>) {
-        let _ = serde_json::to_writer(out, self);
-    }
-}
-
-impl JsonText for &str {
-    fn write_to(self, out: &mut Vec<u8>) {
-        let _ = serde_json::to_writer(out, self);
-    }
-}
-
-impl JsonText for &String {
-    fn write_to(self, out: &mut Vec<u8>) {
-        let _ = serde_json::to_writer(out, self);
-    }
+/// Writing a `Value` or a string into a `Vec` cannot fail.
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    let _ = serde_json::to_writer(out, v);
 }
 
 /// A request written straight from its parts: the params are serialized once, with the

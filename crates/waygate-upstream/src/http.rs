@@ -16,6 +16,7 @@ use crate::inbound::{response_text, Answer};
 use crate::link::Related;
 use crate::pool::{next_chunk, read_capped, Pool};
 use crate::sse::Parser;
+use waygate_protocol::headers::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 
 /// Largest response body read from an upstream.
 const MAX_BODY: usize = 64 << 20;
@@ -81,23 +82,15 @@ pub(crate) fn snippet(body: &[u8]) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
-const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
-
-/// The name of a per-call header; the ones every forwarded call sends are constants
-/// (parsing a name costs more than the rest of the header).
+/// The name of a per-call header; the ones every forwarded call sends are constants.
 fn header_name(k: &str) -> Option<HeaderName> {
-    const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
-    const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
-    const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-    const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
-    const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+    use waygate_protocol::headers as h;
     Some(match k {
-        "mcp-method" => MCP_METHOD,
-        "mcp-name" => MCP_NAME,
-        "traceparent" => TRACEPARENT,
-        "tracestate" => TRACESTATE,
-        "x-request-id" => REQUEST_ID,
+        "mcp-method" => h::MCP_METHOD,
+        "mcp-name" => h::MCP_NAME,
+        "traceparent" => h::TRACEPARENT,
+        "tracestate" => h::TRACESTATE,
+        "x-request-id" => h::X_REQUEST_ID,
         _ => return HeaderName::from_bytes(k.as_bytes()).ok(),
     })
 }
@@ -294,12 +287,12 @@ impl HttpWire {
             Some(HeaderValue::from_static(crate::envelope::MODERN))
         } else {
             if let Some(s) = self.session.read().unwrap_or_else(|e| e.into_inner()).clone() {
-                headers.insert(SESSION_ID, s);
+                headers.insert(MCP_SESSION_ID, s);
             }
             self.protocol.read().unwrap_or_else(|e| e.into_inner()).clone()
         };
         if let Some(p) = protocol {
-            headers.insert(PROTOCOL_VERSION, p);
+            headers.insert(MCP_PROTOCOL_VERSION, p);
         }
         req
     }
@@ -318,7 +311,7 @@ impl HttpWire {
             .await
             .map_err(|e| UpstreamError::Connect(waygate_core::util::error_chain(&e)))?;
         let status = resp.status();
-        if let Some(s) = resp.headers().get(&SESSION_ID).filter(|_| !stateless) {
+        if let Some(s) = resp.headers().get(MCP_SESSION_ID).filter(|_| !stateless) {
             let mut cur = self.session.write().unwrap_or_else(|e| e.into_inner());
             if cur.is_none() {
                 *cur = Some(s.clone());

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
@@ -22,11 +22,10 @@ use super::body::Body;
 use super::{empty, error_response, guard, json_response, read_body, sse_response, Caller, Shared};
 use crate::respond::{self, Answer};
 
-// Names looked up on every request are constants: a lookup by `&str` parses the name first.
-const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
-const VERSION_HEADER: HeaderName = HeaderName::from_static("mcp-protocol-version");
-const METHOD_HEADER: HeaderName = HeaderName::from_static("mcp-method");
-const NAME_HEADER: HeaderName = HeaderName::from_static("mcp-name");
+use waygate_protocol::headers::{
+    MCP_METHOD as METHOD_HEADER, MCP_NAME as NAME_HEADER, MCP_PROTOCOL_VERSION as VERSION_HEADER,
+    MCP_SESSION_ID as SESSION_HEADER,
+};
 
 pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     match *req.method() {

@@ -138,17 +138,15 @@ impl ResourceMetadata {
     }
 }
 
-// Looked up on every request: constants, since a lookup by `&str` parses the name first.
-const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
-const MCP_METHOD: http::HeaderName = http::HeaderName::from_static("mcp-method");
-const MCP_NAME: http::HeaderName = http::HeaderName::from_static("mcp-name");
-
 static REQUEST_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 static PROCESS_TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// `X-Request-Id` from the client (if sane), else a process-unique id; no syscall per request.
 fn correlation_id(h: &http::HeaderMap) -> Arc<str> {
-    if let Some(v) = h.get(X_REQUEST_ID).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = h
+        .get(waygate_protocol::headers::X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+    {
         if !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()) {
             return Arc::from(v);
         }
@@ -365,7 +363,10 @@ async fn route_in_span(
         // later. Reads of the admin surface are not charged but learn their bucket's state.
         if req.method() == http::Method::POST {
             let h = req.headers();
-            let cost = match (h.get(MCP_METHOD), h.get(MCP_NAME).and_then(|v| v.to_str().ok())) {
+            let cost = match (
+                h.get(waygate_protocol::headers::MCP_METHOD),
+                h.get(waygate_protocol::headers::MCP_NAME).and_then(|v| v.to_str().ok()),
+            ) {
                 (Some(m), Some(name)) if m.as_bytes() == b"tools/call" => shared.engine.tool_cost(name),
                 _ => match surface.as_ref().and_then(|(a, _)| a.cost(full)) {
                     Some(tool) => shared.engine.tool_cost(&tool),

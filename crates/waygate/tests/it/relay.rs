@@ -32,6 +32,22 @@ pub(crate) fn gateway(d: &TempDir, auth: bool) -> (Server, Option<String>) {
     }
 }
 
+/// A gateway whose only upstream is a second Waygate (everything plugin) over Streamable
+/// HTTP, its names unprefixed; `extra` adds keys to the upstream's entry. The second
+/// server is returned to be kept alive.
+pub(crate) fn http_gateway(d: &TempDir, extra: &str) -> (Server, Server) {
+    let inner = Server::start(&["--plugin", "everything"]);
+    let cfg = write_config(
+        d,
+        &format!(
+            "[plugins]\ndemo = false\n[outbound]\nallow_loopback = true\n[[upstreams]]\nname = \"inner\"\n\
+             url = \"http://{}/mcp\"\n{extra}prefix = \"never\"\nrequired = true\n",
+            inner.addr
+        ),
+    );
+    (Server::start_in(Some(&d.0), &["--config", &cfg]), inner)
+}
+
 pub(crate) fn session_headers(sid: &str) -> [(&str, &str); 2] {
     [("mcp-session-id", sid), ("mcp-protocol-version", MODERN_ERA)]
 }
@@ -147,16 +163,7 @@ fn a_question_relayed_from_an_http_upstream_may_take_longer_than_its_timeout() {
     // The upstream's timeout bounds the upstream, not the person answering its question:
     // while the caller thinks, the POST to a session-era HTTP upstream stays open.
     let d = TempDir::new("relay-slow");
-    let inner = Server::start(&["--plugin", "everything"]);
-    let cfg = write_config(
-        &d,
-        &format!(
-            "[plugins]\ndemo = false\n[outbound]\nallow_loopback = true\n[[upstreams]]\nname = \"inner\"\n\
-             url = \"http://{}/mcp\"\nera = \"session\"\ntimeout_secs = 2\nprefix = \"never\"\nrequired = true\n",
-            inner.addr
-        ),
-    );
-    let s = Server::start_in(Some(&d.0), &["--config", &cfg]);
+    let (s, _inner) = http_gateway(&d, "era = \"session\"\ntimeout_secs = 2\n");
     let sid = s.initialize(MODERN_ERA, json!({"elicitation": {}}));
     let call = json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"ask_name","arguments":{}}});
     let mut st = s.post_stream(&call, &session_headers(&sid));

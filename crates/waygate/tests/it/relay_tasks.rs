@@ -4,9 +4,8 @@
 
 use serde_json::json;
 
-use crate::catalog::write_config;
-use crate::common::{Server, TempDir};
-use crate::relay::{gateway, session_headers, MODERN_ERA};
+use crate::common::TempDir;
+use crate::relay::{gateway, http_gateway, session_headers, MODERN_ERA};
 
 /// Tools the upstream runs only as tasks (`taskSupport: "required"`) are called as tasks
 /// upstream and awaited with `tasks/result`; the caller's own task (or plain call) then
@@ -97,16 +96,7 @@ fn an_upstreams_task_only_tools_run_as_tasks_across_the_hop() {
 #[test]
 fn a_stateless_caller_reaches_a_dual_era_http_upstream_in_its_own_era() {
     let d = TempDir::new("relay-dual");
-    let inner = Server::start(&["--plugin", "everything"]);
-    let cfg = write_config(
-        &d,
-        &format!(
-            "[plugins]\ndemo = false\n[outbound]\nallow_loopback = true\n[[upstreams]]\nname = \"inner\"\n\
-             url = \"http://{}/mcp\"\nprefix = \"never\"\nrequired = true\n",
-            inner.addr
-        ),
-    );
-    let s = Server::start_in(Some(&d.0), &["--config", &cfg]);
+    let (s, _inner) = http_gateway(&d, "");
 
     // The tool checks the capability itself, before asking anything.
     let r = s.modern(
