@@ -32,6 +32,7 @@ use waygate_core::auth::Authenticator;
 use waygate_core::Engine;
 
 pub(crate) use caller::Caller;
+use waygate_protocol::headers::{MCP_METHOD, MCP_NAME, X_REQUEST_ID};
 use waygate_protocol::jsonrpc::encode_response;
 use waygate_protocol::{ErrorObject, Id};
 
@@ -143,10 +144,7 @@ static PROCESS_TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// `X-Request-Id` from the client (if sane), else a process-unique id; no syscall per request.
 fn correlation_id(h: &http::HeaderMap) -> Arc<str> {
-    if let Some(v) = h
-        .get(waygate_protocol::headers::X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(v) = h.get(X_REQUEST_ID).and_then(|v| v.to_str().ok()) {
         if !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()) {
             return Arc::from(v);
         }
@@ -363,10 +361,7 @@ async fn route_in_span(
         // later. Reads of the admin surface are not charged but learn their bucket's state.
         if req.method() == http::Method::POST {
             let h = req.headers();
-            let cost = match (
-                h.get(waygate_protocol::headers::MCP_METHOD),
-                h.get(waygate_protocol::headers::MCP_NAME).and_then(|v| v.to_str().ok()),
-            ) {
+            let cost = match (h.get(MCP_METHOD), h.get(MCP_NAME).and_then(|v| v.to_str().ok())) {
                 (Some(m), Some(name)) if m.as_bytes() == b"tools/call" => shared.engine.tool_cost(name),
                 _ => match surface.as_ref().and_then(|(a, _)| a.cost(full)) {
                     Some(tool) => shared.engine.tool_cost(&tool),
