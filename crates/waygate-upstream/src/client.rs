@@ -18,9 +18,11 @@ use crate::openapi::{OpenApiTarget, OpenApiWire};
 pub use crate::request::Deadline;
 use crate::request::Registered;
 use crate::stdio::{StdioTarget, StdioWire};
+use http::{HeaderName, HeaderValue};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use waygate_protocol::headers as h;
 
 /// Which revision family the gateway speaks to an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -83,7 +85,7 @@ pub struct RequestOpts {
     pub stateless: bool,
     pub cancel: Option<CancellationToken>,
     /// Extra HTTP headers (correlation id, passthrough); ignored over stdio.
-    pub headers: Vec<(Box<str>, Box<str>)>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// A live, initialized connection.
@@ -393,10 +395,9 @@ impl Client {
 
     pub async fn notify(&self, method: &str, params: Value) -> Result<(), UpstreamError> {
         let msg = json!({"jsonrpc": "2.0", "method": method, "params": params});
-        let headers = if self.modern {
-            vec![("mcp-method".into(), method.into())]
-        } else {
-            Vec::new()
+        let headers = match HeaderValue::from_str(method) {
+            Ok(v) if self.modern => vec![(h::MCP_METHOD, v)],
+            _ => Vec::new(),
         };
         match &self.wire {
             Wire::Stdio(s) => s.send(&msg),
@@ -439,10 +440,13 @@ impl Client {
         let mut adds = MetaAdds::default();
         if modern {
             adds.envelope = Some(opts.caller.as_ref());
-            opts.headers.push(("mcp-method".into(), method.into()));
+            if let Ok(v) = HeaderValue::from_str(method) {
+                opts.headers.push((h::MCP_METHOD, v));
+            }
             if let Some(n) = params.mirrored_name(method) {
-                let v = waygate_protocol::headers::encode_value(n);
-                opts.headers.push(("mcp-name".into(), (*v).into()));
+                if let Ok(v) = HeaderValue::from_str(&waygate_protocol::headers::encode_value(n)) {
+                    opts.headers.push((h::MCP_NAME, v));
+                }
             }
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -464,9 +468,11 @@ impl Client {
         let body = request_bytes(id, method, &params, &adds);
         if let Some((tp, ts)) = &opts.trace {
             // Over HTTP the trace also travels as headers (ignored over stdio).
-            opts.headers.push(("traceparent".into(), tp.as_str().into()));
-            if let Some(ts) = ts {
-                opts.headers.push(("tracestate".into(), ts.as_str().into()));
+            if let Ok(v) = HeaderValue::from_str(tp) {
+                opts.headers.push((h::TRACEPARENT, v));
+            }
+            if let Some(Ok(v)) = ts.as_deref().map(HeaderValue::from_str) {
+                opts.headers.push((h::TRACESTATE, v));
             }
         }
         let call = async {

@@ -61,7 +61,7 @@ impl std::fmt::Debug for HttpTarget {
 pub(crate) struct HttpWire {
     target: HttpTarget,
     headers: HeaderMap,
-    /// Carries every POST; the URI and the headers every POST sends are built once.
+    /// Carries every POST; the target and the headers every POST sends are built once.
     pool: Pool,
     uri: http::Uri,
     post_headers: HeaderMap,
@@ -82,19 +82,6 @@ pub(crate) fn snippet(body: &[u8]) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// The name of a per-call header; the ones every forwarded call sends are constants.
-fn header_name(k: &str) -> Option<HeaderName> {
-    use waygate_protocol::headers as h;
-    Some(match k {
-        "mcp-method" => h::MCP_METHOD,
-        "mcp-name" => h::MCP_NAME,
-        "traceparent" => h::TRACEPARENT,
-        "tracestate" => h::TRACESTATE,
-        "x-request-id" => h::X_REQUEST_ID,
-        _ => return HeaderName::from_bytes(k.as_bytes()).ok(),
-    })
-}
-
 /// The configured headers of a target (an invalid one is logged and left out).
 pub(crate) fn header_map(target: &HttpTarget) -> HeaderMap {
     let mut headers = HeaderMap::new();
@@ -112,13 +99,29 @@ pub(crate) fn header_map(target: &HttpTarget) -> HeaderMap {
 impl HttpWire {
     pub(crate) fn new(target: HttpTarget) -> Result<HttpWire, UpstreamError> {
         let headers = header_map(&target);
-        let uri = http::Uri::try_from(target.url.as_str())
-            .map_err(|e| UpstreamError::Connect(format!("{}: {e}", target.url)))?;
-        let mut post_headers = headers.clone();
+        let bad = |e: &dyn std::fmt::Display| UpstreamError::Connect(format!("{}: {e}", target.url));
+        let full = http::Uri::try_from(target.url.as_str()).map_err(|e| bad(&e))?;
+        // HTTP/1.1 names the path in the request line and the authority in `Host`.
+        let mut origin = target.url.path().to_string();
+        if let Some(q) = target.url.query() {
+            origin.push('?');
+            origin.push_str(q);
+        }
+        let uri = http::Uri::try_from(origin).map_err(|e| bad(&e))?;
+        let host = match (target.url.host_str(), target.url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            (None, _) => return Err(bad(&"no host")),
+        };
+        // Room for the per-call headers: a clone keeps the table's size, so inserting them
+        // does not rehash it on every call.
+        let mut post_headers = HeaderMap::with_capacity(headers.len() + 16);
+        post_headers.extend(headers.clone());
+        post_headers.insert(http::header::HOST, HeaderValue::from_str(&host).map_err(|e| bad(&e))?);
         post_headers.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
         post_headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         Ok(HttpWire {
-            pool: crate::pool::pool(target.resolver.clone())?,
+            pool: crate::pool::pool(full, target.resolver.clone())?,
             uri,
             post_headers,
             target,
@@ -256,7 +259,7 @@ impl HttpWire {
         &self,
         body: Vec<u8>,
         id: Option<i64>,
-        extra: &[(Box<str>, Box<str>)],
+        extra: &[(HeaderName, HeaderValue)],
         inbound: &Arc<Inbound>,
         timeout: Option<Duration>,
         stateless: bool,
@@ -272,16 +275,14 @@ impl HttpWire {
 
     /// The request with the per-call headers: `extra` (replacing same-named ones), then
     /// the session's id and revision, or the stateless era's revision.
-    fn build(&self, body: Vec<u8>, extra: &[(Box<str>, Box<str>)], stateless: bool) -> http::Request<Full<Bytes>> {
+    fn build(&self, body: Vec<u8>, extra: &[(HeaderName, HeaderValue)], stateless: bool) -> http::Request<Full<Bytes>> {
         let mut req = http::Request::new(Full::new(Bytes::from(body)));
         *req.method_mut() = http::Method::POST;
         *req.uri_mut() = self.uri.clone();
         let headers = req.headers_mut();
         *headers = self.post_headers.clone();
         for (k, v) in extra {
-            if let (Some(k), Ok(v)) = (header_name(k), HeaderValue::from_str(v)) {
-                headers.insert(k, v);
-            }
+            headers.insert(k, v.clone());
         }
         let protocol = if stateless {
             Some(HeaderValue::from_static(crate::envelope::MODERN))
@@ -301,15 +302,12 @@ impl HttpWire {
         &self,
         body: Vec<u8>,
         id: Option<i64>,
-        extra: &[(Box<str>, Box<str>)],
+        extra: &[(HeaderName, HeaderValue)],
         inbound: &Arc<Inbound>,
         stateless: bool,
     ) -> Result<Option<Answer>, UpstreamError> {
-        let resp = self
-            .pool
-            .request(self.build(body, extra, stateless))
-            .await
-            .map_err(|e| UpstreamError::Connect(waygate_core::util::error_chain(&e)))?;
+        // The connection goes back to the pool when `_lease` drops, after the body.
+        let (resp, _lease) = self.pool.send(self.build(body, extra, stateless)).await?;
         let status = resp.status();
         if let Some(s) = resp.headers().get(MCP_SESSION_ID).filter(|_| !stateless) {
             let mut cur = self.session.write().unwrap_or_else(|e| e.into_inner());

@@ -307,8 +307,7 @@ mod tests {
         assert_eq!(no["error"]["code"], -32603);
         // Progress under our token goes to the caller under theirs; logs at its level only.
         let (out, mut caller) = waygate_core::outq::channel();
-        let (asks_tx, mut asks) = mpsc::channel(2);
-        let link = Arc::new(CallLink::new(Some(asks_tx)));
+        let link = Arc::new(CallLink::new(true));
         link.attach(
             Some(&out),
             waygate_protocol::meta::log_level_rank("info"),
@@ -338,10 +337,10 @@ mod tests {
                 Related::Infer
             )
             .is_none());
-        let ask = asks.recv().await.unwrap();
+        let ask = link.next_ask().await;
         assert_eq!((ask.id, ask.method.as_str()), (json!("q"), "elicitation/create"));
         // A second call in flight makes the wire ambiguous: refused, not guessed.
-        let other = Arc::new(CallLink::new(None));
+        let other = Arc::new(CallLink::new(false));
         inbound.link(6, other.clone());
         let no = inbound
             .handle(json!({"jsonrpc":"2.0","id":10,"method":"roots/list"}), Related::Infer)
@@ -363,7 +362,7 @@ mod tests {
         assert!(inbound
             .handle(json!({"jsonrpc":"2.0","id":14,"method":"roots/list"}), Related::Infer)
             .is_none());
-        assert_eq!(asks.recv().await.unwrap().id, json!(14));
+        assert_eq!(link.next_ask().await.id, json!(14));
         other.set_held(false);
         assert!(inbound
             .handle(json!({"jsonrpc":"2.0","id":11,"method":"roots/list"}), Related::Call(5))

@@ -2,11 +2,12 @@
 //! its questions for the caller (sampling, elicitation, roots), its log lines and its
 //! progress. A call registers a [`CallLink`] under its request id for as long as it runs.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use waygate_core::{CallContext, OutTx};
 use waygate_protocol::jsonrpc::encode_message;
 
@@ -33,11 +34,26 @@ pub(crate) enum Related {
     Unrelated,
 }
 
+/// Questions a call has not taken yet, at most this many (more are refused).
+const WAITING_ASKS: usize = 8;
+
+/// The server's questions during one call, waiting for the call to take them. A queue in
+/// the link rather than a channel: every forwarded call has a link, few get a question,
+/// and a channel is two allocations per call for nothing.
+#[derive(Default)]
+struct Asks {
+    waiting: Mutex<VecDeque<Ask>>,
+    arrived: Notify,
+    /// The call is over: questions are given back (the server gets an error at once).
+    closed: AtomicBool,
+}
+
 /// The caller's side of a forwarded call, replaced when a held call is resumed by a new
 /// request (whose stream and progress token are the ones to use from then on).
 #[derive(Default)]
 pub struct CallLink {
-    asks: Option<mpsc::Sender<Ask>>,
+    /// `None`: the call takes no questions.
+    asks: Option<Asks>,
     /// The caller's stream and its minimum log rank (`notifications/message`).
     log: Mutex<Option<(OutTx, u8)>>,
     /// The caller's progress token and stream.
@@ -50,11 +66,34 @@ pub struct CallLink {
 }
 
 impl CallLink {
-    /// A link that relays server requests into `asks`.
-    pub fn new(asks: Option<mpsc::Sender<Ask>>) -> CallLink {
+    /// A link that relays server requests to its call when `takes_asks`.
+    pub fn new(takes_asks: bool) -> CallLink {
         CallLink {
-            asks,
+            asks: takes_asks.then(Asks::default),
             ..CallLink::default()
+        }
+    }
+
+    /// The next question the server asked during this call; pending while there is
+    /// none (for ever when the call takes none).
+    pub(crate) async fn next_ask(&self) -> Ask {
+        let Some(asks) = &self.asks else {
+            return std::future::pending().await;
+        };
+        loop {
+            if let Some(ask) = asks.waiting.lock().unwrap_or_else(|e| e.into_inner()).pop_front() {
+                return ask;
+            }
+            // A question queued since the check left a permit: no wake-up is lost.
+            asks.arrived.notified().await;
+        }
+    }
+
+    /// The call is over: questions not taken are dropped, later ones given back.
+    pub(crate) fn close_asks(&self) {
+        if let Some(asks) = &self.asks {
+            asks.closed.store(true, Ordering::Release);
+            asks.waiting.lock().unwrap_or_else(|e| e.into_inner()).clear();
         }
     }
 
@@ -122,11 +161,62 @@ impl CallLink {
 
     /// Hand a server request to the call; gives it back when the call takes none.
     pub(crate) fn ask(&self, ask: Ask) -> Result<(), Ask> {
-        match &self.asks {
-            Some(tx) => tx.try_send(ask).map_err(|e| match e {
-                mpsc::error::TrySendError::Full(a) | mpsc::error::TrySendError::Closed(a) => a,
-            }),
-            None => Err(ask),
+        let Some(asks) = &self.asks else { return Err(ask) };
+        let mut waiting = asks.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if asks.closed.load(Ordering::Acquire) || waiting.len() >= WAITING_ASKS {
+            return Err(ask);
         }
+        waiting.push_back(ask);
+        drop(waiting);
+        asks.arrived.notify_one();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn ask(n: u64) -> Ask {
+        Ask {
+            id: json!(n),
+            method: "elicitation/create".into(),
+            params: json!({}),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_question_wakes_the_call_waiting_for_it() {
+        let link = Arc::new(CallLink::new(true));
+        let waiting = tokio::spawn({
+            let link = link.clone();
+            async move { link.next_ask().await.id }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(link.ask(ask(1)).is_ok());
+        let id = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(id, json!(1));
+    }
+
+    #[tokio::test]
+    async fn questions_beyond_the_bound_or_after_the_call_are_given_back() {
+        let link = CallLink::new(true);
+        for n in 0..WAITING_ASKS as u64 {
+            assert!(link.ask(ask(n)).is_ok());
+        }
+        assert_eq!(link.ask(ask(99)).unwrap_err().id, json!(99), "over the bound");
+        // Taken in the order they came.
+        assert_eq!(link.next_ask().await.id, json!(0));
+        assert!(link.ask(ask(100)).is_ok(), "one taken, room for one");
+        link.close_asks();
+        assert_eq!(link.ask(ask(101)).unwrap_err().id, json!(101), "the call is over");
+        // A call that takes no questions gives every one back.
+        assert!(CallLink::new(false).ask(ask(7)).is_err());
     }
 }

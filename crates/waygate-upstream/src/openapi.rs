@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use http::{HeaderName, HeaderValue};
 use serde_json::{json, Map, Value};
 use waygate_openapi::{Api, Filter};
 
@@ -154,7 +155,7 @@ impl OpenApiWire {
         &self,
         method: &str,
         params: &Value,
-        headers: &[(Box<str>, Box<str>)],
+        headers: &[(HeaderName, HeaderValue)],
         timeout: Duration,
     ) -> Result<Value, UpstreamError> {
         match method {
@@ -181,7 +182,7 @@ impl OpenApiWire {
         &self,
         name: &str,
         args: &Map<String, Value>,
-        extra: &[(Box<str>, Box<str>)],
+        extra: &[(HeaderName, HeaderValue)],
         timeout: Duration,
     ) -> Result<Value, UpstreamError> {
         let op = self.api.operation(name).ok_or_else(|| UpstreamError::Rpc {
@@ -209,7 +210,7 @@ impl OpenApiWire {
             .timeout(timeout)
             .header("accept", "application/json, */*;q=0.5");
         // The caller's correlation id, passthrough and trace headers.
-        for (k, v) in extra.iter().map(|(k, v)| (&**k, &**v)) {
+        for (k, v) in extra {
             builder = builder.header(k, v);
         }
         for (k, v) in &req.headers {

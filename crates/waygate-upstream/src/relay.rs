@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use waygate_core::{BoxFuture, CallContext, Outcome, PluginError};
 
@@ -37,12 +37,19 @@ const GATHER: Duration = Duration::from_millis(10);
 pub(crate) struct Running {
     pub client: Arc<Client>,
     pub result: BoxFuture<'static, Answer>,
-    pub asks: mpsc::Receiver<Ask>,
     pub link: Arc<CallLink>,
     pub cancel: CancellationToken,
     pub deadline: Arc<Deadline>,
     /// The result future runs in a task of its own (it must make progress while held).
     detached: bool,
+}
+
+impl Drop for Running {
+    /// The call is over: a question the server sends after this is refused at once
+    /// rather than left for a call that will never take it.
+    fn drop(&mut self) {
+        self.link.close_asks();
+    }
 }
 
 /// What a call did next.
@@ -55,7 +62,6 @@ impl Running {
     pub(crate) fn new(
         client: Arc<Client>,
         result: BoxFuture<'static, Answer>,
-        asks: mpsc::Receiver<Ask>,
         link: Arc<CallLink>,
         cancel: CancellationToken,
         deadline: Arc<Deadline>,
@@ -63,7 +69,6 @@ impl Running {
         Running {
             client,
             result,
-            asks,
             link,
             cancel,
             deadline,
@@ -77,11 +82,11 @@ impl Running {
         tokio::select! {
             biased;
             r = &mut self.result => Step::Done(r),
-            Some(first) = self.asks.recv() => {
+            first = self.link.next_ask() => {
                 // Questions a server sends together (one MRTR round turned into requests)
                 // arrive a moment apart: they are asked together too.
                 let mut asks = vec![first];
-                while let Ok(Some(a)) = tokio::time::timeout(GATHER, self.asks.recv()).await {
+                while let Ok(a) = tokio::time::timeout(GATHER, self.link.next_ask()).await {
                     asks.push(a);
                 }
                 Step::Asked(asks)

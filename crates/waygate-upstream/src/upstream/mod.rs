@@ -313,8 +313,7 @@ impl Plugin for Upstream {
                     params["inputResponses"] = Value::Object(a.clone());
                 }
             }
-            let (asks_tx, asks) = mpsc::channel(8);
-            let link = Arc::new(CallLink::new(Some(asks_tx)));
+            let link = Arc::new(CallLink::new(true));
             link.attach_to(ctx);
             let deadline = Arc::new(Deadline::new(self.spec.timeout));
             let cancel = CancellationToken::new();
@@ -355,7 +354,7 @@ impl Plugin for Upstream {
                 }
                 params => Box::pin(async move { client.request_raw(method, params, opts).await }),
             };
-            let run = Running::new(c, result, asks, link, cancel, deadline);
+            let run = Running::new(c, result, link, cancel, deadline);
             // Answers sent with the first request serve the questions they name.
             let given = inv.state.is_none().then_some(inv.input_responses.as_ref()).flatten();
             self.drive(run, ctx, is_tool, admitted, given).await
