@@ -23,6 +23,7 @@ mod http_eras;
 mod import;
 mod isolation;
 mod jwt;
+mod layout;
 mod lifecycle;
 mod limits;
 mod logs;
