@@ -16,10 +16,12 @@
 #
 # The patterns name each function's section with a trailing `*`, because ThinLTO appends a
 # per-build `.llvm.<hash>` to the local functions it shares between modules;
-# `.text.unlikely.` is where #[cold] functions live. Regenerate after a toolchain or
-# dependency upgrade (symbol hashes change; a name that no longer exists matches nothing
-# and costs only the packing); run it twice after a large change (the page-fault pass sees
-# what the previous layout missed).
+# `.text.unlikely.` is where #[cold] functions live. Regenerate after a toolchain upgrade
+# or any change to the crate graph — a dependency, a feature, a crate's own dependencies:
+# the symbol hash of every generic instance covers the crates' metadata, so such a change
+# renames most of them (a name that no longer exists matches nothing; `it::layout` fails
+# below 85 % of the serving group). Run it twice after a large change (the page-fault pass
+# sees what the previous layout missed). The names do not depend on where the checkout is.
 #
 #   bench/hot_symbols.sh
 source "$(dirname "$0")/common.sh"
