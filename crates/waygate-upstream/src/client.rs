@@ -22,7 +22,7 @@ use http::{HeaderName, HeaderValue};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use waygate_protocol::headers as h;
+use waygate_protocol::headers::{MCP_METHOD, MCP_NAME, TRACEPARENT, TRACESTATE};
 
 /// Which revision family the gateway speaks to an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -396,7 +396,7 @@ impl Client {
     pub async fn notify(&self, method: &str, params: Value) -> Result<(), UpstreamError> {
         let msg = json!({"jsonrpc": "2.0", "method": method, "params": params});
         let headers = match HeaderValue::from_str(method) {
-            Ok(v) if self.modern => vec![(h::MCP_METHOD, v)],
+            Ok(v) if self.modern => vec![(MCP_METHOD, v)],
             _ => Vec::new(),
         };
         match &self.wire {
@@ -441,11 +441,11 @@ impl Client {
         if modern {
             adds.envelope = Some(opts.caller.as_ref());
             if let Ok(v) = HeaderValue::from_str(method) {
-                opts.headers.push((h::MCP_METHOD, v));
+                opts.headers.push((MCP_METHOD, v));
             }
             if let Some(n) = params.mirrored_name(method) {
                 if let Ok(v) = HeaderValue::from_str(&waygate_protocol::headers::encode_value(n)) {
-                    opts.headers.push((h::MCP_NAME, v));
+                    opts.headers.push((MCP_NAME, v));
                 }
             }
         }
@@ -469,10 +469,10 @@ impl Client {
         if let Some((tp, ts)) = &opts.trace {
             // Over HTTP the trace also travels as headers (ignored over stdio).
             if let Ok(v) = HeaderValue::from_str(tp) {
-                opts.headers.push((h::TRACEPARENT, v));
+                opts.headers.push((TRACEPARENT, v));
             }
             if let Some(Ok(v)) = ts.as_deref().map(HeaderValue::from_str) {
-                opts.headers.push((h::TRACESTATE, v));
+                opts.headers.push((TRACESTATE, v));
             }
         }
         let call = async {

@@ -176,14 +176,12 @@ impl Inner {
     }
 
     async fn connect(&self) -> Result<Sender, UpstreamError> {
+        let failed = |e: BoxError| UpstreamError::Connect(waygate_core::util::error_chain(&*e));
         let mut connector = self.connector.clone();
         std::future::poll_fn(|cx| connector.poll_ready(cx))
             .await
-            .map_err(|e| UpstreamError::Connect(waygate_core::util::error_chain(&*e)))?;
-        let io = connector
-            .call(self.target.clone())
-            .await
-            .map_err(|e| UpstreamError::Connect(waygate_core::util::error_chain(&*e)))?;
+            .map_err(failed)?;
+        let io = connector.call(self.target.clone()).await.map_err(failed)?;
         let (sender, conn) = http1::handshake(io).await.map_err(|e| lost(&e))?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -272,9 +270,9 @@ mod tests {
         }
     }
 
-    /// A loopback HTTP/1.1 server answering `ok` to every request; counts connections,
-    /// and closes each after one answer when `one_shot`.
-    async fn server(one_shot: bool) -> (http::Uri, Arc<AtomicUsize>) {
+    /// A loopback HTTP/1.1 server answering `ok` to every request, and a pool to it; counts
+    /// connections, and closes each after one answer when `one_shot`.
+    async fn server(one_shot: bool) -> (Pool, http::Uri, Arc<AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let uri: http::Uri = format!("http://{}/mcp", listener.local_addr().unwrap())
             .parse()
@@ -311,7 +309,8 @@ mod tests {
                 });
             }
         });
-        (uri, accepted)
+        let pool = pool(uri.clone(), Arc::new(NoLookup)).unwrap();
+        (pool, uri, accepted)
     }
 
     fn post(uri: &http::Uri) -> http::Request<Full<Bytes>> {
@@ -330,8 +329,7 @@ mod tests {
 
     #[tokio::test]
     async fn calls_one_after_another_share_one_connection() {
-        let (uri, accepted) = server(false).await;
-        let pool = pool(uri.clone(), Arc::new(NoLookup)).unwrap();
+        let (pool, uri, accepted) = server(false).await;
         for _ in 0..20 {
             assert_eq!(&call(&pool, &uri).await.unwrap()[..], b"ok");
         }
@@ -340,8 +338,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_calls_open_connections_that_later_calls_reuse() {
-        let (uri, accepted) = server(false).await;
-        let pool = pool(uri.clone(), Arc::new(NoLookup)).unwrap();
+        let (pool, uri, accepted) = server(false).await;
         let burst: Vec<_> = (0..8)
             .map(|_| {
                 let (pool, uri) = (pool.clone(), uri.clone());
@@ -365,8 +362,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_the_upstream_closed_while_idle_is_replaced() {
-        let (uri, accepted) = server(true).await;
-        let pool = pool(uri.clone(), Arc::new(NoLookup)).unwrap();
+        let (pool, uri, accepted) = server(true).await;
         for _ in 0..3 {
             assert_eq!(&call(&pool, &uri).await.unwrap()[..], b"ok");
             tokio::time::sleep(Duration::from_millis(50)).await;
