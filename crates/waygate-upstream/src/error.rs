@@ -27,6 +27,12 @@ pub enum UpstreamError {
     /// Could not start or reach the server.
     #[error("{0}")]
     Connect(String),
+    /// One HTTP exchange failed on an upstream that is still there: an HTTP 5xx answer,
+    /// or a connection that broke while the response was on its way. The call fails (it
+    /// may have run, so it is not sent again); the upstream and its session stay up — one
+    /// crashing handler or reset connection must not take the upstream away from everyone.
+    #[error("{0}")]
+    Exchange(String),
     /// The server sent something that is not MCP.
     #[error("protocol error: {0}")]
     Protocol(String),

@@ -180,6 +180,7 @@ impl Guard {
                 UpstreamError::Timeout(_)
                     | UpstreamError::Closed(_)
                     | UpstreamError::Connect(_)
+                    | UpstreamError::Exchange(_)
                     | UpstreamError::Protocol(_)
             )
         });

@@ -338,7 +338,7 @@ impl HttpWire {
             };
             return Err(match (status.as_u16(), rpc) {
                 (401 | 403, _) => UpstreamError::Refused(format!("HTTP {status}: {detail}")),
-                (500.., _) => UpstreamError::Connect(format!("HTTP {status}: {detail}")),
+                (500.., _) => UpstreamError::Exchange(format!("HTTP {status}: {detail}")),
                 // An MCP error on a healthy connection is a failed request.
                 (_, Some(e)) => UpstreamError::from_error_object(&e),
                 (_, None) => UpstreamError::Protocol(format!("HTTP {status}: {detail}")),
@@ -351,7 +351,7 @@ impl HttpWire {
         let body = read_capped(body, MAX_BODY).await?;
         let text = std::str::from_utf8(&body)
             .map_err(|_| UpstreamError::Protocol(format!("response is not UTF-8 JSON: {}", snippet(&body))))?;
-        Ok(Some(response_text(text)))
+        Ok(Some(answer_to(text, id)))
     }
 
     /// Read SSE events until the response with `id`; others are routed as they come.
@@ -365,7 +365,7 @@ impl HttpWire {
         loop {
             let chunk = next_chunk(body)
                 .await?
-                .ok_or_else(|| UpstreamError::Closed("the response stream ended before the response".into()))?;
+                .ok_or_else(|| UpstreamError::Exchange("the response stream ended before the response".into()))?;
             for data in parser.push(&chunk) {
                 let Ok(text) = std::str::from_utf8(&data) else {
                     tracing::warn!(upstream = %inbound.name, "SSE event that is not UTF-8 ignored");
@@ -408,4 +408,22 @@ impl HttpWire {
             .send()
             .await;
     }
+}
+
+/// The answer in a JSON response body, which must be the response to request `id`: an
+/// answer to another request is refused, not handed to this caller. An error without an id
+/// (the server could not read the request) is this request's error.
+fn answer_to(text: &str, id: i64) -> Answer {
+    if let Some(head) = waygate_protocol::raw::Head::parse(text) {
+        let anonymous_error = head.error.is_some() && head.id.is_none();
+        if head.int_id() != Some(id) && !anonymous_error {
+            let theirs = head
+                .id
+                .map_or_else(|| "none".to_string(), |r| snippet(r.get().as_bytes()));
+            return Err(UpstreamError::Protocol(format!(
+                "the response to request {id} carries id {theirs}"
+            )));
+        }
+    }
+    response_text(text)
 }

@@ -132,14 +132,14 @@ impl Pool {
                 Ok(resp) => return Ok((resp, self.lease(sender))),
                 Err(mut e) => match e.take_message() {
                     Some(unsent) => req = unsent,
-                    None => return Err(lost(e.error())),
+                    None => return Err(broke(e.error())),
                 },
             }
         }
         // Boxed: connecting (lookup, TCP, TLS, handshake) would otherwise make this
         // future, and every future that awaits it, several KiB larger, copied per call.
         let mut sender = Box::pin(self.inner.connect()).await?;
-        let resp = sender.send_request(req).await.map_err(|e| lost(&e))?;
+        let resp = sender.send_request(req).await.map_err(|e| broke(&e))?;
         Ok((resp, self.lease(sender)))
     }
 
@@ -196,6 +196,15 @@ fn lost(e: &hyper::Error) -> UpstreamError {
     UpstreamError::Connect(waygate_core::util::error_chain(e))
 }
 
+/// A connection that broke once the request was on it: that call fails, the upstream
+/// stays (the next call gets another connection).
+fn broke(e: &(dyn std::error::Error + 'static)) -> UpstreamError {
+    UpstreamError::Exchange(format!(
+        "the connection broke during the exchange: {}",
+        waygate_core::util::error_chain(e)
+    ))
+}
+
 /// The guard's resolver in the shape hyper's connector asks for.
 #[derive(Clone)]
 pub(crate) struct Guarded(Arc<dyn reqwest::dns::Resolve>);
@@ -237,7 +246,7 @@ pub(crate) async fn read_capped(body: hyper::body::Incoming, cap: usize) -> Resu
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(UpstreamError::Protocol(format!("response body over {cap} bytes")))
         }
-        Err(e) => Err(UpstreamError::Closed(waygate_core::util::error_chain(&*e))),
+        Err(e) => Err(broke(&*e)),
     }
 }
 
@@ -246,7 +255,7 @@ pub(crate) async fn next_chunk(body: &mut hyper::body::Incoming) -> Result<Optio
     loop {
         match body.frame().await {
             None => return Ok(None),
-            Some(Err(e)) => return Err(UpstreamError::Closed(waygate_core::util::error_chain(&e))),
+            Some(Err(e)) => return Err(broke(&e)),
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
                     return Ok(Some(data));

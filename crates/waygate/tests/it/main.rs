@@ -19,6 +19,7 @@ mod fleet;
 mod forwarding;
 mod guards;
 mod hostile;
+mod hostile_upstream;
 mod http_eras;
 mod import;
 mod isolation;
