@@ -9,6 +9,10 @@ requests, as the anchor harness does): the gateway's µs per call *is* the added
 gives the throughput and CPU figures, c=1 the added latency (p50). Rounds alternate setups;
 read the medians. Loopback only, every run bounded by -d/-w.
 
+With PROXY set (federation.sh sets it), a fifth setup, `hyperproxy`, puts bench/hyper-proxy —
+a bare hyper reverse proxy with no MCP logic — in front of the same upstream: the floor that
+any gateway on hyper and tokio pays for an HTTP hop on this machine.
+
     bench/federation.sh [ROUNDS=3]        (builds, then runs this file)
 """
 import json, os, shutil, socket, statistics as st, subprocess, sys, tempfile, time, urllib.request
@@ -76,6 +80,12 @@ def start(setup, data):
         wait_ok(f"http://127.0.0.1:{up_port}/mcp")
         return f"http://127.0.0.1:{up_port}/mcp", None, up.pid, [up]
     procs = []
+    if setup == "hyperproxy":  # the floor of an HTTP hop: bench/hyper-proxy, no MCP logic
+        up = spawn([RMCP, "--port", str(up_port)])
+        wait_ok(f"http://127.0.0.1:{up_port}/mcp")
+        px = spawn([os.environ["PROXY"], "--port", str(gw_port), "--upstream", f"127.0.0.1:{up_port}"])
+        wait_ok(f"http://127.0.0.1:{gw_port}/mcp")
+        return f"http://127.0.0.1:{gw_port}/mcp", px.pid, up.pid, [up, px]
     if setup == "stdio":
         upstream = f'transport = "stdio"\ncommand = "{RMCP}"\nargs = ["--stdio"]\n'
     else:
@@ -106,7 +116,8 @@ def load(url, c, pids):
     return dict(rps=r["rps"], p50=r["latency_ms"]["p50"], errors=r["errors"], gw_us=us[0] if pids[0] else None, up_us=us[1])
 
 
-SETUPS = tuple(os.environ.get("FED_SETUPS", "direct,stdio,http,native").split(","))
+DEFAULT = "direct,stdio,http,native" + (",hyperproxy" if os.environ.get("PROXY") else "")
+SETUPS = tuple(os.environ.get("FED_SETUPS", DEFAULT).split(","))
 rows = []
 for rnd in range(ROUNDS):
     for setup in SETUPS:
