@@ -31,6 +31,9 @@ pub struct HttpTarget {
     /// The same guard, for the pool that carries forwarded calls.
     pub resolver: Arc<dyn reqwest::dns::Resolve>,
     pub mode: HttpMode,
+    /// The upstream's own TLS settings (extra CA, client certificate); `None`: public roots.
+    /// `client` must be built with the same configuration.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Which HTTP transport the server speaks.
@@ -121,7 +124,7 @@ impl HttpWire {
         post_headers.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
         post_headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         Ok(HttpWire {
-            pool: crate::pool::pool(full, target.resolver.clone())?,
+            pool: crate::pool::pool(full, target.resolver.clone(), target.tls.clone())?,
             uri,
             post_headers,
             target,

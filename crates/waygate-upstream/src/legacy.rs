@@ -163,7 +163,8 @@ async fn post(
     Err(match status.as_u16() {
         401 | 403 => UpstreamError::Refused(format!("HTTP {status} on POST")),
         404 => UpstreamError::Closed("the server no longer knows this SSE session (404)".into()),
-        500.. => UpstreamError::Connect(format!("HTTP {status} on POST")),
+        // The stream (and its session) is still there: this message failed, not the upstream.
+        500.. => UpstreamError::Exchange(format!("HTTP {status} on POST")),
         _ => UpstreamError::Protocol(format!("HTTP {status} on POST")),
     })
 }

@@ -31,6 +31,7 @@ mod stdio;
 mod subscriptions;
 mod supervisor;
 mod task_call;
+pub mod tls;
 mod upstream;
 
 pub use client::{Caller, Client, Deadline, Era, Notification, RequestOpts, Target};

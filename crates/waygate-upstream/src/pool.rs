@@ -53,17 +53,23 @@ struct Inner {
 
 /// A pool whose every name lookup goes through `resolver` (the SSRF guard); literal
 /// addresses were checked when the upstream was configured.
-pub(crate) fn pool(target: http::Uri, resolver: Arc<dyn reqwest::dns::Resolve>) -> Result<Pool, UpstreamError> {
+pub(crate) fn pool(
+    target: http::Uri,
+    resolver: Arc<dyn reqwest::dns::Resolve>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<Pool, UpstreamError> {
     let mut http = HttpConnector::new_with_resolver(Guarded(resolver));
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(Duration::from_secs(10)));
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-        .map_err(|e| UpstreamError::Connect(format!("TLS setup: {e}")))?
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = match tls {
+        Some(cfg) => builder.with_tls_config((*cfg).clone()),
+        None => builder
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+            .map_err(|e| UpstreamError::Connect(format!("TLS setup: {e}")))?,
+    };
+    let connector = builder.https_or_http().enable_http1().wrap_connector(http);
     let inner = Arc::new(Inner {
         connector,
         target,
@@ -176,7 +182,7 @@ impl Inner {
     }
 
     async fn connect(&self) -> Result<Sender, UpstreamError> {
-        let failed = |e: BoxError| UpstreamError::Connect(waygate_core::util::error_chain(&*e));
+        let failed = |e: BoxError| UpstreamError::Connect(with_tls_hint(waygate_core::util::error_chain(&*e)));
         let mut connector = self.connector.clone();
         std::future::poll_fn(|cx| connector.poll_ready(cx))
             .await
@@ -193,16 +199,29 @@ impl Inner {
 }
 
 fn lost(e: &hyper::Error) -> UpstreamError {
-    UpstreamError::Connect(waygate_core::util::error_chain(e))
+    UpstreamError::Connect(with_tls_hint(waygate_core::util::error_chain(e)))
+}
+
+/// rustls names what failed; the operator also needs the setting that fixes it.
+fn with_tls_hint(mut why: String) -> String {
+    let hint = if why.contains("UnknownIssuer") {
+        " (a private CA? trust it with [upstreams.tls] ca)"
+    } else if why.contains("CertificateRequired") {
+        " (the upstream wants a client certificate: [upstreams.tls] client_cert and client_key)"
+    } else {
+        ""
+    };
+    why.push_str(hint);
+    why
 }
 
 /// A connection that broke once the request was on it: that call fails, the upstream
 /// stays (the next call gets another connection).
 fn broke(e: &(dyn std::error::Error + 'static)) -> UpstreamError {
-    UpstreamError::Exchange(format!(
+    UpstreamError::Exchange(with_tls_hint(format!(
         "the connection broke during the exchange: {}",
         waygate_core::util::error_chain(e)
-    ))
+    )))
 }
 
 /// The guard's resolver in the shape hyper's connector asks for.
@@ -318,7 +337,7 @@ mod tests {
                 });
             }
         });
-        let pool = pool(uri.clone(), Arc::new(NoLookup)).unwrap();
+        let pool = pool(uri.clone(), Arc::new(NoLookup), None).unwrap();
         (pool, uri, accepted)
     }
 
@@ -386,7 +405,7 @@ mod tests {
             .parse()
             .unwrap();
         drop(listener);
-        let pool = pool(uri.clone(), Arc::new(NoLookup)).unwrap();
+        let pool = pool(uri.clone(), Arc::new(NoLookup), None).unwrap();
         let err = call(&pool, &uri).await.unwrap_err();
         assert!(err.is_connection_loss(), "{err}");
     }

@@ -3,7 +3,7 @@
 //! SSRF guard, timeouts defaulted. Also the one-shot probe `doctor` and `import --verify`
 //! use, so they check upstreams with exactly the code that serves them.
 
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -21,6 +21,37 @@ use crate::config::{OutboundSection, Upstream as UpstreamConfig};
 pub struct UpstreamEntry {
     pub upstream: UpstreamConfig,
     pub outbound: OutboundSection,
+}
+
+/// The rustls configuration of `[upstreams.tls]`, `None` when it is empty (public roots).
+async fn tls_config(
+    key: &str,
+    tls: &crate::config::UpstreamTls,
+    store: Option<&Store>,
+) -> Result<Option<Arc<waygate_upstream::tls::ClientConfig>>, String> {
+    if tls.is_empty() {
+        return Ok(None);
+    }
+    let mut paths = Vec::new();
+    for (name, v) in [
+        ("ca", &tls.ca),
+        ("client_cert", &tls.client_cert),
+        ("client_key", &tls.client_key),
+    ] {
+        let k = format!("{key}.tls.{name}");
+        let p = match v {
+            Some(v) => Some(std::path::PathBuf::from(resolve(&k, v, store).await?)),
+            None => None,
+        };
+        paths.push((k, p));
+    }
+    let at = |i: usize| paths[i].1.as_deref().map(|p| (paths[i].0.as_str(), p));
+    waygate_upstream::tls::client_config(waygate_upstream::tls::TlsPaths {
+        ca: at(0),
+        client_cert: at(1),
+        client_key: at(2),
+    })
+    .map(Some)
 }
 
 async fn resolve(key: &str, value: &str, store: Option<&Store>) -> Result<String, String> {
@@ -62,12 +93,15 @@ pub async fn spec_of(e: &UpstreamEntry, store: Option<&Store>) -> Result<Upstrea
             for (k, v) in &u.headers {
                 headers.push((k.clone(), resolve(&format!("{key}.headers.{k}"), v, store).await?));
             }
+            let tls = tls_config(&key, &u.tls, store).await?;
+            let mut builder = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(Duration::from_secs(10));
+            if let Some(cfg) = &tls {
+                builder = builder.use_preconfigured_tls((**cfg).clone());
+            }
             let client = guard
-                .client(
-                    reqwest::Client::builder()
-                        .redirect(reqwest::redirect::Policy::none())
-                        .connect_timeout(Duration::from_secs(10)),
-                )
+                .client(builder)
                 .map_err(|err| format!("{key}: http client: {err}"))?;
             let mode = match kind {
                 "sse" => HttpMode::Sse,
@@ -80,6 +114,7 @@ pub async fn spec_of(e: &UpstreamEntry, store: Option<&Store>) -> Result<Upstrea
                 client,
                 resolver: guard.resolver(),
                 mode,
+                tls,
             })
         }
         "openapi" => {
@@ -114,12 +149,14 @@ pub async fn spec_of(e: &UpstreamEntry, store: Option<&Store>) -> Result<Upstrea
                     a.stop()
                 }
             });
+            let mut builder = reqwest::Client::builder()
+                .redirect(policy)
+                .connect_timeout(Duration::from_secs(10));
+            if let Some(cfg) = tls_config(&key, &u.tls, store).await? {
+                builder = builder.use_preconfigured_tls((*cfg).clone());
+            }
             let client = guard
-                .client(
-                    reqwest::Client::builder()
-                        .redirect(policy)
-                        .connect_timeout(Duration::from_secs(10)),
-                )
+                .client(builder)
                 .map_err(|err| format!("{key}: http client: {err}"))?;
             Wiring::OpenApi(OpenApiTarget {
                 document,

@@ -1,6 +1,7 @@
 //! TLS termination (rustls): PEM certificate chain and key from files, HTTP/2 and
 //! HTTP/1.1 offered by ALPN, and the certificate reloaded when its files change — new
 //! handshakes get the new one, established connections keep theirs and are not dropped.
+//! Optionally mutual TLS: clients must present a certificate from the operator's CA.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -20,6 +21,8 @@ pub enum TlsError {
     Cert { path: String, reason: String },
     #[error("server.tls_key {path}: {reason}")]
     Key { path: String, reason: String },
+    #[error("server.tls_client_ca {path}: {reason}")]
+    ClientCa { path: String, reason: String },
     #[error("TLS setup failed: {0}")]
     Setup(String),
 }
@@ -29,6 +32,9 @@ pub enum TlsError {
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// Mutual TLS: every client must present a certificate issued by one of these CAs
+    /// (read at start; a change needs a restart).
+    pub client_ca: Option<PathBuf>,
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -51,6 +57,28 @@ pub fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
         ));
     }
     Ok(chain)
+}
+
+/// Accepts only clients whose certificate chains to a CA in the PEM file at `path`.
+fn client_verifier(path: &Path) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let err = |reason: String| TlsError::ClientCa {
+        path: path.display().to_string(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(&pem) {
+        let c = c.map_err(|e| err(format!("not PEM certificates ({e})")))?;
+        roots
+            .add(c)
+            .map_err(|e| err(format!("not a usable CA certificate ({e})")))?;
+    }
+    if roots.is_empty() {
+        return Err(err("no CERTIFICATE block found; expected PEM CA certificates".into()));
+    }
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .build()
+        .map_err(|e| err(e.to_string()))
 }
 
 /// Load and check a certificate chain and its private key.
@@ -139,11 +167,14 @@ impl Tls {
             stamp: Mutex::new(None),
         });
         *resolver.stamp.lock().unwrap_or_else(|e| e.into_inner()) = resolver.stamp();
-        let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+        let builder = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Setup(e.to_string()))?
-            .with_no_client_auth()
-            .with_cert_resolver(resolver.clone());
+            .map_err(|e| TlsError::Setup(e.to_string()))?;
+        let builder = match &resolver.files.client_ca {
+            None => builder.with_no_client_auth(),
+            Some(path) => builder.with_client_cert_verifier(client_verifier(path)?),
+        };
+        let mut cfg = builder.with_cert_resolver(resolver.clone());
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Tls {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(cfg)),

@@ -25,7 +25,7 @@ pub use layers::{Layered, Source};
 pub use plugins::{HookConfig, PinningSection, PluginsSection};
 pub use schema::schema;
 pub use security::{AuthSection, AuthzSection, PolicyRule};
-pub use upstreams::Upstream;
+pub use upstreams::{Upstream, UpstreamTls};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -223,6 +223,10 @@ pub struct ServerSection {
     /// PEM private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<String>,
+    /// PEM CA certificates: with it, every client must present a certificate they issued
+    /// (mutual TLS) — the handshake fails before any HTTP for one that does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_ca: Option<String>,
 }
 
 impl ServerSection {
@@ -231,6 +235,7 @@ impl ServerSection {
         Some(waygate_transport::http::tls::TlsFiles {
             cert: self.tls_cert.as_deref()?.into(),
             key: self.tls_key.as_deref()?.into(),
+            client_ca: self.tls_client_ca.as_deref().map(Into::into),
         })
     }
 }
@@ -381,6 +386,12 @@ impl FileConfig {
             return Err(err(
                 missing,
                 "is missing; expected both server.tls_cert and server.tls_key (PEM files) or neither".into(),
+            ));
+        }
+        if self.server.tls_client_ca.is_some() && self.server.tls_cert.is_none() {
+            return Err(err(
+                "server.tls_client_ca",
+                "needs TLS; expected server.tls_cert and server.tls_key as well".into(),
             ));
         }
         for (key, addr) in [

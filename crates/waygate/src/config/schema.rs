@@ -20,7 +20,8 @@ pub fn schema() -> serde_json::Value {
                 "metrics_listen": s("ADDR:PORT of an extra listener serving only GET /metrics, unauthenticated"),
                 "name": s("serverInfo.name"), "instructions": s("instructions for the model"),
                 "tls_cert": s("PEM certificate chain; serve HTTPS (HTTP/2 + HTTP/1.1); reloaded on change"),
-                "tls_key": s("PEM private key of tls_cert")}},
+                "tls_key": s("PEM private key of tls_cert"),
+                "tls_client_ca": s("PEM CA certificates; clients must present a certificate they issued (mutual TLS)")}},
             "http": {"type": "object", "additionalProperties": false, "properties": {
                 "max_body_bytes": n("request body limit (default 4194304)"),
                 "allowed_hosts": list("Host values accepted besides loopback names; required off loopback; [\"*\"] accepts any"),

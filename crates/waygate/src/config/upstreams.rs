@@ -102,6 +102,32 @@ pub struct Upstream {
     /// Which of an OpenAPI document's operations become tools.
     #[serde(skip_serializing_if = "OperationRules::is_empty")]
     pub operations: OperationRules,
+    /// TLS towards an `https://` upstream: a private CA, a client certificate.
+    #[serde(skip_serializing_if = "UpstreamTls::is_empty")]
+    pub tls: UpstreamTls,
+}
+
+/// `[upstreams.tls]`: PEM files (paths, or `${env:…}` / `${file:…}` references to them),
+/// read when the upstream is (re)started.
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamTls {
+    /// CA certificates trusted for this upstream in addition to the public roots (an
+    /// internal PKI).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
+    /// Certificate chain presented when the upstream asks for one (mutual TLS) …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<String>,
+    /// … and its private key (PKCS#8, PKCS#1 or SEC1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<String>,
+}
+
+impl UpstreamTls {
+    pub fn is_empty(&self) -> bool {
+        self.ca.is_none() && self.client_cert.is_none() && self.client_key.is_none()
+    }
 }
 
 /// `operations.include` / `operations.exclude`: `"GET /pets/*"`, `"/admin/*"`, `"DELETE"`,
@@ -302,6 +328,23 @@ pub(super) fn validate(cfg: &FileConfig, err: Err<'_>) -> Result<(), ConfigError
         }
         if let Err(e) = waygate_upstream::OpenApiFilter::parse(&u.operations.include, &u.operations.exclude) {
             return Err(err(&format!("{key}.operations"), e));
+        }
+        if !u.tls.is_empty() && !matches!(u.transport_kind(), "http" | "sse" | "openapi") {
+            return Err(err(
+                &format!("{key}.tls"),
+                "set on a stdio upstream; expected it only on http, sse or openapi upstreams".into(),
+            ));
+        }
+        if u.tls.client_cert.is_some() != u.tls.client_key.is_some() {
+            let missing = if u.tls.client_cert.is_none() {
+                "client_cert"
+            } else {
+                "client_key"
+            };
+            return Err(err(
+                &format!("{key}.tls.{missing}"),
+                "missing; a client certificate needs both client_cert and client_key".into(),
+            ));
         }
         if u.transport.is_empty() && u.command.is_some() && u.url.is_some() {
             return Err(err(

@@ -41,6 +41,7 @@ mod stdio;
 mod tls;
 mod ui;
 mod upstream_kinds;
+mod upstream_tls;
 mod upstreams;
 mod validation;
 mod wasm;
