@@ -10,7 +10,7 @@ use waygate_core::view::{View, ViewSpec};
 use super::{ConfigError, FileConfig};
 
 /// `[catalog]`: the gateway-wide naming rules.
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CatalogSection {
     /// `on-conflict` (default), `always` or `never`; each upstream may override it.
@@ -22,7 +22,7 @@ pub struct CatalogSection {
 }
 
 /// `[[servers]]`: a named subset of the catalog served at `/servers/{name}/mcp`.
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct VirtualServer {
     pub name: String,

@@ -48,7 +48,7 @@ pub const CURRENT_VERSION: u32 = 3;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// The file as written (format version 3). Unknown keys are errors.
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct FileConfig {
     pub version: Option<u32>,
@@ -82,7 +82,7 @@ pub struct FileConfig {
 }
 
 /// `[admin]`.
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSection {
     /// Serve the Python Waygate's REST routes (`/mcp/execute`, `/plugins` …); default true.
@@ -91,7 +91,7 @@ pub struct AdminSection {
 }
 
 /// `[otel]`: OTLP trace export.
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OtelSection {
     /// `http://collector:4318` (HTTP; `/v1/traces` is added) or `http://collector:4317` (gRPC).
@@ -100,6 +100,7 @@ pub struct OtelSection {
     pub protocol: Option<String>,
     pub service_name: Option<String>,
     /// Extra headers / gRPC metadata (vendor API keys; use `${env:NAME}`).
+    #[schemars(with = "BTreeMap<String, String>")]
     pub headers: BTreeMap<String, Secret>,
     pub timeout_ms: Option<u64>,
     /// How long spans wait to be sent in one batch (default 1000 ms).
@@ -107,7 +108,7 @@ pub struct OtelSection {
 }
 
 /// Rate limits, in MCP operations.
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsSection {
     /// Per caller (API key, else client IP) over HTTP; unset = unlimited.
@@ -117,11 +118,12 @@ pub struct LimitsSection {
     pub tools: BTreeMap<String, ToolRate>,
     /// `redis://…`: share the buckets with every replica using the same Redis.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
     pub redis_url: Option<Secret>,
 }
 
 /// Limits of one tool (or `*`).
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ToolRate {
     /// Calls per second per caller × tool; unset = no per-tool quota.
@@ -143,7 +145,7 @@ pub struct ToolRate {
     pub max_response_bytes: Option<usize>,
 }
 
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSection {
     /// Tools (globs) whose call arguments and results are logged, secrets redacted. Off by
@@ -155,7 +157,7 @@ pub struct LogSection {
     pub max_body_bytes: Option<usize>,
 }
 
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutboundSection {
     /// Loopback addresses (default true).
@@ -189,7 +191,7 @@ impl OutboundSection {
     }
 }
 
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditSection {
     /// Record every tool call, resource read and prompt get (default true).
@@ -203,10 +205,11 @@ pub struct AuditSection {
     /// Key that signs the audit chain's anchor; share it across replicas (`${env:NAME}`).
     /// Default: a random key kept in `<data-dir>/audit.key`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
     pub anchor_key: Option<Secret>,
 }
 
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSection {
     pub listen: Option<SocketAddr>,
@@ -240,7 +243,7 @@ impl ServerSection {
     }
 }
 
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSection {
     pub max_body_bytes: Option<usize>,
@@ -265,10 +268,11 @@ pub struct HttpSection {
     pub max_stream_buffer_bytes: Option<usize>,
 }
 
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct McpSection {
     /// Secret for sealing MRTR requestState; share it across replicas. Use `${env:NAME}`.
+    #[schemars(with = "Option<String>")]
     pub state_key: Option<Secret>,
     pub session_idle_secs: Option<u64>,
     pub max_sessions: Option<usize>,
@@ -280,10 +284,11 @@ pub struct McpSection {
     pub validate_output: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
     /// `sqlite://PATH` (default: `<data-dir>/waygate.db`) or `postgres://…`.
+    #[schemars(with = "Option<String>")]
     pub url: Option<Secret>,
 }
 

@@ -6,7 +6,7 @@ use serde_json::Value;
 use waygate_plugins::system::SystemSpec;
 use waygate_plugins::wasm::WasmSpec;
 
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PluginsSection {
     /// Built-in plugins to enable in addition to `demo` (`everything`, `system`).
@@ -15,13 +15,15 @@ pub struct PluginsSection {
     pub demo: Option<bool>,
     /// Confinement of the `system` plugin (used when `system` is enabled).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
     pub system: Option<SystemSpec>,
     /// Sandboxed WebAssembly plugins.
+    #[schemars(with = "Vec<serde_json::Map<String, serde_json::Value>>")]
     pub wasm: Vec<WasmSpec>,
 }
 
 /// One hook on the chain.
-#[derive(Debug, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HookConfig {
     /// Label in logs, metrics and denial messages.
@@ -73,7 +75,7 @@ pub const HOOK_KINDS: [&str; 4] = ["redact_secrets", "deny_list", "output_limit"
 
 /// Tool-definition pinning: a tool's definition is hashed when first approved; a changed
 /// definition is held back from the catalog until approved again.
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PinningSection {
     /// On by default.

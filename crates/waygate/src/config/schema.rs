@@ -1,62 +1,125 @@
-//! `waygate config schema`: the file format as a JSON Schema, for editors.
+//! `waygate config schema`: the file format as a JSON Schema, for editors. Generated from
+//! the types the file is read into (schemars follows their serde attributes, doc comments
+//! become descriptions), so a key added to the format is in the schema too; only what the
+//! types cannot say is added here.
 
-use super::{plugins, CURRENT_VERSION};
+use super::{plugins, FileConfig, CURRENT_VERSION};
 
 /// The JSON Schema of the file format, for editors (`waygate config schema`).
 pub fn schema() -> serde_json::Value {
     use serde_json::json;
-    let s = |d: &str| json!({"type": "string", "description": d});
-    let n = |d: &str| json!({"type": "integer", "minimum": 0, "description": d});
-    let list = |d: &str| json!({"type": "array", "items": {"type": "string"}, "description": d});
-    json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "Waygate configuration (waygate.toml)",
-        "type": "object",
-        "additionalProperties": false,
-        "properties": {
-            "version": {"const": CURRENT_VERSION},
-            "server": {"type": "object", "additionalProperties": false, "properties": {
-                "listen": s("ADDR:PORT to listen on (default 127.0.0.1:8080)"),
-                "metrics_listen": s("ADDR:PORT of an extra listener serving only GET /metrics, unauthenticated"),
-                "name": s("serverInfo.name"), "instructions": s("instructions for the model"),
-                "tls_cert": s("PEM certificate chain; serve HTTPS (HTTP/2 + HTTP/1.1); reloaded on change"),
-                "tls_key": s("PEM private key of tls_cert"),
-                "tls_client_ca": s("PEM CA certificates; clients must present a certificate they issued (mutual TLS)")}},
-            "http": {"type": "object", "additionalProperties": false, "properties": {
-                "max_body_bytes": n("request body limit (default 4194304)"),
-                "allowed_hosts": list("Host values accepted besides loopback names; required off loopback; [\"*\"] accepts any"),
-                "allowed_origins": list("Origin values accepted; \"*\" for any"),
-                "keepalive_secs": n("SSE keep-alive comment interval"),
-                "max_stream_buffer_bytes": n("bytes queued per client stream before a client that stopped reading is cut off (default 16 MiB)")}},
-            "mcp": {"type": "object", "additionalProperties": false, "properties": {
-                "state_key": s("secret sealing MRTR requestState (>= 16 chars; use ${env:NAME})"),
-                "session_idle_secs": n("idle legacy sessions end after this"),
-                "max_sessions": n("open legacy sessions at most"),
-                "page_size": n("items per list page"),
-                "list_ttl_ms": n("ttlMs cache hint on list results"),
-                "validate_output": {"type": "boolean", "description": "check structuredContent against outputSchema"}}},
-            "plugins": {"type": "object", "additionalProperties": false, "properties": {
-                "enabled": {"type": "array", "items": {"enum": waygate_plugins::BUILTIN}},
-                "demo": {"type": "boolean"},
-                "system": {"type": "object", "description": "roots, writable, max_read_bytes, max_write_bytes, commands, command_timeout_ms, max_output_bytes, http_hosts, http_timeout_ms, max_search_results"},
-                "wasm": {"type": "array", "items": {"type": "object", "required": ["name", "module"], "description": "name, module, memory_mib, time_ms, instances, max_traps, max_output_bytes, fs_read, env, http_hosts, wall_clock, settings"}}}},
-            "hooks": {"type": "array", "items": {"type": "object", "required": ["name", "kind"], "properties": {
-                "kind": {"enum": plugins::HOOK_KINDS}, "mode": {"enum": ["enforce", "permissive", "disabled"]}}}},
-            "admin": {"type": "object", "additionalProperties": false, "properties": {
-                "compat_routes": {"type": "boolean", "description": "serve the Python Waygate's REST routes (/mcp/execute, /plugins …); default true"}}},
-            "otel": {"type": "object", "additionalProperties": false, "properties": {
-                "endpoint": s("OTLP collector URL; unset = no trace export"),
-                "protocol": {"enum": ["http/protobuf", "grpc"]},
-                "service_name": s("service.name of exported spans (default waygate)"),
-                "headers": {"type": "object", "additionalProperties": {"type": "string"}},
-                "timeout_ms": n("export timeout"), "batch_delay_ms": n("batching delay")}},
-            "pinning": {"type": "object", "additionalProperties": false, "properties": {
-                "enabled": {"type": "boolean"}, "plugins": list("plugin globs whose tools are pinned"),
-                "approve_new": {"type": "boolean"}}},
-            "audit": {"type": "object", "additionalProperties": false, "properties": {
-                "enabled": {"type": "boolean"}, "queue_capacity": n("records waiting for the database at most")}},
-            "store": {"type": "object", "additionalProperties": false, "properties": {
-                "url": s("sqlite://PATH or postgres://USER:PASS@HOST/DB (use ${env:NAME} for the password)")}}
+    let mut s = serde_json::to_value(schemars::schema_for!(FileConfig)).unwrap_or_default();
+    s["title"] = json!("Waygate configuration (waygate.toml)");
+    s["properties"]["version"] = json!({"const": CURRENT_VERSION, "description": "file format version"});
+    if let Some(p) = s.pointer_mut("/$defs/PluginsSection/properties/enabled") {
+        *p = json!({"type": "array", "items": {"enum": waygate_plugins::BUILTIN}, "description": "built-in plugins to load"});
+    }
+    if let Some(p) = s.pointer_mut("/$defs/HookConfig/properties/kind") {
+        *p = json!({"enum": plugins::HOOK_KINDS});
+    }
+    if let Some(p) = s.pointer_mut("/$defs/PluginsSection/properties/system") {
+        p["description"] = json!("roots, writable, max_read_bytes, max_write_bytes, commands, command_timeout_ms, max_output_bytes, http_hosts, http_timeout_ms, max_search_results");
+    }
+    if let Some(p) = s.pointer_mut("/$defs/PluginsSection/properties/wasm/items") {
+        p["required"] = json!(["name", "module"]);
+        p["description"] = json!("name, module, memory_mib, time_ms, instances, max_traps, max_output_bytes, fs_read, env, http_hosts, wall_clock, settings");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every section of the file is described, and a file using them validates.
+    #[test]
+    fn the_schema_accepts_a_file_with_every_section_and_refuses_unknown_keys() {
+        let s = schema();
+        let v = jsonschema::validator_for(&s).expect("the schema is a valid JSON Schema");
+        let text = r#"
+version = 3
+[server]
+listen = "127.0.0.1:8080"
+tls_client_ca = "ca.pem"
+[http]
+max_body_bytes = 1000
+[mcp]
+page_size = 50
+[plugins]
+demo = false
+enabled = ["system"]
+[store]
+url = "sqlite://w.db"
+[audit]
+enabled = true
+[limits]
+requests_per_second = 5.0
+[limits.tools."*"]
+per_second = 1.0
+[auth]
+admin_key = "${env:K}"
+[authz]
+[[policies]]
+name = "p"
+effect = "deny"
+tools = ["x"]
+[outbound]
+[log]
+[[upstreams]]
+name = "u"
+url = "https://h/mcp"
+headers = { Authorization = "Bearer ${secret:t}" }
+[upstreams.tls]
+ca = "ca.pem"
+[catalog]
+[[servers]]
+name = "s"
+[pinning]
+[otel]
+endpoint = "http://127.0.0.1:4318"
+[admin]
+compat_routes = false
+"#;
+        // As an editor sees it: the file's own tree …
+        let raw: serde_json::Value = toml::from_str(text).unwrap();
+        let errors: Vec<String> = v
+            .iter_errors(&raw)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        // … and as Waygate reads it.
+        let file: FileConfig = toml::from_str(text).expect("a valid file");
+        let json = serde_json::to_value(&file).unwrap();
+        let errors: Vec<String> = v
+            .iter_errors(&json)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        for section in [
+            "server",
+            "http",
+            "mcp",
+            "plugins",
+            "store",
+            "audit",
+            "limits",
+            "auth",
+            "authz",
+            "policies",
+            "outbound",
+            "log",
+            "upstreams",
+            "catalog",
+            "servers",
+            "hooks",
+            "pinning",
+            "otel",
+            "admin",
+        ] {
+            assert!(s["properties"].get(section).is_some(), "{section} is not described");
         }
-    })
+        let mut bad = json.clone();
+        bad["upstreams"][0]["tls"]["cafile"] = serde_json::json!("x");
+        assert!(!v.is_valid(&bad), "an unknown key must be refused");
+    }
 }

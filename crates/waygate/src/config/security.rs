@@ -7,7 +7,7 @@ use waygate_core::policy::{Effect, Policy, Rule};
 
 use super::ConfigError;
 
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSection {
     /// An admin key made outside Waygate (a Kubernetes Secret, a vault), `wg_<id>_<secret>`:
@@ -15,13 +15,14 @@ pub struct AuthSection {
     /// can be given it with no first-start race and no key printed to a log. A key with
     /// that id that was revoked stays revoked.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
     pub admin_key: Option<waygate_security::Secret>,
     /// Accept access tokens (JWTs) from an OAuth 2.1 authorization server besides API keys.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwt: Option<JwtSection>,
 }
 
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct JwtSection {
     /// Required `iss`.
@@ -64,7 +65,7 @@ pub struct JwtSection {
 }
 
 /// A verification key given in the file.
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StaticKey {
     /// Matched against the token's `kid` when both are set.
@@ -75,10 +76,11 @@ pub struct StaticKey {
     pub public_key_pem: Option<String>,
     /// Shared secret for HS256/384/512 (use `${env:NAME}`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
     pub secret: Option<waygate_security::Secret>,
 }
 
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthzSection {
     /// `allow` (default) or `deny`: what tools/call, resources/read and prompts/get get when
@@ -89,7 +91,7 @@ pub struct AuthzSection {
 
 /// One `[[policies]]` rule. Subjects (any of principals / roles / scopes; none = everyone)
 /// and targets are globs with `*` and `?`.
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyRule {
     pub name: String,

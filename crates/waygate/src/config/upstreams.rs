@@ -12,7 +12,7 @@ use super::{ConfigError, FileConfig};
 const YEAR_SECS: u64 = 365 * 24 * 3600;
 
 /// How to reach one upstream MCP server.
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Upstream {
     pub name: String,
@@ -109,7 +109,7 @@ pub struct Upstream {
 
 /// `[upstreams.tls]`: PEM files (paths, or `${env:…}` / `${file:…}` references to them),
 /// read when the upstream is (re)started.
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamTls {
     /// CA certificates trusted for this upstream in addition to the public roots (an
@@ -132,7 +132,7 @@ impl UpstreamTls {
 
 /// `operations.include` / `operations.exclude`: `"GET /pets/*"`, `"/admin/*"`, `"DELETE"`,
 /// `"tag:billing"`.
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OperationRules {
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -149,7 +149,7 @@ impl OperationRules {
 
 /// `tools.allow` / `tools.deny` globs on the upstream's own tool names, and
 /// `tools.overrides.<name>` corrections.
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ToolRules {
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -167,7 +167,7 @@ impl ToolRules {
 }
 
 /// A corrected title, description or annotations (merged key by key) for one tool.
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ToolOverride {
     #[serde(skip_serializing_if = "Option::is_none")]
