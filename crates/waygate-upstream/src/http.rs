@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::client::Inbound;
 use crate::error::UpstreamError;
-use crate::inbound::{response_text, Answer};
+use crate::inbound::{head_answer, response_text, Answer};
 use crate::link::Related;
 use crate::pool::{next_chunk, read_capped, Pool};
 use crate::sse::Parser;
@@ -374,10 +374,9 @@ impl HttpWire {
                     tracing::warn!(upstream = %inbound.name, "SSE event that is not UTF-8 ignored");
                     continue;
                 };
-                let is_ours = waygate_protocol::raw::Head::parse(text)
-                    .is_some_and(|h| h.method.is_none() && h.int_id() == Some(id));
-                if is_ours {
-                    return Ok(response_text(text));
+                let head = waygate_protocol::raw::Head::parse(text);
+                if let Some(ours) = head.filter(|h| h.method.is_none() && h.int_id() == Some(id)) {
+                    return Ok(head_answer(&ours));
                 }
                 if let Some(answer) = inbound.handle_text(text, Related::Call(id)) {
                     // A server request on the stream: answer it with a POST of its own.
@@ -417,16 +416,17 @@ impl HttpWire {
 /// answer to another request is refused, not handed to this caller. An error without an id
 /// (the server could not read the request) is this request's error.
 fn answer_to(text: &str, id: i64) -> Answer {
-    if let Some(head) = waygate_protocol::raw::Head::parse(text) {
-        let anonymous_error = head.error.is_some() && head.id.is_none();
-        if head.int_id() != Some(id) && !anonymous_error {
-            let theirs = head
-                .id
-                .map_or_else(|| "none".to_string(), |r| snippet(r.get().as_bytes()));
-            return Err(UpstreamError::Protocol(format!(
-                "the response to request {id} carries id {theirs}"
-            )));
-        }
+    let Some(head) = waygate_protocol::raw::Head::parse(text) else {
+        return response_text(text);
+    };
+    let anonymous_error = head.error.is_some() && head.id.is_none();
+    if head.int_id() != Some(id) && !anonymous_error {
+        let theirs = head
+            .id
+            .map_or_else(|| "none".to_string(), |r| snippet(r.get().as_bytes()));
+        return Err(UpstreamError::Protocol(format!(
+            "the response to request {id} carries id {theirs}"
+        )));
     }
-    response_text(text)
+    head_answer(&head)
 }

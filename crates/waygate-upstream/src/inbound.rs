@@ -241,6 +241,11 @@ pub(crate) fn response_text(text: &str) -> Answer {
         })?;
         return response_of(msg).and_then(|v| raw_of(&v));
     };
+    head_answer(&head)
+}
+
+/// The `result` or the error of a response already split into its head.
+pub(crate) fn head_answer(head: &waygate_protocol::raw::Head<'_>) -> Answer {
     if let Some(e) = head.error {
         let e: Value = serde_json::from_str(e.get()).unwrap_or(Value::Null);
         return Err(UpstreamError::from_error_object(&e));
