@@ -167,17 +167,14 @@ fn a_broken_answer_fails_its_own_call_and_leaves_the_upstream_up() {
         }
     });
     let d = TempDir::new("hostile-upstream");
-    let cfg = d.0.join("gateway.toml");
     // No circuit breaker: every bad answer must reach the call that got it.
-    std::fs::write(
-        &cfg,
-        format!(
-            "version = 3\n[plugins]\ndemo = false\n[[upstreams]]\nname = \"hostile\"\nprefix = \"never\"\n\
-             transport = \"http\"\nurl = \"http://{addr}/mcp\"\ntimeout_secs = 2\nbreaker_failures = 0\n"
+    let s = gateway_with_upstream(
+        &d.0,
+        &format!(
+            "name = \"hostile\"\nprefix = \"never\"\ntransport = \"http\"\nurl = \"http://{addr}/mcp\"\n\
+             timeout_secs = 2\nbreaker_failures = 0\n"
         ),
-    )
-    .unwrap();
-    let s = Server::start_in(Some(&d.0), &["--config", cfg.to_str().unwrap()]);
+    );
     eventually(10, "the hostile upstream's tools", || {
         tool_text(&call(&s, 1, "good")) == "fine"
     });

@@ -7,7 +7,7 @@ use super::common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, TempDir};
+use common::{free_port, Server, TempDir};
 use serde_json::json;
 
 struct Redis(Child);
@@ -17,14 +17,6 @@ impl Drop for Redis {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Start `redis-server` on loopback; `None` only outside CI when it is not installed.

@@ -43,14 +43,6 @@ fn pki() -> Pki {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A Waygate serving HTTPS (demo tools, no auth) that requires client certificates.
 fn https_upstream(dir: &Path, pki: &Pki, port: u16) -> Child {
     let w = |name: &str, text: &str| {
@@ -90,18 +82,10 @@ fn https_upstream(dir: &Path, pki: &Pki, port: u16) -> Child {
 }
 
 fn gateway(dir: &Path, tag: &str, port: u16, tls: &str) -> Server {
-    let d = dir.join(tag);
-    std::fs::create_dir_all(&d).unwrap();
-    let cfg = d.join("gateway.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "version = 3\n[plugins]\ndemo = false\n[[upstreams]]\nname = \"secure\"\nprefix = \"never\"\n\
-             url = \"https://127.0.0.1:{port}/mcp\"\nconnect_timeout_secs = 5\n{tls}"
-        ),
+    gateway_with_upstream(
+        &dir.join(tag),
+        &format!("name = \"secure\"\nprefix = \"never\"\nurl = \"https://127.0.0.1:{port}/mcp\"\nconnect_timeout_secs = 5\n{tls}"),
     )
-    .unwrap();
-    Server::start_in(Some(&d), &["--config", cfg.to_str().unwrap()])
 }
 
 fn add(s: &Server) -> Value {

@@ -580,3 +580,25 @@ pub fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A loopback port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A gateway (no demo plugin, no auth) in `dir` whose one upstream is the `[[upstreams]]`
+/// entry `entry` (its keys, one per line).
+pub fn gateway_with_upstream(dir: &std::path::Path, entry: &str) -> Server {
+    std::fs::create_dir_all(dir).unwrap();
+    let cfg = dir.join("gateway.toml");
+    std::fs::write(
+        &cfg,
+        format!("version = 3\n[plugins]\ndemo = false\n[[upstreams]]\n{entry}"),
+    )
+    .unwrap();
+    Server::start_in(Some(dir), &["--config", cfg.to_str().unwrap()])
+}
