@@ -108,7 +108,7 @@ pub struct Upstream {
 }
 
 /// `[upstreams.tls]`: PEM files (paths, or `${env:…}` / `${file:…}` references to them),
-/// read when the upstream is (re)started.
+/// read when the upstream starts; the client certificate again whenever its files change.
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamTls {

@@ -2,7 +2,8 @@
 //! HTTPS with a certificate from a CA made at test time (rcgen) and, with
 //! `[server] tls_client_ca`, asking every client for a certificate from that CA. A gateway
 //! trusts the CA only through `[upstreams.tls] ca`, and passes the upstream's check only
-//! with `client_cert` / `client_key`; each missing piece is a clear error naming it.
+//! with `client_cert` / `client_key` — re-read when renewed on disk; each missing piece is a
+//! clear error naming it.
 
 use std::net::TcpStream;
 use std::path::Path;
@@ -19,7 +20,7 @@ struct Pki {
     client: (String, String),
 }
 
-fn pki() -> Pki {
+fn new_pki() -> Pki {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.distinguished_name.push(rcgen::DnType::CommonName, "Waygate test CA");
@@ -108,7 +109,7 @@ fn last_error(s: &Server) -> String {
 #[test]
 fn a_private_ca_and_a_client_certificate_reach_a_mutual_tls_upstream() {
     let d = TempDir::new("upstream-tls");
-    let pki = pki();
+    let pki = new_pki();
     let port = free_port();
     let mut inner = https_upstream(&d.0, &pki, port);
     let file = |name: &str, text: &str| {
@@ -136,14 +137,25 @@ fn a_private_ca_and_a_client_certificate_reach_a_mutual_tls_upstream() {
     });
     assert_eq!(add(&anonymous)["result"]["structuredContent"], Value::Null);
 
-    // With both, the upstream's tools are served through the gateway.
+    // A client certificate from another CA is refused by the upstream …
+    let stranger = new_pki();
+    std::fs::write(&key, &stranger.client.1).unwrap();
+    std::fs::write(&cert, &stranger.client.0).unwrap();
     let mutual = gateway(
         &d.0,
         "mutual",
         port,
         &format!("[upstreams.tls]\nca = \"{ca}\"\nclient_cert = \"{cert}\"\nclient_key = \"{key}\"\n"),
     );
-    eventually(20, "a call over mutual TLS", || {
+    eventually(20, "the foreign certificate's refusal", || {
+        last_error(&mutual).contains("alert")
+    });
+    assert_eq!(add(&mutual)["result"]["structuredContent"], Value::Null);
+    // … and once a certificate from the right CA is on disk (renewed in place, key first),
+    // the next handshake uses it: no restart, no config change.
+    std::fs::write(&key, &pki.client.1).unwrap();
+    std::fs::write(&cert, &pki.client.0).unwrap();
+    eventually(40, "a call over mutual TLS with the renewed certificate", || {
         add(&mutual)["result"]["structuredContent"]["sum"] == 7.0
     });
 
