@@ -105,8 +105,11 @@ impl Inbound {
                 if head.error.is_none() {
                     if let Some(result) = head.result {
                         let waiter = self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                        if let Some(w) = waiter {
-                            let _ = w.send(Ok(result.to_owned()));
+                        match waiter {
+                            Some(w) => {
+                                let _ = w.send(Ok(result.to_owned()));
+                            }
+                            None => self.unclaimed(id),
                         }
                         return None;
                     }
@@ -120,6 +123,12 @@ impl Inbound {
                 None
             }
         }
+    }
+
+    /// A response no request waits for: usually one that came after its call gave up (a
+    /// timeout, a cancellation), else a server answering with an id it was never sent.
+    fn unclaimed(&self, id: i64) {
+        tracing::debug!(upstream = %self.name, id, "response to no waiting request (late, or an unknown id) ignored");
     }
 
     /// Handle one message from the server; returns the answer to send back at once when it
@@ -152,8 +161,11 @@ impl Inbound {
             (None, Some(id)) => {
                 if let Some(id) = id.as_i64() {
                     let waiter = self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                    if let Some(w) = waiter {
-                        let _ = w.send(response_of(msg).and_then(|v| raw_of(&v)));
+                    match waiter {
+                        Some(w) => {
+                            let _ = w.send(response_of(msg).and_then(|v| raw_of(&v)));
+                        }
+                        None => self.unclaimed(id),
                     }
                 }
                 None
