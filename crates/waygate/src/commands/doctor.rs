@@ -247,16 +247,16 @@ async fn checks(g: &Global, l: &Layered, dir: &std::path::Path, rep: &mut Report
                 ),
                 "",
             ),
-            Err(e) => rep.add(
-                check,
-                Status::Fail,
-                e,
-                if u.transport == "stdio" {
+            Err(e) => {
+                let fix = if u.transport == "stdio" {
                     "run the command by hand; check command, args, env and cwd"
+                } else if e.contains(".tls.") || e.contains("certificate") || e.contains("UnknownIssuer") {
+                    "check [upstreams.tls]: the CA that issued the upstream's certificate, the client certificate and key"
                 } else {
                     "check the URL, credentials (headers), DNS and [outbound] rules"
-                },
-            ),
+                };
+                rep.add(check, Status::Fail, e, fix)
+            }
         }
     }
     // JWT issuer keys.
