@@ -32,24 +32,28 @@ async fn tls_config(
     if tls.is_empty() {
         return Ok(None);
     }
-    let mut paths = Vec::new();
-    for (name, v) in [
-        ("ca", &tls.ca),
-        ("client_cert", &tls.client_cert),
-        ("client_key", &tls.client_key),
-    ] {
+    // Each path may be a `${env:…}` / `${file:…}` reference; errors name `{key}.tls.{name}`.
+    let resolved = |name: &str, v: &Option<String>| {
         let k = format!("{key}.tls.{name}");
-        let p = match v {
-            Some(v) => Some(std::path::PathBuf::from(resolve(&k, v, store).await?)),
-            None => None,
-        };
-        paths.push((k, p));
+        let v = v.clone();
+        async move {
+            let p = match v {
+                Some(v) => Some(std::path::PathBuf::from(resolve(&k, &v, store).await?)),
+                None => None,
+            };
+            Ok::<_, String>((k, p))
+        }
+    };
+    let ca = resolved("ca", &tls.ca).await?;
+    let cert = resolved("client_cert", &tls.client_cert).await?;
+    let client_key = resolved("client_key", &tls.client_key).await?;
+    fn at((k, p): &(String, Option<std::path::PathBuf>)) -> Option<(&str, &std::path::Path)> {
+        p.as_deref().map(|p| (k.as_str(), p))
     }
-    let at = |i: usize| paths[i].1.as_deref().map(|p| (paths[i].0.as_str(), p));
     waygate_upstream::tls::client_config(waygate_upstream::tls::TlsPaths {
-        ca: at(0),
-        client_cert: at(1),
-        client_key: at(2),
+        ca: at(&ca),
+        client_cert: at(&cert),
+        client_key: at(&client_key),
     })
     .map(Some)
 }
