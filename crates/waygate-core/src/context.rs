@@ -59,6 +59,10 @@ pub struct CallContext {
     /// Set on the first round of a task-augmented call whose handler the engine awaits
     /// (an upstream): cancelled by [`CallContext::mark_started`].
     pub started: Option<CancellationToken>,
+    /// A `tools/call`'s `params.arguments` as the caller wrote them (a slice of the
+    /// request's buffer, not a copy), set by the transports: an upstream tool gets this
+    /// text (see [`waygate_protocol::jsonrpc::decode_spanned`]).
+    pub arguments_json: Option<bytes::Bytes>,
 }
 
 /// Request headers kept for upstreams: (lowercase name, value).
@@ -83,6 +87,7 @@ impl CallContext {
             forwarded: None,
             view: None,
             started: None,
+            arguments_json: None,
         }
     }
 

@@ -40,6 +40,15 @@ pub struct Invocation {
     pub input_responses: Option<Map<String, Value>>,
     /// The state the handler attached to its previous `InputRequired`, verified by the engine.
     pub state: Option<Value>,
+    /// `arguments` exactly as the caller wrote them, while they are what it sent (no
+    /// pre-hook changed them), for plugins that forward them: an upstream gets the
+    /// caller's numbers and key order, which a `Value` would not keep. Set for remote
+    /// plugins only; others read `arguments`.
+    pub raw_arguments: Option<Box<str>>,
+    /// The caller's own `params._meta` members that a forwarding plugin passes on (vendor
+    /// keys, `traceparent`); MCP's reserved keys and the progress token belong to this hop
+    /// and are left out. Set for remote plugins only.
+    pub caller_meta: Option<Map<String, Value>>,
 }
 
 impl Invocation {

@@ -512,6 +512,8 @@ mod tests {
             arguments: json!({}),
             input_responses: None,
             state: None,
+            raw_arguments: None,
+            caller_meta: None,
         };
         let ctx = CallContext::detached(waygate_protocol::ProtocolVersion::V2025_11_25);
         match plugin.execute(&inv, &ctx).await.expect("call") {

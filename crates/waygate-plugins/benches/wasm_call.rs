@@ -17,6 +17,8 @@ async fn per_call_ns(p: &dyn Plugin, tool: &str, ctx: &CallContext) -> f64 {
         arguments: json!({"text": "hello"}),
         input_responses: None,
         state: None,
+        raw_arguments: None,
+        caller_meta: None,
     };
     let t = Instant::now();
     for _ in 0..CALLS {

@@ -205,8 +205,24 @@ pub fn nesting_exceeds(bytes: &[u8], max: usize) -> bool {
 /// Decode a body or line. A JSON syntax error is a parse error (-32700); an empty batch or
 /// a non-object is an invalid request (-32600).
 pub fn decode(bytes: &[u8]) -> Result<Incoming, ParseError> {
-    if let Some(m) = fast_request(bytes) {
-        return Ok(Incoming::Single(m));
+    decode_spanned(bytes).map(|(m, _)| m)
+}
+
+/// [`decode`], and where a single request's `params.arguments` object sits in `bytes`.
+///
+/// A gateway forwards that text instead of writing its `Value` again: a `Value` rounds
+/// numbers no double holds (`123456789012345678901234567890`, decimals past 17 digits)
+/// and sorts the keys, so an upstream would get arguments the client never sent. Found
+/// while the message is parsed (no second pass); `None` for a batch, a response, or a
+/// message only the general path reads (a repeated top-level member, an escaped key).
+pub fn decode_spanned(bytes: &[u8]) -> Result<(Incoming, Option<std::ops::Range<usize>>), ParseError> {
+    if let Some((m, arguments)) = fast_request(bytes) {
+        let span = arguments.and_then(|raw| {
+            let start = (raw.get().as_ptr() as usize).checked_sub(bytes.as_ptr() as usize)?;
+            let end = start + raw.get().len();
+            (bytes.get(start..end)? == raw.get().as_bytes()).then_some(start..end)
+        });
+        return Ok((Incoming::Single(m), span));
     }
     let v: Value = serde_json::from_slice(bytes).map_err(|e| ParseError {
         id: None,
@@ -217,16 +233,57 @@ pub fn decode(bytes: &[u8]) -> Result<Incoming, ParseError> {
             if items.is_empty() {
                 return Err(ParseError::invalid(None, "empty JSON-RPC batch"));
             }
-            Ok(Incoming::Batch(items.into_iter().map(Message::from_value).collect()))
+            Ok((
+                Incoming::Batch(items.into_iter().map(Message::from_value).collect()),
+                None,
+            ))
         }
-        other => Message::from_value(other).map(Incoming::Single),
+        other => Message::from_value(other).map(|m| (Incoming::Single(m), None)),
+    }
+}
+
+/// A request's `params`, read into the tree the engine uses, keeping the text of its
+/// `arguments` member (the last one, as the tree keeps the last of repeated members).
+struct ParamsTree<'a> {
+    tree: Value,
+    arguments: Option<&'a serde_json::value::RawValue>,
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for ParamsTree<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = ParamsTree<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+                let mut tree = Map::new();
+                let mut arguments = None;
+                while let Some(key) = access.next_key::<String>()? {
+                    let value = if key == "arguments" {
+                        let raw: &'de serde_json::value::RawValue = access.next_value()?;
+                        arguments = Some(raw);
+                        serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?
+                    } else {
+                        access.next_value()?
+                    };
+                    tree.insert(key, value);
+                }
+                Ok(ParamsTree {
+                    tree: Value::Object(tree),
+                    arguments,
+                })
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
     }
 }
 
 /// A well-formed single request or notification — nearly every message — read without
 /// building a tree for its envelope. Anything unusual (a batch, a response, a repeated or
 /// mistyped member) returns `None` and takes the general path, which names the problem.
-fn fast_request(bytes: &[u8]) -> Option<Message> {
+fn fast_request(bytes: &[u8]) -> Option<(Message, Option<&serde_json::value::RawValue>)> {
     /// Present-or-absent, with `null` kept as text (an `Option` would read it as absent).
     #[derive(Default)]
     struct RawId<'a>(Option<&'a serde_json::value::RawValue>);
@@ -243,8 +300,8 @@ fn fast_request(bytes: &[u8]) -> Option<Message> {
         id: RawId<'a>,
         #[serde(borrow)]
         method: crate::raw::Key<'a>,
-        #[serde(default)]
-        params: Option<Value>,
+        #[serde(borrow, default)]
+        params: Option<ParamsTree<'a>>,
         #[serde(borrow, default)]
         result: Option<&'a serde_json::value::RawValue>,
         #[serde(borrow, default)]
@@ -254,20 +311,23 @@ fn fast_request(bytes: &[u8]) -> Option<Message> {
     if e.jsonrpc.0 != "2.0" || e.result.is_some() || e.error.is_some() {
         return None;
     }
-    let params = match e.params {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(p)) => Some(p),
+    let (params, arguments) = match e.params {
+        None => (None, None),
+        Some(ParamsTree {
+            tree: Value::Object(p),
+            arguments,
+        }) => (Some(p), arguments.filter(|a| a.get().starts_with('{'))),
         Some(_) => return None,
     };
     let method = e.method.0.into_owned();
     let Some(raw) = e.id.0 else {
-        return Some(Message::Notification { method, params });
+        return Some((Message::Notification { method, params }, None));
     };
     let id = match raw.get().as_bytes().first()? {
         b'"' => Id::Str(Arc::from(serde_json::from_str::<&str>(raw.get()).ok()?)),
         _ => Id::Num(raw.get().parse().ok()?),
     };
-    Some(Message::Request { id, method, params })
+    Some((Message::Request { id, method, params }, arguments))
 }
 
 fn kind_of(v: &Value) -> &'static str {
@@ -430,6 +490,39 @@ mod tests {
         assert_eq!(e.error.code, codes::INVALID_REQUEST);
         let e = one(r#"{"jsonrpc":"2.0","id":null,"method":"x"}"#).unwrap_err();
         assert_eq!(e.error.code, codes::INVALID_REQUEST);
+    }
+
+    #[test]
+    fn a_requests_arguments_are_found_as_the_client_wrote_them() {
+        let span = |s: &str| {
+            let (_, at) = decode_spanned(s.as_bytes()).unwrap();
+            at.map(|r| s[r].to_string())
+        };
+        let args = r#"{"z":1,"big":123456789012345678901234567890,"e":"\u00e9","l":[1.10]}"#;
+        let body =
+            format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"t","arguments":{args}}}}}"#);
+        assert_eq!(span(&body).as_deref(), Some(args));
+        // The tree the engine reads is the same as without the span.
+        let Incoming::Single(Message::Request { params: Some(p), .. }) = decode(body.as_bytes()).unwrap() else {
+            panic!("not a request")
+        };
+        assert_eq!(p["arguments"]["z"], 1);
+        assert_eq!(p["name"], "t");
+        // The last of repeated members, as the tree keeps it.
+        let twice = r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"arguments":{"a":1},"arguments":{"a":2}}}"#;
+        assert_eq!(span(twice).as_deref(), Some(r#"{"a":2}"#));
+        let pretty =
+            "{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": \"m\", \"params\": {\"arguments\": {\n \"a\": 1\n}}}\n";
+        assert_eq!(span(pretty).as_deref(), Some("{\n \"a\": 1\n}"));
+        for none in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"arguments":null}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"name":"t"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m"}"#,
+            r#"[{"jsonrpc":"2.0","id":1,"method":"m","params":{"arguments":{}}}]"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"a":1},"params":{"arguments":{}}}"#,
+        ] {
+            assert_eq!(span(none), None, "{none}");
+        }
     }
 
     #[test]

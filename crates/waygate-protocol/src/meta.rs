@@ -13,6 +13,19 @@ pub const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
 /// the request's key, so a gateway relaying it to a stateless client can keep it.
 pub const INPUT_KEY: &str = "io.waygate/inputKey";
 
+/// Whether a `_meta` key's prefix is reserved for MCP itself: its second label is
+/// `modelcontextprotocol` or `mcp` (`io.modelcontextprotocol/`, `dev.mcp/`), or, in the
+/// 2025-06-18 form, such a label is followed by another (`modelcontextprotocol.io/`).
+/// `com.example.mcp/` and unprefixed keys are not.
+pub fn is_reserved_key(key: &str) -> bool {
+    let Some((prefix, _)) = key.split_once('/') else {
+        return false;
+    };
+    let labels: Vec<&str> = prefix.split('.').collect();
+    let ours = |l: &&str| *l == "modelcontextprotocol" || *l == "mcp";
+    labels.get(1).is_some_and(ours) || labels[..labels.len().saturating_sub(1)].iter().any(ours)
+}
+
 /// RFC 5424 levels in increasing severity, as MCP logging names them.
 pub const LOG_LEVELS: [&str; 8] = [
     "debug",
@@ -28,4 +41,34 @@ pub const LOG_LEVELS: [&str; 8] = [
 /// Severity rank of a level name, `None` when the name is not a level.
 pub fn log_level_rank(level: &str) -> Option<u8> {
     LOG_LEVELS.iter().position(|l| *l == level).map(|p| p as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_prefixes_are_the_specs() {
+        for k in [
+            PROTOCOL_VERSION,
+            RELATED_TASK,
+            "dev.mcp/x",
+            "org.modelcontextprotocol.api/x",
+            "com.mcp.tools/x",
+            "modelcontextprotocol.io/x",
+            "mcp.dev/x",
+        ] {
+            assert!(is_reserved_key(k), "{k}");
+        }
+        for k in [
+            "com.example.mcp/x",
+            "com.example/tenant",
+            "traceparent",
+            PROGRESS_TOKEN,
+            "mcp/x",
+            "a/b/c",
+        ] {
+            assert!(!is_reserved_key(k), "{k}");
+        }
+    }
 }

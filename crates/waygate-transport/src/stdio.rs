@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use waygate_core::context::TransportKind;
 use waygate_core::era;
 use waygate_core::{CallContext, Engine, Session};
-use waygate_protocol::jsonrpc::{decode, encode_reply, encode_response, Incoming};
+use waygate_protocol::jsonrpc::{decode_spanned, encode_reply, encode_response, Incoming};
 use waygate_protocol::{methods, ErrorObject, Id, Message, ParseError, ProtocolVersion};
 
 /// Longest accepted line; longer input is answered with an error and skipped.
@@ -99,10 +99,17 @@ where
         if text.is_empty() {
             continue;
         }
-        match decode(text) {
+        match decode_spanned(text) {
             Err(e) => reply_err(&conn, e),
-            Ok(Incoming::Single(m)) => on_message(&conn, m),
-            Ok(Incoming::Batch(items)) => {
+            Ok((Incoming::Single(m), arguments_at)) => {
+                // An upstream tool gets the caller's arguments as written.
+                let json = arguments_at
+                    .filter(|_| m.method() == Some(methods::TOOLS_CALL))
+                    .and_then(|at| text.get(at))
+                    .map(bytes::Bytes::copy_from_slice);
+                on_message(&conn, m, json)
+            }
+            Ok((Incoming::Batch(items), _)) => {
                 let allowed = conn
                     .session
                     .lock()
@@ -118,7 +125,7 @@ where
                 }
                 for item in items {
                     match item {
-                        Ok(m) => on_message(&conn, m),
+                        Ok(m) => on_message(&conn, m, None),
                         Err(e) => reply_err(&conn, e),
                     }
                 }
@@ -160,10 +167,10 @@ fn reply_err(conn: &Conn, e: ParseError) {
     let _ = conn.out.send(encode_response(e.id.as_ref(), Err(&e.error)));
 }
 
-fn on_message(conn: &Arc<Conn>, m: Message) {
+fn on_message(conn: &Arc<Conn>, m: Message, json: Option<bytes::Bytes>) {
     let session = conn.session.lock().unwrap_or_else(|e| e.into_inner()).clone();
     match m {
-        Message::Request { id, method, params } => on_request(conn, session, id, method, params),
+        Message::Request { id, method, params } => on_request(conn, session, id, method, params, json),
         Message::Notification { method, params } => {
             if method == methods::N_CANCELLED {
                 if let Some(id) = params
@@ -192,6 +199,7 @@ fn on_request(
     id: Id,
     method: String,
     mut params: Option<Map<String, Value>>,
+    json: Option<bytes::Bytes>,
 ) {
     let send = |r: Result<Value, ErrorObject>| {
         let _ = conn.out.send(encode_response(Some(&id), r.as_ref()));
@@ -245,6 +253,7 @@ fn on_request(
     ctx.request_id = Some(id.clone());
     ctx.out = Some(conn.out.clone());
     ctx.view = conn.view.clone();
+    ctx.arguments_json = json;
     let token = ctx.cancel.clone();
     conn.inflight
         .lock()

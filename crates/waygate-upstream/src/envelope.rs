@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 /// The stateless revision the gateway speaks to upstreams that offer it.
 pub(crate) const MODERN: &str = "2026-07-28";
@@ -47,9 +47,14 @@ pub struct Caller {
 pub enum Params {
     /// Built by the gateway (discovery, lists, a completion, an answered question).
     Tree(Value),
-    /// A tool call or prompt: its name and the caller's arguments as JSON text, written
-    /// from the caller's tree (a copy of the tree per call cost more than writing it).
-    Named { name: String, arguments: String },
+    /// A tool call or prompt: its name and the caller's arguments as JSON text — the
+    /// caller's own text when the engine kept it, else written from the tree.
+    Named {
+        name: String,
+        arguments: String,
+        /// The caller's own `_meta` members, written before the gateway's.
+        meta: Option<Map<String, Value>>,
+    },
 }
 
 impl From<Value> for Params {
@@ -59,11 +64,21 @@ impl From<Value> for Params {
 }
 
 impl Params {
-    /// A call of `name` with `arguments`.
-    pub(crate) fn named(name: &str, arguments: &Value) -> Params {
+    /// A call of `name` with `arguments`, as the caller `written` them when known, and
+    /// the caller's `_meta` members to pass on.
+    pub(crate) fn named(
+        name: &str,
+        arguments: &Value,
+        written: Option<&str>,
+        meta: Option<&Map<String, Value>>,
+    ) -> Params {
         Params::Named {
             name: name.to_string(),
-            arguments: serde_json::to_string(arguments).unwrap_or_else(|_| "{}".into()),
+            arguments: match written {
+                Some(text) => text.to_string(),
+                None => serde_json::to_string(arguments).unwrap_or_else(|_| "{}".into()),
+            },
+            meta: meta.cloned(),
         }
     }
 
@@ -84,10 +99,16 @@ impl Params {
     pub(crate) fn tree(&self) -> std::borrow::Cow<'_, Value> {
         match self {
             Params::Tree(t) => std::borrow::Cow::Borrowed(t),
-            Params::Named { name, arguments } => std::borrow::Cow::Owned(json!({
-                "name": name,
-                "arguments": serde_json::from_str::<Value>(arguments).unwrap_or_default(),
-            })),
+            Params::Named { name, arguments, meta } => {
+                let mut tree = json!({
+                    "name": name,
+                    "arguments": serde_json::from_str::<Value>(arguments).unwrap_or_default(),
+                });
+                if let Some(m) = meta {
+                    tree["_meta"] = Value::Object(m.clone());
+                }
+                std::borrow::Cow::Owned(tree)
+            }
         }
     }
 }
@@ -176,14 +197,23 @@ pub(crate) fn request_bytes(id: i64, method: &str, params: &Params, adds: &MetaA
     out.extend_from_slice(b",\"params\":");
     let params = match params {
         Params::Tree(t) => t,
-        Params::Named { name, arguments } => {
+        Params::Named { name, arguments, meta } => {
             out.extend_from_slice(b"{\"name\":");
             write_json(&mut out, name);
             out.extend_from_slice(b",\"arguments\":");
             out.extend_from_slice(arguments.as_bytes());
-            if !adds.is_empty() {
+            if !adds.is_empty() || meta.is_some() {
                 out.extend_from_slice(b",\"_meta\":{");
-                adds.write(&mut out, true);
+                let mut first = true;
+                for (k, v) in meta.iter().flatten().filter(|(k, _)| !adds.replaces(k)) {
+                    if !std::mem::take(&mut first) {
+                        out.push(b',');
+                    }
+                    write_json(&mut out, k);
+                    out.push(b':');
+                    write_json(&mut out, v);
+                }
+                adds.write(&mut out, first);
                 out.push(b'}');
             }
             out.extend_from_slice(b"}}");
@@ -320,14 +350,17 @@ mod tests {
                 trace: Some(("00-a-b-01", None)),
             },
         ] {
-            let named = request_bytes(5, "tools/call", &Params::named("é \"x\"", &args), &adds);
+            let named = request_bytes(5, "tools/call", &Params::named("é \"x\"", &args, None, None), &adds);
             let tree = json!({"name": "é \"x\"", "arguments": args});
             let want = request_bytes(5, "tools/call", &Params::Tree(tree.clone()), &adds);
             assert_eq!(message(&named), message(&want));
             assert!(!named.contains(&b'\n'), "one line for stdio");
-            assert_eq!(Params::named("é \"x\"", &args).tree().into_owned(), tree);
+            assert_eq!(Params::named("é \"x\"", &args, None, None).tree().into_owned(), tree);
         }
-        assert_eq!(Params::named("t", &args).mirrored_name("tools/call"), Some("t"));
+        assert_eq!(
+            Params::named("t", &args, None, None).mirrored_name("tools/call"),
+            Some("t")
+        );
         assert_eq!(
             Params::Tree(json!({"uri": "u"})).mirrored_name("resources/read"),
             Some("u")

@@ -45,6 +45,7 @@ impl Engine {
     ) -> Result<Reply, ErrorObject> {
         let mut params = params.unwrap_or_default();
         let name = required_str(&params, "name")?;
+        let written = matches!(params.get("arguments"), Some(Value::Object(_)));
         let arguments = match params.remove("arguments") {
             None | Some(Value::Null) => Value::Object(Map::new()),
             Some(v @ Value::Object(_)) => v,
@@ -95,7 +96,7 @@ impl Engine {
         };
         let timeout = limits.and_then(|l| l.timeout(&name));
         let plugin = tool.route.plugin.clone();
-        let invocation = self.invocation(
+        let mut invocation = self.invocation(
             Target::Tool(tool.route.local_name.clone()),
             arguments,
             &params,
@@ -103,6 +104,17 @@ impl Engine {
             &name,
             ctx,
         )?;
+        // An upstream gets the caller's own text: its numbers and key order, not the tree's.
+        if plugin.is_remote() {
+            if written {
+                invocation.raw_arguments = ctx
+                    .arguments_json
+                    .as_deref()
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .map(|text| waygate_protocol::raw::minify(text).into());
+            }
+            invocation.caller_meta = forwardable_meta(&params);
+        }
 
         let hooks = self.hooks();
         let guarded = !hooks.is_empty() && hooks.has_post_for(&hook_target(Kind::Tool, &name, &plugin, ctx));
@@ -253,7 +265,7 @@ impl Engine {
             .prompt(&name)
             .ok_or_else(|| ErrorObject::invalid_params(format!("Unknown prompt: {name}")))?;
         let plugin = route.plugin.clone();
-        let invocation = self.invocation(
+        let mut invocation = self.invocation(
             Target::Prompt(route.local_name.clone()),
             arguments,
             &params,
@@ -261,6 +273,9 @@ impl Engine {
             &name,
             ctx,
         )?;
+        if plugin.is_remote() {
+            invocation.caller_meta = forwardable_meta(&params);
+        }
         drop(catalog);
         self.run(Kind::Prompt, &plugin, invocation, methods::PROMPTS_GET, &name, ctx)
             .await
@@ -322,6 +337,8 @@ impl Engine {
             arguments,
             input_responses,
             state,
+            raw_arguments: None,
+            caller_meta: None,
         })
     }
 
@@ -384,6 +401,12 @@ impl Engine {
         if !hooks.is_empty() {
             if let Err(reason) = hooks.run(Phase::Pre, &target, &mut invocation.arguments).await {
                 return tool_error_or(kind, PluginError::ToolFailed(reason), ctx.version, name).map(Reply::Value);
+            }
+            // What a hook changed goes out as the hook left it.
+            if invocation.raw_arguments.is_some()
+                && sent_args != Some(crate::audit::digest_json(Some(&invocation.arguments)))
+            {
+                invocation.raw_arguments = None;
             }
         }
         let mut rounds = 0usize;
@@ -523,4 +546,21 @@ fn required_str(params: &Map<String, Value>, key: &str) -> Result<String, ErrorO
             "Invalid params: missing \"{key}\""
         ))),
     }
+}
+
+/// The caller's `_meta` members an upstream should see: not MCP's reserved keys (this hop's
+/// envelope, related task) nor the progress token (the gateway relays progress under its
+/// own). `None` when nothing is left, the common case.
+fn forwardable_meta(params: &Map<String, Value>) -> Option<Map<String, Value>> {
+    let own = params.get("_meta")?.as_object()?;
+    let keep = |k: &String| k != waygate_protocol::meta::PROGRESS_TOKEN && !waygate_protocol::meta::is_reserved_key(k);
+    if !own.keys().any(keep) {
+        return None;
+    }
+    Some(
+        own.iter()
+            .filter(|(k, _)| keep(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )
 }

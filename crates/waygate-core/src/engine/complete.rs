@@ -69,6 +69,8 @@ impl Engine {
             arguments: Value::Object(params),
             input_responses: None,
             state: None,
+            raw_arguments: None,
+            caller_meta: None,
         };
         if !catalog.completers().iter().any(|p| Arc::ptr_eq(p, &owner)) {
             return Ok(empty());

@@ -45,6 +45,8 @@ async fn call(p: &WasmPlugin, tool: &str, args: Value) -> Result<Value, PluginEr
         arguments: args,
         input_responses: None,
         state: None,
+        raw_arguments: None,
+        caller_meta: None,
     };
     let ctx = CallContext::detached(waygate_protocol::ProtocolVersion::V2025_11_25);
     match p.execute(&inv, &ctx).await? {

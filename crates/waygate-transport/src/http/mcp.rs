@@ -8,6 +8,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Map, Value};
@@ -15,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use waygate_core::context::TransportKind;
 use waygate_core::era::{self, Envelope};
 use waygate_core::{CallContext, Session};
-use waygate_protocol::jsonrpc::{decode, encode_reply, encode_response, Incoming as Decoded};
+use waygate_protocol::jsonrpc::{decode_spanned, encode_reply, encode_response, Incoming as Decoded};
 use waygate_protocol::{codes, headers as mirrored, methods, ErrorObject, Id, Message, ProtocolVersion};
 
 use super::body::Body;
@@ -77,7 +79,7 @@ async fn post(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let decoded = match decode(&bytes) {
+    let (decoded, arguments_at) = match decode_spanned(&bytes) {
         Ok(d) => d,
         Err(e) => return error_response(StatusCode::BAD_REQUEST, e.id.as_ref(), &e.error),
     };
@@ -90,10 +92,14 @@ async fn post(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
                 Message::Response { .. } => None,
             };
             let modern = version_header.is_some_and(|v| !era::is_legacy_version(v)) || era::has_envelope(params);
+            // An upstream tool gets the caller's arguments as written.
+            let json = arguments_at
+                .filter(|_| msg.method() == Some(methods::TOOLS_CALL))
+                .map(|at| bytes.slice(at));
             if modern {
-                modern_post(shared, &headers, &caller, msg).await
+                modern_post(shared, &headers, &caller, msg, json).await
             } else {
-                legacy_post(shared, &headers, &caller, msg).await
+                legacy_post(shared, &headers, &caller, msg, json).await
             }
         }
     }
@@ -110,7 +116,13 @@ fn modern_status(e: &ErrorObject) -> StatusCode {
     }
 }
 
-async fn modern_post(shared: Arc<Shared>, headers: &HeaderMap, caller: &Caller, msg: Message) -> Response<Body> {
+async fn modern_post(
+    shared: Arc<Shared>,
+    headers: &HeaderMap,
+    caller: &Caller,
+    msg: Message,
+    json: Option<Bytes>,
+) -> Response<Body> {
     let (id, method, mut params) = match msg {
         Message::Request { id, method, params } => (id, method, params),
         Message::Notification { .. } => return empty(StatusCode::ACCEPTED),
@@ -144,6 +156,7 @@ async fn modern_post(shared: Arc<Shared>, headers: &HeaderMap, caller: &Caller, 
     }
     let mut ctx = modern_context(envelope, Some(id.clone()));
     caller.apply(&mut ctx);
+    ctx.arguments_json = json;
     if method == methods::SUBSCRIPTIONS_LISTEN {
         let filter = match shared.engine.listen_filter(params.as_ref(), &ctx) {
             Ok(f) => f,
@@ -248,7 +261,13 @@ fn check_mirrored(
     Ok(())
 }
 
-async fn legacy_post(shared: Arc<Shared>, headers: &HeaderMap, caller: &Caller, msg: Message) -> Response<Body> {
+async fn legacy_post(
+    shared: Arc<Shared>,
+    headers: &HeaderMap,
+    caller: &Caller,
+    msg: Message,
+    json: Option<Bytes>,
+) -> Response<Body> {
     let session = match header_str(headers, SESSION_HEADER) {
         Some(sid) => match caller.session(&shared, sid).await {
             Some(s) => Some(s),
@@ -315,6 +334,7 @@ async fn legacy_post(shared: Arc<Shared>, headers: &HeaderMap, caller: &Caller, 
         Message::Request { id, method, params } => {
             let mut ctx = legacy_context(version, session.as_ref(), params.as_ref(), &id);
             caller.apply(&mut ctx);
+            ctx.arguments_json = json;
             answer(&shared, id, method, params, ctx, false, session.as_ref()).await
         }
         Message::Notification { method, params } => {

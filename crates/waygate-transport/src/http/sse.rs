@@ -10,7 +10,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use waygate_core::context::{OutTx, TransportKind};
 use waygate_core::{util::random_hex, Session};
-use waygate_protocol::jsonrpc::{decode, encode_reply, encode_response, Incoming as Decoded};
+use waygate_protocol::jsonrpc::{decode_spanned, encode_reply, encode_response, Incoming as Decoded};
 use waygate_protocol::{methods, ErrorObject, Message, ProtocolVersion};
 
 use super::body::Body;
@@ -117,21 +117,34 @@ pub(super) async fn post(shared: Arc<Shared>, req: Request<Incoming>) -> Respons
         Ok(b) => b,
         Err(r) => return r,
     };
-    let msgs = match decode(&bytes) {
-        Ok(Decoded::Single(m)) => vec![Ok(m)],
-        Ok(Decoded::Batch(b)) => b,
+    let msgs = match decode_spanned(&bytes) {
+        Ok((Decoded::Single(m), arguments_at)) => {
+            // An upstream tool gets the caller's arguments as written.
+            let json = arguments_at
+                .filter(|_| m.method() == Some(methods::TOOLS_CALL))
+                .map(|at| bytes.slice(at));
+            dispatch(&shared, &conn, &caller, Ok(m), json);
+            return empty(StatusCode::ACCEPTED);
+        }
+        Ok((Decoded::Batch(b), _)) => b,
         Err(e) => {
             let _ = conn.tx.send(encode_response(e.id.as_ref(), Err(&e.error)));
             return error_response(StatusCode::BAD_REQUEST, e.id.as_ref(), &e.error);
         }
     };
     for m in msgs {
-        dispatch(&shared, &conn, &caller, m);
+        dispatch(&shared, &conn, &caller, m, None);
     }
     empty(StatusCode::ACCEPTED)
 }
 
-fn dispatch(shared: &Arc<Shared>, conn: &Arc<Conn>, caller: &Caller, m: Result<Message, waygate_protocol::ParseError>) {
+fn dispatch(
+    shared: &Arc<Shared>,
+    conn: &Arc<Conn>,
+    caller: &Caller,
+    m: Result<Message, waygate_protocol::ParseError>,
+    json: Option<bytes::Bytes>,
+) {
     let msg = match m {
         Ok(m) => m,
         Err(e) => {
@@ -167,6 +180,7 @@ fn dispatch(shared: &Arc<Shared>, conn: &Arc<Conn>, caller: &Caller, m: Result<M
             ctx.transport = TransportKind::LegacySse;
             caller.apply(&mut ctx);
             ctx.out = Some(conn.tx.clone());
+            ctx.arguments_json = json;
             let engine = shared.engine.clone();
             let tx = conn.tx.clone();
             tokio::spawn(async move {

@@ -294,9 +294,9 @@ impl Plugin for Upstream {
             let (method, mut params) = match &inv.target {
                 Target::Tool(_) if from_arguments => ("tools/call", Value::Null),
                 Target::Prompt(_) if from_arguments => ("prompts/get", Value::Null),
-                Target::Tool(n) => ("tools/call", named(n, &inv.arguments)),
+                Target::Tool(n) => ("tools/call", named(n, &inv.arguments, inv.caller_meta.as_ref())),
                 Target::Resource(uri) => ("resources/read", json!({"uri": uri})),
-                Target::Prompt(n) => ("prompts/get", named(n, &inv.arguments)),
+                Target::Prompt(n) => ("prompts/get", named(n, &inv.arguments, inv.caller_meta.as_ref())),
                 Target::Complete { reference } => {
                     let mut p = inv.arguments.clone();
                     if let Some(o) = p.as_object_mut() {
@@ -345,7 +345,12 @@ impl Plugin for Upstream {
             let client = c.clone();
             let started = ctx.started.clone();
             let params = match &inv.target {
-                Target::Tool(n) | Target::Prompt(n) if from_arguments => Params::named(n, &inv.arguments),
+                Target::Tool(n) | Target::Prompt(n) if from_arguments => Params::named(
+                    n,
+                    &inv.arguments,
+                    inv.raw_arguments.as_deref(),
+                    inv.caller_meta.as_ref(),
+                ),
                 _ => Params::Tree(params),
             };
             let result: BoxFuture<'static, crate::inbound::Answer> = match params {

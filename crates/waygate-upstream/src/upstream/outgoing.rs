@@ -71,9 +71,12 @@ impl Shared {
 
 /// `{"name": n, "arguments": a}` by cloning the arguments, not by a trip through the
 /// serializer (which `json!` takes for a borrowed value).
-pub(super) fn named(name: &str, arguments: &Value) -> Value {
+pub(super) fn named(name: &str, arguments: &Value, meta: Option<&serde_json::Map<String, Value>>) -> Value {
     let mut m = serde_json::Map::new();
     m.insert("name".into(), Value::String(name.into()));
     m.insert("arguments".into(), arguments.clone());
+    if let Some(own) = meta {
+        m.insert("_meta".into(), Value::Object(own.clone()));
+    }
     Value::Object(m)
 }

@@ -253,6 +253,11 @@ impl Server {
             "io.modelcontextprotocol/clientCapabilities": caps,
             "io.modelcontextprotocol/clientInfo": {"name": "waygate-test", "version": "1"}
         });
+        // The caller's own `_meta` members stay beside the envelope.
+        let mut meta = meta;
+        if let (Some(own), Some(m)) = (params.get("_meta").and_then(Value::as_object), meta.as_object_mut()) {
+            m.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
         params["_meta"] = meta;
         let name = params
             .get("name")
