@@ -203,18 +203,8 @@ pub(crate) fn request_bytes(id: i64, method: &str, params: &Params, adds: &MetaA
             out.extend_from_slice(b",\"arguments\":");
             out.extend_from_slice(arguments.as_bytes());
             if !adds.is_empty() || meta.is_some() {
-                out.extend_from_slice(b",\"_meta\":{");
-                let mut first = true;
-                for (k, v) in meta.iter().flatten().filter(|(k, _)| !adds.replaces(k)) {
-                    if !std::mem::take(&mut first) {
-                        out.push(b',');
-                    }
-                    write_json(&mut out, k);
-                    out.push(b':');
-                    write_json(&mut out, v);
-                }
-                adds.write(&mut out, first);
-                out.push(b'}');
+                out.push(b',');
+                write_meta(&mut out, meta.as_ref(), adds);
             }
             out.extend_from_slice(b"}}");
             return out;
@@ -229,39 +219,49 @@ pub(crate) fn request_bytes(id: i64, method: &str, params: &Params, adds: &MetaA
         None => write_json(&mut out, params),
         Some(fields) => {
             out.push(b'{');
-            let mut first = true;
             let mut own_meta = None;
-            for (k, v) in fields.into_iter().flatten() {
-                if k == "_meta" {
+            let others = fields.into_iter().flatten().filter(|(k, v)| {
+                let meta = *k == "_meta";
+                if meta {
                     own_meta = v.as_object();
-                    continue;
                 }
-                if !std::mem::take(&mut first) {
-                    out.push(b',');
-                }
-                write_json(&mut out, k);
-                out.push(b':');
-                write_json(&mut out, v);
-            }
-            if !first {
+                !meta
+            });
+            if !write_members(&mut out, others, true) {
                 out.push(b',');
             }
-            out.extend_from_slice(b"\"_meta\":{");
-            let mut first = true;
-            for (k, v) in own_meta.into_iter().flatten().filter(|(k, _)| !adds.replaces(k)) {
-                if !std::mem::take(&mut first) {
-                    out.push(b',');
-                }
-                write_json(&mut out, k);
-                out.push(b':');
-                write_json(&mut out, v);
-            }
-            adds.write(&mut out, first);
-            out.extend_from_slice(b"}}");
+            write_meta(&mut out, own_meta, adds);
+            out.push(b'}');
         }
     }
     out.push(b'}');
     out
+}
+
+/// Writes `"key":value` pairs separated by commas; `first` says nothing precedes them in
+/// their object. Returns whether the object is still empty.
+fn write_members<'a>(
+    out: &mut Vec<u8>,
+    members: impl Iterator<Item = (&'a String, &'a Value)>,
+    mut first: bool,
+) -> bool {
+    for (k, v) in members {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        write_json(out, k);
+        out.push(b':');
+        write_json(out, v);
+    }
+    first
+}
+
+/// `"_meta":{…}`: the request's own members the gateway does not replace, then its own.
+fn write_meta(out: &mut Vec<u8>, own: Option<&Map<String, Value>>, adds: &MetaAdds) {
+    out.extend_from_slice(b"\"_meta\":{");
+    let first = write_members(out, own.into_iter().flatten().filter(|(k, _)| !adds.replaces(k)), true);
+    adds.write(out, first);
+    out.push(b'}');
 }
 
 #[cfg(test)]

@@ -2,16 +2,18 @@
 //! certificate for upstreams that require mutual TLS. One rustls configuration per
 //! upstream, shared by the forwarded-call pool and the reqwest client (the GET stream,
 //! `DELETE`, an OpenAPI document and its calls), so both trust and present the same. The
-//! client certificate follows its files (renewed short-lived certificates are picked up).
+//! client certificate and the CA bundle follow their files (a renewed short-lived
+//! certificate or a rotated bundle is used from the next handshake on).
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::SystemTime;
+use std::path::Path;
+use std::sync::Arc;
 
-use rustls::client::ResolvesClientCert;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use waygate_tls::{pem, provider, Followed, PairError};
 
 /// What [`client_config`] builds (named here so callers need no rustls dependency).
 pub type ClientConfig = rustls::ClientConfig;
@@ -28,33 +30,17 @@ pub struct TlsPaths<'a> {
     pub client_key: Option<(&'a str, &'a Path)>,
 }
 
-fn certs(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let at = |why: String| format!("{key} {}: {why}", path.display());
-    let pem = std::fs::read(path).map_err(|e| at(e.to_string()))?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| at(format!("not PEM certificates ({e})")))?;
-    if certs.is_empty() {
-        return Err(at("no CERTIFICATE block found; expected PEM certificates".into()));
-    }
-    Ok(certs)
-}
-
 /// The client configuration for `paths`: public roots plus `ca`, and the client identity.
 pub fn client_config(paths: TlsPaths<'_>) -> Result<Arc<rustls::ClientConfig>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some((key, path)) = paths.ca {
-        for c in certs(key, path)? {
-            roots
-                .add(c)
-                .map_err(|e| format!("{key} {}: not a usable CA certificate ({e})", path.display()))?;
-        }
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
-        .with_root_certificates(roots);
+        .map_err(|e| format!("TLS setup: {e}"))?;
+    let builder = match paths.ca {
+        None => builder.with_root_certificates(public_roots()),
+        Some((key, path)) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Trust::load(key, path)?)),
+    };
     let cfg = match (paths.client_cert, paths.client_key) {
         (None, None) => builder.with_no_client_auth(),
         (Some(cert), Some(key)) => builder.with_client_cert_resolver(Arc::new(Identity::load(cert, key)?)),
@@ -67,70 +53,121 @@ pub fn client_config(paths: TlsPaths<'_>) -> Result<Arc<rustls::ClientConfig>, S
     Ok(Arc::new(cfg))
 }
 
-/// Both files' modification times: what says the identity changed.
-type Stamp = Option<(SystemTime, SystemTime)>;
+fn public_roots() -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    roots
+}
+
+/// The public roots plus the operator's CA bundle, verified by rustls's WebPKI verifier,
+/// built again when the bundle changes on disk (checked at each handshake, which pooled
+/// connections make rare). A bundle that cannot be read keeps the previous one.
+#[derive(Debug)]
+struct Trust {
+    key: String,
+    current: Followed<Arc<WebPkiServerVerifier>>,
+}
+
+impl Trust {
+    fn load(key: &str, path: &Path) -> Result<Trust, String> {
+        let current = Followed::load(vec![path.to_path_buf()], || Self::verifier(key, path))?;
+        Ok(Trust {
+            key: key.to_string(),
+            current,
+        })
+    }
+
+    fn verifier(key: &str, path: &Path) -> Result<Arc<WebPkiServerVerifier>, String> {
+        let mut roots = public_roots();
+        pem::add_roots(&mut roots, path).map_err(|e| format!("{key} {e}"))?;
+        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| format!("{key} {}: {e}", path.display()))
+    }
+
+    fn refresh(&self) {
+        let path = &self.current.paths()[0];
+        match self.current.refresh(|| Self::verifier(&self.key, path)) {
+            Ok(true) => tracing::info!(ca = %path.display(), "upstream CA bundle reloaded"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "upstream CA bundle changed but cannot be used; keeping the current one")
+            }
+        }
+    }
+}
+
+impl ServerCertVerifier for Trust {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.refresh();
+        self.current
+            .get()
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current.get().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current.get().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.current.get().supported_verify_schemes()
+    }
+}
 
 /// The client certificate and key, read again when either file changes — short-lived
 /// certificates (cert-manager, SPIFFE) are renewed on disk while the gateway runs. Checked
-/// at each handshake, which pooled connections make rare; a half-written pair (one file
-/// replaced, not yet the other) is refused and the previous identity kept.
+/// at each handshake; a half-written pair (one file replaced, not yet the other) is
+/// refused and the previous identity kept.
 #[derive(Debug)]
 struct Identity {
-    keys: ((String, PathBuf), (String, PathBuf)),
-    current: RwLock<Arc<CertifiedKey>>,
-    stamp: Mutex<Stamp>,
+    keys: (String, String),
+    current: Followed<CertifiedKey>,
 }
 
 impl Identity {
     fn load(cert: (&str, &Path), key: (&str, &Path)) -> Result<Identity, String> {
-        let keys = (
-            (cert.0.to_string(), cert.1.to_path_buf()),
-            (key.0.to_string(), key.1.to_path_buf()),
-        );
-        let id = Identity {
-            current: RwLock::new(Self::read(&keys)?),
-            stamp: Mutex::new(None),
-            keys,
-        };
-        *id.stamp.lock().unwrap_or_else(|e| e.into_inner()) = id.stamp();
-        Ok(id)
+        let keys = (cert.0.to_string(), key.0.to_string());
+        let current = Followed::load(vec![cert.1.to_path_buf(), key.1.to_path_buf()], || {
+            Self::read(&keys, cert.1, key.1)
+        })?;
+        Ok(Identity { keys, current })
     }
 
-    fn read(
-        ((ckey, cpath), (kkey, kpath)): &((String, PathBuf), (String, PathBuf)),
-    ) -> Result<Arc<CertifiedKey>, String> {
-        let chain = certs(ckey, cpath)?;
-        let at = |why: String| format!("{kkey} {}: {why}", kpath.display());
-        let pem = std::fs::read(kpath).map_err(|e| at(e.to_string()))?;
-        let private = PrivateKeyDer::from_pem_slice(&pem)
-            .map_err(|e| at(format!("no usable PEM private key (PKCS#8, PKCS#1 or SEC1): {e}")))?;
-        let signer = rustls::crypto::ring::default_provider()
-            .key_provider
-            .load_private_key(private)
-            .map_err(|e| at(format!("unsupported key: {e}")))?;
-        let ck = CertifiedKey::new(chain, signer);
-        ck.keys_match()
-            .map_err(|e| format!("{kkey} does not fit {ckey}: {e}"))?;
-        Ok(Arc::new(ck))
-    }
-
-    fn stamp(&self) -> Stamp {
-        let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        Some((m(&self.keys.0 .1)?, m(&self.keys.1 .1)?))
+    fn read((ckey, kkey): &(String, String), cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
+        match pem::certified_key(cert, key) {
+            Ok(ck) => Ok(Arc::unwrap_or_clone(ck)),
+            Err(PairError::Cert(e)) => Err(format!("{ckey} {e}")),
+            Err(PairError::Key(e)) => Err(format!("{kkey} {e}")),
+            Err(PairError::Mismatch(why)) => Err(format!("{kkey} does not fit {ckey}: {why}")),
+        }
     }
 
     fn refresh(&self) {
-        let now = self.stamp();
-        let mut last = self.stamp.lock().unwrap_or_else(|e| e.into_inner());
-        if now.is_none() || now == *last {
-            return;
-        }
-        match Self::read(&self.keys) {
-            Ok(ck) => {
-                *self.current.write().unwrap_or_else(|e| e.into_inner()) = ck;
-                *last = now;
-                tracing::info!(cert = %self.keys.0 .1.display(), "upstream client certificate reloaded");
-            }
+        let (cert, key) = (&self.current.paths()[0], &self.current.paths()[1]);
+        match self.current.refresh(|| Self::read(&self.keys, cert, key)) {
+            Ok(true) => tracing::info!(cert = %cert.display(), "upstream client certificate reloaded"),
+            Ok(false) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "upstream client certificate changed but cannot be used; keeping the current one")
             }
@@ -141,7 +178,7 @@ impl Identity {
 impl ResolvesClientCert for Identity {
     fn resolve(&self, _hints: &[&[u8]], _schemes: &[rustls::SignatureScheme]) -> Option<Arc<CertifiedKey>> {
         self.refresh();
-        Some(self.current.read().unwrap_or_else(|e| e.into_inner()).clone())
+        Some(self.current.get())
     }
 
     fn has_certs(&self) -> bool {

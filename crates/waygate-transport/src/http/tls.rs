@@ -1,18 +1,21 @@
 //! TLS termination (rustls): PEM certificate chain and key from files, HTTP/2 and
 //! HTTP/1.1 offered by ALPN, and the certificate reloaded when its files change — new
 //! handshakes get the new one, established connections keep theirs and are not dropped.
-//! Optionally mutual TLS: clients must present a certificate from the operator's CA.
+//! Optionally mutual TLS: clients must present a certificate from the operator's CA
+//! bundle, which is followed the same way (a rotated bundle applies to new handshakes).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use tokio_util::sync::CancellationToken;
+use waygate_tls::{pem, provider, Followed, PairError, PemError};
 
 /// Why a certificate or key could not be used; names the file and the problem.
 #[derive(Debug, thiserror::Error)]
@@ -27,116 +30,80 @@ pub enum TlsError {
     Setup(String),
 }
 
+impl TlsError {
+    fn client_ca(e: PemError) -> TlsError {
+        TlsError::ClientCa {
+            path: e.path.display().to_string(),
+            reason: e.reason,
+        }
+    }
+}
+
 /// Where the PEM files are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
     /// Mutual TLS: every client must present a certificate issued by one of these CAs
-    /// (read at start; a change needs a restart).
+    /// (followed like the certificate).
     pub client_ca: Option<PathBuf>,
-}
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// The certificate chain of a PEM file (leaf first), for loading and for `doctor`.
 pub fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let err = |reason: String| TlsError::Cert {
-        path: path.display().to_string(),
-        reason,
-    };
-    let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    let chain = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| err(format!("not a PEM certificate chain ({e})")))?;
-    if chain.is_empty() {
-        return Err(err(
-            "no CERTIFICATE block found; expected a PEM certificate chain".into()
-        ));
-    }
-    Ok(chain)
-}
-
-/// Accepts only clients whose certificate chains to a CA in the PEM file at `path`.
-fn client_verifier(path: &Path) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
-    let err = |reason: String| TlsError::ClientCa {
-        path: path.display().to_string(),
-        reason,
-    };
-    let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(&pem) {
-        let c = c.map_err(|e| err(format!("not PEM certificates ({e})")))?;
-        roots
-            .add(c)
-            .map_err(|e| err(format!("not a usable CA certificate ({e})")))?;
-    }
-    if roots.is_empty() {
-        return Err(err("no CERTIFICATE block found; expected PEM CA certificates".into()));
-    }
-    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-        .build()
-        .map_err(|e| err(e.to_string()))
+    pem::certificates(path).map_err(|e| TlsError::Cert {
+        path: e.path.display().to_string(),
+        reason: e.reason,
+    })
 }
 
 /// Load and check a certificate chain and its private key.
 pub fn load(files: &TlsFiles) -> Result<Arc<CertifiedKey>, TlsError> {
-    let chain = read_chain(&files.cert)?;
-    let key_err = |reason: String| TlsError::Key {
-        path: files.key.display().to_string(),
-        reason,
-    };
-    let pem = std::fs::read(&files.key).map_err(|e| key_err(e.to_string()))?;
-    let key = PrivateKeyDer::from_pem_slice(&pem)
-        .map_err(|e| key_err(format!("no usable PEM private key (PKCS#8, PKCS#1 or SEC1): {e}")))?;
-    let signer = provider()
-        .key_provider
-        .load_private_key(key)
-        .map_err(|e| key_err(format!("unsupported key: {e}")))?;
-    let ck = CertifiedKey::new(chain, signer);
-    ck.keys_match().map_err(|e| {
-        TlsError::Setup(format!(
-            "server.tls_key does not belong to the certificate in server.tls_cert ({e})"
-        ))
-    })?;
-    Ok(Arc::new(ck))
+    pem::certified_key(&files.cert, &files.key).map_err(|e| match e {
+        PairError::Cert(e) => TlsError::Cert {
+            path: e.path.display().to_string(),
+            reason: e.reason,
+        },
+        PairError::Key(e) => TlsError::Key {
+            path: e.path.display().to_string(),
+            reason: e.reason,
+        },
+        PairError::Mismatch(why) => TlsError::Setup(format!(
+            "server.tls_key does not belong to the certificate in server.tls_cert ({why})"
+        )),
+    })
+}
+
+/// Accepts only clients whose certificate chains to a CA in the PEM bundle at `path`.
+fn client_verifier(path: &Path) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let roots = pem::roots(path).map_err(TlsError::client_ca)?;
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .build()
+        .map_err(|e| TlsError::ClientCa {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
 }
 
 /// Hands every handshake the current certificate; swapped on reload.
 #[derive(Debug)]
 struct Reloading {
     files: TlsFiles,
-    current: RwLock<Arc<CertifiedKey>>,
-    stamp: Mutex<Option<(SystemTime, SystemTime)>>,
+    current: Followed<CertifiedKey>,
 }
 
 impl ResolvesServerCert for Reloading {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.read().unwrap_or_else(|e| e.into_inner()).clone())
+        Some(self.current.get())
     }
 }
 
 impl Reloading {
-    fn stamp(&self) -> Option<(SystemTime, SystemTime)> {
-        let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        Some((m(&self.files.cert)?, m(&self.files.key)?))
-    }
-
     /// Reload when either file changed; a broken new pair keeps the old one serving.
     fn check(&self) {
-        let now = self.stamp();
-        let mut last = self.stamp.lock().unwrap_or_else(|e| e.into_inner());
-        if now.is_none() || now == *last {
-            return;
-        }
-        match load(&self.files) {
-            Ok(ck) => {
-                *self.current.write().unwrap_or_else(|e| e.into_inner()) = ck;
-                *last = now;
-                tracing::info!(cert = %self.files.cert.display(), "TLS certificate reloaded");
-            }
+        match self.current.refresh(|| load(&self.files).map(Arc::unwrap_or_clone)) {
+            Ok(true) => tracing::info!(cert = %self.files.cert.display(), "TLS certificate reloaded"),
+            Ok(false) => {}
             // A half-written pair (cert replaced, key not yet) fails here; try again later.
             Err(e) => {
                 tracing::warn!(error = %e, "TLS certificate changed but cannot be loaded; keeping the current one")
@@ -145,11 +112,68 @@ impl Reloading {
     }
 }
 
-/// A TLS acceptor whose certificate follows its files.
+/// The client CA bundle's verifier, built again when the bundle changes. Sends no CA
+/// names in its certificate request (they would change with the bundle): a client then
+/// presents the certificate it has, which is checked against the current bundle.
+#[derive(Debug)]
+struct ClientCas(Followed<Arc<dyn ClientCertVerifier>>);
+
+impl ClientCas {
+    fn check(&self) {
+        let path = &self.0.paths()[0];
+        match self.0.refresh(|| client_verifier(path)) {
+            Ok(true) => tracing::info!(ca = %path.display(), "TLS client CA bundle reloaded"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "TLS client CA bundle changed but cannot be used; keeping the current one")
+            }
+        }
+    }
+}
+
+impl ClientCertVerifier for ClientCas {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.0.get().verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.get().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.get().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.get().supported_verify_schemes()
+    }
+}
+
+/// A TLS acceptor whose certificate (and client CA bundle) follow their files.
 #[derive(Clone)]
 pub struct Tls {
     pub acceptor: tokio_rustls::TlsAcceptor,
     resolver: Arc<Reloading>,
+    client_cas: Option<Arc<ClientCas>>,
 }
 
 impl std::fmt::Debug for Tls {
@@ -160,25 +184,29 @@ impl std::fmt::Debug for Tls {
 
 impl Tls {
     pub fn new(files: TlsFiles) -> Result<Tls, TlsError> {
-        let ck = load(&files)?;
-        let resolver = Arc::new(Reloading {
-            files,
-            current: RwLock::new(ck),
-            stamp: Mutex::new(None),
-        });
-        *resolver.stamp.lock().unwrap_or_else(|e| e.into_inner()) = resolver.stamp();
+        let current = Followed::load(vec![files.cert.clone(), files.key.clone()], || {
+            load(&files).map(Arc::unwrap_or_clone)
+        })?;
+        let resolver = Arc::new(Reloading { files, current });
         let builder = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::Setup(e.to_string()))?;
-        let builder = match &resolver.files.client_ca {
+        let client_cas = match &resolver.files.client_ca {
+            None => None,
+            Some(path) => Some(Arc::new(ClientCas(Followed::load(vec![path.clone()], || {
+                client_verifier(path)
+            })?))),
+        };
+        let builder = match &client_cas {
             None => builder.with_no_client_auth(),
-            Some(path) => builder.with_client_cert_verifier(client_verifier(path)?),
+            Some(cas) => builder.with_client_cert_verifier(cas.clone()),
         };
         let mut cfg = builder.with_cert_resolver(resolver.clone());
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Tls {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(cfg)),
             resolver,
+            client_cas,
         })
     }
 
@@ -191,8 +219,14 @@ impl Tls {
                 _ = tick.tick() => {}
                 _ = shutdown.cancelled() => return,
             }
-            let r = self.resolver.clone();
-            let _ = tokio::task::spawn_blocking(move || r.check()).await;
+            let (r, cas) = (self.resolver.clone(), self.client_cas.clone());
+            let _ = tokio::task::spawn_blocking(move || {
+                r.check();
+                if let Some(cas) = cas {
+                    cas.check();
+                }
+            })
+            .await;
         }
     }
 }

@@ -227,7 +227,8 @@ pub struct ServerSection {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<String>,
     /// PEM CA certificates: with it, every client must present a certificate they issued
-    /// (mutual TLS) — the handshake fails before any HTTP for one that does not.
+    /// (mutual TLS) — the handshake fails before any HTTP for one that does not. Watched:
+    /// a bundle rotated on disk checks the next handshakes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_client_ca: Option<String>,
 }

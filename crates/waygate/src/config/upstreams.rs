@@ -113,7 +113,7 @@ pub struct Upstream {
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamTls {
     /// CA certificates trusted for this upstream in addition to the public roots (an
-    /// internal PKI).
+    /// internal PKI); a bundle rotated on disk is used from the next handshake on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca: Option<String>,
     /// Certificate chain presented when the upstream asks for one (mutual TLS) …

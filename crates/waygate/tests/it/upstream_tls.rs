@@ -3,7 +3,8 @@
 //! `[server] tls_client_ca`, asking every client for a certificate from that CA. A gateway
 //! trusts the CA only through `[upstreams.tls] ca`, and passes the upstream's check only
 //! with `client_cert` / `client_key` — re-read when renewed on disk; each missing piece is a
-//! clear error naming it.
+//! clear error naming it. CA bundles are followed too: a rotated bundle applies to the
+//! next handshake on both ends, without a restart.
 
 use std::net::TcpStream;
 use std::path::Path;
@@ -23,7 +24,11 @@ struct Pki {
 fn new_pki() -> Pki {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.distinguished_name.push(rcgen::DnType::CommonName, "Waygate test CA");
+    // Each CA its own name, as two real CAs have (verifiers look issuers up by name).
+    static CAS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CAS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, format!("Waygate test CA {n}"));
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     ca.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
     let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
@@ -176,6 +181,76 @@ fn a_private_ca_and_a_client_certificate_reach_a_mutual_tls_upstream() {
         !ok && err.contains("tls.client_key") && err.contains("client_cert"),
         "{err}"
     );
+    let _ = inner.kill();
+    let _ = inner.wait();
+}
+
+/// A fresh HTTPS client (a new handshake each time) presenting `identity`.
+fn direct_client(pki: &Pki, identity: &(String, String)) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .add_root_certificate(reqwest::Certificate::from_pem(pki.ca.as_bytes()).unwrap())
+        .identity(reqwest::Identity::from_pem(format!("{}{}", identity.0, identity.1).as_bytes()).unwrap())
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn rotated_ca_bundles_apply_to_the_next_handshake_on_both_ends() {
+    let d = TempDir::new("ca-rotation");
+    let (old, new) = (new_pki(), new_pki());
+    let port = free_port();
+    // The upstream asks for client certificates from `old`'s CA (its ca.pem).
+    let mut inner = https_upstream(&d.0, &old, port);
+    let ready = |c: &reqwest::blocking::Client| {
+        c.get(format!("https://127.0.0.1:{port}/ready"))
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+    };
+    assert!(
+        ready(&direct_client(&old, &old.client)),
+        "the old CA's client is served"
+    );
+    assert!(
+        !ready(&direct_client(&old, &new.client)),
+        "a client from another CA is refused"
+    );
+
+    // The listener's bundle is replaced in place: new handshakes are checked against it.
+    std::fs::write(d.0.join("ca.pem"), &new.ca).unwrap();
+    eventually(20, "the rotated client CA bundle accepting its client", || {
+        ready(&direct_client(&old, &new.client))
+    });
+    assert!(
+        !ready(&direct_client(&old, &old.client)),
+        "a client of the CA rotated out is still accepted"
+    );
+
+    // The gateway trusts only `new`'s CA while the upstream's certificate is from `old`.
+    let file = |name: &str, text: &str| {
+        let p = d.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let ca = file("gw-ca.pem", &new.ca);
+    let (cert, key) = (
+        file("gw-client.pem", &new.client.0),
+        file("gw-client.key", &new.client.1),
+    );
+    let gw = gateway(
+        &d.0,
+        "rotating",
+        port,
+        &format!("[upstreams.tls]\nca = \"{ca}\"\nclient_cert = \"{cert}\"\nclient_key = \"{key}\"\n"),
+    );
+    eventually(20, "the untrusted upstream's error", || {
+        last_error(&gw).contains("UnknownIssuer")
+    });
+    // The bundle gains the upstream's CA: the next attempt's handshake trusts it.
+    std::fs::write(&ca, format!("{}{}", new.ca, old.ca)).unwrap();
+    eventually(40, "a call after the gateway's CA bundle was rotated", || {
+        add(&gw)["result"]["structuredContent"]["sum"] == 7.0
+    });
     let _ = inner.kill();
     let _ = inner.wait();
 }
