@@ -59,10 +59,11 @@ pub struct CallContext {
     /// Set on the first round of a task-augmented call whose handler the engine awaits
     /// (an upstream): cancelled by [`CallContext::mark_started`].
     pub started: Option<CancellationToken>,
-    /// A `tools/call`'s `params.arguments` as the caller wrote them (a slice of the
-    /// request's buffer, not a copy), set by the transports: an upstream tool gets this
-    /// text (see [`waygate_protocol::jsonrpc::decode_spanned`]).
-    pub arguments_json: Option<bytes::Bytes>,
+    /// A `tools/call`'s `params.arguments` as the caller wrote them, on one line, set by
+    /// the transports: an upstream tool gets this text (see
+    /// [`waygate_protocol::jsonrpc::decode_spanned`]). A copy: a slice would hold the
+    /// connection's whole read buffer for the call, so hyper could not reuse it.
+    pub arguments_json: Option<Arc<str>>,
 }
 
 /// Request headers kept for upstreams: (lowercase name, value).

@@ -44,7 +44,7 @@ pub struct Invocation {
     /// pre-hook changed them), for plugins that forward them: an upstream gets the
     /// caller's numbers and key order, which a `Value` would not keep. Set for remote
     /// plugins only; others read `arguments`.
-    pub raw_arguments: Option<Box<str>>,
+    pub raw_arguments: Option<std::sync::Arc<str>>,
     /// The caller's own `params._meta` members that a forwarding plugin passes on (vendor
     /// keys, `traceparent`); MCP's reserved keys and the progress token belong to this hop
     /// and are left out. Set for remote plugins only.

@@ -242,6 +242,13 @@ pub fn decode_spanned(bytes: &[u8]) -> Result<(Incoming, Option<std::ops::Range<
     }
 }
 
+/// The text at `span` of a decoded message, on one line (line breaks between tokens
+/// dropped, as line-delimited framing needs), for [`decode_spanned`]'s callers.
+pub fn span_text(bytes: &[u8], span: std::ops::Range<usize>) -> Option<Arc<str>> {
+    let text = std::str::from_utf8(bytes.get(span)?).ok()?;
+    Some(crate::raw::minify(text).into())
+}
+
 /// A request's `params`, read into the tree the engine uses, keeping the text of its
 /// `arguments` member (the last one, as the tree keeps the last of repeated members).
 struct ParamsTree<'a> {

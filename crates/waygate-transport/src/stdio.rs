@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use waygate_core::context::TransportKind;
 use waygate_core::era;
 use waygate_core::{CallContext, Engine, Session};
-use waygate_protocol::jsonrpc::{decode_spanned, encode_reply, encode_response, Incoming};
+use waygate_protocol::jsonrpc::{decode_spanned, encode_reply, encode_response, span_text, Incoming};
 use waygate_protocol::{methods, ErrorObject, Id, Message, ParseError, ProtocolVersion};
 
 /// Longest accepted line; longer input is answered with an error and skipped.
@@ -105,8 +105,7 @@ where
                 // An upstream tool gets the caller's arguments as written.
                 let json = arguments_at
                     .filter(|_| m.method() == Some(methods::TOOLS_CALL))
-                    .and_then(|at| text.get(at))
-                    .map(bytes::Bytes::copy_from_slice);
+                    .and_then(|at| span_text(text, at));
                 on_message(&conn, m, json)
             }
             Ok((Incoming::Batch(items), _)) => {
@@ -167,7 +166,7 @@ fn reply_err(conn: &Conn, e: ParseError) {
     let _ = conn.out.send(encode_response(e.id.as_ref(), Err(&e.error)));
 }
 
-fn on_message(conn: &Arc<Conn>, m: Message, json: Option<bytes::Bytes>) {
+fn on_message(conn: &Arc<Conn>, m: Message, json: Option<Arc<str>>) {
     let session = conn.session.lock().unwrap_or_else(|e| e.into_inner()).clone();
     match m {
         Message::Request { id, method, params } => on_request(conn, session, id, method, params, json),
@@ -199,7 +198,7 @@ fn on_request(
     id: Id,
     method: String,
     mut params: Option<Map<String, Value>>,
-    json: Option<bytes::Bytes>,
+    json: Option<Arc<str>>,
 ) {
     let send = |r: Result<Value, ErrorObject>| {
         let _ = conn.out.send(encode_response(Some(&id), r.as_ref()));

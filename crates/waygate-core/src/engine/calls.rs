@@ -107,11 +107,7 @@ impl Engine {
         // An upstream gets the caller's own text: its numbers and key order, not the tree's.
         if plugin.is_remote() {
             if written {
-                invocation.raw_arguments = ctx
-                    .arguments_json
-                    .as_deref()
-                    .and_then(|b| std::str::from_utf8(b).ok())
-                    .map(|text| waygate_protocol::raw::minify(text).into());
+                invocation.raw_arguments = ctx.arguments_json.clone();
             }
             invocation.caller_meta = forwardable_meta(&params);
         }

@@ -8,8 +8,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Map, Value};
@@ -17,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use waygate_core::context::TransportKind;
 use waygate_core::era::{self, Envelope};
 use waygate_core::{CallContext, Session};
-use waygate_protocol::jsonrpc::{decode_spanned, encode_reply, encode_response, Incoming as Decoded};
+use waygate_protocol::jsonrpc::{decode_spanned, encode_reply, encode_response, span_text, Incoming as Decoded};
 use waygate_protocol::{codes, headers as mirrored, methods, ErrorObject, Id, Message, ProtocolVersion};
 
 use super::body::Body;
@@ -95,7 +93,7 @@ async fn post(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
             // An upstream tool gets the caller's arguments as written.
             let json = arguments_at
                 .filter(|_| msg.method() == Some(methods::TOOLS_CALL))
-                .map(|at| bytes.slice(at));
+                .and_then(|at| span_text(&bytes, at));
             if modern {
                 modern_post(shared, &headers, &caller, msg, json).await
             } else {
@@ -121,7 +119,7 @@ async fn modern_post(
     headers: &HeaderMap,
     caller: &Caller,
     msg: Message,
-    json: Option<Bytes>,
+    json: Option<Arc<str>>,
 ) -> Response<Body> {
     let (id, method, mut params) = match msg {
         Message::Request { id, method, params } => (id, method, params),
@@ -266,7 +264,7 @@ async fn legacy_post(
     headers: &HeaderMap,
     caller: &Caller,
     msg: Message,
-    json: Option<Bytes>,
+    json: Option<Arc<str>>,
 ) -> Response<Body> {
     let session = match header_str(headers, SESSION_HEADER) {
         Some(sid) => match caller.session(&shared, sid).await {

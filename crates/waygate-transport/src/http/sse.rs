@@ -10,7 +10,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use waygate_core::context::{OutTx, TransportKind};
 use waygate_core::{util::random_hex, Session};
-use waygate_protocol::jsonrpc::{decode_spanned, encode_reply, encode_response, Incoming as Decoded};
+use waygate_protocol::jsonrpc::{decode_spanned, encode_reply, encode_response, span_text, Incoming as Decoded};
 use waygate_protocol::{methods, ErrorObject, Message, ProtocolVersion};
 
 use super::body::Body;
@@ -122,7 +122,7 @@ pub(super) async fn post(shared: Arc<Shared>, req: Request<Incoming>) -> Respons
             // An upstream tool gets the caller's arguments as written.
             let json = arguments_at
                 .filter(|_| m.method() == Some(methods::TOOLS_CALL))
-                .map(|at| bytes.slice(at));
+                .and_then(|at| span_text(&bytes, at));
             dispatch(&shared, &conn, &caller, Ok(m), json);
             return empty(StatusCode::ACCEPTED);
         }
@@ -143,7 +143,7 @@ fn dispatch(
     conn: &Arc<Conn>,
     caller: &Caller,
     m: Result<Message, waygate_protocol::ParseError>,
-    json: Option<bytes::Bytes>,
+    json: Option<Arc<str>>,
 ) {
     let msg = match m {
         Ok(m) => m,
