@@ -18,12 +18,20 @@ pub const INPUT_KEY: &str = "io.waygate/inputKey";
 /// 2025-06-18 form, such a label is followed by another (`modelcontextprotocol.io/`).
 /// `com.example.mcp/` and unprefixed keys are not.
 pub fn is_reserved_key(key: &str) -> bool {
-    let Some((prefix, _)) = key.split_once('/') else {
+    // Nearly every reserved key a request carries: decided without splitting.
+    if key.starts_with("io.modelcontextprotocol/") {
+        return true;
+    }
+    let Some(slash) = key.bytes().position(|b| b == b'/') else {
         return false;
     };
-    let labels: Vec<&str> = prefix.split('.').collect();
-    let ours = |l: &&str| *l == "modelcontextprotocol" || *l == "mcp";
-    labels.get(1).is_some_and(ours) || labels[..labels.len().saturating_sub(1)].iter().any(ours)
+    let prefix = &key[..slash];
+    let ours = |l: &str| l == "modelcontextprotocol" || l == "mcp";
+    let last = prefix.split('.').count() - 1;
+    prefix
+        .split('.')
+        .enumerate()
+        .any(|(i, l)| ours(l) && (i == 1 || i < last))
 }
 
 /// RFC 5424 levels in increasing severity, as MCP logging names them.
