@@ -270,8 +270,18 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for ParamsTree<'a> {
                 while let Some(key) = access.next_key::<String>()? {
                     let value = if key == "arguments" {
                         let raw: &'de serde_json::value::RawValue = access.next_value()?;
-                        arguments = Some(raw);
-                        serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?
+                        // Text with a repeated key is not forwarded: what was checked (the
+                        // tree, last value kept) goes out instead (see `unique`).
+                        match serde_json::from_str::<crate::unique::Unique>(raw.get()) {
+                            Ok(crate::unique::Unique(tree)) => {
+                                arguments = Some(raw);
+                                tree
+                            }
+                            Err(_) => {
+                                arguments = None;
+                                serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?
+                            }
+                        }
                     } else {
                         access.next_value()?
                     };
@@ -518,6 +528,15 @@ mod tests {
         // The last of repeated members, as the tree keeps it.
         let twice = r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"arguments":{"a":1},"arguments":{"a":2}}}"#;
         assert_eq!(span(twice).as_deref(), Some(r#"{"a":2}"#));
+        // Arguments repeating a key inside are not forwarded as text (the tree keeps the
+        // last value, an upstream's parser might keep the first), but still read.
+        let repeated =
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"arguments":{"cmd":"rm","n":{"k":1,"k":2},"cmd":"ls"}}}"#;
+        assert_eq!(span(repeated), None);
+        let Incoming::Single(Message::Request { params: Some(p), .. }) = decode(repeated.as_bytes()).unwrap() else {
+            panic!("not a request")
+        };
+        assert_eq!(p["arguments"]["cmd"], "ls");
         let pretty =
             "{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": \"m\", \"params\": {\"arguments\": {\n \"a\": 1\n}}}\n";
         assert_eq!(span(pretty).as_deref(), Some("{\n \"a\": 1\n}"));

@@ -10,6 +10,7 @@ pub mod meta;
 pub mod methods;
 pub mod raw;
 pub mod scan;
+pub mod unique;
 pub mod version;
 
 pub use error::{codes, ErrorObject};

@@ -156,6 +156,12 @@ fn a_callers_arguments_reach_the_upstream_as_the_caller_wrote_them() {
         "a session-era upstream got the caller's envelope: {line}"
     );
 
+    // Arguments that repeat a key go out as they were checked (the last value), never as
+    // text an upstream's parser might read differently.
+    let repeated = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"up__received","arguments":{"cmd":"rm -rf /","cmd":"ls"}}}"#;
+    let line = received(&s.request("POST", "/mcp", &headers, repeated.as_bytes()).text());
+    assert!(line.contains(r#""arguments":{"cmd":"ls"}"#), "{line}");
+
     // What a hook changed goes out as the hook left it, not as the caller wrote it.
     let r = s.post(
         &json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"up__received","arguments":{"note":"token=abcdef123456"}}}),
