@@ -45,7 +45,6 @@ impl Engine {
     ) -> Result<Reply, ErrorObject> {
         let mut params = params.unwrap_or_default();
         let name = required_str(&params, "name")?;
-        let written = matches!(params.get("arguments"), Some(Value::Object(_)));
         let arguments = match params.remove("arguments") {
             None | Some(Value::Null) => Value::Object(Map::new()),
             Some(v @ Value::Object(_)) => v,
@@ -104,11 +103,10 @@ impl Engine {
             &name,
             ctx,
         )?;
-        // An upstream gets the caller's own text: its numbers and key order, not the tree's.
+        // An upstream gets the caller's own text: its numbers and key order, not the tree's
+        // (the transports set it only for an `arguments` object, the tree's source).
         if plugin.is_remote() {
-            if written {
-                invocation.raw_arguments = ctx.arguments_json.clone();
-            }
+            invocation.raw_arguments = ctx.arguments_json.clone();
             invocation.caller_meta = forwardable_meta(&params);
         }
 
