@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 use waygate_protocol::raw::{Fields, ObjectWriter};
-use waygate_protocol::{meta, methods, ProtocolVersion, Reply};
+use waygate_protocol::{meta, methods, scan, ProtocolVersion, Reply};
 
 use super::Engine;
 
@@ -103,8 +103,11 @@ impl Engine {
         if methods::is_cacheable(method) {
             return None;
         }
-        let fields = Fields::parse(text).ok()?;
         let modern = version.is_modern();
+        if let Some(done) = self.finalize_plain(text, modern) {
+            return Some(done);
+        }
+        let fields = Fields::parse(text).ok()?;
         let has_type = fields.has("resultType");
         let meta = fields.get("_meta");
         let meta_fields = match meta {
@@ -136,6 +139,44 @@ impl Engine {
             w.member("_meta", &m.finish());
         }
         Some(Some(w.finish()))
+    }
+
+    /// The usual forwarded result — one without `_meta` — found by a byte scan (a tenth of
+    /// splitting it into fields) and, for a 2026-07-28 caller, completed by appending to the
+    /// server's own text. `None` leaves everything else to the general way.
+    fn finalize_plain(&self, text: &str, modern: bool) -> Option<Option<String>> {
+        let (mut any, mut has_type, mut has_meta) = (false, false, false);
+        scan::members(text, |key, _| {
+            any = true;
+            match key {
+                "resultType" => has_type = true,
+                "_meta" => has_meta = true,
+                _ => {}
+            }
+        })?;
+        if !modern {
+            // Nothing to add for a handshake-era caller; a `resultType` must go.
+            return (!has_type).then_some(None);
+        }
+        if has_meta {
+            return None;
+        }
+        let body = text.trim_end().strip_suffix('}')?;
+        let info = &self.server_info_text;
+        let mut out = String::with_capacity(body.len() + info.len() + 80);
+        out.push_str(body);
+        if any {
+            out.push(',');
+        }
+        if !has_type {
+            out.push_str(r#""resultType":"complete","#);
+        }
+        out.push_str(r#""_meta":{""#);
+        out.push_str(meta::SERVER_INFO);
+        out.push_str("\":");
+        out.push_str(info);
+        out.push_str("}}");
+        Some(Some(out))
     }
 }
 
@@ -185,6 +226,62 @@ mod raw_tests {
             ),
             "{out}"
         );
+        // Whitespace, an empty result and a repeated key: the scan agrees with the fields.
+        let info = r#""_meta":{"io.modelcontextprotocol/serverInfo":"#;
+        let out = e
+            .finalize_text("tools/call", "{ }\n", ProtocolVersion::V2026_07_28)
+            .unwrap()
+            .unwrap();
+        assert!(
+            out.starts_with(&format!(r#"{{ "resultType":"complete",{info}"#)),
+            "{out}"
+        );
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["resultType"], "complete");
+        let out = e
+            .finalize_text("tools/call", "{\"a\" : [1,\n2] }", ProtocolVersion::V2026_07_28)
+            .unwrap()
+            .unwrap();
+        assert!(
+            out.starts_with(&format!(
+                r#"{{"a" : [1,
+2] ,"resultType":"complete",{info}"#
+            )),
+            "{out}"
+        );
+        assert!(serde_json::from_str::<Value>(&out).is_ok(), "{out}");
+        for (text, old) in [
+            (
+                r#"{"resultType":"complete","resultType":"complete"}"#,
+                Some(Some("{}".to_string())),
+            ),
+            (r#"{"a\u0062":1}"#, Some(None)),
+            (r#"{"_meta":{}}"#, Some(None)),
+        ] {
+            assert_eq!(
+                e.finalize_text("tools/call", text, ProtocolVersion::V2025_11_25),
+                old,
+                "{text}"
+            );
+        }
+        // A result a session-era upstream's answer was already given a resultType for.
+        let out = e
+            .finalize_text(
+                "tools/call",
+                r#"{"resultType":"complete","x":[]}"#,
+                ProtocolVersion::V2026_07_28,
+            )
+            .unwrap()
+            .unwrap();
+        assert!(
+            out.starts_with(&format!(r#"{{"resultType":"complete","x":[],{info}"#)),
+            "{out}"
+        );
+        let out = e
+            .finalize_text("tools/call", r#"{"a\u0062":1}"#, ProtocolVersion::V2026_07_28)
+            .unwrap()
+            .unwrap();
+        assert!(out.starts_with(r#"{"ab":1,"resultType":"complete","#), "{out}");
         // Cacheable answers and odd _meta take the Value path.
         assert_eq!(
             e.finalize_text("resources/read", up, ProtocolVersion::V2026_07_28),
