@@ -251,6 +251,26 @@ pub trait Plugin: Send + Sync + 'static {
         Box::pin(async {})
     }
 
+    /// The caller of a call that returned [`Outcome::InputRequired`] with `state` will not
+    /// answer: its client failed or cannot answer, it cancelled or went away, it lacks the
+    /// capability. A plugin holding work for the answer (an upstream server blocked on the
+    /// question it asked) ends that work now, telling it `why`, rather than at its own
+    /// input timeout. `owner` is the caller's [`CallContext::owner`].
+    fn release<'a>(&'a self, state: &'a Value, owner: Option<&'a str>, why: &'a str) -> BoxFuture<'a, ()> {
+        let _ = (state, owner, why);
+        Box::pin(async {})
+    }
+
+    /// Resolves when the work held under `state` stops waiting for the caller's answer on
+    /// its own (the upstream died, timed out, or answered anyway), so a session-era caller
+    /// is not left answering a question nobody waits for: `None` to have the handler run
+    /// again without answers (it reports what happened), `Some(why)` when the work is
+    /// gone. Pending for ever by default.
+    fn held_ended<'a>(&'a self, state: &'a Value) -> BoxFuture<'a, Option<String>> {
+        let _ = state;
+        Box::pin(std::future::pending())
+    }
+
     /// Why the plugin stopped working on its own (a sandboxed plugin that keeps trapping),
     /// so the registry can report it failed until it is reloaded.
     fn failure(&self) -> Option<String> {

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -23,13 +24,36 @@ pub enum Notification {
 pub(crate) type Answer = Result<Box<RawValue>, UpstreamError>;
 type Waiter = oneshot::Sender<Answer>;
 
+/// How long a request the gateway gave up on, and the server has not answered, keeps the
+/// server's unplaced messages from being given to another principal's call. A server that
+/// honours the cancellation never answers such a request (the spec says it should not), so
+/// this is also how long such a cancellation narrows the relay for other principals.
+const LINGER: Duration = Duration::from_secs(60);
+
+/// At most this many such requests are remembered (beyond, inference is off anyway).
+const MAX_ABANDONED: usize = 1024;
+
+/// A forwarded call's request and the caller behind it — or, once the gateway gave up on
+/// the request (its caller cancelled or went away, a timeout) while the server may still
+/// be working on it, a dead link that takes nothing, until the server answers it.
+///
+/// Why keep the dead one: over stdio the wire does not say which call a question or log
+/// line belongs to, so it goes to the only call in flight. A server that ignores a
+/// cancellation and asks (or logs) later would otherwise have its message shown to the
+/// next caller, another principal, whose own call then waits on a question it never had.
+struct Routed {
+    link: Arc<CallLink>,
+    /// When the gateway gave up on the request, and whose call it was.
+    abandoned: Option<(Instant, Option<String>)>,
+}
+
 /// Routes what arrives from the server: responses to their waiting request, progress to
 /// the client that asked for it, list changes to the supervisor.
 pub(crate) struct Inbound {
     pub name: Arc<str>,
     pending: Mutex<HashMap<i64, Waiter>>,
     /// Forwarded calls in flight (by our request id) and the callers behind them.
-    calls: Mutex<HashMap<i64, Arc<CallLink>>>,
+    calls: Mutex<HashMap<i64, Routed>>,
     notes: mpsc::Sender<Notification>,
     /// Where `notifications/resources/updated` goes (the URI), once someone listens.
     updates: OnceLock<mpsc::Sender<String>>,
@@ -59,7 +83,23 @@ impl Inbound {
 
     /// Route what the server says about request `id` to `link` until [`Inbound::forget`].
     pub(crate) fn link(&self, id: i64, link: Arc<CallLink>) {
-        self.calls.lock().unwrap_or_else(|e| e.into_inner()).insert(id, link);
+        let routed = Routed { link, abandoned: None };
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).insert(id, routed);
+    }
+
+    /// The gateway gave up on request `id` before the server answered it: nobody waits for
+    /// the answer, and what the server still says about it reaches no caller (see
+    /// [`Routed`]) until it answers or [`LINGER`] passes.
+    pub(crate) fn abandon(&self, id: i64) {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        if calls.values().filter(|r| r.abandoned.is_some()).count() >= MAX_ABANDONED {
+            calls.remove(&id);
+        } else if let Some(r) = calls.get_mut(&id) {
+            let owner = r.link.owner();
+            r.link = Arc::new(CallLink::new(false));
+            r.abandoned = Some((Instant::now(), owner));
+        }
     }
 
     /// Send the server's resource updates to `tx` from now on.
@@ -69,15 +109,27 @@ impl Inbound {
 
     /// The call a message belongs to: the one named by the wire, or the only one in flight.
     fn call_of(&self, related: Related) -> Option<Arc<CallLink>> {
-        let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         match related {
-            Related::Call(id) => calls.get(&id).cloned(),
+            Related::Call(id) => calls.get(&id).map(|r| r.link.clone()),
             Related::Infer => {
-                let mut live = calls.values().filter(|l| !l.is_held());
-                match (live.next(), live.next()) {
-                    (Some(only), None) => Some(only.clone()),
-                    _ => None,
-                }
+                let now = Instant::now();
+                calls.retain(|_, r| {
+                    r.abandoned
+                        .as_ref()
+                        .is_none_or(|(t, _)| now.duration_since(*t) < LINGER)
+                });
+                let mut live = calls.values().filter(|r| r.abandoned.is_none() && !r.link.is_held());
+                let (Some(only), None) = (live.next(), live.next()) else {
+                    return None;
+                };
+                // The message may be an abandoned request's: the one live call may have it
+                // only when every such request was its own principal's.
+                let owner = only.link.owner();
+                let foreign = calls
+                    .values()
+                    .any(|r| r.abandoned.as_ref().is_some_and(|(_, o)| *o != owner));
+                (!foreign).then(|| only.link.clone())
             }
             Related::Unrelated => None,
         }
@@ -128,6 +180,11 @@ impl Inbound {
     /// A response no request waits for: usually one that came after its call gave up (a
     /// timeout, a cancellation), else a server answering with an id it was never sent.
     fn unclaimed(&self, id: i64) {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        if calls.get(&id).is_some_and(|r| r.abandoned.is_some()) {
+            calls.remove(&id);
+        }
+        drop(calls);
         tracing::debug!(upstream = %self.name, id, "response to no waiting request (late, or an unknown id) ignored");
     }
 
@@ -409,5 +466,64 @@ mod tests {
         let w = inbound.wait(3);
         inbound.fail_all(UpstreamError::Closed("gone".into()));
         assert!(matches!(w.await.unwrap(), Err(UpstreamError::Closed(_))));
+    }
+
+    #[tokio::test]
+    async fn what_a_server_says_after_the_gateway_gave_up_on_its_request_reaches_no_one() {
+        let (tx, _notes) = mpsc::channel(1);
+        let inbound = Inbound::new("t".into(), tx);
+        let (out, mut bob_stream) = waygate_core::outq::channel();
+        // Alice's request is cancelled; the server ignores that and keeps working.
+        let alice = Arc::new(CallLink::new(true));
+        alice.set_owner(Some("alice"));
+        let _alice_answer = inbound.wait(1);
+        inbound.link(1, alice.clone());
+        inbound.abandon(1);
+        // Bob's call is now the only live one, but the wire cannot tell the two apart.
+        let bob = Arc::new(CallLink::new(true));
+        bob.attach(Some(&out), Some(0), None, true);
+        bob.set_owner(Some("bob"));
+        inbound.link(2, bob.clone());
+        let ask = json!({"jsonrpc":"2.0","id":"q","method":"elicitation/create","params":{"message":"alice's"}});
+        let no = inbound.handle(ask.clone(), Related::Infer).unwrap();
+        assert_eq!(no["error"]["code"], -32603, "{no}");
+        let log = json!({"jsonrpc":"2.0","method":"notifications/message","params":{"level":"error","data":"alice's"}});
+        inbound.handle(log.clone(), Related::Infer);
+        assert!(
+            bob_stream.try_recv().is_none(),
+            "a log line of the abandoned request reached Bob"
+        );
+        // Named by the wire, the abandoned request takes nothing either.
+        let no = inbound.handle(ask.clone(), Related::Call(1)).unwrap();
+        assert_eq!(no["error"]["code"], -32603);
+        // Once the server answers the abandoned request, the one call in flight is Bob's.
+        assert!(inbound
+            .handle_text(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#, Related::Infer)
+            .is_none());
+        assert!(inbound.handle(ask, Related::Infer).is_none());
+        assert_eq!(bob.next_ask().await.id, json!("q"));
+        inbound.handle(log.clone(), Related::Infer);
+        assert!(bob_stream.try_recv().is_some(), "Bob's own log line");
+        // Bob's own abandoned request does not keep his next call from its messages.
+        let _bobs_answer = inbound.wait(3);
+        inbound.link(3, bob.clone());
+        inbound.abandon(3);
+        inbound.handle(log, Related::Infer);
+        assert!(
+            bob_stream.try_recv().is_some(),
+            "Bob's log line beside his own abandoned request"
+        );
+    }
+
+    #[test]
+    fn an_ended_call_passes_neither_as_waiting_nor_as_a_route() {
+        let (out, mut stream) = waygate_core::outq::channel();
+        let link = CallLink::new(true);
+        link.attach(Some(&out), Some(0), Some(&json!("t")), true);
+        link.set_held(true);
+        link.end();
+        assert!(!link.is_held() && !link.wants_progress());
+        assert!(!link.log(&json!({"level":"error","data":"x"})));
+        assert!(stream.try_recv().is_none());
     }
 }

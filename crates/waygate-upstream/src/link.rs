@@ -63,6 +63,8 @@ pub struct CallLink {
     held: AtomicBool,
     /// The caller declared `roots`: a `roots/list` the wire does not place may be its.
     roots: AtomicBool,
+    /// The principal behind the call (`CallContext::owner`).
+    owner: Mutex<Option<String>>,
 }
 
 impl CallLink {
@@ -107,12 +109,31 @@ impl CallLink {
 
     /// [`CallLink::attach`] to the caller of `ctx`.
     pub fn attach_to(&self, ctx: &CallContext) {
+        self.set_owner(ctx.owner());
         self.attach(
             ctx.out.as_ref(),
             ctx.log_level,
             ctx.progress_token.as_ref(),
             ctx.has_capability("roots"),
         );
+    }
+
+    /// The call is over for its caller: no more questions, log lines or progress reach
+    /// it, and it no longer counts as waiting for an answer — so while its request is
+    /// still open, a message the wire does not place may be its and goes to no one.
+    pub(crate) fn end(&self) {
+        self.close_asks();
+        self.held.store(false, Ordering::Relaxed);
+        *self.log.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    pub(crate) fn set_owner(&self, owner: Option<&str>) {
+        *self.owner.lock().unwrap_or_else(|e| e.into_inner()) = owner.map(str::to_string);
+    }
+
+    pub(crate) fn owner(&self) -> Option<String> {
+        self.owner.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub(crate) fn set_held(&self, held: bool) {

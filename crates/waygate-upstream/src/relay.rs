@@ -40,15 +40,16 @@ pub(crate) struct Running {
     pub link: Arc<CallLink>,
     pub cancel: CancellationToken,
     pub deadline: Arc<Deadline>,
-    /// The result future runs in a task of its own (it must make progress while held).
-    detached: bool,
+    /// The result future runs in a task of its own (it must make progress while held),
+    /// which cancels this token when the upstream request ends.
+    done: Option<CancellationToken>,
 }
 
 impl Drop for Running {
     /// The call is over: a question the server sends after this is refused at once
-    /// rather than left for a call that will never take it.
+    /// rather than left for a call that will never take it, and its log lines go nowhere.
     fn drop(&mut self) {
-        self.link.close_asks();
+        self.link.end();
     }
 }
 
@@ -72,7 +73,7 @@ impl Running {
             link,
             cancel,
             deadline,
-            detached: false,
+            done: None,
         }
     }
 
@@ -128,32 +129,47 @@ impl Running {
         }
     }
 
-    /// Keep the upstream request moving without anyone polling this value.
-    fn detach(&mut self) {
-        if self.detached {
-            return;
+    /// Keep the upstream request moving without anyone polling this value; the token
+    /// tells when it ended.
+    fn detach(&mut self) -> CancellationToken {
+        if let Some(done) = &self.done {
+            return done.clone();
         }
-        self.detached = true;
+        let done = CancellationToken::new();
+        self.done = Some(done.clone());
         let (tx, rx) = oneshot::channel();
         let fut = std::mem::replace(&mut self.result, Box::pin(std::future::pending()));
+        let ended = done.clone();
         tokio::spawn(async move {
             let _ = tx.send(fut.await);
+            ended.cancel();
         });
         self.result = Box::pin(async move {
             rx.await
                 .unwrap_or_else(|_| Err(UpstreamError::Closed("the held call ended".into())))
         });
+        done
     }
 
     /// Give up on the call: the upstream's questions are refused and its request cancelled
     /// (the cancellation is sent by the request itself, which keeps running to do so).
     async fn abandon(mut self, asks: &[(String, Value)], why: &str) {
+        // Before the server hears the refusal (it may ask again at once): this call no
+        // longer takes anything, nor passes as one that waits.
+        self.link.end();
         for (_, id) in asks {
             let _ = self.client.respond(id, Err((-32603, why.to_string()))).await;
         }
         self.cancel.cancel();
         self.detach();
     }
+}
+
+/// How a held call's wait for its caller ends without the caller: the upstream request
+/// ended (`done`), or the call was given up with `why` (its input timeout).
+struct Ending {
+    done: CancellationToken,
+    why: Mutex<Option<String>>,
 }
 
 /// The key each question gets in `inputRequests`: the one a Waygate upstream names in
@@ -178,9 +194,14 @@ fn keys_of(asked: &[Ask]) -> Vec<(String, Value)> {
 fn fits(method: &str, answer: &Value) -> bool {
     let has = |k: &str| answer.get(k).is_some();
     match method {
-        "elicitation/create" => answer.get("action").is_some_and(Value::is_string),
+        "elicitation/create" => {
+            let action = answer.get("action").and_then(Value::as_str);
+            matches!(action, Some("accept" | "decline" | "cancel"))
+                && answer.get("content").is_none_or(|c| c.is_object() || c.is_null())
+        }
         "sampling/createMessage" => has("role") && has("content"),
-        _ => answer.get("roots").is_some_and(Value::is_array),
+        "roots/list" => answer.get("roots").is_some_and(Value::is_array),
+        _ => answer.is_object(),
     }
 }
 
@@ -198,6 +219,17 @@ struct HeldCall {
     /// (key in `inputRequests`, the server's request id) per question.
     asks: Vec<(String, Value)>,
     owner: Option<String>,
+    ending: Arc<Ending>,
+    /// The `inputRequests` the caller got, asked again when a retry leaves one unanswered.
+    requests: Map<String, Value>,
+}
+
+/// What a retry of a held call leads to.
+pub(crate) enum Resumed {
+    /// Answered: the call goes on.
+    Run(Running),
+    /// An answer is missing: the same questions again, the call still held.
+    AskAgain(Outcome),
 }
 
 /// The calls of one upstream that wait for their callers.
@@ -239,7 +271,10 @@ impl Held {
         }
         run.deadline.set(timeout + Duration::from_secs(5));
         run.link.set_held(true);
-        run.detach();
+        let ending = Arc::new(Ending {
+            done: run.detach(),
+            why: Mutex::new(None),
+        });
         let id: String = waygate_core::spans::random::<16>()
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -250,6 +285,8 @@ impl Held {
                 run,
                 asks: ids,
                 owner: ctx.owner().map(str::to_string),
+                ending,
+                requests: requests.clone(),
             },
         );
         let (table, key) = (Arc::downgrade(self), id.clone());
@@ -259,6 +296,8 @@ impl Held {
             let gone = held.calls.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
             if let Some(h) = gone {
                 let why = format!("the caller did not answer within {} s", timeout.as_secs());
+                *h.ending.why.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
+                h.ending.done.cancel();
                 h.run.abandon(&h.asks, &why).await;
             }
         });
@@ -270,17 +309,43 @@ impl Held {
 
     /// Take a held call back with the caller's answers (once, and only for its owner),
     /// answer the upstream, and hand the call back to be driven on.
+    ///
+    /// A stateless caller's retry that leaves a question unanswered is asked it again (the
+    /// spec's advice for missing answers) and one whose answer is not a result of that
+    /// question is refused by name; either way the call stays held for a corrected retry.
+    /// Once the upstream request has ended, the call is taken whatever the answers.
     pub(crate) async fn resume(
         &self,
         id: &str,
         answers: Option<&Map<String, Value>>,
         ctx: &CallContext,
         timeout: Duration,
-    ) -> Result<Running, PluginError> {
+    ) -> Result<Resumed, PluginError> {
         let taken = {
             let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
             match calls.get(id) {
-                Some(h) if h.owner.as_deref() == ctx.owner() => calls.remove(id),
+                Some(h) if h.owner.as_deref() == ctx.owner() => {
+                    if ctx.is_modern() && !h.ending.done.is_cancelled() {
+                        for (key, req) in &h.requests {
+                            let method = req.get("method").and_then(Value::as_str).unwrap_or_default();
+                            match answers.and_then(|a| a.get(key)) {
+                                None => {
+                                    return Ok(Resumed::AskAgain(Outcome::InputRequired {
+                                        requests: h.requests.clone(),
+                                        state: Some(json!({ "held": id })),
+                                    }))
+                                }
+                                Some(a) if !fits(method, a) => {
+                                    return Err(PluginError::InvalidParams(format!(
+                                        "inputResponses.{key} is not a result of {method}"
+                                    )))
+                                }
+                                Some(_) => {}
+                            }
+                        }
+                    }
+                    calls.remove(id)
+                }
                 _ => None,
             }
         };
@@ -291,15 +356,60 @@ impl Held {
         };
         h.run.link.set_held(false);
         for (key, ask) in &h.asks {
-            let answer = answers
-                .and_then(|a| a.get(key))
-                .cloned()
-                .ok_or_else(|| (-32603, format!("the caller sent no answer for {key}")));
+            let method = h
+                .requests
+                .get(key)
+                .and_then(|r| r.get("method"))
+                .and_then(Value::as_str);
+            let answer = match answers.and_then(|a| a.get(key)) {
+                Some(a) if fits(method.unwrap_or_default(), a) => Ok(a.clone()),
+                Some(_) => Err((
+                    -32602,
+                    format!(
+                        "the client's answer is not a result of {}",
+                        method.unwrap_or("the request")
+                    ),
+                )),
+                None => Err((-32603, format!("the caller sent no answer for {key}"))),
+            };
             let _ = h.run.client.respond(ask, answer).await;
         }
         h.run.link.attach_to(ctx);
         h.run.deadline.set(timeout);
-        Ok(h.run)
+        Ok(Resumed::Run(h.run))
+    }
+
+    /// The caller will not answer: the upstream's questions are refused with `why` and its
+    /// request cancelled now (only the call's owner can do this).
+    pub(crate) async fn release(&self, id: &str, owner: Option<&str>, why: &str) {
+        let taken = {
+            let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+            match calls.get(id) {
+                Some(h) if h.owner.as_deref() == owner => calls.remove(id),
+                _ => None,
+            }
+        };
+        if let Some(h) = taken {
+            h.run.abandon(&h.asks, why).await;
+        }
+    }
+
+    /// Resolves when held call `id` stops waiting for its caller on its own: `None` when
+    /// its upstream request ended (resuming it gives the outcome), `Some(why)` when it was
+    /// given up (see [`Plugin::held_ended`](waygate_core::Plugin::held_ended)).
+    pub(crate) async fn ended(&self, id: &str) -> Option<String> {
+        let ending = self
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .map(|h| h.ending.clone());
+        let Some(ending) = ending else {
+            return Some("the upstream call no longer waits for an answer".into());
+        };
+        ending.done.cancelled().await;
+        let why = ending.why.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        why
     }
 
     /// Every held call ends (the upstream is going away).
@@ -312,7 +422,10 @@ impl Held {
             .map(|(_, h)| h)
             .collect();
         for h in all {
-            h.run.abandon(&h.asks, "the upstream is being stopped").await;
+            let why = "the upstream is being stopped";
+            *h.ending.why.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.into());
+            h.ending.done.cancel();
+            h.run.abandon(&h.asks, why).await;
         }
     }
 }

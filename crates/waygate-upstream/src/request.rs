@@ -35,7 +35,12 @@ pub(crate) struct Registered<'a> {
 
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
-        self.client.inbound.forget(self.id);
+        match &self.client.wire {
+            // Wires that do not say which request a server message is about remember the
+            // request until the server answers it (see `inbound::Routed`).
+            Wire::Stdio(_) | Wire::Legacy(_) if !self.answered => self.client.inbound.abandon(self.id),
+            _ => self.client.inbound.forget(self.id),
+        }
         if !self.answered {
             if let Wire::Stdio(s) = &self.client.wire {
                 let _ = s.send(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled",

@@ -56,12 +56,25 @@ impl Shared {
 
     pub(crate) fn connect_failed(&self, e: UpstreamError) -> UpstreamError {
         self.stats.connects_failed.fetch_add(1, Ordering::Relaxed);
-        let next = if self.ever_up.load(Ordering::Relaxed) {
+        // A crash-looping server stays so, visibly, until a start succeeds: between its
+        // paused windows the backoff alone keeps it under the restart budget.
+        let looping = self.status() == Status::CrashLooping;
+        let next = if looping {
+            Status::CrashLooping
+        } else if self.ever_up.load(Ordering::Relaxed) {
             Status::Reconnecting
         } else {
             Status::Connecting
         };
         self.stats.set(next, Some(e.to_string()));
+        if looping {
+            let l = self.guard.limits();
+            self.stats.set_note(format!(
+                "crash-looping: started {} times within {} s, and its last start failed too ({e}); retrying with backoff",
+                l.max_restarts,
+                l.restart_window.as_secs()
+            ));
+        }
         tracing::warn!(upstream = %self.spec.name, error = %e, "upstream connection failed");
         e
     }

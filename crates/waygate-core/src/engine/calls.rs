@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
-use waygate_protocol::{codes, meta, methods, ErrorObject, Reply};
+use waygate_protocol::{methods, ErrorObject, Reply};
 
 use super::Engine;
 use crate::catalog::TaskSupport;
@@ -13,6 +13,7 @@ use crate::hooks::{HookTarget, Phase};
 use crate::plugin::{Invocation, Outcome, Plugin, PluginError, Target};
 use crate::util::error_result;
 
+use super::client_input::{self, Asked, Release};
 pub(super) use super::errors::{map_error, not_found_resource};
 use super::errors::{missing_capabilities, tool_error_or};
 
@@ -434,11 +435,16 @@ impl Engine {
                 Outcome::Forward(raw) => return Ok(Reply::Value(Outcome::forwarded_value(&raw))),
                 Outcome::InputRequired { requests, state } => (requests, state),
             };
+            // Work the handler holds for the answers (an upstream blocked on its question)
+            // is released on every way out below but handing the answers back.
+            let mut release = Release::new(plugin, state.as_ref(), ctx);
             if let Some(missing) = missing_capabilities(&ctx.client_caps, &requests) {
+                release.because(format!("the calling client did not declare {missing}"));
                 return tool_error_or(kind, PluginError::MissingCapability(missing), ctx.version, name)
                     .map(Reply::Value);
             }
             if ctx.is_modern() {
+                release.keep();
                 let digest = sent_args.unwrap_or_else(|| crate::audit::digest_json(Some(&invocation.arguments)));
                 return Ok(Reply::Value(
                     self.input_required(requests, state, method, name, &digest, ctx),
@@ -446,72 +452,34 @@ impl Engine {
             }
             rounds += 1;
             if rounds > self.cfg.max_input_rounds {
-                return tool_error_or(
-                    kind,
-                    PluginError::Internal(format!(
-                        "gave up after {} rounds of client input",
-                        self.cfg.max_input_rounds
-                    )),
-                    ctx.version,
-                    name,
-                )
-                .map(Reply::Value);
+                let why = format!("gave up after {} rounds of client input", self.cfg.max_input_rounds);
+                release.because(why.clone());
+                return tool_error_or(kind, PluginError::Internal(why), ctx.version, name).map(Reply::Value);
             }
             let Some(session) = ctx.session.as_ref() else {
-                return tool_error_or(
-                    kind,
-                    PluginError::ToolFailed(
-                        "this call needs input from the client (elicitation, sampling or roots), which needs an initialized session with a streaming response".into(),
-                    ),
-                    ctx.version,
-                    name,
-                )
-                .map(Reply::Value);
+                let why = "this call needs input from the client (elicitation, sampling or roots), which needs an initialized session with a streaming response";
+                release.because(why);
+                return tool_error_or(kind, PluginError::ToolFailed(why.into()), ctx.version, name).map(Reply::Value);
             };
-            // Asked together, as one `input_required` would ask them; each request names its
-            // key in `_meta` so a gateway in front can keep the handler's own keys.
-            let mut asked = Vec::with_capacity(requests.len());
-            for (key, req) in requests {
-                let m = req
-                    .get("method")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                let mut p = req.get("params").cloned().unwrap_or(json!({}));
-                if let Some(o) = p.as_object_mut() {
-                    let meta = o.entry("_meta").or_insert_with(|| json!({}));
-                    if let Some(meta) = meta.as_object_mut() {
-                        meta.insert(meta::INPUT_KEY.into(), json!(key));
-                    }
+            let timeout = self.cfg.client_request_timeout;
+            match client_input::ask(session, ctx, requests, plugin, state.as_ref(), timeout).await {
+                Asked::Answers(answers) => invocation.input_responses = Some(answers),
+                // The held work reports how it ended when the handler runs again.
+                Asked::Ended(None) => invocation.input_responses = None,
+                Asked::Ended(Some(why)) => {
+                    return tool_error_or(kind, PluginError::ToolFailed(why), ctx.version, name).map(Reply::Value);
                 }
-                let (session, out, cancel) = (session.clone(), ctx.out.clone(), ctx.cancel.clone());
-                let timeout = self.cfg.client_request_timeout;
-                let ask = tokio::spawn(async move { session.request(out.as_ref(), &m, &p, timeout, &cancel).await });
-                asked.push((key, req, ask));
-            }
-            let mut answers = Map::new();
-            for (key, req, ask) in asked {
-                let m = req.get("method").and_then(Value::as_str).unwrap_or_default();
-                let answer = ask
-                    .await
-                    .unwrap_or_else(|e| Err(ErrorObject::internal(format!("the request ended: {e}"))));
-                match answer {
-                    Ok(v) => {
-                        answers.insert(key, v);
-                    }
-                    Err(e) if e.code == codes::REQUEST_CANCELLED => return Err(e),
-                    Err(e) => {
-                        return tool_error_or(
-                            kind,
-                            PluginError::ToolFailed(format!("client could not answer {m}: {}", e.message)),
-                            ctx.version,
-                            name,
-                        )
-                        .map(Reply::Value);
-                    }
+                Asked::Cancelled(e) => {
+                    release.because("the caller cancelled the call");
+                    return Err(e);
+                }
+                Asked::Failed { method: m, error } => {
+                    let why = format!("client could not answer {m}: {}", error.message);
+                    release.because(why.clone());
+                    return tool_error_or(kind, PluginError::ToolFailed(why), ctx.version, name).map(Reply::Value);
                 }
             }
-            invocation.input_responses = Some(answers);
+            release.keep();
             invocation.state = state;
         }
     }

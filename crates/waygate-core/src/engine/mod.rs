@@ -3,6 +3,7 @@
 
 mod cache;
 mod calls;
+mod client_input;
 mod complete;
 mod errors;
 mod lifecycle;

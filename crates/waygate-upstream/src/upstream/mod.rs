@@ -163,7 +163,10 @@ impl Shared {
                 "upstream {} is {}: {}",
                 self.spec.name,
                 why.join(", "),
-                self.stats.last_error().unwrap_or_else(|| "not connected yet".into())
+                self.stats.last_error().unwrap_or_else(|| match status {
+                    Status::Up => "its recent calls failed or timed out".into(),
+                    _ => "not connected yet".into(),
+                })
             )
         })
     }
@@ -267,10 +270,14 @@ impl Plugin for Upstream {
                 .map_err(|r| self.refused(r, is_tool))?;
             // The caller answers a question the upstream asked: the held call goes on.
             if let Some(id) = held {
-                let run = self
+                let resumed = self
                     .held
                     .resume(id, inv.input_responses.as_ref(), ctx, self.spec.timeout)
                     .await?;
+                let run = match resumed {
+                    crate::relay::Resumed::Run(run) => run,
+                    crate::relay::Resumed::AskAgain(questions) => return Ok(questions),
+                };
                 // Answered: what the upstream does next is the work (a further question
                 // becomes the caller's task's `input_required`).
                 ctx.mark_started();
@@ -366,6 +373,23 @@ impl Plugin for Upstream {
         })
     }
 
+    fn release<'a>(&'a self, state: &'a Value, owner: Option<&'a str>, why: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Some(id) = state.get("held").and_then(Value::as_str) {
+                self.held.release(id, owner, why).await;
+            }
+        })
+    }
+
+    fn held_ended<'a>(&'a self, state: &'a Value) -> BoxFuture<'a, Option<String>> {
+        Box::pin(async move {
+            match state.get("held").and_then(Value::as_str) {
+                Some(id) => self.held.ended(id).await,
+                None => std::future::pending().await,
+            }
+        })
+    }
+
     fn watch(&self, uri: &str) -> BoxFuture<'_, ()> {
         let uri = uri.to_string();
         Box::pin(async move { self.0.watch(uri).await })
@@ -423,6 +447,12 @@ impl Plugin for Upstream {
     }
 }
 
+/// Whether `r` is a request a client can answer: an `InputRequest` of 2026-07-28.
+fn is_input_request(r: &Value) -> bool {
+    let method = r.get("method").and_then(Value::as_str);
+    method.is_some_and(|m| crate::link::RELAYED.contains(&m)) && r.get("params").is_none_or(Value::is_object)
+}
+
 impl Shared {
     /// Run a forwarded call to its result, or until the upstream asks the caller something.
     async fn drive(
@@ -455,17 +485,39 @@ impl Shared {
                 self.stats.observe(usize::from(top.is_error()), took);
                 // A stateless upstream asks through its result: the engine relays the
                 // questions like any handler's and brings its state back with the answers.
-                if top.result_type() == Some("input_required") {
-                    let mut v = Outcome::forwarded_value(&raw);
-                    let requests = match v.get_mut("inputRequests").map(Value::take) {
-                        Some(Value::Object(m)) => m,
-                        _ => Map::new(),
-                    };
-                    let state = v.get_mut("requestState").map(Value::take);
-                    return Ok(Outcome::InputRequired {
-                        requests,
-                        state: Some(json!({ "upstream": state })),
-                    });
+                let invalid = |why: String| Err(self.failed(&run.client, UpstreamError::Protocol(why), is_tool));
+                match (top.result_type, top.result_type()) {
+                    (None, _) | (_, Some("complete" | "task")) => {}
+                    (_, Some("input_required")) => {
+                        let mut v = Outcome::forwarded_value(&raw);
+                        let requests = match v.get_mut("inputRequests").map(Value::take) {
+                            Some(Value::Object(m)) => m,
+                            None | Some(Value::Null) => Map::new(),
+                            Some(_) => {
+                                return invalid("its input_required result's inputRequests is not an object".into())
+                            }
+                        };
+                        // Only what a client can answer may be relayed to one.
+                        if let Some(key) = requests.iter().find(|(_, r)| !is_input_request(r)).map(|(k, _)| k) {
+                            return invalid(format!(
+                                "inputRequests.{key} of its input_required result is not an elicitation/create, sampling/createMessage or roots/list request"
+                            ));
+                        }
+                        let state = v.get_mut("requestState").map(Value::take);
+                        if requests.is_empty() && state.is_none() {
+                            return invalid(
+                                "its input_required result has neither inputRequests nor requestState".into(),
+                            );
+                        }
+                        return Ok(Outcome::InputRequired {
+                            requests,
+                            state: Some(json!({ "upstream": state })),
+                        });
+                    }
+                    // "A receiver must treat an unknown value as invalid."
+                    (Some(t), _) => {
+                        return invalid(format!("it answered with resultType {t}, which no revision defines"))
+                    }
                 }
                 Ok(Outcome::Forward(raw))
             }

@@ -34,6 +34,7 @@ mod ops;
 mod otel;
 mod redis_limits;
 mod relay;
+mod relay_ends;
 mod relay_tasks;
 mod runtime_upstreams;
 mod secrets;
