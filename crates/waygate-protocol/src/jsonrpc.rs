@@ -148,6 +148,12 @@ impl Message {
         let Some(id) = id else {
             return Err(ParseError::invalid(None, "message has neither \"method\" nor \"id\""));
         };
+        if obj.contains_key("result") && obj.contains_key("error") {
+            return Err(ParseError::invalid(
+                Some(id),
+                "a response has either \"result\" or \"error\", not both",
+            ));
+        }
         if let Some(result) = obj.remove("result") {
             return Ok(Message::Response {
                 id,
@@ -352,6 +358,10 @@ fn kind_of(v: &Value) -> &'static str {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
         Value::Number(n) if n.is_i64() || n.is_u64() => "an out-of-range integer",
+        // Beyond u64, an integer is read as a double: still an integer the id cannot hold.
+        Value::Number(n) if n.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() >= 9.2e18) => {
+            "an out-of-range integer"
+        }
         Value::Number(_) => "a fractional number",
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
@@ -499,6 +509,16 @@ mod tests {
         let e = one(r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#).unwrap_err();
         assert_eq!(e.error.code, codes::INVALID_REQUEST);
         assert!(e.error.message.contains("fractional"));
+        for big in ["9223372036854775808", "18446744073709551616", "-9223372036854775809"] {
+            let e = one(&format!(r#"{{"jsonrpc":"2.0","id":{big},"method":"ping"}}"#)).unwrap_err();
+            assert!(
+                e.error.message.contains("out-of-range integer"),
+                "{big}: {}",
+                e.error.message
+            );
+        }
+        let e = one(r#"{"jsonrpc":"2.0","id":"q","result":{},"error":{"code":1,"message":"m"}}"#).unwrap_err();
+        assert!(e.error.message.contains("not both"), "{}", e.error.message);
         let e = one(r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#).unwrap_err();
         assert_eq!(e.id, Some(Id::Num(1)));
         let e = one(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#).unwrap_err();

@@ -27,8 +27,12 @@ use crate::error::UpstreamError;
 use crate::inbound::Answer;
 use crate::link::{Ask, CallLink};
 
-/// At most this many calls of one upstream wait for their callers at a time.
+/// At most this many calls of one upstream wait for their callers at a time…
 const MAX_HELD: usize = 1024;
+
+/// …and at most this many of them for one principal, so one caller that walks away from
+/// its questions cannot take the relay from everyone else until the input timeout.
+const MAX_HELD_PER_OWNER: usize = 64;
 
 /// How long after a server's question further questions still join the same round.
 const GATHER: Duration = Duration::from_millis(10);
@@ -262,12 +266,20 @@ impl Held {
         for ((key, _), ask) in ids.iter().zip(asked) {
             requests.insert(key.clone(), json!({"method": ask.method, "params": ask.params}));
         }
-        if self.calls.lock().unwrap_or_else(|e| e.into_inner()).len() >= MAX_HELD {
+        let owner = ctx.owner();
+        let (all, own) = {
+            let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+            let own = calls.values().filter(|h| h.owner.as_deref() == owner).count();
+            (calls.len(), own)
+        };
+        if all >= MAX_HELD || own >= MAX_HELD_PER_OWNER {
             run.abandon(&ids, "the gateway holds too many calls waiting for input")
                 .await;
-            return Err(PluginError::ToolFailed(format!(
-                "too many calls to this upstream are waiting for their callers' input (limit {MAX_HELD}); try again later"
-            )));
+            return Err(PluginError::ToolFailed(if all >= MAX_HELD {
+                format!("too many calls to this upstream are waiting for their callers' input (limit {MAX_HELD}); try again later")
+            } else {
+                format!("too many of your calls to this upstream are waiting for your input (limit {MAX_HELD_PER_OWNER}); answer or abandon them first")
+            }));
         }
         run.deadline.set(timeout + Duration::from_secs(5));
         run.link.set_held(true);

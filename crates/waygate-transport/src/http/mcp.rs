@@ -138,6 +138,12 @@ async fn modern_post(
             "missing MCP-Protocol-Version header (required with the 2026-07-28 envelope)",
         ));
     };
+    // A header naming no revision at all, on a request without the envelope, is a
+    // version problem, not a missing envelope.
+    if !era::has_envelope(params.as_ref()) && waygate_protocol::ProtocolVersion::parse(hv).is_none() {
+        let supported = waygate_protocol::ProtocolVersion::supported_strings();
+        return bad(ErrorObject::unsupported_version(hv, &supported));
+    }
     if let Some(mv) = era::envelope_version(params.as_ref()) {
         if mv != hv {
             return bad(ErrorObject::header_mismatch(format!(

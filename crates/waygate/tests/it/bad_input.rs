@@ -160,6 +160,14 @@ fn modern_header_rules() {
     let e = jsonrpc_error(&r);
     assert_eq!((r.status, e["code"].clone()), (400, json!(-32022)));
     assert_eq!(e["data"]["requested"], "2099-01-01");
+    // A header naming no revision, without the envelope: a version error, not a missing envelope.
+    let r = s.post(
+        &json!({"jsonrpc":"2.0","id":40,"method":"tools/list"}),
+        &[("mcp-protocol-version", "garbage")],
+    );
+    let e = jsonrpc_error(&r);
+    assert_eq!((r.status, e["code"].clone()), (400, json!(-32022)), "{e}");
+    assert!(e["message"].as_str().unwrap_or_default().contains("garbage"), "{e}");
     // Name mismatch, method mismatch, base64 sentinel accepted.
     let r = call(
         5,
