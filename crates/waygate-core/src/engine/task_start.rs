@@ -31,6 +31,14 @@ impl Engine {
     ) -> Value {
         let mut r = Map::new();
         r.insert("resultType".into(), json!("input_required"));
+        let mut requests = requests;
+        // A 2025-11-25 server's URL-mode elicitation names itself; 2026-07-28 has no such
+        // member (nor the completion notification it serves).
+        for req in requests.values_mut() {
+            if let Some(p) = req.get_mut("params").and_then(Value::as_object_mut) {
+                p.remove("elicitationId");
+            }
+        }
         if !requests.is_empty() {
             r.insert("inputRequests".into(), Value::Object(requests));
         }
@@ -155,5 +163,30 @@ impl Engine {
         } else {
             json!({ "task": task })
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EngineConfig;
+    use crate::registry::PluginRegistry;
+    use waygate_protocol::ProtocolVersion;
+
+    #[test]
+    fn a_url_elicitation_is_asked_in_the_stateless_shape() {
+        let registry = Arc::new(PluginRegistry::new(crate::events::Events::new(), 100));
+        let e = Engine::new(EngineConfig::default(), registry);
+        let mut requests = Map::new();
+        requests.insert(
+            "upstream-0".into(),
+            json!({"method": "elicitation/create", "params": {"mode": "url", "message": "Sign in",
+                "url": "https://example.com/login", "elicitationId": "e-1"}}),
+        );
+        let ctx = CallContext::detached(ProtocolVersion::V2026_07_28);
+        let r = e.input_required(requests, None, "tools/call", "t", &[0; 32], &ctx);
+        let p = &r["inputRequests"]["upstream-0"]["params"];
+        assert_eq!(p["url"], "https://example.com/login", "{r}");
+        assert!(p.get("elicitationId").is_none(), "{r}");
     }
 }
