@@ -215,3 +215,38 @@ fn a_stateless_upstreams_invalid_answers_are_refused_by_name() {
         );
     }
 }
+
+/// One principal walking away from its questions holds at most 64 of an upstream's calls;
+/// the 65th is refused by name, and another principal's questions still go through.
+#[test]
+fn one_principal_cannot_hold_the_relay_for_everyone() {
+    let d = TempDir::new("relay-cap");
+    let alice = crate::isolation::offline_key(&d, "alice", "mcp");
+    let bob = crate::isolation::offline_key(&d, "bob", "mcp");
+    let (s, _) = crate::relay::gateway(&d, true);
+    let caps = json!({"elicitation": {}});
+    let (a, b) = (format!("Bearer {alice}"), format!("Bearer {bob}"));
+    let ask = |id: i64, auth: &str| {
+        s.modern_with(
+            id,
+            "tools/call",
+            json!({"name": "ask_name", "arguments": {}}),
+            caps.clone(),
+            &[("authorization", auth)],
+        )
+        .json()
+    };
+    for id in 0..64 {
+        let r = ask(id, &a);
+        assert_eq!(r["result"]["resultType"], "input_required", "call {id}: {r}");
+    }
+    let refused = ask(64, &a);
+    assert_eq!(refused["result"]["isError"], true, "{refused}");
+    let text = refused["result"]["content"][0]["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("too many of your calls") && text.contains("64"),
+        "{refused}"
+    );
+    let r = ask(65, &b);
+    assert_eq!(r["result"]["resultType"], "input_required", "bob is not held up: {r}");
+}
