@@ -455,6 +455,7 @@ impl Client {
             client: self,
             id,
             answered: false,
+            told: false,
         };
         if let Some(link) = &opts.link {
             if link.wants_progress() {
@@ -508,26 +509,31 @@ impl Client {
             .clone()
             .unwrap_or_else(|| Arc::new(Deadline::new(timeout)));
         let mut call = std::pin::pin!(call);
-        let out = loop {
+        // Given up on (a timeout, the caller's cancellation), the request stays unanswered
+        // for the routing tables: the server may still be working on it.
+        loop {
             let until = deadline.get();
             tokio::select! {
-                r = &mut call => break r,
+                r = &mut call => {
+                    registered.answered = true;
+                    break r;
+                }
                 _ = tokio::time::sleep_until(until) => {
                     // Moved while we slept: wait for the new one.
                     if deadline.get() > tokio::time::Instant::now() {
                         continue;
                     }
                     self.cancel_request(id, "timed out").await;
+                    registered.told = true;
                     break Err(UpstreamError::Timeout(timeout.as_millis() as u64));
                 }
                 _ = cancel.cancelled() => {
                     self.cancel_request(id, "cancelled by the client").await;
+                    registered.told = true;
                     break Err(UpstreamError::Cancelled);
                 }
             }
-        };
-        registered.answered = true;
-        out
+        }
     }
 
     /// Answer a request the server sent (one relayed to a caller): its `result`, or a

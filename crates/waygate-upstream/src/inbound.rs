@@ -123,12 +123,14 @@ impl Inbound {
                 let (Some(only), None) = (live.next(), live.next()) else {
                     return None;
                 };
-                // The message may be an abandoned request's: the one live call may have it
-                // only when every such request was its own principal's.
+                // The message may also be a held call's (its server may speak while it waits
+                // for the answer) or an abandoned request's: the one live call may have it
+                // only when every such request is its own principal's.
                 let owner = only.link.owner();
-                let foreign = calls
-                    .values()
-                    .any(|r| r.abandoned.as_ref().is_some_and(|(_, o)| *o != owner));
+                let foreign = calls.values().any(|r| match &r.abandoned {
+                    Some((_, o)) => *o != owner,
+                    None => r.link.is_held() && r.link.owner() != owner,
+                });
                 (!foreign).then(|| only.link.clone())
             }
             Related::Unrelated => None,
@@ -198,7 +200,12 @@ impl Inbound {
                     .call_of(related)
                     .filter(|l| related != Related::Infer || l.may_infer(m));
                 let Some(link) = link else {
-                    return Some(refusal(id, m, "it is not tied to a call the gateway is forwarding"));
+                    let why = if related == Related::Infer {
+                        "this transport does not say which call it belongs to, and no single caller's request is open on this upstream"
+                    } else {
+                        "it is not tied to a call the gateway is forwarding"
+                    };
+                    return Some(refusal(id, m, why));
                 };
                 let ask = Ask {
                     id: id.clone(),
@@ -508,10 +515,20 @@ mod tests {
         let _bobs_answer = inbound.wait(3);
         inbound.link(3, bob.clone());
         inbound.abandon(3);
-        inbound.handle(log, Related::Infer);
+        inbound.handle(log.clone(), Related::Infer);
         assert!(
             bob_stream.try_recv().is_some(),
             "Bob's log line beside his own abandoned request"
+        );
+        // Another principal's call held for its answer may be what the server speaks of.
+        let carol = Arc::new(CallLink::new(true));
+        carol.set_owner(Some("carol"));
+        carol.set_held(true);
+        inbound.link(4, carol);
+        inbound.handle(log, Related::Infer);
+        assert!(
+            bob_stream.try_recv().is_none(),
+            "a held call of carol's makes the wire ambiguous"
         );
     }
 

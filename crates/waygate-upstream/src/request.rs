@@ -30,7 +30,10 @@ impl Deadline {
 pub(crate) struct Registered<'a> {
     pub client: &'a Client,
     pub id: i64,
+    /// The server answered it.
     pub answered: bool,
+    /// The server was already told the request is off.
+    pub told: bool,
 }
 
 impl Drop for Registered<'_> {
@@ -41,7 +44,7 @@ impl Drop for Registered<'_> {
             Wire::Stdio(_) | Wire::Legacy(_) if !self.answered => self.client.inbound.abandon(self.id),
             _ => self.client.inbound.forget(self.id),
         }
-        if !self.answered {
+        if !self.answered && !self.told {
             if let Wire::Stdio(s) = &self.client.wire {
                 let _ = s.send(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
                     "params": {"requestId": self.id, "reason": "cancelled by the client"}}));

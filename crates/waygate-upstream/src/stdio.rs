@@ -198,6 +198,15 @@ impl StdioWire {
     }
 }
 
+impl Drop for StdioWire {
+    /// A wire given up without a shutdown (a handshake that failed or timed out) must not
+    /// leave its server running: a silent one would otherwise live on, pipes and all, one
+    /// more per connection attempt.
+    fn drop(&mut self) {
+        self.kill.cancel();
+    }
+}
+
 /// One line without its newline; `None` at end of output; an error past [`MAX_LINE`].
 async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8>>, String> {
     let mut line = Vec::new();

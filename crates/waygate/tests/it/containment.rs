@@ -276,3 +276,35 @@ fn a_wedged_upstream_trips_the_breaker_and_a_crash_looping_one_waits() {
         "no restart while it waits"
     );
 }
+
+/// A stdio server that never completes its handshake is stopped with each attempt given
+/// up: before, every attempt left one more process (and its pipes) behind.
+#[test]
+fn a_server_that_never_answers_its_handshake_leaves_no_processes_behind() {
+    let d = TempDir::new("silent-upstream");
+    let marker = format!("waygate-silent-{}", std::process::id());
+    let cfg = write_config(
+        &d,
+        &format!(
+            "[plugins]\ndemo = false\n[[upstreams]]\nname = \"silent\"\ncommand = \"python3\"\n\
+             args = [\"-c\", \"import time; time.sleep(120)\", \"{marker}\"]\nconnect_timeout_secs = 1\n"
+        ),
+    );
+    let s = Server::start_in(Some(&d.0), &["--config", &cfg]);
+    let alive = || {
+        std::fs::read_dir("/proc")
+            .map(|it| {
+                it.filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+                    .filter(|c| String::from_utf8_lossy(c).contains(&marker))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    std::thread::sleep(Duration::from_secs(12));
+    let n = alive();
+    assert!(
+        n <= 2,
+        "{n} silent servers still running after 12 s of failed handshakes"
+    );
+    drop(s);
+}

@@ -28,19 +28,32 @@ fn call(id: i64, tool: &str, secs: f64) -> Value {
     json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":{"secs":secs}}})
 }
 
+/// How Alice's call stops being one the gateway forwards, while the server goes on.
+#[derive(Clone, Copy)]
+enum AliceEnds {
+    /// She hangs up before anything comes back.
+    HangsUp,
+    /// The upstream's `timeout_secs` passes.
+    TimesOut,
+    /// She sends `notifications/cancelled`.
+    Cancels,
+    /// Not at all: her 2026-07-28 call is held for her answer.
+    IsHeld,
+}
+
 /// Over stdio the wire does not say which call a server's question or log line is about;
-/// it goes to the only call in flight. A server that ignores a cancelled call and asks
-/// (and logs) later must not have that shown to the next caller, another principal —
-/// whose own call would then wait for ever on a question it never had.
-#[test]
-fn a_server_still_working_on_a_cancelled_call_reaches_no_other_principal() {
+/// it goes to the only call in flight. What the server says 3.5 s into Alice's call —
+/// given up on, or held for her answer — must not be shown to Bob, another principal,
+/// whose call is the only live one then (his own call would wait on a question it never had).
+fn nothing_of_alices_reaches_bob(ends: AliceEnds) {
     let d = TempDir::new("relay-orphan");
     let alice_key = crate::isolation::offline_key(&d, "alice", "mcp");
     let bob_key = crate::isolation::offline_key(&d, "bob", "mcp");
     let cfg = crate::catalog::write_config(
         &d,
         &format!(
-            "[plugins]\ndemo = false\n[[upstreams]]\nname = \"f\"\ncommand = \"python3\"\nargs = [\"{}\"]\nprefix = \"never\"\nrequired = true\n",
+            "[plugins]\ndemo = false\n[[upstreams]]\nname = \"f\"\ncommand = \"python3\"\nargs = [\"{}\"]\n\
+             prefix = \"never\"\nrequired = true\ntimeout_secs = 3\n",
             faulty()
         ),
     );
@@ -48,39 +61,80 @@ fn a_server_still_working_on_a_cancelled_call_reaches_no_other_principal() {
     let (a, b) = (format!("Bearer {alice_key}"), format!("Bearer {bob_key}"));
     let caps = json!({"elicitation": {}});
     let alice = s.initialize_with(MODERN_ERA, caps.clone(), &[("authorization", &a)]);
-    // Alice calls and hangs up before anything comes back: the gateway cancels her call,
-    // the server carries on regardless and asks (and logs) 1.5 s in.
-    let body = call(1, "later", 1.5).to_string();
+    let [asid, aversion] = session_headers(&alice);
+    let alice_h = [asid, aversion, ("authorization", a.as_str())];
+    // The server logs and asks 3.5 s in, whatever happened to the call meanwhile.
+    let body = call(1, "later", 3.5).to_string();
     let mut req = format!(
         "POST /mcp HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
          Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
         s.addr,
         body.len()
     );
-    for (k, v) in session_headers(&alice)
-        .into_iter()
-        .chain([("authorization", a.as_str())])
-    {
+    for (k, v) in alice_h {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
     req.push_str(&body);
-    let mut hang_up = std::net::TcpStream::connect(&s.addr).unwrap();
-    std::io::Write::write_all(&mut hang_up, req.as_bytes()).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    drop(hang_up);
-    std::thread::sleep(Duration::from_millis(200));
-    // Bob's call is the only one in flight when the server speaks for Alice's.
+    let mut alice_conn = None;
+    match ends {
+        AliceEnds::IsHeld => {
+            let r = s.modern_with(
+                1,
+                "tools/call",
+                json!({"name": "asklog", "arguments": {"secs": 3.5}}),
+                caps.clone(),
+                &[("authorization", &a)],
+            );
+            assert_eq!(r.json()["result"]["resultType"], "input_required", "{}", r.text());
+        }
+        _ => {
+            let mut c = std::net::TcpStream::connect(&s.addr).unwrap();
+            std::io::Write::write_all(&mut c, req.as_bytes()).unwrap();
+            alice_conn = Some(c);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    match ends {
+        AliceEnds::HangsUp => drop(alice_conn.take()),
+        AliceEnds::Cancels => {
+            let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}});
+            assert_eq!(s.post(&cancel, &alice_h).status, 202);
+        }
+        AliceEnds::TimesOut | AliceEnds::IsHeld => {}
+    }
+    // Bob's call runs from 2 s to 4.5 s: the only live one when the server speaks.
+    std::thread::sleep(Duration::from_millis(1700));
     let bob = s.initialize_with(MODERN_ERA, caps, &[("authorization", &b)]);
     let [sid, version] = session_headers(&bob);
-    let r = s.post(&call(2, "slow", 3.0), &[sid, version, ("authorization", &b)]);
+    let r = s.post(&call(2, "slow", 2.5), &[sid, version, ("authorization", &b)]);
     let mut seen = r.sse_messages();
     if seen.is_empty() {
         seen.push(r.json());
     }
     let result = seen.pop().unwrap();
-    assert_eq!(result["result"]["content"][0]["text"], "slept 3.0", "{result}");
-    assert!(seen.is_empty(), "Bob was shown another call's messages: {seen:?}");
+    assert_eq!(result["result"]["content"][0]["text"], "slept 2.5", "{result}");
+    assert!(seen.is_empty(), "Bob was shown another principal's messages: {seen:?}");
+}
+
+#[test]
+fn a_server_still_working_on_a_call_its_caller_left_reaches_no_other_principal() {
+    nothing_of_alices_reaches_bob(AliceEnds::HangsUp);
+}
+
+#[test]
+fn a_server_still_working_on_a_timed_out_call_reaches_no_other_principal() {
+    nothing_of_alices_reaches_bob(AliceEnds::TimesOut);
+}
+
+#[test]
+fn a_server_still_working_on_a_cancelled_call_reaches_no_other_principal() {
+    nothing_of_alices_reaches_bob(AliceEnds::Cancels);
+}
+
+#[test]
+fn what_a_server_says_while_a_call_is_held_reaches_no_other_principal() {
+    nothing_of_alices_reaches_bob(AliceEnds::IsHeld);
 }
 
 /// The upstream's question waits for the caller's answer; when the caller cannot give one
@@ -223,7 +277,19 @@ fn one_principal_cannot_hold_the_relay_for_everyone() {
     let d = TempDir::new("relay-cap");
     let alice = crate::isolation::offline_key(&d, "alice", "mcp");
     let bob = crate::isolation::offline_key(&d, "bob", "mcp");
-    let (s, _) = crate::relay::gateway(&d, true);
+    // A session-era upstream over Streamable HTTP: questions are held for stateless callers,
+    // and each travels on its call's own stream (over stdio another principal's held call
+    // makes the pipe ambiguous anyway).
+    let inner = Server::start(&["--plugin", "everything"]);
+    let cfg = crate::catalog::write_config(
+        &d,
+        &format!(
+            "[plugins]\ndemo = false\n[outbound]\nallow_loopback = true\n[[upstreams]]\nname = \"inner\"\n\
+             url = \"http://{}/mcp\"\nera = \"session\"\nprefix = \"never\"\nrequired = true\n",
+            inner.addr
+        ),
+    );
+    let (s, _) = Server::start_auth_with(&d.0, &["--config", &cfg]);
     let caps = json!({"elicitation": {}});
     let (a, b) = (format!("Bearer {alice}"), format!("Bearer {bob}"));
     let ask = |id: i64, auth: &str| {
