@@ -3,8 +3,8 @@
 //! supervisor, and the gateway's replies to the server's own requests.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -24,27 +24,24 @@ pub enum Notification {
 pub(crate) type Answer = Result<Box<RawValue>, UpstreamError>;
 type Waiter = oneshot::Sender<Answer>;
 
-/// How long a request the gateway gave up on, and the server has not answered, keeps the
-/// server's unplaced messages from being given to another principal's call. A server that
-/// honours the cancellation never answers such a request (the spec says it should not), so
-/// this is also how long such a cancellation narrows the relay for other principals.
-const LINGER: Duration = Duration::from_secs(60);
-
-/// At most this many such requests are remembered (beyond, inference is off anyway).
+/// At most this many abandoned requests are remembered; beyond, nothing is inferred any
+/// more on this connection (the safe answer when the gateway cannot remember whose they were).
 const MAX_ABANDONED: usize = 1024;
 
 /// A forwarded call's request and the caller behind it — or, once the gateway gave up on
 /// the request (its caller cancelled or went away, a timeout) while the server may still
-/// be working on it, a dead link that takes nothing, until the server answers it.
+/// be working on it, a dead link that takes nothing, for as long as the connection lasts
+/// or until the server answers it.
 ///
 /// Why keep the dead one: over stdio the wire does not say which call a question or log
 /// line belongs to, so it goes to the only call in flight. A server that ignores a
-/// cancellation and asks (or logs) later would otherwise have its message shown to the
-/// next caller, another principal, whose own call then waits on a question it never had.
+/// cancellation and asks (or logs) later — a minute later, or ten — would otherwise have
+/// its message shown to the next caller, another principal, whose own call then waits on
+/// a question it never had. No expiry: any would reopen that path for long-running tools.
 struct Routed {
     link: Arc<CallLink>,
-    /// When the gateway gave up on the request, and whose call it was.
-    abandoned: Option<(Instant, Option<String>)>,
+    /// Whose call it was, once the gateway gave up on the request.
+    abandoned: Option<Option<String>>,
 }
 
 /// Routes what arrives from the server: responses to their waiting request, progress to
@@ -57,6 +54,8 @@ pub(crate) struct Inbound {
     notes: mpsc::Sender<Notification>,
     /// Where `notifications/resources/updated` goes (the URI), once someone listens.
     updates: OnceLock<mpsc::Sender<String>>,
+    /// More requests were abandoned than are remembered: nothing is inferred any more.
+    saturated: AtomicBool,
 }
 
 impl Inbound {
@@ -67,6 +66,7 @@ impl Inbound {
             calls: Mutex::new(HashMap::new()),
             notes,
             updates: OnceLock::new(),
+            saturated: AtomicBool::new(false),
         })
     }
 
@@ -89,16 +89,20 @@ impl Inbound {
 
     /// The gateway gave up on request `id` before the server answered it: nobody waits for
     /// the answer, and what the server still says about it reaches no caller (see
-    /// [`Routed`]) until it answers or [`LINGER`] passes.
+    /// [`Routed`]) until it answers.
     pub(crate) fn abandon(&self, id: i64) {
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
         let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        if !calls.contains_key(&id) {
+            return;
+        }
         if calls.values().filter(|r| r.abandoned.is_some()).count() >= MAX_ABANDONED {
             calls.remove(&id);
+            self.saturated.store(true, Ordering::Relaxed);
         } else if let Some(r) = calls.get_mut(&id) {
             let owner = r.link.owner();
             r.link = Arc::new(CallLink::new(false));
-            r.abandoned = Some((Instant::now(), owner));
+            r.abandoned = Some(owner);
         }
     }
 
@@ -109,16 +113,13 @@ impl Inbound {
 
     /// The call a message belongs to: the one named by the wire, or the only one in flight.
     fn call_of(&self, related: Related) -> Option<Arc<CallLink>> {
-        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         match related {
             Related::Call(id) => calls.get(&id).map(|r| r.link.clone()),
             Related::Infer => {
-                let now = Instant::now();
-                calls.retain(|_, r| {
-                    r.abandoned
-                        .as_ref()
-                        .is_none_or(|(t, _)| now.duration_since(*t) < LINGER)
-                });
+                if self.saturated.load(Ordering::Relaxed) {
+                    return None;
+                }
                 let mut live = calls.values().filter(|r| r.abandoned.is_none() && !r.link.is_held());
                 let (Some(only), None) = (live.next(), live.next()) else {
                     return None;
@@ -128,7 +129,7 @@ impl Inbound {
                 // only when every such request is its own principal's.
                 let owner = only.link.owner();
                 let foreign = calls.values().any(|r| match &r.abandoned {
-                    Some((_, o)) => *o != owner,
+                    Some(o) => *o != owner,
                     None => r.link.is_held() && r.link.owner() != owner,
                 });
                 (!foreign).then(|| only.link.clone())
