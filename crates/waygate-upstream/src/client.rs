@@ -561,14 +561,6 @@ impl Client {
         }
     }
 
-    pub(crate) async fn cancel_request(&self, id: i64, reason: &str) {
-        let _ = tokio::time::timeout(
-            Duration::from_secs(2),
-            self.notify("notifications/cancelled", json!({"requestId": id, "reason": reason})),
-        )
-        .await;
-    }
-
     /// Every page of a list method (`tools/list` → `tools`), bounded.
     pub async fn list_all(&self, method: &str, key: &str) -> Result<Vec<Value>, UpstreamError> {
         let mut out = Vec::new();

@@ -7,6 +7,17 @@ use serde_json::json;
 
 use crate::client::{Client, Wire};
 
+impl Client {
+    /// Tell the server request `id` is off (bounded: a wedged server must not hold the caller).
+    pub(crate) async fn cancel_request(&self, id: i64, reason: &str) {
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.notify("notifications/cancelled", json!({"requestId": id, "reason": reason})),
+        )
+        .await;
+    }
+}
+
 /// When a forwarded request gives up; pushed forward while the call waits for its caller
 /// (a question relayed to a person may take minutes the upstream's timeout is not for).
 pub struct Deadline(std::sync::Mutex<tokio::time::Instant>);
